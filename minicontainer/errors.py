@@ -1,0 +1,152 @@
+"""Typed errors and the exit codes the CLI turns them into.
+
+Libraries never call sys.exit: they raise one of these with a message that
+names the problem and a hint that says what to do. The CLI prints
+`minict: <message> (<hint>)` as one line on stderr and exits with the class's
+code. Each problem a user can act on has its own code, so scripts can tell
+them apart; the table below is the whole list.
+
+`minict run`/`start`/`exec` follow docker's convention instead: 125 when
+minict itself failed, 126 when the command cannot be executed, 127 when it
+is not found (see RunFailed and friends).
+"""
+
+
+class MinictError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message if not self.hint else f"{self.message} ({self.hint})"
+        return " ".join(text.split())  # one line, whatever the parts held
+
+
+# ---- images: references, the store, archives (codes 10-29) ----------------
+
+class BadReference(MinictError):
+    exit_code = 10
+
+
+class ImageNotFound(MinictError):
+    exit_code = 11
+
+
+class ArchiveError(MinictError):
+    """Truncated, corrupt or unrecognised archive or image layout."""
+    exit_code = 12
+
+
+class DigestMismatch(MinictError):
+    exit_code = 13
+
+
+class UnsupportedMediaType(MinictError):
+    exit_code = 14
+
+
+class MissingBlob(MinictError):
+    exit_code = 15
+
+
+class UnsafeLayer(MinictError):
+    """A layer tried to write outside its directory, or is otherwise hostile."""
+    exit_code = 16
+
+
+class LayerTooLarge(MinictError):
+    """Uncompressed size over the cap: a decompression bomb, or a cap too low."""
+    exit_code = 17
+
+
+class RegistryUnreachable(MinictError):
+    exit_code = 18
+
+
+class AuthenticationRequired(MinictError):
+    exit_code = 19
+
+
+class ManifestUnknown(MinictError):
+    """The registry has no such tag or digest."""
+    exit_code = 20
+
+
+class NoMatchingPlatform(MinictError):
+    exit_code = 21
+
+
+class DiskFull(MinictError):
+    exit_code = 22
+
+
+class ImageInUse(MinictError):
+    exit_code = 23
+
+
+class RegistryError(MinictError):
+    """Any other error answer from a registry (5xx after retries, bad JSON...)."""
+    exit_code = 24
+
+
+class StoreCorrupt(MinictError):
+    exit_code = 25
+
+
+class InsecureRegistry(MinictError):
+    """Plain HTTP asked of a registry that is neither loopback nor named insecure."""
+    exit_code = 26
+
+
+class BadArgument(MinictError):
+    """A flag's value is malformed (sizes, volume specs, env files...)."""
+    exit_code = 27
+
+
+# ---- containers (codes 30-49) ----------------------------------------------
+
+class ContainerNotFound(MinictError):
+    exit_code = 30
+
+
+class NameInUse(MinictError):
+    exit_code = 31
+
+
+class ContainerNotRunning(MinictError):
+    exit_code = 32
+
+
+class ContainerRunning(MinictError):
+    exit_code = 33
+
+
+class NotRoot(MinictError):
+    exit_code = 34
+
+
+# ---- cgroups (codes 40-49) -------------------------------------------------
+
+class CgroupUnavailable(MinictError):
+    """A limit was asked for but no usable cgroup v2 controller exists."""
+    exit_code = 40
+
+
+# ---- docker's run convention -------------------------------------------------
+
+class RunFailed(MinictError):
+    """minict could not start the container (docker: 125)."""
+    exit_code = 125
+
+
+class CommandNotExecutable(MinictError):
+    exit_code = 126
+
+
+class CommandNotFound(MinictError):
+    exit_code = 127

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything minicontainer + hpcshim need on Debian 12 / Ubuntu 24.04,
+# as root, idempotently: the apt packages, a virtualenv in .venv, and the
+# project itself (editable, with its minict and test extras).
+#
+# A second run with nothing to do touches no network: apt is asked only for
+# packages that are missing, and pip runs only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: run this as root (sudo $0): it installs apt packages" >&2
+    exit 1
+fi
+
+# What each group is for, so a reader can trim it:
+APT_PACKAGES=(
+    # Python and what python-prctl compiles against
+    python3 python3-venv python3-dev gcc libcap-dev
+    # the busybox test/demo image, kernel-side tools, layer compression
+    busybox-static iproute2 util-linux zstd gzip tar
+    # images made by tools we did not write, a real registry, its auth helpers
+    skopeo umoci docker-registry apache2-utils openssl
+    # real runtimes: Charliecloud (hpcshim backend), runc/crun (yardsticks)
+    charliecloud-runtime runc crun
+    # the cgroup v2 VM test tier: a Debian kernel booted by virtme-ng under QEMU
+    qemu-system-x86 linux-image-amd64
+    # a real single-node Slurm for the GPU-selection tests; ruby to check the Vagrantfile
+    slurm-wlm munge ruby
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing apt packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's own python3 (not whatever is first on PATH): that is what a fresh
+# machine has, and what the VM test tier sees through the shared root.
+PY=/usr/bin/python3
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-from
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[minict,test]'
+    echo "$want" > "$stamp"
+fi

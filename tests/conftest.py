@@ -1,0 +1,89 @@
+"""Shared fixtures and the marker rules (see DESIGN.md "Tests").
+
+Markers: unit, root, cgroup2, gpu, slow. A test that cannot run on this
+machine is skipped with the reason; it never passes silently.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.busybox import build_busybox_rootfs
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def _cgroup2_usable() -> str | None:
+    """None when a cgroup v2 hierarchy with memory/pids/cpu is at /sys/fs/cgroup."""
+    controllers = Path("/sys/fs/cgroup/cgroup.controllers")
+    if not controllers.exists():
+        return "no cgroup v2 hierarchy at /sys/fs/cgroup (controllers held by v1); runs in the VM tier"
+    have = set(controllers.read_text().split())
+    missing = {"memory", "pids", "cpu"} - have
+    if missing:
+        return f"cgroup v2 lacks {sorted(missing)}; runs in the VM tier"
+    return None
+
+
+def _gpu_usable() -> str | None:
+    if not Path("/dev/nvidiactl").exists() or not shutil.which("nvidia-smi"):
+        return "no NVIDIA GPU on this machine"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    is_root = os.geteuid() == 0
+    cg_reason = _cgroup2_usable()
+    gpu_reason = _gpu_usable()
+    for item in items:
+        if "root" in item.keywords and not is_root:
+            item.add_marker(pytest.mark.skip(reason="needs root"))
+        if "cgroup2" in item.keywords and cg_reason:
+            item.add_marker(pytest.mark.skip(reason=cg_reason))
+        if "gpu" in item.keywords and gpu_reason:
+            item.add_marker(pytest.mark.skip(reason=gpu_reason))
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> Path:
+    """A read-only-by-convention busybox rootfs shared by the whole session."""
+    return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture
+def minict_root(tmp_path) -> Path:
+    """A fresh store root for one test (never /var/lib/minict)."""
+    root = tmp_path / "minict-root"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def minict_env(tmp_path, minict_root) -> dict:
+    """Environment for running the `minict` command against temp roots."""
+    state = tmp_path / "minict-state"
+    env = dict(os.environ)
+    env.update(MINICT_ROOT=str(minict_root), MINICT_STATE=str(state))
+    env.pop("MINICT_EXPLAIN", None)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    return env
+
+
+@pytest.fixture
+def minict(minict_env):
+    """Run `minict ARGS...`; returns CompletedProcess (text, captured)."""
+
+    def run(*args, input=None, check=False, timeout=120, env=None):
+        e = dict(minict_env)
+        if env:
+            e.update(env)
+        return subprocess.run([str(VENV_BIN / "minict"), *map(str, args)],
+                              input=input, capture_output=True, text=True,
+                              env=e, check=check, timeout=timeout)
+
+    return run

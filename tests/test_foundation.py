@@ -1,0 +1,39 @@
+"""The foundation: packaging, CLI error convention, busybox builder."""
+
+import subprocess
+import sys
+
+import pytest
+
+from minicontainer import errors
+
+pytestmark = pytest.mark.unit
+
+
+def test_exit_codes_are_distinct():
+    classes = [c for c in vars(errors).values()
+               if isinstance(c, type) and issubclass(c, errors.MinictError)
+               and c is not errors.MinictError]
+    codes = [c.exit_code for c in classes]
+    assert len(codes) == len(set(codes)), sorted(codes)
+    assert all(code not in (0, 2) for code in codes)  # 2 is click's usage error
+
+
+def test_one_line_joins_message_and_hint():
+    err = errors.ImageNotFound("no image foo\nin store", hint="pull it")
+    assert err.one_line() == "no image foo in store (pull it)"
+
+
+def test_hpcshim_imports_without_minict_only_dependencies():
+    # GPU nodes may lack libcap headers: hpcshim must not need python-prctl,
+    # pyroute2, requests or zstandard just to import and print its help.
+    code = ("import sys; "
+            "sys.modules.update({m: None for m in ('prctl','pyroute2','requests','zstandard','tqdm')}); "
+            "import hpcshim.cli")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_busybox_rootfs_has_applets(busybox_rootfs):
+    assert (busybox_rootfs / "bin/busybox").is_file()
+    assert (busybox_rootfs / "bin/sh").is_symlink()
+    assert "student:x:1000" in (busybox_rootfs / "etc/passwd").read_text()
