@@ -1,0 +1,83 @@
+"""Small file-system helpers that make the store crash- and concurrency-safe.
+
+Two rules carry the whole design (DESIGN.md, "State on disk"):
+- every write that must survive a crash goes to a temporary name in the same
+  directory and is then renamed over the real name: rename(2) is atomic, so a
+  reader sees the old file or the new one, never half of one;
+- every multi-step change holds an flock(2) lock, which the kernel drops when
+  the holder dies, even by SIGKILL, so a crash never leaves a stale lock.
+"""
+
+import errno
+import fcntl
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import DiskFull
+
+CHUNK = 1 << 20  # 1 MiB reads: big enough to amortise syscalls, small enough for memory
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def raise_if_disk_full(exc: OSError, what: str):
+    """Turn ENOSPC/EDQUOT into DiskFull with a hint; re-raise anything else."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise DiskFull(f"no space left on device while {what}",
+                       "free some space (minict rmi unused images) and try again") from exc
+    raise exc
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write data to path so that a crash leaves either the old or the new file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # the rename must not land before the data
+            os.chmod(tmp, mode)
+            os.rename(tmp, path)
+        except OSError as exc:
+            raise_if_disk_full(exc, f"writing {path}")
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def file_lock(path: Path, shared: bool = False, blocking: bool = True):
+    """Hold flock(2) on path (created if missing) for the with-block.
+
+    Yields True when the lock is held; with blocking=False yields False
+    instead of waiting when someone else holds it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        if not blocking:
+            op |= fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, op)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the last fd drops the lock

@@ -1,0 +1,495 @@
+"""The image store: content-addressed blobs, unpacked layers, and names.
+
+On disk, under the root (`--root`, `MINICT_ROOT`, default /var/lib/minict):
+
+    blobs/sha256/<hex>        manifests, configs and layer blobs, named by
+                              the sha256 of their bytes (OCI image-layout style)
+    layers/<diffid-hex>/fs/   one directory per layer, unpacked once, keyed
+                              by its diff id (the sha256 of the uncompressed
+                              tar), whiteouts already in overlayfs form
+    layers/<diffid-hex>/meta.json
+    index.json                names -> manifest digest, and a summary of each
+                              image (config digest, diff ids, size)
+    tmp/                      work in progress; never read as content
+    locks/                    flock(2) files
+
+Two images that share a base share its layer directories, and a container
+needs only an upper/work dir of its own, so creating one costs the same
+whatever the image size.
+
+Safety (DESIGN.md "State on disk"):
+- Content appears by rename(2) from tmp/ only when complete and verified,
+  so a crash leaves at worst unreferenced content, never half of something.
+- Loads and pulls hold `locks/gc.lock` shared; `rmi` and garbage collection
+  hold it exclusive. So two loads run at once (and share layers: whoever
+  renames a layer first wins, the other discards its copy), while nothing
+  is collected under a load's feet.
+- Every command that writes first tries the gc lock exclusively without
+  waiting; if it gets it, no load is running, so anything in tmp/ and
+  anything no image references was left by a crash and is removed.
+- index.json is read-modify-written under `locks/index.lock`, via
+  temp + rename.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import mediatypes as mt
+from .errors import (BadReference, DigestMismatch, ImageInUse, ImageNotFound, MinictError, MissingBlob,
+                     StoreCorrupt, UnsupportedMediaType)
+from .fsutil import atomic_write, file_lock, raise_if_disk_full, sha256_bytes
+from .reference import Reference, parse
+
+DEFAULT_MAX_UNPACK = 64 * 1024**3  # bytes per image; a bomb stops here
+
+
+def _hex(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or not re.fullmatch(r"[a-f0-9]{64}", hexpart):
+        raise StoreCorrupt(f"invalid digest {digest!r}", "only sha256 digests are supported")
+    return hexpart
+
+
+@dataclass
+class Image:
+    """One image in the store, as the runtime needs it."""
+
+    manifest_digest: str
+    config_digest: str
+    manifest: dict
+    config: dict                # the whole image config (OCI image-spec config.md)
+    diff_ids: list[str]
+    layer_dirs: list[Path]      # unpacked layers, bottom (base) first
+    names: list[str] = field(default_factory=list)        # canonical references
+    repo_digests: list[str] = field(default_factory=list)
+    size: int = 0               # bytes of uncompressed layer tars
+
+    @property
+    def id(self) -> str:
+        """The image ID docker shows: the config's digest."""
+        return self.config_digest
+
+    @property
+    def run_config(self) -> dict:
+        """Entrypoint, Cmd, Env, WorkingDir, User...: the `config` object."""
+        return self.config.get("config") or {}
+
+    @property
+    def created(self) -> str | None:
+        return self.config.get("created")
+
+
+class Store:
+    def __init__(self, root: Path, max_unpack: int | None = None):
+        self.root = Path(root)
+        env_cap = os.environ.get("MINICT_MAX_UNPACK")
+        self.max_unpack = max_unpack or (int(env_cap) if env_cap else DEFAULT_MAX_UNPACK)
+        for sub in ("blobs/sha256", "layers", "tmp", "locks"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    # ---- paths -------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        return self.root / "blobs/sha256" / _hex(digest)
+
+    def layer_dir(self, diff_id: str) -> Path:
+        return self.root / "layers" / _hex(diff_id)
+
+    def layer_fs(self, diff_id: str) -> Path:
+        return self.layer_dir(diff_id) / "fs"
+
+    @property
+    def _gc_lock(self) -> Path:
+        return self.root / "locks/gc.lock"
+
+    @property
+    def _index_lock(self) -> Path:
+        return self.root / "locks/index.lock"
+
+    # ---- the index -----------------------------------------------------------
+
+    def _read_index(self) -> dict:
+        path = self.root / "index.json"
+        try:
+            index = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {"schemaVersion": 1, "names": {}, "images": {}}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreCorrupt(f"{path} is not valid JSON ({exc})",
+                               "restore it from a backup or remove the store root") from exc
+        index.setdefault("names", {})
+        index.setdefault("images", {})
+        return index
+
+    def _write_index(self, index: dict) -> None:
+        atomic_write(self.root / "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
+
+    @contextmanager
+    def _index_update(self):
+        """Read-modify-write index.json under its lock."""
+        with file_lock(self._index_lock):
+            index = self._read_index()
+            yield index
+            self._write_index(index)
+
+    # ---- reading -------------------------------------------------------------
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise MissingBlob(f"blob {digest} is missing from the store",
+                              "the store is damaged: remove the image and load it again") from None
+
+    def image(self, manifest_digest: str, index: dict | None = None) -> Image:
+        index = index if index is not None else self._read_index()
+        record = index["images"].get(manifest_digest)
+        if record is None:
+            raise ImageNotFound(f"no image with manifest {manifest_digest} in the store")
+        manifest = json.loads(self.read_blob(manifest_digest))
+        config = json.loads(self.read_blob(record["config"]))
+        names = sorted(n for n, d in index["names"].items() if d == manifest_digest)
+        return Image(
+            manifest_digest=manifest_digest,
+            config_digest=record["config"],
+            manifest=manifest,
+            config=config,
+            diff_ids=list(record["diff_ids"]),
+            layer_dirs=[self.layer_fs(d) for d in record["diff_ids"]],
+            names=names,
+            repo_digests=list(record.get("repo_digests", [])),
+            size=record.get("size", 0),
+        )
+
+    def images(self) -> list[Image]:
+        index = self._read_index()
+        return [self.image(d, index) for d in sorted(index["images"])]
+
+    def resolve(self, ref: "str | Reference") -> Image:
+        """Find an image by name, name@digest, manifest digest or ID prefix."""
+        index = self._read_index()
+        digest = self._lookup(index, ref)
+        return self.image(digest, index)
+
+    def _lookup(self, index: dict, ref: "str | Reference") -> str:
+        text = str(ref)
+        if isinstance(ref, str):
+            by_id = self._lookup_id(index, text)
+            if by_id:
+                return by_id
+        try:
+            parsed = ref if isinstance(ref, Reference) else parse(text)
+        except BadReference:
+            raise ImageNotFound(f"no image {text!r} in the store",
+                                "see `minict images` for what is there") from None
+        if parsed.digest:
+            for mdigest, record in index["images"].items():
+                if mdigest == parsed.digest or \
+                        f"{parsed.name}@{parsed.digest}" in record.get("repo_digests", []):
+                    return mdigest
+        elif str(parsed) in index["names"]:
+            return index["names"][str(parsed)]
+        raise ImageNotFound(f"no image {parsed.familiar()} in the store",
+                            f"pull it (minict pull {parsed.familiar()}) or load or import it")
+
+    @staticmethod
+    def _lookup_id(index: dict, text: str) -> str | None:
+        """IDs as docker accepts them: a unique prefix (4+ hex digits) of the
+        image ID, with or without `sha256:`, or a full manifest digest."""
+        prefix = text[7:] if text.startswith("sha256:") else text
+        if not re.fullmatch(r"[a-f0-9]{4,64}", prefix):
+            return None
+        hits = {m for m, rec in index["images"].items()
+                if _hex(rec["config"]).startswith(prefix) or (len(prefix) == 64 and _hex(m) == prefix)}
+        if len(hits) > 1:
+            raise BadReference(f"image ID prefix {text!r} is ambiguous",
+                               "give more digits of the ID")
+        return hits.pop() if hits else None
+
+    # ---- writing -------------------------------------------------------------
+
+    @contextmanager
+    def ingest(self):
+        """Hold the store open for adding images; see Ingest."""
+        self.recover()
+        failed = False
+        try:
+            with file_lock(self._gc_lock, shared=True):
+                work = Path(tempfile.mkdtemp(prefix="ingest-", dir=self.root / "tmp"))
+                try:
+                    yield Ingest(self, work)
+                except OSError as exc:
+                    failed = True
+                    raise_if_disk_full(exc, "adding to the image store")
+                except BaseException:
+                    failed = True
+                    raise
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+        finally:
+            # A failed ingest may have renamed some layers into place before
+            # failing; collect them now (if no other load is running) so
+            # the store is exactly as it was before.
+            if failed:
+                self.recover()
+
+    def recover(self) -> bool:
+        """Remove crash leftovers, if no load is running. True if it ran."""
+        with file_lock(self._gc_lock, blocking=False) as held:
+            if not held:
+                return False
+            self._collect_garbage()
+            return True
+
+    def remove(self, ref: str, force: bool = False,
+               in_use=lambda image: []) -> tuple[list[str], bool]:
+        """Untag ref; delete the image if no name is left (or ref was an ID).
+
+        Returns (names untagged, whether the image itself was deleted).
+        `in_use(image)` returns the containers using an image; an image in
+        use is never deleted.
+        """
+        with file_lock(self._gc_lock):
+            with self._index_update() as index:
+                digest = self._lookup(index, ref)
+                names = sorted(n for n, d in index["names"].items() if d == digest)
+                by_id = isinstance(ref, str) and self._lookup_id(index, ref) is not None
+                parsed = None if by_id else (ref if isinstance(ref, Reference) else parse(ref))
+                if by_id or parsed.digest:
+                    # By ID or digest: the image itself goes, with all its names.
+                    if by_id and len(names) > 1 and not force:
+                        raise ImageInUse(f"image {ref} has several names ({', '.join(names)})",
+                                         "remove them one by one, or use rmi -f")
+                    untag = names
+                else:
+                    untag = [str(parsed)]
+                delete = not [n for n in names if n not in untag]
+                if delete:
+                    users = in_use(self.image(digest, index))
+                    if users:
+                        raise ImageInUse(
+                            f"image {ref} is used by container(s) {', '.join(users)}",
+                            "remove those containers first (minict rm)")
+                for name in untag:
+                    index["names"].pop(name, None)
+                if delete:
+                    del index["images"][digest]
+            if delete:
+                self._collect_garbage()
+            return untag, delete
+
+    def _collect_garbage(self) -> None:
+        """Delete tmp/ and whatever no image references. Caller holds the
+        gc lock exclusively, so no load is in progress."""
+        tmp = self.root / "tmp"
+        for entry in tmp.iterdir():
+            _remove(entry)
+        index = self._read_index()
+        keep_blobs, keep_layers = set(), set()
+        for mdigest, record in index["images"].items():
+            keep_blobs.update({mdigest, record["config"]})
+            keep_blobs.update(record.get("layer_blobs", []))
+            keep_layers.update(record["diff_ids"])
+        keep_blob_hex = {_hex(d) for d in keep_blobs}
+        keep_layer_hex = {_hex(d) for d in keep_layers}
+        for blob in (self.root / "blobs/sha256").iterdir():
+            if blob.name not in keep_blob_hex:
+                _remove(blob)
+        for layer in (self.root / "layers").iterdir():
+            if layer.name not in keep_layer_hex:
+                _remove(layer)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+class Ingest:
+    """Adds blobs, layers and images to a store while holding its gc lock
+    shared. Get one from Store.ingest(); everything written goes through
+    `work` (a private temp dir) and is renamed into place when verified."""
+
+    def __init__(self, store: Store, work: Path):
+        self.store = store
+        self.work = work
+        self.staged: list[tuple[str, dict, list[str]]] = []
+
+    # ---- blobs ---------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        return self.store.blob_path(digest).exists()
+
+    def temp_path(self, prefix: str = "blob-") -> Path:
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=self.work)
+        os.close(fd)
+        return Path(name)
+
+    def commit_blob(self, tmp: Path, digest: str) -> Path:
+        """Move a verified temp file into blobs/ (a no-op if already there)."""
+        final = self.store.blob_path(digest)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)  # same content wherever it came from: replace is harmless
+        return final
+
+    def add_blob_bytes(self, data: bytes, expected: str | None = None, what: str = "blob") -> str:
+        digest = sha256_bytes(data)
+        if expected and digest != expected:
+            raise DigestMismatch(f"{what} has digest {digest}, expected {expected}",
+                                 "the source is corrupt or was tampered with; fetch it again")
+        if not self.has_blob(digest):
+            tmp = self.temp_path()
+            tmp.write_bytes(data)
+            self.commit_blob(tmp, digest)
+        return digest
+
+    def layer_present(self, diff_id: str) -> bool:
+        return (self.store.layer_dir(diff_id) / "meta.json").exists()
+
+    def layer_meta(self, diff_id: str) -> dict:
+        return json.loads((self.store.layer_dir(diff_id) / "meta.json").read_text())
+
+    def add_layer(self, source, *, blob_digest: str | None, diff_id: str | None,
+                  media_type: str | None, what: str, keep_blob: bool = True):
+        """Unpack a layer from `source` (a binary file of the blob), verifying
+        the blob digest and the diff id where given (None: computed, as for
+        `minict import`), and keep a copy of the blob.
+
+        Returns the layer's UnpackedLayer record; when diff_id is given and
+        the store already has that layer, returns None without reading
+        `source`.
+        """
+        from .layerops import unpack_layer  # lazy: only writers need tarfile & co
+        if media_type is not None and media_type not in mt.LAYER_TYPES:
+            raise UnsupportedMediaType(f"{what} has media type {media_type!r}, which is not an "
+                                       f"image layer minict can unpack",
+                                       "only OCI/Docker tar, tar+gzip and tar+zstd layers work")
+        if diff_id is not None and self.layer_present(diff_id):
+            return None
+        layer_tmp = Path(tempfile.mkdtemp(prefix="layer-", dir=self.work))
+        blob_tmp = self.temp_path() if keep_blob else None
+        layer = unpack_layer(source, layer_tmp / "fs", blob_digest=blob_digest, diff_id=diff_id,
+                             what=what, max_bytes=self.store.max_unpack, tee_path=blob_tmp)
+        (layer_tmp / "meta.json").write_text(json.dumps(
+            {"diff_id": layer.diff_id, "size": layer.size, "blob": layer.blob_digest,
+             "compression": layer.compression}))
+        if blob_tmp is not None:
+            self.commit_blob(blob_tmp, layer.blob_digest)
+        try:
+            os.rename(layer_tmp, self.store.layer_dir(layer.diff_id))
+        except OSError:
+            if not self.layer_present(layer.diff_id):
+                raise
+            shutil.rmtree(layer_tmp)  # another load got there first: share theirs
+        return layer
+
+    # ---- images ----------------------------------------------------------------
+
+    def commit_image(self, manifest_bytes: bytes, names: list[Reference] = (),
+                     repo_digests: list[str] = ()) -> Image:
+        """Stage one image and commit it at once (see stage_image)."""
+        digest = self.stage_image(manifest_bytes, names, repo_digests)
+        self.commit_staged()
+        return self.store.image(digest)
+
+    def stage_image(self, manifest_bytes: bytes, names: list[Reference] = (),
+                    repo_digests: list[str] = ()) -> str:
+        """Check an image whose config blob and layers are already in place,
+        and queue it for commit_staged(). Returns the manifest digest.
+
+        Checks the manifest against the config (one diff id per layer) and
+        that every layer is unpacked, and adds the manifest blob. Nothing is
+        visible by name until commit_staged() writes the index, so a
+        multi-image archive loads all or nothing.
+        """
+        manifest = parse_manifest(manifest_bytes, "manifest")
+        config_digest = manifest["config"]["digest"]
+        if not self.has_blob(config_digest):
+            raise MissingBlob(f"config blob {config_digest} was not added", "load the image again")
+        config = json.loads(self.store.read_blob(config_digest))
+        diff_ids = config_diff_ids(config)
+        if len(diff_ids) != len(manifest["layers"]):
+            raise StoreCorrupt(f"manifest lists {len(manifest['layers'])} layers but its config "
+                               f"has {len(diff_ids)} diff_ids", "the image is malformed")
+        size = 0
+        for diff_id in diff_ids:
+            if not self.layer_present(diff_id):
+                raise MissingBlob(f"layer {diff_id} was not unpacked", "load the image again")
+            size += self.layer_meta(diff_id)["size"]
+        mdigest = self.add_blob_bytes(manifest_bytes)
+        record = {
+            "config": config_digest,
+            "diff_ids": diff_ids,
+            "layer_blobs": [d["digest"] for d in manifest["layers"]],
+            "size": size,
+            "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "repo_digests": sorted(set(repo_digests)),
+        }
+        self.staged.append((mdigest, record, [str(n) for n in names]))
+        return mdigest
+
+    def commit_staged(self) -> None:
+        """Make every staged image visible, in one atomic index update."""
+        with self.store._index_update() as index:
+            for mdigest, record, names in self.staged:
+                old = index["images"].get(mdigest)
+                if old:
+                    record["repo_digests"] = sorted(set(old.get("repo_digests", []))
+                                                    | set(record["repo_digests"]))
+                index["images"][mdigest] = record
+                for name in names:
+                    index["names"][name] = mdigest
+        self.staged = []
+
+
+def parse_manifest(data: bytes, what: str) -> dict:
+    """Parse and check an image manifest (OCI image-spec manifest.md, or
+    Docker's Image Manifest V2 Schema 2)."""
+    try:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreCorrupt(f"{what} is not valid JSON ({exc})", "the image is malformed") from exc
+    if not isinstance(manifest, dict):
+        raise StoreCorrupt(f"{what} is not a JSON object", "the image is malformed")
+    if manifest.get("schemaVersion") == 1:
+        raise UnsupportedMediaType(f"{what} is a Docker schema 1 manifest, which is deprecated",
+                                   "re-push the image with a current docker or skopeo")
+    media_type = manifest.get("mediaType", mt.OCI_MANIFEST)
+    if media_type in mt.INDEX_TYPES:
+        raise UnsupportedMediaType(f"{what} is an image index, not a manifest",
+                                   "pick a platform (--platform)")
+    if media_type not in mt.MANIFEST_TYPES or "config" not in manifest:
+        raise UnsupportedMediaType(f"{what} has media type {media_type!r}, not an image manifest",
+                                   "minict runs OCI and Docker v2 images only")
+    config_type = manifest["config"].get("mediaType")
+    if config_type not in mt.CONFIG_TYPES:
+        raise UnsupportedMediaType(f"{what} points at a config of type {config_type!r}: "
+                                   f"not a container image (maybe an artifact such as a Helm chart)",
+                                   "minict runs OCI and Docker v2 images only")
+    for layer in manifest.get("layers", []):
+        if layer.get("mediaType") not in mt.LAYER_TYPES:
+            raise UnsupportedMediaType(f"{what} has a layer of media type "
+                                       f"{layer.get('mediaType')!r}",
+                                       "only tar, tar+gzip and tar+zstd layers are supported")
+    manifest.setdefault("layers", [])
+    return manifest
+
+
+def config_diff_ids(config: dict) -> list[str]:
+    try:
+        diff_ids = list(config["rootfs"]["diff_ids"])
+        for d in diff_ids:
+            _hex(d)
+        return diff_ids
+    except (KeyError, TypeError, MinictError):
+        raise StoreCorrupt("image config has no valid rootfs.diff_ids",
+                           "the image is malformed") from None

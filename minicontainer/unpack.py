@@ -1,0 +1,401 @@
+"""Unpack one image layer (an untrusted tar) into its own directory.
+
+Why not tarfile.extractall? Its filters are wrong for a root filesystem:
+`data` rejects absolute symlinks and device nodes (both normal in images),
+`tar` strips setuid bits, and both resolve symlinks on the *host* while
+checking. So we parse with tarfile (headers, pax, GNU long names) and do every
+write ourselves, relative to directory file descriptors:
+
+- Every path is walked one component at a time with openat(O_NOFOLLOW), from
+  a descriptor of the layer directory. A symlink met on the way is never
+  followed: an entry that would be written through one is rejected. This is
+  the defence against the classic "symlink then write through it" escape
+  (CVE-2018-15664 and the docker cp / tar-split family); doing it with
+  descriptors leaves no window between check and use.
+- `..` components are rejected; absolute names are taken relative to the
+  layer (contained), as every image tool does.
+- A hardlink may only point at an entry already unpacked in this layer.
+- Nothing may replace the layer's root with a non-directory.
+- A pax record may not set trusted.* xattrs: those are overlayfs' own
+  controls (trusted.overlay.redirect, .metacopy) and a layer must not forge
+  them. We keep security.capability (file capabilities, e.g. ping's
+  cap_net_raw) and user.* xattrs.
+
+Whiteouts (OCI image-spec, layer.md "Whiteouts") become overlayfs whiteouts
+here, once, so that running a container is a plain overlay mount:
+- `.wh.NAME`      -> a character device 0/0 named NAME (hides NAME below);
+- `.wh..wh..opq`  -> xattr trusted.overlay.opaque=y on the directory (hides
+                     everything below it from lower layers), whatever the
+                     order of the entries.
+A whiteout never hides an entry of its own layer (layer.md: whiteouts apply
+only to lower layers), so NAME in the same layer wins over `.wh.NAME`.
+
+Metadata is applied in the order the kernel requires: chown before chmod
+(chown clears setuid/setgid bits), xattrs after chown (chown clears
+security.capability), times last; directory times at the very end, since
+creating children changes a directory's mtime.
+"""
+
+import base64
+import errno
+import os
+import shutil
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from .errors import NotRoot, UnsafeLayer
+from .fsutil import CHUNK
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+DEFAULT_MAX_ENTRIES = 2_000_000
+
+
+def _allowed_xattr(name: str) -> bool:
+    return name == "security.capability" or name.startswith("user.")
+
+
+def xattrs_of(member: tarfile.TarInfo) -> dict[str, bytes]:
+    """Extended attributes recorded in a member's pax headers.
+
+    GNU tar and Go's archive/tar (docker, skopeo, umoci) write
+    `SCHILY.xattr.NAME` with the raw value; libarchive (bsdtar) writes
+    `LIBARCHIVE.xattr.URLENCODED-NAME` with a base64 value.
+    """
+    found = {}
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            name = key[len("SCHILY.xattr."):]
+            # tarfile decoded the value as UTF-8 with surrogateescape; undo it.
+            raw = value.encode("utf-8", "surrogateescape")
+        elif key.startswith("LIBARCHIVE.xattr."):
+            name = unquote(key[len("LIBARCHIVE.xattr."):])
+            raw = base64.b64decode(value + "=" * (-len(value) % 4))
+        else:
+            continue
+        if _allowed_xattr(name):
+            found[name] = raw
+    return found
+
+
+def safe_parts(name: str, what: str = "entry") -> list[str]:
+    """Split a tar name into components, refusing ones that could escape."""
+    if "\x00" in name:
+        raise UnsafeLayer(f"layer {what} {name!r} contains a NUL byte", _UNSAFE_HINT)
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeLayer(f"layer {what} {name!r} climbs out of the layer with '..'", _UNSAFE_HINT)
+    return parts
+
+
+_UNSAFE_HINT = "the image is malformed or hostile; do not use it"
+
+
+@dataclass
+class UnpackStats:
+    entries: int = 0
+    bytes_written: int = 0
+    skipped: list[str] = field(default_factory=list)  # e.g. device nodes when not root
+
+
+class LayerExtractor:
+    """Writes the members of one tar into `dest`, safely. Use as a context manager."""
+
+    def __init__(self, dest: str, max_entries: int = DEFAULT_MAX_ENTRIES):
+        self.dest = dest
+        self.root_fd = os.open(dest, DIR_FLAGS)
+        self.max_entries = max_entries
+        self.privileged = os.geteuid() == 0
+        self.stats = UnpackStats()
+        self._dir_times: list[tuple[tuple[str, ...], int]] = []
+        self._cached_parent: tuple[tuple[str, ...], int] | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._drop_cache()
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+
+    # ---- walking -----------------------------------------------------------
+
+    def _drop_cache(self):
+        if self._cached_parent is not None:
+            os.close(self._cached_parent[1])
+            self._cached_parent = None
+
+    def _open_dir(self, parts: list[str], create: bool, entry: str) -> int:
+        """Open the directory at parts (relative to the layer root), never
+        following a symlink; create missing directories (0755, as docker
+        does) when create is true. Returns a new fd the caller closes."""
+        fd = os.dup(self.root_fd)
+        try:
+            for i, part in enumerate(parts):
+                try:
+                    nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    where = "/".join(parts[:i + 1])
+                    st = os.lstat(part, dir_fd=fd)
+                    if stat.S_ISLNK(st.st_mode):
+                        raise UnsafeLayer(f"layer entry {entry!r} would be written through the "
+                                          f"symlink {where!r}", _UNSAFE_HINT) from None
+                    raise UnsafeLayer(f"layer entry {entry!r} needs {where!r} to be a directory, "
+                                      f"but it is a file", _UNSAFE_HINT) from None
+                os.close(fd)
+                fd = nxt
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _parent_fd(self, parts: list[str], entry: str) -> int:
+        """The parent directory of an entry, cached for runs of siblings."""
+        key = tuple(parts[:-1])
+        if self._cached_parent is not None and self._cached_parent[0] == key:
+            return self._cached_parent[1]
+        self._drop_cache()
+        fd = self._open_dir(list(key), create=True, entry=entry)
+        self._cached_parent = (key, fd)
+        return fd
+
+    def _clear(self, parent_fd: int, name: str, keep_dir: bool = False) -> None:
+        """Remove whatever is at name, so a new entry can take its place.
+        Tar archives may repeat a name; the last entry wins."""
+        try:
+            st = os.lstat(name, dir_fd=parent_fd)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return
+            # A directory replaced by a non-directory. The cached parent fd
+            # is parent_fd itself, never this child, so it stays valid.
+            shutil.rmtree(name, dir_fd=parent_fd)
+        else:
+            os.unlink(name, dir_fd=parent_fd)
+
+    # ---- entries -------------------------------------------------------------
+
+    def extract_all(self, tar: tarfile.TarFile) -> UnpackStats:
+        while True:
+            member = tar.next()
+            if member is None:
+                break
+            tar.members = []  # tarfile keeps every member otherwise: O(n) memory
+            self.stats.entries += 1
+            if self.stats.entries > self.max_entries:
+                raise UnsafeLayer(f"layer has more than {self.max_entries} entries",
+                                  "a likely inode-exhaustion attack; do not use this image")
+            self.extract(tar, member)
+        self._apply_dir_times()
+        return self.stats
+
+    def extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        name = member.name
+        parts = safe_parts(name)
+        if not parts:
+            if not member.isdir():
+                raise UnsafeLayer(f"layer entry {name!r} would replace the layer's root "
+                                  f"directory with a non-directory", _UNSAFE_HINT)
+            self._set_dir_meta(self.root_fd, member, ())
+            return
+
+        base = parts[-1]
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(parts, name)
+            return
+
+        parent = self._parent_fd(parts, name)
+        if member.isdir():
+            self._clear(parent, base, keep_dir=True)
+            try:
+                os.mkdir(base, 0o700, dir_fd=parent)
+            except FileExistsError:
+                pass
+            fd = os.open(base, DIR_FLAGS, dir_fd=parent)
+            try:
+                self._set_dir_meta(fd, member, tuple(parts))
+            finally:
+                os.close(fd)
+        elif member.isreg():
+            self._clear(parent, base)
+            self._write_file(tar, member, parent, base)
+        elif member.issym():
+            self._clear(parent, base)
+            if "\x00" in member.linkname:
+                raise UnsafeLayer(f"symlink {name!r} has a NUL byte in its target", _UNSAFE_HINT)
+            # The target is stored as is, absolute or not: it is resolved
+            # inside the container's root at run time, never here.
+            os.symlink(member.linkname, base, dir_fd=parent)
+            self._set_link_meta(parent, base, member)
+        elif member.islnk():
+            self._hardlink(parts, parent, base, member)
+        elif member.ischr() or member.isblk():
+            self._clear(parent, base)
+            if not self.privileged:
+                self.stats.skipped.append(f"device node {name} (needs root)")
+                return
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor),
+                     dir_fd=parent)
+            self._set_node_meta(parent, base, member)
+        elif member.isfifo():
+            self._clear(parent, base)
+            os.mkfifo(base, 0o600, dir_fd=parent)
+            self._set_node_meta(parent, base, member)
+        else:
+            self.stats.skipped.append(f"{name} (unsupported tar type {member.type!r})")
+
+    def _write_file(self, tar, member, parent: int, base: str) -> None:
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=parent)
+        try:
+            source = tar.extractfile(member)
+            remaining = member.size
+            while remaining > 0:
+                chunk = source.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise EOFError(f"unexpected end of data in {member.name!r}")
+                _write_all(fd, chunk)
+                remaining -= len(chunk)
+            self.stats.bytes_written += member.size
+            if self.privileged:
+                os.fchown(fd, member.uid, member.gid)
+            os.fchmod(fd, member.mode & 0o7777)
+            for key, value in xattrs_of(member).items():
+                _set_xattr(fd, key, value, member.name, self.stats)
+            os.utime(fd, ns=(_ns(member.mtime), _ns(member.mtime)))
+        finally:
+            os.close(fd)
+
+    def _set_dir_meta(self, fd: int, member, parts: tuple[str, ...]) -> None:
+        if self.privileged:
+            os.fchown(fd, member.uid, member.gid)
+        os.fchmod(fd, member.mode & 0o7777)
+        for key, value in xattrs_of(member).items():
+            _set_xattr(fd, key, value, member.name, self.stats)
+        self._dir_times.append((parts, _ns(member.mtime)))
+
+    def _set_link_meta(self, parent: int, base: str, member) -> None:
+        if self.privileged:
+            os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
+        os.utime(base, ns=(_ns(member.mtime), _ns(member.mtime)), dir_fd=parent,
+                 follow_symlinks=False)
+
+    def _set_node_meta(self, parent: int, base: str, member) -> None:
+        # We created base a moment ago in a directory only we write to, so it
+        # is the node itself, not a symlink planted by the archive.
+        if self.privileged:
+            os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
+        os.chmod(base, member.mode & 0o7777, dir_fd=parent)
+        os.utime(base, ns=(_ns(member.mtime), _ns(member.mtime)), dir_fd=parent,
+                 follow_symlinks=False)
+
+    def _hardlink(self, parts, parent: int, base: str, member) -> None:
+        target = safe_parts(member.linkname, what="hardlink target")
+        if not target:
+            raise UnsafeLayer(f"hardlink {member.name!r} points at the layer root", _UNSAFE_HINT)
+        if target == parts:
+            return  # a link to itself: nothing to do
+        try:
+            tparent = self._open_dir(target[:-1], create=False, entry=member.name)
+        except FileNotFoundError:
+            raise UnsafeLayer(f"hardlink {member.name!r} points at {member.linkname!r}, "
+                              f"which is not in this layer", _UNSAFE_HINT) from None
+        try:
+            try:
+                st = os.lstat(target[-1], dir_fd=tparent)
+            except FileNotFoundError:
+                raise UnsafeLayer(f"hardlink {member.name!r} points at {member.linkname!r}, "
+                                  f"which is not in this layer", _UNSAFE_HINT) from None
+            if stat.S_ISDIR(st.st_mode):
+                raise UnsafeLayer(f"hardlink {member.name!r} points at a directory", _UNSAFE_HINT)
+            self._clear(parent, base)
+            os.link(target[-1], base, src_dir_fd=tparent, dst_dir_fd=parent,
+                    follow_symlinks=False)
+        finally:
+            os.close(tparent)
+
+    def _whiteout(self, parts: list[str], entry: str) -> None:
+        base = parts[-1]
+        if base == OPAQUE_MARKER:
+            # Opaque: set on the directory itself (created now if its own
+            # entry comes later; that entry then keeps the xattr).
+            fd = self._open_dir(parts[:-1], create=True, entry=entry)
+            try:
+                self._require_root("an opaque-directory whiteout")
+                os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+            finally:
+                os.close(fd)
+            return
+        if base.startswith(WHITEOUT_PREFIX * 2):
+            return  # other .wh..wh. names are aufs bookkeeping (e.g. .wh..wh.plnk): ignore
+        hidden = base[len(WHITEOUT_PREFIX):]
+        if hidden in ("", ".", ".."):
+            raise UnsafeLayer(f"layer entry {entry!r} is a whiteout with an invalid name",
+                              _UNSAFE_HINT)
+        parent = self._parent_fd(parts[:-1] + [hidden], entry)
+        try:
+            os.lstat(hidden, dir_fd=parent)
+            return  # the layer itself has NAME: a whiteout hides only lower layers
+        except FileNotFoundError:
+            pass
+        self._require_root("a whiteout")
+        os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+
+    def _require_root(self, what: str) -> None:
+        if not self.privileged:
+            raise NotRoot(f"the layer has {what}, which needs root to unpack as overlayfs expects",
+                          "run minict as root (sudo)")
+
+    def _apply_dir_times(self) -> None:
+        self._drop_cache()
+        # Deepest first, so setting a parent's time is the last change to it.
+        for parts, mtime in sorted(self._dir_times, key=lambda item: -len(item[0])):
+            try:
+                fd = self._open_dir(list(parts), create=False, entry="/".join(parts))
+            except (FileNotFoundError, UnsafeLayer):
+                continue  # replaced later in the archive; nothing to time
+            try:
+                os.utime(fd, ns=(mtime, mtime))
+            finally:
+                os.close(fd)
+
+
+def _ns(mtime) -> int:
+    return int(mtime * 1_000_000_000)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _set_xattr(fd: int, key: str, value: bytes, name: str, stats: UnpackStats) -> None:
+    try:
+        os.setxattr(fd, key, value)
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            stats.skipped.append(f"xattr {key} on {name} ({exc.strerror})")
+        else:
+            raise
