@@ -196,7 +196,10 @@ class _Prefixed:
 
     def read(self, n: int = -1) -> bytes:
         if self.head:
-            data, self.head = self.head, b""
+            if n is None or n < 0:
+                data, self.head = self.head + self.src.read(), b""
+            else:
+                data, self.head = self.head[:n], self.head[n:]
             return data
         return self.src.read(n)
 

@@ -150,3 +150,15 @@ class CommandNotExecutable(MinictError):
 
 class CommandNotFound(MinictError):
     exit_code = 127
+
+
+# ---- containers, continued (issue 3: run and the lifecycle) -----------------
+
+class UnknownUser(MinictError):
+    """--user (or the image's User) names a user or group the image lacks."""
+    exit_code = 35
+
+
+class ContainerStateError(MinictError):
+    """A container's record on disk is damaged or half-written."""
+    exit_code = 36

@@ -197,7 +197,7 @@ class Store:
         elif str(parsed) in index["names"]:
             return index["names"][str(parsed)]
         raise ImageNotFound(f"no image {parsed.familiar()} in the store",
-                            f"pull it (minict pull {parsed.familiar()}) or load or import it")
+                            f"pull it with 'minict pull {parsed.familiar()}', or load or import it")
 
     @staticmethod
     def _lookup_id(index: dict, text: str) -> str | None:
@@ -291,6 +291,9 @@ class Store:
         tmp = self.root / "tmp"
         for entry in tmp.iterdir():
             _remove(entry)
+        # atomic_write's temp file, when a writer died between write and rename
+        for stale in self.root.glob(".index.json.tmp-*"):
+            stale.unlink(missing_ok=True)
         index = self._read_index()
         keep_blobs, keep_layers = set(), set()
         for mdigest, record in index["images"].items():

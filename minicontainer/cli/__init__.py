@@ -29,6 +29,9 @@ LAZY_COMMANDS = {
     "pull": ("minicontainer.cli.registry", "pull_cmd"),
     "login": ("minicontainer.cli.registry", "login_cmd"),
     "logout": ("minicontainer.cli.registry", "logout_cmd"),
+    # cgroups (issue 4)
+    "stats": ("minicontainer.cli.cgroups", "stats_cmd"),
+    "update": ("minicontainer.cli.cgroups", "update_cmd"),
 }
 
 

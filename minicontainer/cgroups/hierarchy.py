@@ -1,0 +1,415 @@
+"""One cgroup v2 directory per container, under a `minict` subtree.
+
+    <root>/                     the v2 hierarchy (default /sys/fs/cgroup)
+    <root>/minict/              minict's subtree: never holds a process itself
+    <root>/minict/<container>/  a leaf: the container's processes and limits
+
+Everything is a file operation under `root`, so tests hand in a temp
+directory of fake control files and the VM tier hands in the real tree.
+Every write the kernel sees goes through `_write()`, which narrates it
+(`--explain`) as one sentence plus the exact file and value.
+
+The rules this code follows (Documentation/admin-guide/cgroup-v2.rst):
+
+- "Controlling Controllers": a controller works in a cgroup only if its
+  parent lists it in cgroup.subtree_control, so we enable what we need in
+  <root> and in <root>/minict, top-down, writing only what is missing.
+- "No Internal Process Constraint": a non-root cgroup that enables
+  controllers for its children may hold no processes itself. The top of the
+  hierarchy is exempt, so on a host, in the Vagrant VM (systemd) and in the
+  virtme VM (everything sits in "/"), writing <root>/cgroup.subtree_control
+  just works. `minict` itself never lives in <root>/minict, and container
+  processes live only in leaves, so the subtree is always legal. The one
+  case that is not: <root> is an ordinary cgroup that merely looks like the
+  top (minict running inside another container with its own cgroup
+  namespace, or in a delegated systemd scope) and minict's own processes
+  are in it. Then we do what docker-in-docker's and kind's entrypoints do:
+  move those processes into a leaf <root>/init first, and only then enable
+  controllers. We never move processes out of the real top: that would
+  drag every system process into a cgroup of ours.
+- "Core Interface Files": cgroup.kill (Linux 5.14) kills every process in
+  the cgroup at once, with no race against fork(); older kernels get a
+  freeze-then-kill loop instead.
+"""
+
+import errno
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import BadArgument, CgroupUnavailable, RunFailed
+from . import detect
+from .limits import ControlWrite, Limits, cpuset_members
+from .stats import Sample, read_sample
+
+DEFAULT_ROOT = Path("/sys/fs/cgroup")
+SUBTREE = "minict"
+EVACUATION_LEAF = "init"   # the name docker-in-docker and kind use for the same leaf
+
+# Enabled whenever the kernel offers them, even with no limit asked, so that
+# `minict stats` has memory.current, pids.current, cpu.stat and io.stat.
+STATS_CONTROLLERS = {"cpu", "memory", "pids", "io"}
+
+Explain = Callable[[str, str], None]
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def explain_to_stderr(sentence: str, call: str) -> None:
+    """The plain narration hook: one line per kernel-facing step."""
+    print(f"{sentence}: {call}", file=sys.stderr, flush=True)
+
+
+def _silent(sentence: str, call: str) -> None:
+    pass
+
+
+def _missing(exc: OSError, path: Path) -> bool:
+    """Did a write fail because the control file does not exist?
+
+    cgroupfs cannot create files, so opening a missing one for writing gives
+    EACCES (or ENOENT), not a plain "no such file"."""
+    return exc.errno in (errno.ENOENT, errno.EACCES) and not path.exists()
+
+
+def _write(path: Path, value: str, sentence: str, explain: Explain) -> None:
+    """Write one value to one control file, narrating it first.
+
+    One write() per value: the kernel parses each write on its own, so a
+    buffered writer that split or merged them would change the meaning.
+    """
+    explain(sentence, f"write '{value}' to {path}")
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read_pids(path: Path) -> list[int]:
+    try:
+        return [int(line) for line in (path / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+# ---- the shared part of the tree ---------------------------------------------
+
+def _enable_controllers(cgroup_dir: Path, controllers: set[str], explain: Explain) -> None:
+    """Add the missing controllers to cgroup_dir/cgroup.subtree_control."""
+    control = cgroup_dir / "cgroup.subtree_control"
+    try:
+        current = set(control.read_text().split())
+    except FileNotFoundError:
+        current = set()
+    missing = sorted(set(controllers) - current)
+    if not missing:
+        return
+    value = " ".join(f"+{c}" for c in missing)
+    try:
+        _write(control, value,
+               f"let child cgroups of {cgroup_dir} use the {', '.join(missing)} controllers",
+               explain)
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            raise CgroupUnavailable(
+                f"cannot enable controllers in {cgroup_dir}: it holds processes "
+                "(cgroup v2's no-internal-processes rule)",
+                f"move them into a child cgroup, or pass another cgroup root") from None
+        raise CgroupUnavailable(f"cannot enable {value} in {control}: {exc.strerror}",
+                                detect.UNIFIED_FIX) from None
+
+
+def _evacuate_root(root: Path, explain: Explain) -> None:
+    """Move the processes of a non-top <root> into the leaf <root>/init.
+
+    See the module docstring: needed only when <root> is a cgroup namespace
+    root or a delegated scope that still holds processes (ours included).
+    """
+    leaf = root / EVACUATION_LEAF
+    if not leaf.is_dir():
+        explain("make a leaf for the processes already in this cgroup "
+                "(the no-internal-processes rule)", f"mkdir {leaf}")
+        leaf.mkdir(exist_ok=True)
+    for pid in _read_pids(root):
+        try:
+            _write(leaf / "cgroup.procs", str(pid), f"move process {pid} into that leaf", explain)
+        except ProcessLookupError:
+            pass  # it exited meanwhile: nothing to move
+
+
+def prepare_subtree(root: Path, controllers: set[str], explain: Explain = _silent) -> Path:
+    """Make <root>/minict with `controllers` usable by its children; return its path."""
+    root = Path(root)
+    subtree = root / SUBTREE
+    top_needs = set(controllers) - set(_text(root / "cgroup.subtree_control").split())
+    if top_needs and not detect.is_real_root(root) and _read_pids(root):
+        _evacuate_root(root, explain)
+    _enable_controllers(root, controllers, explain)
+    if not subtree.is_dir():
+        explain("make minict's own subtree of the cgroup hierarchy", f"mkdir {subtree}")
+        subtree.mkdir(exist_ok=True)  # another minict may have just made it
+    _enable_controllers(subtree, controllers, explain)
+    return subtree
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+# ---- one container's cgroup -----------------------------------------------------
+
+class Cgroup:
+    """A container's cgroup directory: create, limit, join, measure, kill, remove."""
+
+    def __init__(self, path: Path, explain: Explain | None = None):
+        self.path = Path(path)
+        self.explain = explain or _silent
+
+    def __repr__(self) -> str:
+        return f"Cgroup({str(self.path)!r})"
+
+    @property
+    def container_id(self) -> str:
+        return self.path.name
+
+    # -- creation ------------------------------------------------------------
+
+    @classmethod
+    def create(cls, container_id: str, limits: Limits, root: Path = DEFAULT_ROOT,
+               explain: Explain | None = None, proc: Path = Path("/proc")) -> "Cgroup":
+        """Make <root>/minict/<container_id> with `limits` written.
+
+        Checks first (CgroupUnavailable / BadArgument before anything is
+        made); if a limit write fails, the new directory is removed again.
+        """
+        explain = explain or _silent
+        if not _ID_RE.fullmatch(container_id):
+            raise BadArgument(f"invalid container id for a cgroup: {container_id!r}",
+                              "ids are letters, digits, '_', '.', '-' (no '/')")
+        root = Path(root)
+        wanted = limits.controllers()
+        offered = detect.require_controllers(root, wanted, proc)
+        _check_cpuset(root, limits)
+        subtree = prepare_subtree(root, wanted | (STATS_CONTROLLERS & offered), explain)
+        path = subtree / container_id
+        explain(f"create the cgroup of container {container_id}", f"mkdir {path}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise CgroupUnavailable(f"cgroup {path} already exists",
+                                    "a crashed minict left it behind: `minict rm` the "
+                                    "container, or remove the directory with rmdir") from None
+        cgroup = cls(path, explain)
+        try:
+            cgroup.apply(limits)
+        except BaseException:
+            cgroup._rmdir(quiet=True)
+            raise
+        return cgroup
+
+    # -- limits --------------------------------------------------------------
+
+    def apply(self, limits: Limits) -> None:
+        """Write every limit (creation and `minict update` both land here)."""
+        current = self.memory_max() if limits.memory_swap is not None else None
+        for w in limits.writes(current_memory=current):
+            self._write_control(w)
+
+    update = apply
+
+    def _write_control(self, w: ControlWrite) -> None:
+        path = self.path / w.filename
+        try:
+            _write(path, w.value, w.sentence, self.explain)
+        except OSError as exc:
+            if _missing(exc, path):
+                if not w.required:
+                    self.explain(f"skip: this kernel has no {w.filename}", "(no write)")
+                    return
+                raise CgroupUnavailable(
+                    f"{w.filename} does not exist in {self.path}",
+                    f"the {w.controller} controller is not enabled for this cgroup, "
+                    "or this kernel lacks the feature (swap needs swap accounting)") from None
+            # EINVAL, ERANGE...: the kernel refused the value itself.
+            raise BadArgument(f"the kernel refused {w.value!r} for {w.filename}: {exc.strerror}",
+                              _REFUSAL_HINTS.get(w.filename, "check the value")) from None
+
+    # -- processes -----------------------------------------------------------
+
+    def add_pid(self, pid: int) -> None:
+        """Move process `pid` (and later its children) into this cgroup.
+
+        Call it while the process is still waiting to exec (the runtime's
+        sync pipe), so not one instruction of the workload runs unlimited."""
+        try:
+            _write(self.path / "cgroup.procs", str(pid),
+                   f"move process {pid} into the container's cgroup", self.explain)
+        except OSError as exc:
+            raise RunFailed(f"cannot move process {pid} into {self.path}: {exc.strerror}",
+                            "the process may have exited already") from None
+
+    def pids(self) -> list[int]:
+        return _read_pids(self.path)
+
+    def populated(self) -> bool:
+        """True while any process is in this cgroup (cgroup.events)."""
+        for line in _text(self.path / "cgroup.events").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "populated":
+                return value.strip() == "1"
+        return bool(self.pids())
+
+    # -- accounting ----------------------------------------------------------
+
+    def stats(self) -> Sample:
+        return read_sample(self.path)
+
+    def memory_max(self) -> int | None:
+        """memory.max in bytes; None when unlimited or not readable."""
+        return read_sample(self.path).memory_max
+
+    def memory_events(self) -> dict[str, int]:
+        return read_sample(self.path).memory_events
+
+    def oom_killed(self) -> bool:
+        """Has the OOM killer killed a process of this container?
+
+        memory.events' oom_kill counts kills in this cgroup and below; a fresh
+        cgroup starts at 0, so any kill since creation shows."""
+        return self.memory_events().get("oom_kill", 0) > 0
+
+    # -- the end ---------------------------------------------------------------
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL every process in the cgroup."""
+        kill_file = self.path / "cgroup.kill"
+        if kill_file.exists():
+            _write(kill_file, "1", "kill every process of the container at once", self.explain)
+            return
+        self._kill_each(timeout)
+
+    def _kill_each(self, timeout: float) -> None:
+        """Kernels before 5.14: freeze, SIGKILL each listed pid, repeat until empty.
+
+        Freezing first stops a fork bomb from making new pids faster than we
+        kill them; a frozen task still dies of SIGKILL in cgroup v2."""
+        freeze = self.path / "cgroup.freeze"
+        frozen = freeze.exists()
+        if frozen:
+            _write(freeze, "1", "freeze the container so nothing new can fork", self.explain)
+        deadline = time.monotonic() + timeout
+        try:
+            while pids := self.pids():
+                for pid in pids:
+                    self.explain(f"kill process {pid}", f"kill({pid}, SIGKILL)")
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                if time.monotonic() > deadline:
+                    raise RunFailed(f"processes {pids} in {self.path} survived SIGKILL",
+                                    "they may be stuck in the kernel (D state); try again later")
+                time.sleep(0.05)
+        finally:
+            if frozen and self.path.exists():
+                _write(freeze, "0", "thaw the (now empty) cgroup", self.explain)
+
+    def destroy(self, timeout: float = 10.0) -> None:
+        """Kill everything in the cgroup, wait until it is empty, remove it.
+
+        Safe to call twice: a cgroup that is already gone is left alone."""
+        if not self.path.is_dir():
+            return
+        if self.populated():
+            self.kill(timeout)
+        self._rmdir(timeout=timeout)
+
+    def _rmdir(self, timeout: float = 10.0, quiet: bool = False) -> None:
+        """rmdir, retrying while the kernel still counts exiting processes (EBUSY)."""
+        if not quiet:
+            self.explain("remove the container's cgroup", f"rmdir {self.path}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if quiet:
+                    return
+                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise RunFailed(f"cannot remove cgroup {self.path}: {exc.strerror}",
+                                    f"processes left: {self.pids() or 'none listed'}") from None
+                time.sleep(0.05)
+
+
+_REFUSAL_HINTS = {
+    "cpuset.cpus": "name CPUs this machine has (see /sys/fs/cgroup/cpuset.cpus.effective)",
+    "io.max": "io limits apply to whole disks, not partitions (lsblk shows both)",
+    "cpu.max": "give --cpus from 0.01 up to the number of CPUs",
+}
+
+
+def _check_cpuset(root: Path, limits: Limits) -> None:
+    """Refuse CPUs the machine does not have before anything is made."""
+    if limits.cpuset_cpus is None:
+        return
+    effective = _text(root / "cpuset.cpus.effective").strip()
+    if not effective:
+        effective = f"0-{(os.cpu_count() or 1) - 1}"
+    unknown = cpuset_members(limits.cpuset_cpus) - cpuset_members(effective)
+    if unknown:
+        raise BadArgument(f"--cpuset-cpus {limits.cpuset_cpus}: CPU {min(unknown)} is not available",
+                          f"this machine offers CPUs {effective}")
+
+
+# ---- what `minict run` calls, and the crash cleanup --------------------------------
+
+def create_for_container(container_id: str, limits: Limits, root: Path = DEFAULT_ROOT,
+                         explain: Explain | None = None,
+                         proc: Path = Path("/proc")) -> Cgroup | None:
+    """The cgroup for a new container, or None when none can be made and none is needed.
+
+    With limits: a Cgroup, or CgroupUnavailable naming the cause and the fix.
+    Without limits: a Cgroup when cgroup v2 works here (so `minict stats`
+    has numbers), else None, and --explain says why no cgroup was made.
+    """
+    explain = explain or _silent
+    if limits.is_empty():
+        problem = detect.diagnose(root, set(), proc)  # is there a v2 tree at all?
+        if problem:
+            explain(f"no cgroup was made: {problem[0]}", "(no limit was asked for, so none is needed)")
+            return None
+    return Cgroup.create(container_id, limits, root, explain, proc)
+
+
+def container_cgroups(root: Path = DEFAULT_ROOT) -> list[Path]:
+    """Every container cgroup under <root>/minict."""
+    subtree = Path(root) / SUBTREE
+    if not subtree.is_dir():
+        return []
+    return sorted(p for p in subtree.iterdir() if p.is_dir() and _ID_RE.fullmatch(p.name))
+
+
+def find_orphans(is_live: Callable[[str], bool], root: Path = DEFAULT_ROOT) -> list[Path]:
+    """Container cgroups whose container is gone (is_live(container_id) is False).
+
+    The runtime decides what "live" means (its state record exists and its
+    monitor process runs); this only walks the tree. An orphan may still
+    hold processes: a SIGKILLed minict leaves its workload running."""
+    return [p for p in container_cgroups(root) if not is_live(p.name)]
+
+
+def remove_orphans(is_live: Callable[[str], bool], root: Path = DEFAULT_ROOT,
+                   explain: Explain | None = None) -> list[str]:
+    """Kill and remove every orphan cgroup; return the container ids cleaned."""
+    cleaned = []
+    for path in find_orphans(is_live, root):
+        Cgroup(path, explain).destroy()
+        cleaned.append(path.name)
+    return cleaned

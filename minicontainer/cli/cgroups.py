@@ -1,0 +1,80 @@
+"""cgroup commands: `minict stats` and `minict update`, and the resource flags.
+
+`limit_options` is the set of docker-style resource flags; `minict run`
+decorates itself with it too and turns the values into a Limits with
+`limits_from_options(kwargs)`, so both commands accept the same spellings.
+"""
+
+import click
+
+RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "pids_limit", "cpus",
+                  "cpu_shares", "cpu_weight", "cpuset_cpus", "device_read_bps",
+                  "device_write_bps")
+
+
+def limit_options(command):
+    """Add docker's resource flags to a click command (values stay strings)."""
+    options = [
+        click.option("--memory", "-m", metavar="SIZE", help="Memory limit (memory.max), e.g. 64m."),
+        click.option("--memory-swap", metavar="SIZE",
+                     help="Memory plus swap (docker semantics); -1 for unlimited swap."),
+        click.option("--memory-reservation", metavar="SIZE",
+                     help="Soft floor protected from reclaim (memory.low)."),
+        click.option("--pids-limit", metavar="N", help="Most processes (pids.max); -1 unlimited."),
+        click.option("--cpus", metavar="N", help="CPU time in CPUs (cpu.max), e.g. 0.5."),
+        click.option("--cpu-shares", "-c", metavar="N",
+                     help="Relative CPU share 2..262144 (converted to cpu.weight)."),
+        click.option("--cpu-weight", metavar="N", help="cgroup v2 cpu.weight 1..10000."),
+        click.option("--cpuset-cpus", metavar="LIST", help="CPUs allowed, e.g. 0-1,3."),
+        click.option("--device-read-bps", metavar="DEV:RATE", multiple=True,
+                     help="Read rate limit for a block device (io.max), e.g. /dev/sda:1mb."),
+        click.option("--device-write-bps", metavar="DEV:RATE", multiple=True,
+                     help="Write rate limit for a block device (io.max)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def limits_from_options(kwargs: dict, updating: bool = False):
+    """Pop the resource flags out of a click kwargs dict and validate them."""
+    from ..cgroups.limits import limits_from_cli
+    flags = {name: kwargs.pop(name, None) for name in RESOURCE_FLAGS}
+    flags["device_read_bps"] = tuple(flags["device_read_bps"] or ())
+    flags["device_write_bps"] = tuple(flags["device_write_bps"] or ())
+    return limits_from_cli(**flags, updating=updating)
+
+
+def _explain(config):
+    from ..cgroups.hierarchy import explain_to_stderr
+    return explain_to_stderr if config.explain else None
+
+
+@click.command("stats")
+@click.option("--no-stream", is_flag=True, help="Print one table and exit.")
+@click.argument("containers", nargs=-1)
+@click.pass_obj
+def stats_cmd(config, no_stream, containers):
+    """Show CPU, memory, block I/O and pids of running containers (from their cgroups)."""
+    from ..cgroups.report import resolve, stats_table
+    targets = resolve(config, containers)
+    if no_stream:
+        click.echo(stats_table(targets))
+        return
+    while True:  # Ctrl-C ends it (main() prints "interrupted")
+        table = stats_table(targets)
+        click.echo("\x1b[2J\x1b[H" + table)  # clear the screen, like docker stats
+
+
+@click.command("update")
+@limit_options
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def update_cmd(config, containers, **flags):
+    """Change the resource limits of running containers."""
+    from ..cgroups.report import resolve, update_limits
+    limits = limits_from_options(flags, updating=True)
+    if limits.is_empty():
+        raise click.UsageError("give at least one limit to change, e.g. --memory 128m")
+    for name in update_limits(resolve(config, containers), limits, _explain(config)):
+        click.echo(name)

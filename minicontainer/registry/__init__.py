@@ -1,0 +1,23 @@
+"""Talking to image registries: the OCI distribution API, client side.
+
+One module per concern, the way Charliecloud's ch-image splits it:
+
+    endpoint.py     which host serves a registry's API, and whether plain
+                    HTTP may be used for it (loopback, or named insecure)
+    transport.py    the HTTP session: connection reuse, retries with
+                    backoff for transient errors, timeouts
+    auth.py         WWW-Authenticate challenges, Basic auth and the bearer
+                    token flow (distribution's token authentication spec)
+    credentials.py  `minict login/logout`'s credential file, and docker's
+                    ~/.docker/config.json read as a fallback
+    client.py       the API calls a pull needs: /v2/, manifests, blobs
+
+The specification is the OCI Distribution Specification v1.1
+(github.com/opencontainers/distribution-spec, spec.md); section names are
+cited in each docstring. `minicontainer.pull` drives these to put an image
+into the store.
+"""
+
+from .client import RegistryClient
+
+__all__ = ["RegistryClient"]

@@ -1,0 +1,333 @@
+"""Container records on disk, their locks, and the truth about their status.
+
+Layout (DESIGN.md "State on disk"):
+
+    ROOT/containers/<id>/       survives a reboot
+        config.json             the ContainerSpec and the name (written last:
+                                the directory is renamed into place whole)
+        upper/ work/            the container's overlayfs upper and work dirs
+        merged/                 mount point of its root (mounted only inside
+                                the container's own mount namespace)
+        lower/                  short symlinks to the layers, only for
+                                images with too many layers for one mount(2)
+        hostname hosts resolv.conf   bind-mounted onto /etc in the container
+        container.log           output of detached containers
+        exit.json               how the last run ended
+    STATE/containers/<id>.json  the running process (pid, start time, owner)
+    STATE/locks/names.lock      held while names and records change
+    STATE/locks/<id>.lock       held by the container's owner (the
+                                foreground `minict run` or the supervisor
+                                of a detached one) for as long as it lives
+
+Why this survives a SIGKILL of any minict process at any moment:
+- A record appears by rename(2) of a complete `.tmp-<id>` directory, and
+  disappears by rename to `.rm-<id>` before being deleted, so a crash
+  leaves at most a dot-directory that `recover()` removes.
+- The owner's flock(2) is dropped by the kernel when the owner dies, so
+  "is anyone looking after this container?" is a non-blocking lock attempt,
+  never a guess from a pid file.
+- The container's init gets SIGKILL when its owner dies (PR_SET_PDEATHSIG),
+  and its mounts live only in its own mount namespace, so the kernel
+  removes them with it. What is left is files, which `recover()` puts right.
+- A pid is trusted only together with its start time (/proc/PID/stat field
+  22), so a recycled pid is never mistaken for the container.
+"""
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BadArgument, ContainerNotFound, ContainerStateError, NameInUse
+
+
+@dataclass
+class Layout:
+    containers: Path      # ROOT/containers
+    runtime: Path         # STATE/containers
+    locks: Path           # STATE/locks
+
+    @classmethod
+    def of(cls, config) -> "Layout":
+        layout = cls(Path(config.root) / "containers", Path(config.state) / "containers",
+                     Path(config.state) / "locks")
+        for path in (layout.containers, layout.runtime, layout.locks):
+            path.mkdir(parents=True, exist_ok=True)
+        return layout
+
+    def names_lock(self) -> Path:
+        return self.locks / "names.lock"
+
+
+@dataclass
+class Record:
+    """One container as stored: its spec plus where its files are."""
+    id: str
+    name: str
+    created: str
+    spec: "object"           # ContainerSpec
+    dir: Path
+    layout: Layout
+
+    @property
+    def runtime_file(self) -> Path:
+        return self.layout.runtime / f"{self.id}.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.layout.locks / f"{self.id}.lock"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.dir / "exit.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "container.log"
+
+
+@dataclass
+class Status:
+    state: str                     # created | running | exited
+    pid: int | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    owner_pid: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---- small file helpers -----------------------------------------------------------
+
+def write_json(path: Path, data, durable: bool = False) -> None:
+    """Write JSON via a temp file and rename(2): readers see old or new, never half.
+    `durable` adds an fsync, for records that must survive a power cut."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def read_json(path: Path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None   # a half-written file cannot exist (rename), so treat damage as absence
+
+
+# ---- locks -----------------------------------------------------------------------------
+
+class Lock:
+    """An flock(2) held on a file until release() or process death."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    def acquire(cls, path: Path, blocking: bool = True, timeout: float | None = None) -> "Lock | None":
+        import fcntl
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking and deadline is None else fcntl.LOCK_NB))
+                return cls(path, fd)
+            except BlockingIOError:
+                if not blocking or time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.01)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)   # closing the last fd drops the lock
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def names_lock(layout: Layout) -> Lock:
+    return Lock.acquire(layout.names_lock())
+
+
+# ---- processes -------------------------------------------------------------------------
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if gone.
+    Together with the pid it names one process for good: pids are reused,
+    (pid, start time) pairs are not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":   # a zombie has finished; only its parent's wait is missing
+        return None
+    return int(fields[19])
+
+
+def is_alive(pid: int | None, start_time: int | None) -> bool:
+    return bool(pid) and process_start_time(pid) == start_time
+
+
+# ---- records ----------------------------------------------------------------------------
+
+def _load_record(layout: Layout, directory: Path) -> Record | None:
+    from ..spec import ContainerSpec
+    data = read_json(directory / "config.json")
+    if not data:
+        return None
+    try:
+        spec = ContainerSpec.from_dict(data["spec"])
+    except (KeyError, TypeError) as exc:
+        raise ContainerStateError(f"container record {directory} is damaged ({exc})",
+                                  "remove it with minict rm -f, or run minict cleanup") from None
+    return Record(id=data["id"], name=data["name"], created=data["created"], spec=spec,
+                  dir=directory, layout=layout)
+
+
+def list_records(layout: Layout) -> list[Record]:
+    records = []
+    for entry in sorted(layout.containers.iterdir()):
+        if entry.name.startswith("."):
+            continue   # .tmp-* (being created) and .rm-* (being removed)
+        try:
+            record = _load_record(layout, entry)
+        except ContainerStateError:
+            continue
+        if record:
+            records.append(record)
+    records.sort(key=lambda r: r.created, reverse=True)
+    return records
+
+
+def find(layout: Layout, ref: str) -> Record:
+    """A container by name, full id or unique id prefix (as docker accepts)."""
+    records = list_records(layout)
+    for record in records:
+        if record.name == ref or record.id == ref:
+            return record
+    if ref and all(c in "0123456789abcdef" for c in ref):
+        hits = [r for r in records if r.id.startswith(ref)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise BadArgument(f"container id prefix {ref!r} is ambiguous", "give more characters")
+    raise ContainerNotFound(f"no such container: {ref}", "see minict ps -a for the containers there are")
+
+
+def create_record(layout: Layout, spec, files: dict[str, bytes]) -> tuple[Record, Lock]:
+    """Make a container's directory and claim it: returns the record and
+    the owner lock (held). The name is checked and the directory renamed
+    into place under the names lock, so two runs cannot take one name."""
+    with names_lock(layout):
+        taken = {r.name for r in list_records(layout)}
+        name = spec.name or _fresh_name(taken)
+        if name in taken:
+            raise NameInUse(f"the container name {name!r} is already in use",
+                            f"remove that container (minict rm {name}) or choose another --name")
+        spec.name = name
+        final = layout.containers / spec.id
+        tmp = layout.containers / f".tmp-{spec.id}"
+        tmp.mkdir()
+        for sub in ("upper", "work", "merged"):
+            (tmp / sub).mkdir()
+        for filename, data in files.items():
+            (tmp / filename).write_bytes(data)
+        record = {"id": spec.id, "name": name, "created": now(), "spec": spec.to_dict()}
+        write_json(tmp / "config.json", record, durable=not spec.auto_remove)
+        lock = Lock.acquire(layout.locks / f"{spec.id}.lock", blocking=False)
+        os.rename(tmp, final)
+        return _load_record(layout, final), lock
+
+
+def remove_record(record: Record) -> None:
+    """Delete a container's files. The caller holds its owner lock (so it
+    is not running) and the names lock."""
+    doomed = record.dir.with_name(f".rm-{record.id}")
+    os.rename(record.dir, doomed)     # from here on no command sees it
+    record.runtime_file.unlink(missing_ok=True)
+    shutil.rmtree(doomed, ignore_errors=True)
+    record.lock_file.unlink(missing_ok=True)
+
+
+# ---- runtime state and exit status -----------------------------------------------------
+
+def write_running(record: Record, pid: int, owner_pid: int) -> None:
+    """Say which process is the container (state dir: a reboot clears it)."""
+    record.exit_file.unlink(missing_ok=True)
+    write_json(record.runtime_file, {"pid": pid, "pid_start": process_start_time(pid),
+                                     "owner_pid": owner_pid, "started_at": now()})
+
+
+def write_exit(record: Record, exit_code: int | None, error: str | None = None) -> None:
+    started = (read_json(record.runtime_file) or {}).get("started_at")
+    write_json(record.exit_file, {"exit_code": exit_code, "finished_at": now(),
+                                  "started_at": started, "error": error})
+    record.runtime_file.unlink(missing_ok=True)
+
+
+def status(record: Record) -> Status:
+    """What is true of this container right now (never what a stale file says)."""
+    runtime = read_json(record.runtime_file)
+    if runtime and is_alive(runtime.get("pid"), runtime.get("pid_start")):
+        return Status("running", pid=runtime["pid"], started_at=runtime.get("started_at"),
+                      owner_pid=runtime.get("owner_pid"))
+    exited = read_json(record.exit_file)
+    if exited:
+        return Status("exited", exit_code=exited.get("exit_code"), error=exited.get("error"),
+                      started_at=exited.get("started_at"), finished_at=exited.get("finished_at"))
+    if runtime:
+        return Status("exited", error="the minict process that ran it died; exit status unknown",
+                      started_at=runtime.get("started_at"))
+    return Status("created")
+
+
+def containers_using_image(config, image_id: str) -> list[str]:
+    """Names of the containers (any state) made from image `image_id`:
+    `minict rmi` must not delete an image a container's overlay still needs."""
+    layout = Layout.of(config)
+    return [r.name for r in list_records(layout) if r.spec.image_id == image_id]
+
+
+# ---- names -------------------------------------------------------------------------------
+
+_ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry",
+               "nifty", "proud", "quiet", "sharp", "tender", "upbeat", "vivid", "witty", "zen"]
+_PEOPLE = ["babbage", "curie", "dijkstra", "euler", "franklin", "goodall", "hopper", "johnson",
+           "knuth", "lamarr", "lovelace", "noether", "pike", "ritchie", "shannon", "thompson",
+           "turing", "wozniak"]
+
+
+def _fresh_name(taken: set[str]) -> str:
+    import random
+    for _ in range(1000):
+        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_PEOPLE)}"
+        if name not in taken:
+            return name
+    while True:
+        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_PEOPLE)}_{random.randrange(10**6)}"
+        if name not in taken:
+            return name

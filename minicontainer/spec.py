@@ -1,0 +1,318 @@
+"""ContainerSpec: what one container will be, decided and checked once.
+
+DESIGN.md's data flow puts this between the image store and the runtime:
+the image config (OCI image-spec config.md: Entrypoint, Cmd, Env,
+WorkingDir, User, StopSignal) is merged with the command-line flags the
+way `docker run` merges them, and every flag is validated here, before
+anything is created. The runtime then trusts the spec: a bad volume, env
+or user spec fails here with one line, leaving nothing behind.
+
+The spec is saved as the container's config.json, so `minict start` runs
+the same container again and `minict inspect` shows what was decided.
+
+Two lists are deliberately general, for `--gpu-plan` (hpcshim's Plan):
+`binds` are (source, destination, readonly) for files and directories
+whose destination need not exist in the image (it is created in the
+container's upper layer), and `devices` are device nodes made in the
+container's /dev.
+"""
+
+import os
+import re
+import secrets
+import signal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import BadArgument
+from .runtime.capabilities import resolve as resolve_capabilities
+from .runtime.users import resolve_user
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NETWORK_MODES = ("default", "none", "host")
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?")
+ENV_KEY_RE = re.compile(r"[^=\s]+")
+TMPFS_FLAG_OPTIONS = {"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev"}
+TMPFS_DATA_OPTIONS = {"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"}
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host file or directory made visible at `destination` in the container."""
+    source: str
+    destination: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Tmpfs:
+    destination: str
+    options: str = "noexec,nosuid,nodev"   # docker's defaults for --tmpfs
+
+
+@dataclass(frozen=True)
+class DeviceNode:
+    """A device node mknod(2)-ed into the container's /dev tmpfs."""
+    path: str
+    type: str           # "c" (character) or "b" (block)
+    major: int
+    minor: int
+    mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass
+class ContainerSpec:
+    id: str
+    image_ref: str                  # what the user typed (shown by ps)
+    image_id: str                   # config digest (what rmi checks)
+    layer_dirs: list[str]           # bottom layer first
+    argv: list[str]
+    env: list[str]
+    workdir: str = "/"
+    user: str = ""                  # as given, for inspect
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    hostname: str = ""
+    name: str | None = None
+    tty: bool = False
+    interactive: bool = False
+    detach: bool = False
+    auto_remove: bool = False
+    init: bool = False
+    read_only: bool = False
+    privileged: bool = False
+    network: str = "default"
+    capabilities: list[str] = field(default_factory=list)
+    binds: list[Bind] = field(default_factory=list)
+    tmpfs: list[Tmpfs] = field(default_factory=list)
+    devices: list[DeviceNode] = field(default_factory=list)
+    stop_signal: int = signal.SIGTERM
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ContainerSpec":
+        data = dict(data)
+        data["binds"] = [Bind(**b) for b in data.get("binds", [])]
+        data["tmpfs"] = [Tmpfs(**t) for t in data.get("tmpfs", [])]
+        data["devices"] = [DeviceNode(**d) for d in data.get("devices", [])]
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def new_container_id() -> str:
+    return secrets.token_hex(32)
+
+
+# ---- the merge ----------------------------------------------------------------
+
+def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), env_files=(),
+               workdir=None, user=None, hostname=None, volumes=(), tmpfs=(), read_only=False,
+               cap_add=(), cap_drop=(), privileged=False, network="default", tty=False,
+               interactive=False, detach=False, auto_remove=False, name=None, init=False,
+               binds=(), devices=(), host_env=None) -> ContainerSpec:
+    """Merge `image` (a store.Image) with the flags of `minict run`.
+
+    Raises BadArgument / UnknownUser for anything malformed, before any
+    state exists.
+    """
+    cfg = image.run_config
+    host_env = os.environ if host_env is None else host_env
+    layer_dirs = [Path(p) for p in image.layer_dirs]
+    container_id = new_container_id()
+
+    if name is not None and not NAME_RE.fullmatch(name):
+        raise BadArgument(f"invalid container name {name!r}",
+                          "use 2+ characters from [a-zA-Z0-9_.-], starting with a letter or digit")
+    if network == "bridge":
+        raise BadArgument("bridge networking is not implemented yet",
+                          "use --net none (own network namespace, loopback only) or --net host")
+    if network not in NETWORK_MODES:
+        raise BadArgument(f"unknown network mode {network!r}", "use none or host")
+
+    argv = merge_command(cfg, command, entrypoint)
+    hostname = hostname or container_id[:12]
+    if not HOSTNAME_RE.fullmatch(hostname):
+        raise BadArgument(f"invalid hostname {hostname!r}",
+                          "use up to 64 letters, digits, dots and dashes")
+
+    workdir = workdir if workdir is not None else (cfg.get("WorkingDir") or "/")
+    if not workdir.startswith("/"):
+        raise BadArgument(f"working directory {workdir!r} is not an absolute path",
+                          "give a path starting with /, e.g. -w /tmp")
+    workdir = os.path.normpath(workdir)
+
+    user_text = user if user is not None else (cfg.get("User") or "")
+    account = resolve_user(user_text, layer_dirs)
+
+    merged_env = merge_env(cfg.get("Env") or [], env_files, env, host_env)
+    keys = {e.split("=", 1)[0] for e in merged_env}
+    if "PATH" not in keys:
+        merged_env.insert(0, f"PATH={DEFAULT_PATH}")
+    merged_env = [e for e in merged_env if not e.startswith("HOSTNAME=")]
+    merged_env.append(f"HOSTNAME={hostname}")
+    if "HOME" not in keys:
+        merged_env.append(f"HOME={account.home}")
+    if tty and "TERM" not in keys:
+        merged_env.append("TERM=xterm")
+
+    all_binds = [parse_volume(v) for v in volumes] + list(binds)
+    all_tmpfs = [parse_tmpfs(t) for t in tmpfs]
+    seen = set()
+    for dest in [b.destination for b in all_binds] + [t.destination for t in all_tmpfs]:
+        if dest in seen:
+            raise BadArgument(f"duplicate mount point {dest}", "give each destination once")
+        seen.add(dest)
+    for dev in devices:
+        check_device(dev)
+
+    return ContainerSpec(
+        id=container_id,
+        image_ref=image_ref,
+        image_id=image.id,
+        layer_dirs=[str(p) for p in layer_dirs],
+        argv=argv,
+        env=merged_env,
+        workdir=workdir,
+        user=user_text,
+        uid=account.uid,
+        gid=account.gid,
+        additional_gids=account.additional_gids,
+        hostname=hostname,
+        name=name,
+        tty=tty,
+        interactive=interactive,
+        detach=detach,
+        auto_remove=bool(auto_remove),
+        init=init,
+        read_only=read_only,
+        privileged=privileged,
+        network=network,
+        capabilities=resolve_capabilities(cap_add, cap_drop, privileged),
+        binds=all_binds,
+        tmpfs=all_tmpfs,
+        devices=list(devices),
+        stop_signal=parse_signal(cfg.get("StopSignal") or "SIGTERM"),
+    )
+
+
+def merge_command(cfg: dict, command, entrypoint) -> list[str]:
+    """docker's rule: ENTRYPOINT + CMD, where `--entrypoint` replaces the
+    image's ENTRYPOINT and drops its CMD, and a command given on the
+    command line replaces CMD."""
+    if entrypoint is not None:
+        ep = [entrypoint] if entrypoint else []
+        cmd = list(command)
+    else:
+        ep = list(cfg.get("Entrypoint") or [])
+        cmd = list(command) if command else list(cfg.get("Cmd") or [])
+    argv = ep + cmd
+    if not argv:
+        raise BadArgument("no command given, and the image has no Entrypoint or Cmd",
+                          "add the command after the image name, e.g. minict run IMAGE sh")
+    return argv
+
+
+def merge_env(image_env, env_files, cli_env, host_env) -> list[str]:
+    """Image Env, then --env-file, then -e: later wins, order kept."""
+    merged: dict[str, str] = {}
+    for item in image_env:
+        key, _, value = item.partition("=")
+        merged[key] = value
+    for path in env_files:
+        for item in read_env_file(path):
+            _apply_env(merged, item, host_env, f"in {path}")
+    for item in cli_env:
+        _apply_env(merged, item, host_env, "in -e")
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def _apply_env(merged, item, host_env, where):
+    key, has_value, value = item.partition("=")
+    if not ENV_KEY_RE.fullmatch(key or ""):
+        raise BadArgument(f"invalid environment variable {item!r} {where}",
+                          "write NAME=value (or NAME alone to copy it from your environment)")
+    if has_value:
+        merged[key] = value
+    elif key in host_env:
+        merged[key] = host_env[key]   # `-e NAME` copies the caller's value, as docker does
+
+
+def read_env_file(path) -> list[str]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise BadArgument(f"cannot read env file {path}: {exc.strerror}",
+                          "give a readable file of NAME=value lines") from None
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def parse_volume(text: str) -> Bind:
+    """`-v HOST:CONTAINER[:ro|rw]`: a bind mount of an existing host path."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise BadArgument(f"invalid volume {text!r}", "write -v /host/path:/container/path[:ro]")
+    source, dest = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise BadArgument(f"invalid volume mode {mode!r} in {text!r}", "use ro or rw")
+    if not source.startswith("/"):
+        raise BadArgument(f"volume source {source!r} is not an absolute path",
+                          "named volumes are not supported; give a host path starting with /")
+    if not os.path.exists(source):
+        raise BadArgument(f"volume source {source} does not exist",
+                          "create it first (minict does not create host paths)")
+    if not dest.startswith("/") or os.path.normpath(dest) == "/":
+        raise BadArgument(f"volume destination {dest!r} must be an absolute path other than /",
+                          "e.g. -v /srv/data:/data")
+    return Bind(source=os.path.realpath(source), destination=os.path.normpath(dest),
+                readonly=(mode == "ro"))
+
+
+def parse_tmpfs(text: str) -> Tmpfs:
+    """`--tmpfs /path[:opt,opt]` with mount(8)-style options."""
+    dest, _, options = text.partition(":")
+    if not dest.startswith("/") or os.path.normpath(dest) == "/":
+        raise BadArgument(f"invalid tmpfs destination {dest!r}", "give an absolute path, e.g. --tmpfs /run")
+    opts = [o for o in options.split(",") if o] if options else []
+    for opt in opts:
+        key = opt.split("=", 1)[0]
+        if opt not in TMPFS_FLAG_OPTIONS and key not in TMPFS_DATA_OPTIONS:
+            raise BadArgument(f"unknown tmpfs option {opt!r}",
+                              "use size=, mode=, uid=, gid=, nr_inodes=, ro, noexec, nosuid, nodev")
+    defaults = ["noexec", "nosuid", "nodev"]
+    for opt in opts:  # an explicit exec/suid/dev replaces the matching default
+        if opt in ("exec", "suid", "dev"):
+            defaults.remove("no" + opt)
+    merged = defaults + [o for o in opts if o not in ("exec", "suid", "dev")]
+    return Tmpfs(destination=os.path.normpath(dest), options=",".join(merged))
+
+
+def check_device(dev: DeviceNode) -> None:
+    if dev.type not in ("c", "b") or not dev.path.startswith("/dev/"):
+        raise BadArgument(f"invalid device node {dev.path} ({dev.type})",
+                          "device nodes go under /dev and are of type c or b")
+
+
+def parse_signal(value) -> int:
+    """'SIGTERM', 'TERM', '15' -> 15."""
+    text = str(value).strip().upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise BadArgument(f"unknown signal {value!r}", "use a name such as TERM or KILL, or a number") \
+            from None

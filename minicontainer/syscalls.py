@@ -1,0 +1,458 @@
+"""The one module that talks to the kernel (DESIGN.md, "Boundaries").
+
+Every kernel-facing step minict takes to build a container goes through a
+`Kernel` object: namespaces (unshare, setns), mounts (mount, umount2,
+pivot_root), the files and device nodes it creates, the hostname, the
+loopback interface, capabilities, no_new_privs, the user switch and the
+final execve. Two things follow from having exactly one such place:
+
+- Narration (`--explain`, MINICT_EXPLAIN=1). Each public method first
+  prints one line to stderr: a plain sentence saying why, then the exact
+  call with its arguments, e.g.
+
+      [explain] Give the container its own mount table: unshare(CLONE_NEWNS)
+
+  It is printed by the same method that makes the call, so it cannot
+  drift from what really happens.
+- Testability. Each public method narrates, then calls a private `_do_*`
+  primitive that does the real work. `RecordingKernel` replaces the
+  primitives with a recorder (youki's Syscall trait / TestHelperSyscall is
+  the model), so the rootfs and namespace logic can be unit-tested without
+  root and without touching the machine.
+
+The primitives keep C's semantics visible (rubber-docker style): flags are
+the kernel's bit masks, and a failed call raises OSError with the errno,
+the call and its arguments.
+"""
+
+import ctypes
+import errno
+import os
+import struct
+
+# ---- constants from <sched.h>, <sys/mount.h>, <linux/prctl.h> ---------------
+
+CLONE_NEWNS = 0x00020000      # mount table
+CLONE_NEWCGROUP = 0x02000000  # cgroup root view
+CLONE_NEWUTS = 0x04000000     # hostname
+CLONE_NEWIPC = 0x08000000     # System V IPC, POSIX message queues
+CLONE_NEWUSER = 0x10000000    # uids/gids (minict does not use it)
+CLONE_NEWPID = 0x20000000     # process ids
+CLONE_NEWNET = 0x40000000     # network devices, addresses, routes
+
+CLONE_NAMES = {
+    CLONE_NEWNS: "CLONE_NEWNS", CLONE_NEWCGROUP: "CLONE_NEWCGROUP", CLONE_NEWUTS: "CLONE_NEWUTS",
+    CLONE_NEWIPC: "CLONE_NEWIPC", CLONE_NEWUSER: "CLONE_NEWUSER", CLONE_NEWPID: "CLONE_NEWPID",
+    CLONE_NEWNET: "CLONE_NEWNET",
+}
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+
+MS_NAMES = [
+    (MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"),
+    (MS_NOEXEC, "MS_NOEXEC"), (MS_SYNCHRONOUS, "MS_SYNCHRONOUS"), (MS_REMOUNT, "MS_REMOUNT"),
+    (MS_MANDLOCK, "MS_MANDLOCK"), (MS_DIRSYNC, "MS_DIRSYNC"), (MS_NOATIME, "MS_NOATIME"),
+    (MS_NODIRATIME, "MS_NODIRATIME"), (MS_BIND, "MS_BIND"), (MS_MOVE, "MS_MOVE"),
+    (MS_REC, "MS_REC"), (MS_SILENT, "MS_SILENT"), (MS_UNBINDABLE, "MS_UNBINDABLE"),
+    (MS_PRIVATE, "MS_PRIVATE"), (MS_SLAVE, "MS_SLAVE"), (MS_SHARED, "MS_SHARED"),
+    (MS_RELATIME, "MS_RELATIME"), (MS_STRICTATIME, "MS_STRICTATIME"),
+]
+
+MNT_FORCE = 1
+MNT_DETACH = 2
+
+# <linux/sockios.h>, <net/if.h>: bring an interface up
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+AF_INET = 2
+SOCK_DGRAM = 2
+SOCK_CLOEXEC = 0o2000000
+
+TIOCSCTTY = 0x540E  # <asm-generic/ioctls.h>: make this tty our controlling terminal
+
+
+def flags_text(flags: int, names=MS_NAMES) -> str:
+    """Render a bit mask the way C code would spell it: MS_BIND|MS_REC."""
+    if not flags:
+        return "0"
+    parts, rest = [], flags
+    for bit, name in names:
+        if flags & bit:
+            parts.append(name)
+            rest &= ~bit
+    if rest:
+        parts.append(hex(rest))
+    return "|".join(parts)
+
+
+def clone_flags_text(flags: int) -> str:
+    return flags_text(flags, sorted(CLONE_NAMES.items()))
+
+
+def _c(value):
+    """Quote an argument as it would appear in C (NULL for None)."""
+    return "NULL" if value is None else f'"{value}"'
+
+
+# ---- narration ----------------------------------------------------------------
+
+class Narrator:
+    """Prints `[explain] <sentence>: <call>` lines to a file descriptor.
+
+    The fd is a private duplicate of stderr taken at start (and marked
+    close-on-exec), so the narration keeps going to the user's terminal
+    even after the container's stdio has been pointed at a pty or a log,
+    and never leaks into the container's command.
+    """
+
+    def __init__(self, enabled: bool, fd: int | None = None):
+        self.enabled = enabled
+        self.fd = fd
+        if enabled and fd is None:
+            self.fd = os.dup(2)
+            os.set_inheritable(self.fd, False)
+
+    def say(self, sentence: str, call: str | None = None) -> None:
+        if not self.enabled:
+            return
+        line = f"[explain] {sentence}: {call}\n" if call else f"[explain] {sentence}\n"
+        try:
+            os.write(self.fd, line.encode(errors="replace"))
+        except OSError:
+            pass  # narration must never be the reason a container fails
+
+    def close(self) -> None:
+        if self.enabled and self.fd is not None and self.fd > 2:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        self.fd = None
+        self.enabled = False
+
+
+# ---- the kernel interface -------------------------------------------------------
+
+class Kernel:
+    """Every kernel-facing call minict makes, narrated.
+
+    Public methods take `why`, the sentence printed with --explain, then
+    call the matching `_do_*` primitive. Subclasses replace the
+    primitives (see RecordingKernel).
+    """
+
+    def __init__(self, narrator: Narrator | None = None):
+        self.narrator = narrator or Narrator(False)
+
+    def explain(self, sentence: str, call: str | None = None) -> None:
+        """Narrate a step that is not a syscall (a decision, a fork)."""
+        self.narrator.say(sentence, call)
+
+    # -- namespaces --
+
+    def unshare(self, flags: int, why: str) -> None:
+        self.explain(why, f"unshare({clone_flags_text(flags)})")
+        self._do_unshare(flags)
+
+    def setns(self, fd: int, nstype: int, why: str, what: str = "") -> None:
+        self.explain(why, f"setns({what or fd}, {clone_flags_text(nstype)})")
+        self._do_setns(fd, nstype)
+
+    # -- mounts --
+
+    def mount(self, source, target, fstype, flags: int, data, why: str) -> None:
+        self.explain(why, f"mount({_c(source)}, {_c(target)}, {_c(fstype)}, "
+                          f"{flags_text(flags)}, {_c(data)})")
+        self._do_mount(source, target, fstype, flags, data)
+
+    def umount2(self, target, flags: int, why: str) -> None:
+        names = [(MNT_FORCE, "MNT_FORCE"), (MNT_DETACH, "MNT_DETACH")]
+        self.explain(why, f"umount2({_c(target)}, {flags_text(flags, names)})")
+        self._do_umount2(target, flags)
+
+    def pivot_root(self, new_root, put_old, why: str) -> None:
+        self.explain(why, f"pivot_root({_c(new_root)}, {_c(put_old)})")
+        self._do_pivot_root(new_root, put_old)
+
+    def chdir(self, path, why: str) -> None:
+        self.explain(why, f"chdir({_c(path)})")
+        self._do_chdir(path)
+
+    # -- files, directories, device nodes --
+
+    def mkdir(self, path, mode: int, why: str) -> None:
+        self.explain(why, f"mkdir({_c(path)}, {mode:#o})")
+        self._do_mkdir(path, mode)
+
+    def symlink(self, target, linkpath, why: str) -> None:
+        self.explain(why, f"symlink({_c(target)}, {_c(linkpath)})")
+        self._do_symlink(target, linkpath)
+
+    def write_file(self, path, data: bytes, mode: int, why: str) -> None:
+        shown = data[:60].decode(errors="replace").replace("\n", "\\n")
+        more = "..." if len(data) > 60 else ""
+        self.explain(why, f'write({_c(path)}, "{shown}{more}", {len(data)} bytes, mode {mode:#o})')
+        self._do_write_file(path, data, mode)
+
+    def mknod(self, path, kind: str, major: int, minor: int, mode: int, why: str,
+              uid: int = 0, gid: int = 0) -> None:
+        type_bits = {"c": 0o020000, "b": 0o060000}[kind]
+        self.explain(why, f"mknod({_c(path)}, S_IF{'CHR' if kind == 'c' else 'BLK'}|{mode:#o}, "
+                          f"makedev({major}, {minor}))")
+        self._do_mknod(path, type_bits | mode, os.makedev(major, minor), mode, uid, gid)
+
+    # -- identity: hostname, network --
+
+    def sethostname(self, name: str, why: str) -> None:
+        self.explain(why, f"sethostname({_c(name)}, {len(name.encode())})")
+        self._do_sethostname(name)
+
+    def link_up(self, ifname: str, why: str) -> None:
+        self.explain(why, f"ioctl(socket(AF_INET, SOCK_DGRAM), SIOCSIFFLAGS, "
+                          f"{{ifr_name=\"{ifname}\", ifr_flags|=IFF_UP}})")
+        self._do_link_up(ifname)
+
+    # -- process attributes and security --
+
+    def setsid(self, why: str) -> None:
+        self.explain(why, "setsid()")
+        self._do_setsid()
+
+    def set_controlling_tty(self, fd: int, why: str) -> None:
+        self.explain(why, f"ioctl({fd}, TIOCSCTTY, 0)")
+        self._do_set_controlling_tty(fd)
+
+    def drop_bounding_cap(self, cap: int, name: str, why: str) -> None:
+        self.explain(why, f"prctl(PR_CAPBSET_DROP, {name})")
+        self._do_drop_bounding_cap(cap)
+
+    def set_capabilities(self, keep: list[int], names: list[str], why: str) -> None:
+        shown = ", ".join(names) if names else "none"
+        self.explain(why, f"capset(effective=permitted={{{shown}}}, inheritable={{}})")
+        self._do_set_capabilities(keep)
+
+    def set_no_new_privs(self, why: str) -> None:
+        self.explain(why, "prctl(PR_SET_NO_NEW_PRIVS, 1)")
+        self._do_prctl_value("set_no_new_privs", 1)
+
+    def set_dumpable(self, value: bool, why: str) -> None:
+        self.explain(why, f"prctl(PR_SET_DUMPABLE, {int(value)})")
+        self._do_prctl_value("set_dumpable", int(value))
+
+    def set_pdeathsig(self, sig: int, why: str) -> None:
+        import signal as _signal
+        self.explain(why, f"prctl(PR_SET_PDEATHSIG, {_signal.Signals(sig).name})")
+        self._do_prctl_value("set_pdeathsig", sig)
+
+    def set_child_subreaper(self, why: str) -> None:
+        self.explain(why, "prctl(PR_SET_CHILD_SUBREAPER, 1)")
+        self._do_prctl_value("set_child_subreaper", 1)
+
+    def setgroups(self, gids: list[int], why: str) -> None:
+        self.explain(why, f"setgroups({len(gids)}, {gids})")
+        self._do_setgroups(gids)
+
+    def setgid(self, gid: int, why: str) -> None:
+        self.explain(why, f"setresgid({gid}, {gid}, {gid})")
+        self._do_setgid(gid)
+
+    def setuid(self, uid: int, why: str) -> None:
+        self.explain(why, f"setresuid({uid}, {uid}, {uid})")
+        self._do_setuid(uid)
+
+    def close_fds_except(self, keep: set[int], why: str) -> None:
+        kept = ", ".join(str(fd) for fd in sorted(keep)) or "none"
+        self.explain(why, f"close_range(3, ~0U, 0) keeping {{{kept}}}")
+        self._do_close_fds_except(keep)
+
+    def execve(self, path: str, argv: list[str], env: list[str], why: str):
+        self.explain(why, f"execve({_c(path)}, {argv}, [{len(env)} variables])")
+        self._do_execve(path, argv, env)
+
+    # ---- the real primitives -------------------------------------------------
+
+    def _do_unshare(self, flags):
+        _check(_libc().unshare(flags), "unshare", clone_flags_text(flags))
+
+    def _do_setns(self, fd, nstype):
+        _check(_libc().setns(fd, nstype), "setns", fd, clone_flags_text(nstype))
+
+    def _do_mount(self, source, target, fstype, flags, data):
+        _check(_libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+               "mount", source, target, fstype, flags_text(flags), data)
+
+    def _do_umount2(self, target, flags):
+        _check(_libc().umount2(_b(target), flags), "umount2", target)
+
+    def _do_pivot_root(self, new_root, put_old):
+        _check(_libc().pivot_root(_b(new_root), _b(put_old)), "pivot_root", new_root, put_old)
+
+    def _do_chdir(self, path):
+        os.chdir(path)
+
+    def _do_mkdir(self, path, mode):
+        os.mkdir(path, mode)
+        os.chmod(path, mode)  # mkdir(2) applies the umask; the caller asked for exactly this mode
+
+    def _do_symlink(self, target, linkpath):
+        os.symlink(target, linkpath)
+
+    def _do_write_file(self, path, data, mode):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+    def _do_mknod(self, path, mode_with_type, device, mode, uid, gid):
+        os.mknod(path, mode_with_type, device)
+        os.chmod(path, mode)  # the umask applied to mknod(2) too
+        if uid or gid:
+            os.chown(path, uid, gid)
+
+    def _do_sethostname(self, name):
+        raw = name.encode()
+        _check(_libc().sethostname(raw, len(raw)), "sethostname", name)
+
+    def _do_link_up(self, ifname):
+        import fcntl
+        fd = _libc().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)
+        _check(fd, "socket", "AF_INET", "SOCK_DGRAM")
+        try:
+            # struct ifreq: char ifr_name[16]; short ifr_flags; (padded to 40 bytes)
+            request = struct.pack("16sh22x", ifname.encode(), 0)
+            flags = struct.unpack("16sh22x", fcntl.ioctl(fd, SIOCGIFFLAGS, request))[1]
+            fcntl.ioctl(fd, SIOCSIFFLAGS, struct.pack("16sh22x", ifname.encode(), flags | IFF_UP))
+        finally:
+            os.close(fd)
+
+    def _do_setsid(self):
+        os.setsid()
+
+    def _do_set_controlling_tty(self, fd):
+        import fcntl
+        fcntl.ioctl(fd, TIOCSCTTY, 0)
+
+    def _do_drop_bounding_cap(self, cap):
+        import prctl
+        prctl.capbset_drop(cap)
+
+    def _do_set_capabilities(self, keep):
+        import prctl
+        flags = [prctl.CAP_EFFECTIVE, prctl.CAP_PERMITTED, prctl.CAP_INHERITABLE]
+        drop = [c for c in prctl.ALL_CAPS if c not in keep]
+        prctl.set_caps((drop, flags, False),
+                       (keep, [prctl.CAP_EFFECTIVE, prctl.CAP_PERMITTED], True),
+                       (keep, prctl.CAP_INHERITABLE, False))
+
+    def _do_prctl_value(self, function, value):
+        import prctl
+        getattr(prctl, function)(value)
+
+    def _do_setgroups(self, gids):
+        os.setgroups(gids)
+
+    def _do_setgid(self, gid):
+        os.setresgid(gid, gid, gid)
+
+    def _do_setuid(self, uid):
+        os.setresuid(uid, uid, uid)
+
+    def _do_close_fds_except(self, keep):
+        start = 3
+        for fd in sorted(k for k in keep if k >= 3):
+            os.closerange(start, fd)
+            start = fd + 1
+        os.closerange(start, _max_fd())
+
+    def _do_execve(self, path, argv, env):
+        os.execve(path, argv, dict(e.split("=", 1) for e in env))
+
+
+class RecordingKernel(Kernel):
+    """A Kernel that records every call instead of making it (for tests).
+
+    `calls` is a list of (name, args) tuples in call order; narration still
+    works, so tests can check the --explain text as well.
+    """
+
+    def __init__(self, narrator: Narrator | None = None):
+        super().__init__(narrator)
+        self.calls: list[tuple] = []
+
+    def __getattribute__(self, name):
+        if name.startswith("_do_"):
+            calls = object.__getattribute__(self, "calls")
+            return lambda *args: calls.append((name[4:], args))
+        return object.__getattribute__(self, name)
+
+    def named(self, name: str) -> list[tuple]:
+        """The argument tuples of every recorded call to `name`."""
+        return [args for call, args in self.calls if call == name]
+
+
+# ---- helpers ----------------------------------------------------------------------
+
+_LIBC = None
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                               ctypes.c_ulong, ctypes.c_char_p]
+        libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        libc.pivot_root.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        libc.unshare.argtypes = [ctypes.c_int]
+        libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        libc.socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        _LIBC = libc
+    return _LIBC
+
+
+def _b(value):
+    if value is None:
+        return None
+    return os.fsencode(value)
+
+
+def _check(result: int, call: str, *args) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        shown = ", ".join(str(a) for a in args)
+        raise OSError(err, f"{call}({shown}) failed: {os.strerror(err)}")
+    return result
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 1 << 20
+
+
+def errno_name(err: int) -> str:
+    return errno.errorcode.get(err, str(err))

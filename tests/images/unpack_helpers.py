@@ -1,0 +1,43 @@
+"""Helpers for the extractor tests: unpack a tar, snapshot a tree."""
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+from minicontainer.layerops import unpack_layer
+from tests.helpers.images import compress, sha256
+
+
+def unpack(tar_bytes: bytes, dest: Path, compression=None, max_bytes=1 << 30, diff_id="auto"):
+    """Unpack a layer tar (optionally compressed) into dest; return the result."""
+    blob = compress(tar_bytes, compression)
+    return unpack_layer(io.BytesIO(blob), dest, blob_digest=sha256(blob),
+                        diff_id=sha256(tar_bytes) if diff_id == "auto" else diff_id,
+                        what="test layer", max_bytes=max_bytes)
+
+
+def snapshot(root: Path) -> dict:
+    """Everything observable about a tree: type, mode, owner, size, content, target."""
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            entry = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
+            if path.is_symlink():
+                entry += (os.readlink(path),)
+            elif path.is_file():
+                entry += (hashlib.sha256(path.read_bytes()).hexdigest(),)
+            state[str(path.relative_to(root))] = entry
+    return state
+
+
+def make_host(tmp_path: Path) -> Path:
+    """A stand-in for 'the host outside the layer dir', with bait in it."""
+    host = tmp_path / "host"
+    (host / "etc").mkdir(parents=True)
+    (host / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (host / "victim").mkdir()
+    (host / "victim/file").write_text("precious")
+    return host
