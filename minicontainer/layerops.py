@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DigestMismatch
-from .layerstream import (DECOMPRESS_ERRORS, HashingReader, TarStream, corrupt,
-                          open_decompressed, sniff_compression, zstd_errors)
+from .layerstream import (DECOMPRESS_ERRORS, DecompressThread, HashingReader, TarStream,
+                          corrupt, open_decompressed, sniff_compression, zstd_errors)
 from .unpack import LayerExtractor
 
 
@@ -35,27 +35,33 @@ def unpack_layer(source, dest: Path, *, blob_digest: str | None, diff_id: str | 
     """
     dest.mkdir(mode=0o755)
     tee = open(tee_path, "wb") if tee_path else None
+    producer = None
     try:
         blob = HashingReader(source, tee)
         try:
             compression = sniff_compression(blob, what)
-            tar_stream = TarStream(open_decompressed(blob, what), max_bytes, what)
+            producer = DecompressThread(open_decompressed(blob, what), max_bytes, what)
+            producer.start()
+            tar_stream = TarStream(producer)
             tar = tarfile.TarFile(fileobj=tar_stream, mode="r")
             with LayerExtractor(str(dest)) as extractor:
                 extractor.extract_all(tar)
             tar_stream.drain()  # the end-of-archive blocks count in the diff id
+            producer.join()
             blob.drain()
         except (tarfile.TarError, *DECOMPRESS_ERRORS, *zstd_errors()) as exc:
             raise corrupt(what, exc) from exc
     finally:
+        if producer is not None:
+            producer.stop()
         if tee:
             tee.close()
     if blob_digest and blob.digest() != blob_digest:
         raise DigestMismatch(f"{what} has digest {blob.digest()}, expected {blob_digest}",
                              "the blob is corrupt or was tampered with; fetch it again")
-    if diff_id and tar_stream.diff_id() != diff_id:
-        raise DigestMismatch(f"{what} unpacks to diff id {tar_stream.diff_id()}, but the image "
+    if diff_id and producer.diff_id() != diff_id:
+        raise DigestMismatch(f"{what} unpacks to diff id {producer.diff_id()}, but the image "
                              f"config says {diff_id}",
                              "the image is corrupt or was tampered with; fetch it again")
-    return UnpackedLayer(size=tar_stream.pos, blob_digest=blob.digest(), blob_size=blob.size,
-                         diff_id=tar_stream.diff_id(), compression=compression)
+    return UnpackedLayer(size=producer.size, blob_digest=blob.digest(), blob_size=blob.size,
+                         diff_id=producer.diff_id(), compression=compression)

@@ -14,6 +14,8 @@ through, which stops a decompression bomb before it fills the disk.
 
 import gzip
 import hashlib
+import queue
+import threading
 import zlib
 
 from .errors import ArchiveError, LayerTooLarge, UnsupportedMediaType
@@ -71,38 +73,98 @@ class HashingReader:
         return "sha256:" + self.hasher.hexdigest()
 
 
+class DecompressThread(threading.Thread):
+    """Read the decompressed layer in a helper thread and hand it over in
+    chunks, hashing (the diff id) and counting (the size cap) on the way.
+
+    Why a thread: zlib's inflate and sha256 release the GIL, so this thread
+    decompresses on one core while the extractor creates files on the other,
+    the same split `tar -xzf` gets from its gzip child process.
+    """
+
+    def __init__(self, source, max_bytes: int, what: str):
+        super().__init__(name="layer-decompress", daemon=True)
+        self.source = source
+        self.max_bytes = max_bytes
+        self.what = what
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.chunks: queue.Queue = queue.Queue(maxsize=16)
+        self.stopping = threading.Event()
+
+    def run(self):
+        try:
+            while not self.stopping.is_set():
+                data = self.source.read(CHUNK)
+                if not data:
+                    break
+                self.size += len(data)
+                if self.size > self.max_bytes:
+                    raise LayerTooLarge(
+                        f"{self.what} unpacks to more than {self.max_bytes} bytes",
+                        "a decompression bomb, or a real layer over the cap: raise it with "
+                        "MINICT_MAX_UNPACK if you trust the image")
+                self.hasher.update(data)
+                self._put(data)
+            self._put(b"")  # end of stream
+        except BaseException as exc:  # handed to the reading thread, re-raised there
+            self._put(exc)
+
+    def _put(self, item) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def stop(self) -> None:
+        """Ask the thread to finish (after an error in the reader) and wait."""
+        self.stopping.set()
+        self.join()
+
+    def diff_id(self) -> str:
+        return "sha256:" + self.hasher.hexdigest()
+
+
 class TarStream:
-    """The uncompressed tar as a forward-only file for tarfile.TarFile.
+    """The uncompressed tar, read from a DecompressThread, as a
+    forward-only file for tarfile.TarFile.
 
     tarfile in random-access mode ("r") only ever seeks forward when members
     are read in order, which is all an extractor does; so a forward seek is
     a read-and-discard, and a backward seek is a bug worth a loud error.
     """
 
-    def __init__(self, source, max_bytes: int, what: str):
-        self.source = source
-        self.max_bytes = max_bytes
-        self.what = what
-        self.hasher = hashlib.sha256()
-        self.pos = 0
+    def __init__(self, producer: DecompressThread):
+        self.producer = producer
+        self.buffer = b""
+        self.offset = 0   # into buffer
+        self.pos = 0      # into the stream
+        self.eof = False
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        item = self.producer.chunks.get()
+        if isinstance(item, BaseException):
+            self.eof = True
+            raise item
+        if not item:
+            self.eof = True
+            return False
+        self.buffer = self.buffer[self.offset:] + item if self.offset < len(self.buffer) else item
+        self.offset = 0
+        return True
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = CHUNK
-        data = self.source.read(n)
-        while data and len(data) < n:  # tarfile treats a short read as truncation
-            more = self.source.read(n - len(data))
-            if not more:
-                break
-            data += more
-        if data:
-            self.pos += len(data)
-            if self.pos > self.max_bytes:
-                raise LayerTooLarge(
-                    f"{self.what} unpacks to more than {self.max_bytes} bytes",
-                    "a decompression bomb, or a real layer over the cap: raise it with "
-                    "--max-size or MINICT_MAX_UNPACK if you trust the image")
-            self.hasher.update(data)
+        while len(self.buffer) - self.offset < n and self._fill():
+            pass
+        data = self.buffer[self.offset:self.offset + n]
+        self.offset += len(data)
+        self.pos += len(data)
         return data
 
     def tell(self) -> int:
@@ -124,9 +186,6 @@ class TarStream:
         """Read what tarfile left unread (end-of-archive padding), for the diff id."""
         while self.read(CHUNK):
             pass
-
-    def diff_id(self) -> str:
-        return "sha256:" + self.hasher.hexdigest()
 
 
 def sniff_compression(blob: HashingReader, what: str) -> str | None:

@@ -114,7 +114,7 @@ class LayerExtractor:
         self.privileged = os.geteuid() == 0
         self.stats = UnpackStats()
         self._dir_times: list[tuple[tuple[str, ...], int]] = []
-        self._cached_parent: tuple[tuple[str, ...], int] | None = None
+        self._stack: list[tuple[str, int]] = []  # see _parent_fd
 
     def __enter__(self):
         return self
@@ -123,42 +123,39 @@ class LayerExtractor:
         self.close()
 
     def close(self):
-        self._drop_cache()
+        self._drop_stack(0)
         if self.root_fd >= 0:
             os.close(self.root_fd)
             self.root_fd = -1
 
     # ---- walking -----------------------------------------------------------
 
-    def _drop_cache(self):
-        if self._cached_parent is not None:
-            os.close(self._cached_parent[1])
-            self._cached_parent = None
+    def _step(self, fd: int, part: str, create: bool, entry: str, where: str) -> int:
+        """Open one directory below fd, never following a symlink; create it
+        (0755, as docker does) if missing and create is true."""
+        try:
+            return os.open(part, DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(part, 0o755, dir_fd=fd)
+            return os.open(part, DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
+                raise UnsafeLayer(f"layer entry {entry!r} would be written through the "
+                                  f"symlink {where!r}", _UNSAFE_HINT) from None
+            raise UnsafeLayer(f"layer entry {entry!r} needs {where!r} to be a directory, "
+                              f"but it is a file", _UNSAFE_HINT) from None
 
     def _open_dir(self, parts: list[str], create: bool, entry: str) -> int:
-        """Open the directory at parts (relative to the layer root), never
-        following a symlink; create missing directories (0755, as docker
-        does) when create is true. Returns a new fd the caller closes."""
+        """Open the directory at parts (relative to the layer root) with
+        _step, one component at a time. Returns a new fd the caller closes."""
         fd = os.dup(self.root_fd)
         try:
             for i, part in enumerate(parts):
-                try:
-                    nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                    nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    where = "/".join(parts[:i + 1])
-                    st = os.lstat(part, dir_fd=fd)
-                    if stat.S_ISLNK(st.st_mode):
-                        raise UnsafeLayer(f"layer entry {entry!r} would be written through the "
-                                          f"symlink {where!r}", _UNSAFE_HINT) from None
-                    raise UnsafeLayer(f"layer entry {entry!r} needs {where!r} to be a directory, "
-                                      f"but it is a file", _UNSAFE_HINT) from None
+                nxt = self._step(fd, part, create, entry, "/".join(parts[:i + 1]))
                 os.close(fd)
                 fd = nxt
             return fd
@@ -166,17 +163,33 @@ class LayerExtractor:
             os.close(fd)
             raise
 
+    def _drop_stack(self, keep: int) -> None:
+        for _, fd in self._stack[keep:]:
+            os.close(fd)
+        del self._stack[keep:]
+
     def _parent_fd(self, parts: list[str], entry: str) -> int:
-        """The parent directory of an entry, cached for runs of siblings."""
-        key = tuple(parts[:-1])
-        if self._cached_parent is not None and self._cached_parent[0] == key:
-            return self._cached_parent[1]
-        self._drop_cache()
-        fd = self._open_dir(list(key), create=True, entry=entry)
-        self._cached_parent = (key, fd)
+        """The parent directory of an entry.
+
+        Keeps the fds of the directories on the path of the last entry (a
+        stack, like a shell's cwd), so the next entry opens only what is
+        new: tars list a directory's entries together. The fds stay valid:
+        replacing a directory X means clearing it from X's parent, and
+        reaching that parent first trims X and below off the stack.
+        """
+        want = parts[:-1]
+        common = 0
+        while (common < len(self._stack) and common < len(want)
+               and self._stack[common][0] == want[common]):
+            common += 1
+        self._drop_stack(common)
+        fd = self._stack[-1][1] if self._stack else self.root_fd
+        for i in range(common, len(want)):
+            fd = self._step(fd, want[i], True, entry, "/".join(want[:i + 1]))
+            self._stack.append((want[i], fd))
         return fd
 
-    def _clear(self, parent_fd: int, name: str, keep_dir: bool = False) -> None:
+    def _clear(self, parent_fd: int, name: str) -> None:
         """Remove whatever is at name, so a new entry can take its place.
         Tar archives may repeat a name; the last entry wins."""
         try:
@@ -184,13 +197,19 @@ class LayerExtractor:
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode):
-            if keep_dir:
-                return
-            # A directory replaced by a non-directory. The cached parent fd
-            # is parent_fd itself, never this child, so it stays valid.
             shutil.rmtree(name, dir_fd=parent_fd)
         else:
             os.unlink(name, dir_fd=parent_fd)
+
+    def _create(self, parent_fd: int, name: str, make):
+        """Run make() to create name; if something is there already, clear
+        it and try once more. (Creating first and clearing only on EEXIST
+        saves an lstat per entry: most names are new.)"""
+        try:
+            return make()
+        except FileExistsError:
+            self._clear(parent_fd, name)
+            return make()
 
     # ---- entries -------------------------------------------------------------
 
@@ -225,48 +244,46 @@ class LayerExtractor:
 
         parent = self._parent_fd(parts, name)
         if member.isdir():
-            self._clear(parent, base, keep_dir=True)
             try:
                 os.mkdir(base, 0o700, dir_fd=parent)
             except FileExistsError:
-                pass
+                if not stat.S_ISDIR(os.lstat(base, dir_fd=parent).st_mode):
+                    self._clear(parent, base)
+                    os.mkdir(base, 0o700, dir_fd=parent)
             fd = os.open(base, DIR_FLAGS, dir_fd=parent)
             try:
                 self._set_dir_meta(fd, member, tuple(parts))
             finally:
                 os.close(fd)
         elif member.isreg():
-            self._clear(parent, base)
             self._write_file(tar, member, parent, base)
         elif member.issym():
-            self._clear(parent, base)
             if "\x00" in member.linkname:
                 raise UnsafeLayer(f"symlink {name!r} has a NUL byte in its target", _UNSAFE_HINT)
             # The target is stored as is, absolute or not: it is resolved
             # inside the container's root at run time, never here.
-            os.symlink(member.linkname, base, dir_fd=parent)
+            self._create(parent, base, lambda: os.symlink(member.linkname, base, dir_fd=parent))
             self._set_link_meta(parent, base, member)
         elif member.islnk():
             self._hardlink(parts, parent, base, member)
         elif member.ischr() or member.isblk():
-            self._clear(parent, base)
             if not self.privileged:
                 self.stats.skipped.append(f"device node {name} (needs root)")
                 return
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor),
-                     dir_fd=parent)
+            device = os.makedev(member.devmajor, member.devminor)
+            self._create(parent, base,
+                         lambda: os.mknod(base, kind | 0o600, device, dir_fd=parent))
             self._set_node_meta(parent, base, member)
         elif member.isfifo():
-            self._clear(parent, base)
-            os.mkfifo(base, 0o600, dir_fd=parent)
+            self._create(parent, base, lambda: os.mkfifo(base, 0o600, dir_fd=parent))
             self._set_node_meta(parent, base, member)
         else:
             self.stats.skipped.append(f"{name} (unsupported tar type {member.type!r})")
 
     def _write_file(self, tar, member, parent: int, base: str) -> None:
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = self._create(parent, base, lambda: os.open(base, flags, 0o600, dir_fd=parent))
         try:
             source = tar.extractfile(member)
             remaining = member.size
@@ -328,9 +345,8 @@ class LayerExtractor:
                                   f"which is not in this layer", _UNSAFE_HINT) from None
             if stat.S_ISDIR(st.st_mode):
                 raise UnsafeLayer(f"hardlink {member.name!r} points at a directory", _UNSAFE_HINT)
-            self._clear(parent, base)
-            os.link(target[-1], base, src_dir_fd=tparent, dst_dir_fd=parent,
-                    follow_symlinks=False)
+            self._create(parent, base, lambda: os.link(target[-1], base, src_dir_fd=tparent,
+                                                       dst_dir_fd=parent, follow_symlinks=False))
         finally:
             os.close(tparent)
 
@@ -367,7 +383,7 @@ class LayerExtractor:
                           "run minict as root (sudo)")
 
     def _apply_dir_times(self) -> None:
-        self._drop_cache()
+        self._drop_stack(0)
         # Deepest first, so setting a parent's time is the last change to it.
         for parts, mtime in sorted(self._dir_times, key=lambda item: -len(item[0])):
             try:
