@@ -1,12 +1,272 @@
-"""The `hpcshim` command line (placeholder until the hpcshim issue lands)."""
+"""The `hpcshim` command line: parse, call one library function, print.
 
-import click
+    hpcshim exec [--gpu[=auto|nvidia|rocm|none]] [--nv] [--rocm] [--runtime R]
+                 [-B SRC[:DST[:ro]]] [--env K=V] [--cleanenv] [--contain]
+                 [--compat32] [--device vendor.com/class=NAME] [--dry-run] [-v]
+                 IMAGE CMD [ARGS...]
+    hpcshim doctor [--json] [--compat32]
+    hpcshim cdi generate [--output FILE]
+
+Why argparse and not click (which minict uses): `hpcshim exec` runs in front
+of every job step, and importing click costs ~30 ms, as much as the whole
+overhead budget (bench/shim). argparse is in the standard library and loads
+in a few milliseconds.
+
+`--gpu` alone means "a GPU, any vendor, or fail"; the value must be attached
+with `=` (`--gpu=auto`), so `--gpu IMAGE` never swallows the image. Options
+end at IMAGE, as in `apptainer exec`: everything after it is the command.
+
+Errors: libraries raise hpcshim.errors.HpcshimError subclasses; main() prints
+`hpcshim: <message> (<hint>)` on stderr and exits with the class's code.
+Usage errors exit 2. `exec` replaces itself with the runtime (execve), so the
+workload's exit status is hpcshim's.
+"""
+
+import argparse
+import os
+import sys
+
+from . import __version__
+from .errors import BadArgument, HpcshimError
+
+GPU_FLAGS = {"--gpu": "any", "--gpu=auto": "auto", "--gpu=nvidia": "nvidia",
+             "--gpu=rocm": "rocm", "--gpu=none": "none", "--nv": "nvidia", "--rocm": "rocm"}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli():
-    """hpcshim: GPU-aware launcher for Apptainer, Singularity, ch-run and minict."""
+def _help_formatter(prog):
+    """argparse's formatter with the width found here: its default asks shutil,
+    whose import (bz2, lzma) costs milliseconds on every `hpcshim exec`."""
+    try:
+        width = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError):
+        width = 80
+    return argparse.HelpFormatter(prog, width=max(width - 2, 40))
 
 
-def main(argv=None):
-    cli.main(args=argv, prog_name="hpcshim")
+class Parser(argparse.ArgumentParser):
+    """argparse with hpcshim's one-line error format and no shutil import."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _help_formatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        if "--gpu" in message and "explicit argument" in message:
+            message = "--gpu takes auto, nvidia, rocm or none (e.g. --gpu=auto)"
+        self.exit(2, f"hpcshim: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="hpcshim", allow_abbrev=False,
+                    description="GPU-aware launcher for Apptainer, Singularity, ch-run and minict.")
+    parser.add_argument("-V", "--version", action="version", version=f"hpcshim {__version__}")
+    parser.add_argument("--host-root", metavar="DIR", default=os.environ.get("HPCSHIM_HOST_ROOT", "/"),
+                        help="read the host's driver files under DIR (testing; default / or $HPCSHIM_HOST_ROOT)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+
+    run = commands.add_parser("exec", allow_abbrev=False, help="run a command in a container with the job's GPUs",
+                              description="Run CMD in IMAGE with the GPUs this job owns injected.")
+    gpu = run.add_argument_group("GPU")
+    for flag, mode in GPU_FLAGS.items():
+        helps = {"--gpu": "inject this job's GPUs (any vendor); no GPU is an error",
+                 "--gpu=auto": "inject GPUs if the host has any, else run without",
+                 "--gpu=nvidia": "NVIDIA only (error without an NVIDIA driver)",
+                 "--gpu=rocm": "AMD ROCm only", "--gpu=none": "no GPU injection (the default)",
+                 "--nv": "same as --gpu=nvidia (Apptainer's flag)", "--rocm": "same as --gpu=rocm"}
+        gpu.add_argument(flag, dest="gpu", action="store_const", const=mode, help=helps[flag])
+    gpu.add_argument("--compat32", action="store_true", help="also inject 32-bit driver libraries")
+    gpu.add_argument("--device", action="append", default=[], metavar="KIND=NAME",
+                     help="a CDI device, e.g. nvidia.com/gpu=0 (repeatable)")
+    run.add_argument("--runtime", default="auto",
+                     choices=["auto", "apptainer", "singularity", "ch-run", "minict"],
+                     help="container runtime (auto: the first on PATH in this order)")
+    run.add_argument("-B", "--bind", action="append", default=[], metavar="SRC[:DST[:ro]]",
+                     help="bind mount (comma-separated lists allowed, as in Apptainer)")
+    run.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable in the container")
+    run.add_argument("-e", "--cleanenv", action="store_true", help="do not pass the host environment "
+                     "(the job's GPU, Slurm, PMIx and MPI variables are kept)")
+    run.add_argument("-c", "--contain", action="store_true", help="minimal /dev and no host home (Apptainer)")
+    run.add_argument("--dry-run", action="store_true", help="print the exact command and run nothing")
+    run.add_argument("-v", "--verbose", action="store_true", help="print what was injected and why, then run")
+    run.add_argument("image", metavar="IMAGE")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]")
+
+    doctor = commands.add_parser("doctor", allow_abbrev=False, help="show what would be injected and why")
+    doctor.add_argument("--json", action="store_true", help="print the Plan as JSON")
+    doctor.add_argument("--compat32", action="store_true", help="include 32-bit driver libraries")
+
+    cdi = commands.add_parser("cdi", allow_abbrev=False, help="Container Device Interface specs")
+    cdi_commands = cdi.add_subparsers(dest="cdi_command", metavar="CDI_COMMAND", parser_class=Parser)
+    cdi_commands.required = True
+    generate = cdi_commands.add_parser("generate", allow_abbrev=False,
+                                       help="write a CDI spec for this host's GPUs")
+    generate.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "exec":
+            return _exec(args)
+        if args.command == "doctor":
+            return _doctor(args)
+        return _cdi_generate(args)
+    except HpcshimError as exc:
+        print(f"hpcshim: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def parse_binds(values: list[str]):
+    from .plan import Bind
+    binds = []
+    for value in values:
+        for item in value.split(","):
+            parts = item.split(":")
+            if not item or not parts[0] or len(parts) > 3 or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+                raise BadArgument(f"--bind {item!r} is not SRC[:DST[:ro|rw]]",
+                                  hint="for example -B /scratch:/data:ro")
+            src = parts[0]
+            dst = parts[1] if len(parts) > 1 and parts[1] else src
+            if not src.startswith("/") or not dst.startswith("/"):
+                raise BadArgument(f"--bind {item!r}: paths must be absolute", hint="write -B /abs/src:/abs/dst")
+            if not os.path.exists(src):
+                raise BadArgument(f"--bind {item!r}: {src} does not exist on the host",
+                                  hint="create it or fix the path")
+            binds.append(Bind(src=src, dst=dst, ro=len(parts) == 3 and parts[2] == "ro", kind="user"))
+    return binds
+
+
+def parse_env(values: list[str]) -> dict[str, str]:
+    """--env K=V (also K=V,K2=V2 as Apptainer accepts; a comma not followed by KEY= stays in the value)."""
+    env: dict[str, str] = {}
+    for value in values:
+        pieces: list[str] = []
+        for piece in value.split(","):
+            if pieces and not _looks_like_assignment(piece):
+                pieces[-1] += "," + piece
+            else:
+                pieces.append(piece)
+        for piece in pieces:
+            key, sep, val = piece.partition("=")
+            if not sep or not key or not (key[0].isalpha() or key[0] == "_") or \
+                    not all(c.isalnum() or c == "_" for c in key):
+                raise BadArgument(f"--env {piece!r} is not NAME=VALUE",
+                                  hint="for example --env OMP_NUM_THREADS=4")
+            env[key] = val
+    return env
+
+
+def _looks_like_assignment(piece: str) -> bool:
+    key, sep, _ = piece.partition("=")
+    return bool(sep and key) and (key[0].isalpha() or key[0] == "_") and all(c.isalnum() or c == "_" for c in key)
+
+
+def _exec(args) -> int:
+    from .backends import ExecRequest, find_runtime, render
+    from .plan import Plan
+
+    if not args.cmd:
+        raise BadArgument("no command given after the image", hint="hpcshim exec IMAGE CMD [ARGS...]")
+    env = dict(os.environ)
+    request = ExecRequest(image=args.image, command=list(args.cmd), binds=parse_binds(args.bind),
+                          env=parse_env(args.env), cleanenv=args.cleanenv, contain=args.contain,
+                          host_env=env)
+    runtime, exe = find_runtime(args.runtime, env)
+    if (args.gpu or "none") == "none" and not args.device:
+        plan = Plan()      # no discovery at all (and none of its imports)
+    else:
+        from .build import GpuRequest, build_plan
+        plan = build_plan(GpuRequest(mode=args.gpu, root=args.host_root, env=env,
+                                     compat32=args.compat32, cdi_devices=args.device))
+    plan_fd = None
+    plan_path = None
+    if runtime == "minict":
+        from .backends.minict import plan_for_minict
+        plan_fd = _memfd_with(plan_for_minict(plan, request).to_json())
+        plan_path = f"/dev/fd/{plan_fd}"
+    command = render(runtime, exe, plan, request, plan_path)
+    if args.verbose or args.dry_run:
+        for note in command.notes + plan.pitfalls:
+            print(f"hpcshim: note: {note}", file=sys.stderr)
+    if args.verbose:
+        from .doctor import summary_lines
+        for line in summary_lines(plan, command.container_env):
+            print(f"hpcshim: {line}", file=sys.stderr)
+    if args.dry_run:
+        print(command.display())
+        return 0
+    for step in command.prepare:
+        try:
+            step.apply()
+        except OSError as exc:
+            from .errors import ImageNotPrepared
+            raise ImageNotPrepared(f"cannot create mount point {step.path}: {exc.strerror}",
+                                   hint="use an image directory you own") from exc
+    if plan_fd is not None:
+        os.set_inheritable(plan_fd, True)
+    try:
+        os.execve(command.argv[0], command.argv, command.env)
+    except OSError as exc:
+        from .errors import RuntimeNotFound
+        raise RuntimeNotFound(f"cannot run {command.argv[0]}: {exc.strerror}",
+                              hint="check the runtime's installation") from exc
+    return 0  # not reached
+
+
+def _memfd_with(text: str) -> int:
+    """An anonymous in-memory file holding text, positioned at 0, inheritable by exec."""
+    fd = os.memfd_create("hpcshim-gpu-plan", 0)  # no MFD_CLOEXEC: the runtime inherits it
+    os.write(fd, text.encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _doctor(args) -> int:
+    from .build import GpuRequest, build_plan
+    from .doctor import report
+    plan = build_plan(GpuRequest(mode="auto", root=args.host_root, env=dict(os.environ),
+                                 compat32=args.compat32))
+    if args.json:
+        sys.stdout.write(plan.to_json())
+    else:
+        print(report(plan, args.host_root, dict(os.environ)))
+    return 0
+
+
+def _cdi_generate(args) -> int:
+    import json
+
+    from .build import GpuRequest, build_plan
+    from .cdi import generate
+    from .discovery.hostroot import HostRoot
+    from .selection import VARIABLES
+    # A spec describes every GPU of the node: the job's selection does not apply.
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    plan = build_plan(GpuRequest(mode="any", root=args.host_root, env=env, use_cdi=False))
+    text = json.dumps(generate(plan, HostRoot(args.host_root)), indent=2) + "\n"
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    from .errors import OutputError
+    tmp = f"{args.output}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, args.output)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"cannot write {args.output}: {exc.strerror}",
+                          hint="choose a directory you can write, e.g. --output ./nvidia.json") from exc
+    print(f"hpcshim: wrote {args.output} ({len(plan.gpus)} GPU(s) + all)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Backends: render a Plan plus the user's request into one runtime's command.
+
+Each backend module has `render(plan, request, ...) -> Command`; nothing
+here runs anything. `hpcshim exec` prepares (ch-run's mount points), then
+os.execvpe()s the Command, so the workload's exit status is hpcshim's.
+
+- apptainer:  Apptainer 1.x and Singularity 3.x (`apptainer exec`, `singularity exec`)
+- chrun:      Charliecloud's ch-run
+- minict:     this repository's runtime (`minict run --gpu-plan`)
+
+`--runtime auto` takes the first of apptainer, singularity, ch-run, minict on PATH.
+"""
+
+import os
+from collections import namedtuple
+
+from ..errors import BadArgument, RuntimeNotFound
+from ..plan import Bind
+
+RUNTIMES = ("apptainer", "singularity", "ch-run", "minict")
+
+# Host variables a job launcher needs inside the container even with
+# --cleanenv: the GPU choice, and what MPI/PMIx use to wire up ranks
+# (Apptainer's --cleanenv drops them, and `srun --mpi=pmix` then hangs).
+KEEP_ENV_EXACT = ("CUDA_VISIBLE_DEVICES",)
+KEEP_ENV_PREFIXES = ("SLURM_", "PMIX_", "PMI_", "OMPI_")
+
+
+class ExecRequest:
+    """What the user asked for, independent of the runtime."""
+
+    def __init__(self, image: str, command: list[str], binds: list[Bind] | None = None,
+                 env: dict[str, str] | None = None, cleanenv: bool = False, contain: bool = False,
+                 host_env: dict[str, str] | None = None):
+        self.image = image
+        self.command = list(command)
+        self.binds = list(binds or [])          # -B/--bind
+        self.env = dict(env or {})              # --env K=V
+        self.cleanenv = cleanenv
+        self.contain = contain
+        self.host_env = dict(host_env or {})    # the environment hpcshim runs in
+
+
+class PrepareStep(namedtuple("PrepareStep", ["action", "path"])):
+    """A change hpcshim makes before exec: action "mkdir" or "touch" at path
+    (a mount point in an image)."""
+    __slots__ = ()
+
+    def shell(self) -> str:
+        import shlex  # only --dry-run prints commands
+        return shlex.join(["mkdir", "-p", self.path] if self.action == "mkdir" else ["touch", self.path])
+
+    def apply(self) -> None:
+        if self.action == "mkdir":
+            os.makedirs(self.path, exist_ok=True)
+        else:
+            with open(self.path, "a"):
+                pass
+
+
+class Command:
+    """A rendered runtime command: what to prepare, then what to execve."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], extra_env: dict[str, str] | None = None,
+                 prepare: list[PrepareStep] | None = None, notes: list[str] | None = None,
+                 container_env: dict[str, str] | None = None):
+        self.argv = argv                            # argv[0] is the runtime's full path
+        self.env = env                              # the runtime's whole environment
+        self.extra_env = dict(extra_env or {})      # what hpcshim added to the host's
+        self.prepare = list(prepare or [])
+        self.notes = list(notes or [])
+        self.container_env = dict(container_env or {})   # what the workload gets set
+
+    def display(self) -> str:
+        """The exact command, shell-quoted: preparation steps, then the runtime's line."""
+        import shlex
+        lines = [step.shell() for step in self.prepare]
+        words = self.argv
+        if self.extra_env:
+            words = ["env"] + [f"{k}={v}" for k, v in self.extra_env.items()] + self.argv
+        lines.append(shlex.join(words))
+        return "\n".join(lines)
+
+
+def kept_host_env(host_env: dict[str, str]) -> dict[str, str]:
+    """The host variables that survive --cleanenv (see KEEP_ENV_PREFIXES)."""
+    return {k: v for k, v in host_env.items()
+            if k in KEEP_ENV_EXACT or k.startswith(KEEP_ENV_PREFIXES)}
+
+
+def which(name: str, path: str) -> str | None:
+    """The first executable `name` in the PATH string `path` (shutil.which, without its imports)."""
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def find_runtime(name: str, env: dict[str, str]) -> tuple[str, str]:
+    """(runtime name, executable path) for --runtime NAME (or auto)."""
+    path = env.get("PATH", os.defpath)
+    if name == "auto":
+        for candidate in RUNTIMES:
+            exe = which(candidate, path)
+            if exe:
+                return candidate, exe
+        raise RuntimeNotFound("no container runtime on PATH (looked for " + ", ".join(RUNTIMES) + ")",
+                              hint="load a module (e.g. `module load apptainer`) or pass --runtime")
+    if name not in RUNTIMES:
+        raise BadArgument(f"unknown runtime {name!r}", hint="choose auto, " + ", ".join(RUNTIMES))
+    exe = which(name, path)
+    if exe is None:
+        raise RuntimeNotFound(f"--runtime {name}: `{name}` is not on PATH",
+                              hint="install it, load its module, or choose another --runtime")
+    return name, exe
+
+
+def render(runtime: str, exe: str, plan, request: ExecRequest, plan_path: str | None = None) -> Command:
+    """Dispatch to the backend module for runtime (imported only when used)."""
+    if runtime in ("apptainer", "singularity"):
+        from . import apptainer
+        return apptainer.render(exe, plan, request)
+    if runtime == "ch-run":
+        from . import chrun
+        return chrun.render(exe, plan, request)
+    from . import minict
+    return minict.render(exe, plan, request, plan_path or "/dev/fd/3")

@@ -1,0 +1,89 @@
+"""Typed errors and the exit codes the CLI turns them into.
+
+hpcshim's libraries never call sys.exit: they raise one of these with a
+message that names the problem and a hint that says what to do. `hpcshim`
+prints `hpcshim: <message> (<hint>)` as one line on stderr and exits with the
+class's code, so a batch script can tell the problems apart.
+
+The codes are hpcshim's own (it does not import minicontainer: GPU nodes run
+hpcshim without minict's compiled dependencies). Codes 125-127 are not used
+here: `hpcshim exec` passes the workload's exit status through, and the
+runtimes (apptainer, ch-run, minict) already use 125-127 for "runtime
+failed", "cannot execute" and "not found".
+"""
+
+
+class HpcshimError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message if not self.hint else f"{self.message} ({self.hint})"
+        return " ".join(text.split())  # one line, whatever the parts held
+
+
+# ---- what the user asked for (codes 10-19) --------------------------------
+
+class BadArgument(HpcshimError):
+    """A flag value that cannot mean anything (a bad --bind, --env, --gpu)."""
+    exit_code = 10
+
+
+class BadSelection(HpcshimError):
+    """NVIDIA_/CUDA_VISIBLE_DEVICES or a Slurm variable names GPUs that are not here."""
+    exit_code = 11
+
+
+class NoGpu(HpcshimError):
+    """--gpu / --nv asked for a GPU and the host has none (or no driver loaded)."""
+    exit_code = 12
+
+
+# ---- the runtimes (codes 20-29) -------------------------------------------
+
+class RuntimeNotFound(HpcshimError):
+    """The chosen runtime (apptainer, singularity, ch-run, minict) is not on PATH."""
+    exit_code = 20
+
+
+class RuntimeUnsupported(HpcshimError):
+    """The runtime is there but cannot do what the Plan needs (version too old...)."""
+    exit_code = 21
+
+
+class ImageNotPrepared(HpcshimError):
+    """ch-run refuses binds to missing destinations and the image is read-only."""
+    exit_code = 22
+
+
+# ---- files hpcshim reads (codes 30-39) ------------------------------------
+
+class CorruptFile(HpcshimError):
+    """An ld.so.cache, ELF header, driver /proc file we cannot parse."""
+    exit_code = 30
+
+
+class BadPlan(HpcshimError):
+    """A Plan JSON document that is not version 1 or misses a field."""
+    exit_code = 31
+
+
+class BadCdiSpec(HpcshimError):
+    """A CDI spec that is not valid JSON or breaks the CDI schema rules."""
+    exit_code = 32
+
+
+class CdiDeviceNotFound(HpcshimError):
+    """--device vendor.com/class=NAME names a device no CDI spec has."""
+    exit_code = 33
+
+
+class OutputError(HpcshimError):
+    """An output file (cdi generate --output) cannot be written."""
+    exit_code = 34
