@@ -29,6 +29,7 @@ from .errors import ImageNotFound, NoMatchingPlatform, RegistryError, StoreCorru
 from .platforms import Platform, host_platform, parse_platform, select_manifest
 from .reference import Reference, parse
 from .registry import RegistryClient
+from .registry.client import Manifest, check_descriptor
 from .store import Image, Store, config_diff_ids, parse_manifest
 
 
@@ -44,19 +45,13 @@ def pull(store: Store, ref: str, platform: str | None = None, *, insecure=(),
     reference = parse(ref)
     wanted = parse_platform(platform)
     report = Reporter(out, progress)
-    repo = reference.repository
     with RegistryClient(reference.registry, insecure=insecure) as client:
-        report.line(f"{reference.digest or reference.tag}: Pulling from "
-                    f"{reference.familiar_name()}")
-        top = client.get_manifest(repo, reference.digest or reference.tag)
-        manifest = top
-        if top.media_type in mt.INDEX_TYPES:
-            index = _json(top.data, f"image index of {reference.familiar()}")
-            chosen = select_manifest(index, wanted, reference.familiar())
-            manifest = client.get_manifest(repo, chosen.get("digest", ""))
+        report.line(f"{reference.digest or reference.tag}: Pulling from {reference.repository}")
+        # Steps 1-3: everything that can fail early, before the store is touched.
+        top, manifest = _find_manifest(client, reference, wanted)
         parsed = parse_manifest(manifest.data, f"manifest of {reference.familiar()}")
-        config_bytes = client.fetch_blob_bytes(repo, parsed["config"],
-                                               f"config of {reference.familiar()}")
+        config_bytes = client.fetch_blob_bytes(reference.repository, parsed["config"],
+                                               "image config")
         config = _json(config_bytes, f"config of {reference.familiar()}")
         diff_ids = config_diff_ids(config)
         if len(diff_ids) != len(parsed["layers"]):
@@ -67,26 +62,14 @@ def pull(store: Store, ref: str, platform: str | None = None, *, insecure=(),
             _check_single_platform(config, wanted, explicit=platform is not None,
                                    what=reference.familiar(), report=report)
 
+        # Steps 4-5, inside the store's ingest: all of it, or none of it.
         up_to_date = _manifest_held(store, reference) == manifest.digest
         with store.ingest() as ing:
             ing.add_blob_bytes(config_bytes, expected=parsed["config"]["digest"],
                                what=f"config of {reference.familiar()}")
             for descriptor, diff_id in zip(parsed["layers"], diff_ids):
-                short = descriptor["digest"].partition(":")[2][:12]
-                if ing.layer_present(diff_id):
-                    report.line(f"{short}: Already exists")
-                    continue
-                up_to_date = False
-                blob = ing.temp_path()
-                with open(blob, "wb") as sink, report.bar(short, descriptor.get("size")) as tick:
-                    client.fetch_blob(repo, descriptor, sink, f"layer {short}", on_progress=tick)
-                with open(blob, "rb") as source:
-                    ing.add_layer(source, blob_digest=descriptor["digest"], diff_id=diff_id,
-                                  media_type=descriptor.get("mediaType", ""),
-                                  what=f"layer {short} of {reference.familiar()}",
-                                  keep_blob=False)
-                ing.commit_blob(blob, descriptor["digest"])  # verified by both steps above
-                report.line(f"{short}: Pull complete")
+                if _pull_layer(client, ing, reference, descriptor, diff_id, report):
+                    up_to_date = False
             # A pull by digest gets no tag, as with docker: the digest is its name.
             names = [reference] if reference.tag and not reference.digest else []
             image = ing.commit_image(manifest.data, names=names,
@@ -95,6 +78,44 @@ def pull(store: Store, ref: str, platform: str | None = None, *, insecure=(),
     status = "Image is up to date for" if up_to_date else "Downloaded newer image for"
     report.line(f"Status: {status} {reference.familiar()}")
     return image
+
+
+def _find_manifest(client: RegistryClient, reference: Reference,
+                   wanted: Platform) -> tuple[Manifest, Manifest]:
+    """(what the tag or digest names, the image manifest to pull): the same
+    thing for a single-platform image; an index and one of its entries
+    for a multi-platform one."""
+    top = client.get_manifest(reference.repository, reference.digest or reference.tag)
+    if top.media_type not in mt.INDEX_TYPES:
+        return top, top
+    index = _json(top.data, f"image index of {reference.familiar()}")
+    chosen = select_manifest(index, wanted, reference.familiar())
+    digest, _ = check_descriptor(chosen, f"{wanted} entry of {reference.familiar()}'s index")
+    return top, client.get_manifest(reference.repository, digest)
+
+
+def _pull_layer(client: RegistryClient, ing, reference: Reference, descriptor: dict,
+                diff_id: str, report: "Reporter") -> bool:
+    """Download and unpack one layer unless the store has it (by diff id,
+    so a layer shared with an image already here costs nothing).
+    Returns whether anything was downloaded."""
+    short = str(descriptor.get("digest", "")).partition(":")[2][:12]
+    if ing.layer_present(diff_id):
+        report.line(f"{short}: Already exists")
+        return False
+    blob = ing.temp_path()
+    with open(blob, "wb") as sink, report.bar(short, descriptor.get("size")) as tick:
+        client.fetch_blob(reference.repository, descriptor, sink, f"layer {short}",
+                          on_progress=tick)
+    with open(blob, "rb") as source:
+        ing.add_layer(source, blob_digest=descriptor["digest"], diff_id=diff_id,
+                      media_type=descriptor.get("mediaType", ""),
+                      what=f"layer {short} of {reference.familiar()}", keep_blob=False)
+    # Checked against its digest while downloading, and its diff id while
+    # unpacking: keep it in blobs/, beside the image's manifest and config.
+    ing.commit_blob(blob, descriptor["digest"])
+    report.line(f"{short}: Pull complete")
+    return True
 
 
 def _manifest_held(store: Store, reference: Reference) -> str | None:

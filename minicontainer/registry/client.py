@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from urllib3.exceptions import InsecureRequestWarning
 
 from .. import mediatypes as mt
@@ -138,6 +139,10 @@ class RegistryClient:
                     if resp.status_code == 401:
                         self.auth.learn(resp)
                     return resp.status_code
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    raise RegistryError(f"registry {self.registry} is unavailable: it answered "
+                                        f"{resp.status_code} {resp.reason}, even after retries",
+                                        "try again later; if it persists, tell its operator")
                 raise RegistryError(
                     f"{base}/v2/ answered {resp.status_code} {resp.reason}: {self.host} does not "
                     f"speak the registry API", "check the registry's name and port")
@@ -149,8 +154,8 @@ class RegistryClient:
                 return InsecureRegistry(
                     f"registry {self.registry} answers plain HTTP, and minict uses HTTPS for "
                     f"registries that are not on this machine",
-                    f"if you trust the network to it, allow it: --insecure-registry "
-                    f"{self.registry} (or MINICT_INSECURE_REGISTRIES)")
+                    f"if you trust the network to it, allow it with --insecure-registry "
+                    f"{self.registry} or MINICT_INSECURE_REGISTRIES={self.registry}")
             return RegistryUnreachable(f"TLS connection to registry {self.registry} failed "
                                        f"({_short_reason(exc)})",
                                        "check the registry's certificate and the system's CA store")
@@ -201,7 +206,9 @@ class RegistryClient:
         """Turn an unsuccessful answer into the error a user can act on."""
         code = resp.status_code
         error_code, message = self._error_detail(resp)
-        suffix = f"; it says {message!r}" if message else ""
+        # The registry's own words help where the status alone does not
+        # say enough (403, 429, 5xx); for 401 and 404 they only repeat it.
+        suffix = f"; it says {message!r}" if message and code not in (401, 404) else ""
         if code == 401:
             if self.credentials:
                 raise AuthenticationRequired(
@@ -210,7 +217,7 @@ class RegistryClient:
                     "check the image name, and that this account may pull it")
             raise AuthenticationRequired(
                 f"registry {self.registry} requires authentication for {repository}{suffix}",
-                f"log in first (minict login {self.registry}); Docker Hub also says this "
+                f"log in first with `minict login {self.registry}`; Docker Hub also says this "
                 f"for images that do not exist, so check the name")
         if code == 403:
             raise AuthenticationRequired(f"registry {self.registry} denied access to "
@@ -244,7 +251,7 @@ class RegistryClient:
         A manifest fetched by digest must hash to it; one fetched by tag must
         hash to the Docker-Content-Digest header, when the registry sends one.
         """
-        what = f"manifest {reference}"
+        what = f"manifest {reference}" if reference.startswith("sha256:") else f"tag {reference!r}"
         if reference.startswith("sha256:") and not _DIGEST.match(reference):
             raise RegistryError(f"invalid digest {reference!r}", "the image index is malformed")
         resp = self._get(f"/v2/{repository}/manifests/{reference}", pull_scope(repository),
@@ -308,7 +315,7 @@ class RegistryClient:
                 elif not received and resp.status_code != 200:
                     self._raise_for(resp, repository, what, "blob")
                 try:
-                    for chunk in resp.iter_content(CHUNK):
+                    for chunk in _arriving_chunks(resp):
                         received += len(chunk)
                         if received > size:
                             raise DigestMismatch(
@@ -320,9 +327,8 @@ class RegistryClient:
                         if on_progress:
                             on_progress(received)
                     broken = None
-                except (requests.exceptions.ChunkedEncodingError,
-                        requests.exceptions.ConnectionError) as exc:
-                    broken = exc
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    broken = exc  # reset, timeout, truncated: resume below
             if received == size and broken is None:
                 break
             # Cut off (by an exception, or by a connection closed early).
@@ -367,6 +373,14 @@ class RegistryClient:
                     "check them and try again")
             self._raise_for(resp, "/v2/", "the API root", "ping")
         return True
+
+
+def _arriving_chunks(resp: requests.Response):
+    """A streamed body, chunk by chunk as it arrives. read1 hands over what
+    came before a connection broke; iter_content would drop a partly filled
+    chunk, and the resume would start further back than it needs to."""
+    while chunk := resp.raw.read1(CHUNK, decode_content=True):
+        yield chunk
 
 
 def _resumes_at(resp: requests.Response, offset: int) -> bool:

@@ -70,7 +70,7 @@ def _read_config(path: Path, strict: bool) -> dict:
     except (OSError, ValueError) as exc:
         if strict:
             raise BadArgument(f"credential file {path} is unreadable or not JSON ({exc})",
-                              f"fix it, or delete it and log in again") from exc
+                              "fix it, or delete it and log in again") from exc
         return {}
     return data if isinstance(data, dict) else {}
 

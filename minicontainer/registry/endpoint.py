@@ -51,6 +51,8 @@ def split_host_port(server: str) -> tuple[str, str | None]:
     if server.startswith("["):
         host, _, rest = server[1:].partition("]")
         return host, rest[1:] if rest.startswith(":") else None
+    if server.count(":") > 1:
+        return server, None  # a bare IPv6 address: ports need [brackets]
     host, sep, port = server.rpartition(":")
     if not sep or not port.isdigit():
         return server, None
@@ -85,6 +87,7 @@ def plain_http_allowed(registry: str, extra_insecure=()) -> bool:
     """
     if is_loopback(registry):
         return True
+    registry = normalize_server(registry)   # host names are case-insensitive
     host, _ = split_host_port(registry)
     allowed = insecure_registries(extra_insecure)
     return registry in allowed or host in allowed
