@@ -91,6 +91,10 @@ class Store:
         self.root = Path(root)
         env_cap = os.environ.get("MINICT_MAX_UNPACK")
         self.max_unpack = max_unpack or (int(env_cap) if env_cap else DEFAULT_MAX_UNPACK)
+
+    def _create_dirs(self) -> None:
+        """Made by the first command that writes, so that reading (or a
+        command that fails before writing) leaves no empty store behind."""
         for sub in ("blobs/sha256", "layers", "tmp", "locks"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -218,6 +222,8 @@ class Store:
     @contextmanager
     def ingest(self):
         """Hold the store open for adding images; see Ingest."""
+        fresh = not self.root.exists()
+        self._create_dirs()
         self.recover()
         failed = False
         try:
@@ -239,14 +245,25 @@ class Store:
             # the store is exactly as it was before.
             if failed:
                 self.recover()
+                if fresh:
+                    self._remove_if_unused()
 
     def recover(self) -> bool:
         """Remove crash leftovers, if no load is running. True if it ran."""
+        if not (self.root / "locks").is_dir():
+            return False  # no store yet: nothing to recover
         with file_lock(self._gc_lock, blocking=False) as held:
             if not held:
                 return False
             self._collect_garbage()
             return True
+
+    def _remove_if_unused(self) -> None:
+        """Delete a store root this process created, when nothing was ever
+        committed to it (and no other load is running in it)."""
+        with file_lock(self._gc_lock, blocking=False) as held:
+            if held and not (self.root / "index.json").exists():
+                shutil.rmtree(self.root, ignore_errors=True)
 
     def remove(self, ref: str, force: bool = False,
                in_use=lambda image: []) -> tuple[list[str], bool]:
@@ -256,6 +273,8 @@ class Store:
         `in_use(image)` returns the containers using an image; an image in
         use is never deleted.
         """
+        self._lookup(self._read_index(), ref)  # not found: fail before creating anything
+        self._create_dirs()
         with file_lock(self._gc_lock):
             with self._index_update() as index:
                 digest = self._lookup(index, ref)

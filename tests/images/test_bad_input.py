@@ -205,3 +205,14 @@ def test_disk_full(tmp_path, minict, busybox_rootfs):
         assert os.listdir(root / "tmp") == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_failed_load_into_a_new_root_leaves_no_store(tmp_path, minict):
+    root = tmp_path / "never-used"
+    assert minict("images", env={"MINICT_ROOT": str(root)}).returncode == 0
+    assert not root.exists()  # reading creates nothing
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar")
+    result = minict("load", "-i", junk, env={"MINICT_ROOT": str(root)})
+    assert result.returncode == 12
+    assert not root.exists()
