@@ -44,6 +44,7 @@ from typing import Callable
 from ..errors import BadArgument, CgroupUnavailable, RunFailed
 from . import detect
 from .limits import ControlWrite, Limits, cpuset_members
+from .units import describe_bytes
 from .stats import Sample, read_sample
 
 DEFAULT_ROOT = Path("/sys/fs/cgroup")
@@ -54,16 +55,17 @@ EVACUATION_LEAF = "init"   # the name docker-in-docker and kind use for the same
 # `minict stats` has memory.current, pids.current, cpu.stat and io.stat.
 STATS_CONTROLLERS = {"cpu", "memory", "pids", "io"}
 
-Explain = Callable[[str, str], None]
+Explain = Callable[..., None]   # explain(sentence, call=None), like syscalls.Kernel.explain
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
-def explain_to_stderr(sentence: str, call: str) -> None:
-    """The plain narration hook: one line per kernel-facing step."""
-    print(f"{sentence}: {call}", file=sys.stderr, flush=True)
+def explain_to_stderr(sentence: str, call: str | None = None) -> None:
+    """A plain narration hook in the format of syscalls.Narrator, for library users."""
+    print(f"[explain] {sentence}: {call}" if call else f"[explain] {sentence}",
+          file=sys.stderr, flush=True)
 
 
-def _silent(sentence: str, call: str) -> None:
+def _silent(sentence: str, call: str | None = None) -> None:
     pass
 
 
@@ -78,12 +80,13 @@ def _missing(exc: OSError, path: Path) -> bool:
 def _write(path: Path, value: str, sentence: str, explain: Explain) -> None:
     """Write one value to one control file, narrating it first.
 
-    One write() per value: the kernel parses each write on its own, so a
-    buffered writer that split or merged them would change the meaning.
+    Unbuffered, so exactly one write(2) per value: the kernel parses each
+    write on its own, and a buffered writer that split or merged them would
+    change the meaning.
     """
     explain(sentence, f"write '{value}' to {path}")
-    with open(path, "w") as f:
-        f.write(value)
+    with open(path, "wb", buffering=0) as f:
+        f.write(value.encode())
 
 
 def _read_pids(path: Path) -> list[int]:
@@ -108,14 +111,14 @@ def _enable_controllers(cgroup_dir: Path, controllers: set[str], explain: Explai
     value = " ".join(f"+{c}" for c in missing)
     try:
         _write(control, value,
-               f"let child cgroups of {cgroup_dir} use the {', '.join(missing)} controllers",
+               f"Let child cgroups of {cgroup_dir} use the {', '.join(missing)} controllers",
                explain)
     except OSError as exc:
         if exc.errno == errno.EBUSY:
             raise CgroupUnavailable(
                 f"cannot enable controllers in {cgroup_dir}: it holds processes "
                 "(cgroup v2's no-internal-processes rule)",
-                f"move them into a child cgroup, or pass another cgroup root") from None
+                "move them into a child cgroup, or pass another cgroup root") from None
         raise CgroupUnavailable(f"cannot enable {value} in {control}: {exc.strerror}",
                                 detect.UNIFIED_FIX) from None
 
@@ -128,12 +131,12 @@ def _evacuate_root(root: Path, explain: Explain) -> None:
     """
     leaf = root / EVACUATION_LEAF
     if not leaf.is_dir():
-        explain("make a leaf for the processes already in this cgroup "
+        explain("Make a leaf for the processes already in this cgroup "
                 "(the no-internal-processes rule)", f"mkdir {leaf}")
         leaf.mkdir(exist_ok=True)
     for pid in _read_pids(root):
         try:
-            _write(leaf / "cgroup.procs", str(pid), f"move process {pid} into that leaf", explain)
+            _write(leaf / "cgroup.procs", str(pid), f"Move process {pid} into that leaf", explain)
         except ProcessLookupError:
             pass  # it exited meanwhile: nothing to move
 
@@ -147,7 +150,7 @@ def prepare_subtree(root: Path, controllers: set[str], explain: Explain = _silen
         _evacuate_root(root, explain)
     _enable_controllers(root, controllers, explain)
     if not subtree.is_dir():
-        explain("make minict's own subtree of the cgroup hierarchy", f"mkdir {subtree}")
+        explain("Make minict's own subtree of the cgroup hierarchy", f"mkdir {subtree}")
         subtree.mkdir(exist_ok=True)  # another minict may have just made it
     _enable_controllers(subtree, controllers, explain)
     return subtree
@@ -172,6 +175,15 @@ class Cgroup:
     def __repr__(self) -> str:
         return f"Cgroup({str(self.path)!r})"
 
+    @classmethod
+    def of(cls, container_id: str, root: Path = DEFAULT_ROOT,
+           explain: Explain | None = None) -> "Cgroup":
+        """The cgroup of an existing container (for exec, stats, update, cleanup)."""
+        return cls(container_path(root, container_id), explain)
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
     @property
     def container_id(self) -> str:
         return self.path.name
@@ -191,12 +203,10 @@ class Cgroup:
             raise BadArgument(f"invalid container id for a cgroup: {container_id!r}",
                               "ids are letters, digits, '_', '.', '-' (no '/')")
         root = Path(root)
-        wanted = limits.controllers()
-        offered = detect.require_controllers(root, wanted, proc)
-        _check_cpuset(root, limits)
-        subtree = prepare_subtree(root, wanted | (STATS_CONTROLLERS & offered), explain)
-        path = subtree / container_id
-        explain(f"create the cgroup of container {container_id}", f"mkdir {path}")
+        offered = preflight(limits, root, proc)
+        prepare_subtree(root, limits.controllers() | (STATS_CONTROLLERS & offered), explain)
+        path = container_path(root, container_id)
+        explain(f"Create the cgroup of container {container_id}", f"mkdir {path}")
         try:
             path.mkdir()
         except FileExistsError:
@@ -228,7 +238,8 @@ class Cgroup:
         except OSError as exc:
             if _missing(exc, path):
                 if not w.required:
-                    self.explain(f"skip: this kernel has no {w.filename}", "(no write)")
+                    self.explain(f"Skipped {w.filename}: this kernel does not have it "
+                                 "(no swap accounting?)")
                     return
                 raise CgroupUnavailable(
                     f"{w.filename} does not exist in {self.path}",
@@ -247,7 +258,7 @@ class Cgroup:
         sync pipe), so not one instruction of the workload runs unlimited."""
         try:
             _write(self.path / "cgroup.procs", str(pid),
-                   f"move process {pid} into the container's cgroup", self.explain)
+                   f"Move process {pid} into the container's cgroup", self.explain)
         except OSError as exc:
             raise RunFailed(f"cannot move process {pid} into {self.path}: {exc.strerror}",
                             "the process may have exited already") from None
@@ -275,6 +286,14 @@ class Cgroup:
     def memory_events(self) -> dict[str, int]:
         return read_sample(self.path).memory_events
 
+    def oom_report(self) -> str | None:
+        """The sentence to print when the OOM killer ended the container, else None."""
+        if not self.oom_killed():
+            return None
+        limit = self.memory_max()
+        what = f"its memory limit of {describe_bytes(limit)}" if limit else "its memory limit"
+        return f"the kernel's OOM killer ended the container: it reached {what} (memory.max)"
+
     def oom_killed(self) -> bool:
         """Has the OOM killer killed a process of this container?
 
@@ -288,7 +307,7 @@ class Cgroup:
         """SIGKILL every process in the cgroup."""
         kill_file = self.path / "cgroup.kill"
         if kill_file.exists():
-            _write(kill_file, "1", "kill every process of the container at once", self.explain)
+            _write(kill_file, "1", "Kill every process of the container at once", self.explain)
             return
         self._kill_each(timeout)
 
@@ -300,12 +319,12 @@ class Cgroup:
         freeze = self.path / "cgroup.freeze"
         frozen = freeze.exists()
         if frozen:
-            _write(freeze, "1", "freeze the container so nothing new can fork", self.explain)
+            _write(freeze, "1", "Freeze the container so nothing new can fork", self.explain)
         deadline = time.monotonic() + timeout
         try:
             while pids := self.pids():
                 for pid in pids:
-                    self.explain(f"kill process {pid}", f"kill({pid}, SIGKILL)")
+                    self.explain(f"Kill process {pid}", f"kill({pid}, SIGKILL)")
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
@@ -316,7 +335,7 @@ class Cgroup:
                 time.sleep(0.05)
         finally:
             if frozen and self.path.exists():
-                _write(freeze, "0", "thaw the (now empty) cgroup", self.explain)
+                _write(freeze, "0", "Thaw the (now empty) cgroup", self.explain)
 
     def destroy(self, timeout: float = 10.0) -> None:
         """Kill everything in the cgroup, wait until it is empty, remove it.
@@ -331,7 +350,7 @@ class Cgroup:
     def _rmdir(self, timeout: float = 10.0, quiet: bool = False) -> None:
         """rmdir, retrying while the kernel still counts exiting processes (EBUSY)."""
         if not quiet:
-            self.explain("remove the container's cgroup", f"rmdir {self.path}")
+            self.explain("Remove the container's cgroup", f"rmdir {self.path}")
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -353,6 +372,17 @@ _REFUSAL_HINTS = {
     "io.max": "io limits apply to whole disks, not partitions (lsblk shows both)",
     "cpu.max": "give --cpus from 0.01 up to the number of CPUs",
 }
+
+
+def preflight(limits: Limits, root: Path = DEFAULT_ROOT, proc: Path = Path("/proc")) -> set[str]:
+    """Every check that can fail before anything exists; returns the controllers offered.
+
+    `minict run` calls this before it creates the container record, so a
+    host without usable cgroup v2 (or a CPU that is not there) refuses the
+    run with one line and leaves nothing behind."""
+    offered = detect.require_controllers(root, limits.controllers(), proc)
+    _check_cpuset(Path(root), limits)
+    return offered
 
 
 def _check_cpuset(root: Path, limits: Limits) -> None:
@@ -383,9 +413,15 @@ def create_for_container(container_id: str, limits: Limits, root: Path = DEFAULT
     if limits.is_empty():
         problem = detect.diagnose(root, set(), proc)  # is there a v2 tree at all?
         if problem:
-            explain(f"no cgroup was made: {problem[0]}", "(no limit was asked for, so none is needed)")
+            explain(f"No cgroup was made (no limits asked, and {problem[0]}): "
+                    "the container stays in minict's own cgroup")
             return None
     return Cgroup.create(container_id, limits, root, explain, proc)
+
+
+def container_path(root: Path, container_id: str) -> Path:
+    """Where a container's cgroup is (whether or not it exists)."""
+    return Path(root) / SUBTREE / container_id
 
 
 def container_cgroups(root: Path = DEFAULT_ROOT) -> list[Path]:

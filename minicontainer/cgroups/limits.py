@@ -26,7 +26,7 @@ import math
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from ..errors import BadArgument
 from .units import describe_bytes, parse_size
@@ -86,6 +86,14 @@ class Limits:
     devices: tuple[DeviceRate, ...] = field(default_factory=tuple)
     updating: bool = False                # from `minict update`: no run-time defaults
 
+    def to_dict(self) -> dict:
+        """Plain JSON-able data, for the container record (inspect, restart)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Limits":
+        return cls(**{**data, "devices": tuple(DeviceRate(**d) for d in data.get("devices", ()))})
+
     def is_empty(self) -> bool:
         return not self.writes(current_memory=0)
 
@@ -103,38 +111,38 @@ class Limits:
         out: list[ControlWrite] = []
         if self.memory is not None:
             out.append(ControlWrite("memory.max", str(self.memory),
-                                    f"limit memory to {describe_bytes(self.memory)}"))
+                                    f"Limit memory to {describe_bytes(self.memory)}"))
         out.extend(self._swap_writes(current_memory))
         if self.memory_reservation is not None:
             out.append(ControlWrite(
                 "memory.low", str(self.memory_reservation),
-                f"protect {describe_bytes(self.memory_reservation)} of memory from reclaim"))
+                f"Protect {describe_bytes(self.memory_reservation)} of memory from reclaim"))
         if self.pids_limit is not None:
             if self.pids_limit == UNLIMITED:
-                out.append(ControlWrite("pids.max", "max", "allow any number of processes"))
+                out.append(ControlWrite("pids.max", "max", "Allow any number of processes"))
             else:
                 out.append(ControlWrite("pids.max", str(self.pids_limit),
-                                        f"allow at most {self.pids_limit} processes"))
+                                        f"Allow at most {self.pids_limit} processes"))
         if self.cpus is not None:
             quota = cpus_to_quota(self.cpus)
             out.append(ControlWrite(
                 "cpu.max", f"{quota} {CPU_PERIOD_US}",
-                f"limit CPU time to {self.cpus:g} CPUs ({quota} us in every {CPU_PERIOD_US} us)"))
+                f"Limit CPU time to {self.cpus:g} CPUs ({quota} us in every {CPU_PERIOD_US} us)"))
         if self.cpu_weight is not None:
             why = (f"--cpu-shares {self.cpu_shares} is cpu.weight {self.cpu_weight}"
                    if self.cpu_shares is not None else f"CPU weight {self.cpu_weight}")
             out.append(ControlWrite("cpu.weight", str(self.cpu_weight),
-                                    f"set the CPU share under contention ({why}; default 100)"))
+                                    f"Set the CPU share under contention ({why}; default 100)"))
         if self.cpuset_cpus is not None:
             out.append(ControlWrite("cpuset.cpus", self.cpuset_cpus,
-                                    f"run only on CPUs {self.cpuset_cpus}"))
+                                    f"Run only on CPUs {self.cpuset_cpus}"))
         for dev in self.devices:
             out.append(_io_write(dev))
         return out
 
     def _swap_writes(self, current_memory: int | None) -> list[ControlWrite]:
         if self.memory_swap == UNLIMITED:
-            return [ControlWrite("memory.swap.max", "max", "allow unlimited swap")]
+            return [ControlWrite("memory.swap.max", "max", "Allow unlimited swap")]
         if self.memory_swap is not None:
             memory = self.memory if self.memory is not None else current_memory
             if memory is None:
@@ -147,13 +155,13 @@ class Limits:
                     "--memory-swap counts memory plus swap: give a value >= --memory, or -1")
             swap = self.memory_swap - memory
             return [ControlWrite("memory.swap.max", str(swap),
-                                 f"allow {describe_bytes(swap)} of swap (memory+swap = "
+                                 f"Allow {describe_bytes(swap)} of swap (memory+swap = "
                                  f"{describe_bytes(self.memory_swap)})")]
         if self.memory is not None and not self.updating:
             # docker: "If --memory-swap is unset, the container can use as much
             # swap as the --memory setting" (docs, "--memory-swap details").
             return [ControlWrite("memory.swap.max", str(self.memory),
-                                 f"allow as much swap as memory ({describe_bytes(self.memory)}, "
+                                 f"Allow as much swap as memory ({describe_bytes(self.memory)}, "
                                  "docker's default)", required=False)]
         return []
 
@@ -167,7 +175,7 @@ def _io_write(dev: DeviceRate) -> ControlWrite:
         parts.append(f"{key}={rate if rate else 'max'}")
         words.append(f"{verb} to {describe_bytes(rate)}/s" if rate else f"no limit on {verb}")
     return ControlWrite("io.max", f"{dev.major}:{dev.minor} " + " ".join(parts),
-                        f"throttle {dev.path} ({dev.major}:{dev.minor}) " + " and ".join(words))
+                        f"Throttle {dev.path} ({dev.major}:{dev.minor}) " + " and ".join(words))
 
 
 # ---- conversions ------------------------------------------------------------

@@ -46,8 +46,9 @@ def limits_from_options(kwargs: dict, updating: bool = False):
 
 
 def _explain(config):
-    from ..cgroups.hierarchy import explain_to_stderr
-    return explain_to_stderr if config.explain else None
+    """The project's narration (syscalls.Narrator), so --explain reads the same everywhere."""
+    from ..syscalls import Narrator
+    return Narrator(True).say if config.explain else None
 
 
 @click.command("stats")

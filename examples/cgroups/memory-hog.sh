@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Lesson step 1: a command that wants 100 MB, without and then with --memory 64m.
+# Run as root in the Vagrant VM (or any host with cgroup v2): sudo ./memory-hog.sh
+set -u
+. "$(dirname "$0")/common.sh"
+ensure_busybox_image
+
+# The shell reads 100 MB of x's into a variable (and briefly holds a second copy).
+HOG='x=$(head -c 100000000 /dev/zero | tr "\0" x); echo "holding ${#x} bytes"'
+
+step "1a. no limit: the hog gets the memory it asks for"
+"$MINICT" --explain run --rm busybox sh -c "$HOG"
+echo "== exit status: $?"
+
+step "1b. --memory 64m: at 64 MiB the kernel's OOM killer ends it (137 = 128 + SIGKILL)"
+"$MINICT" --explain run --rm --memory 64m busybox sh -c "$HOG"
+echo "== exit status: $?"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs INSIDE the virtme-ng VM that scripts/vm-test.sh boots; not for hosts.
+# Usage: vm-guest.sh RESULTS_DIR PYTEST_ARGS...
+# RESULTS_DIR is the host directory shared read-write (--rwdir); we write
+# "started" when the guest is up and "status" (pytest's exit status) at the
+# end. Everything else the tests write goes to the guest's tmpfs overlays.
+set -u
+results=$1
+shift
+echo started >"$results/started"
+cd "$(dirname "$0")/.." || exit 1
+
+finish() {
+    echo "$1" >"$results/status"
+    exit "$1"
+}
+
+if ! grep -q 'virtme' /proc/cmdline || [ "$(id -u)" != 0 ]; then
+    echo "vm-guest: this runs inside the test VM as root (scripts/vm-test.sh starts it)" >&2
+    finish 1
+fi
+
+# virtme-ng's init mounts cgroup2 at /sys/fs/cgroup; its older bash init may not.
+if ! grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts; then
+    mount -t cgroup2 cgroup2 /sys/fs/cgroup || finish 1
+fi
+for c in memory pids cpu io cpuset; do
+    if ! grep -qw "$c" /sys/fs/cgroup/cgroup.controllers; then
+        echo "vm-guest: the VM's cgroup v2 has no $c controller" >&2
+        finish 1
+    fi
+done
+# io tests throttle a loop device; the module comes from the host's /lib/modules.
+modprobe loop 2>/dev/null || true
+
+export HOME=/tmp/vm-home TMPDIR=/tmp MINICT_VM_TIER=1 PYTHONDONTWRITEBYTECODE=1
+mkdir -p "$HOME"
+echo "vm-guest: kernel $(uname -r), $(nproc) CPUs, cgroup v2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
+finish $?
