@@ -18,8 +18,6 @@ container's /dev.
 """
 
 import os
-import re
-import secrets
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,9 +28,27 @@ from .runtime.users import resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NETWORK_MODES = ("default", "none", "host")
-NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?")
-ENV_KEY_RE = re.compile(r"[^=\s]+")
+
+
+# (Plain character checks rather than regular expressions: compiling a
+# pattern costs time at every start of minict, and these rules are simple.)
+def _made_of(text: str, extra: str) -> bool:
+    return all(c.isascii() and (c.isalnum() or c in extra) for c in text)
+
+
+def valid_name(name: str) -> bool:
+    """docker's rule for container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+"""
+    return len(name) >= 2 and _made_of(name[0], "") and _made_of(name, "_.-")
+
+
+def valid_hostname(name: str) -> bool:
+    """Letters, digits, dots and dashes; at most 64; no dash or dot at either end."""
+    return 0 < len(name) <= 64 and _made_of(name, ".-") and name[0] not in ".-" \
+        and name[-1] not in ".-"
+
+
+def valid_env_key(key: str) -> bool:
+    return bool(key) and "=" not in key and not any(c.isspace() for c in key)
 TMPFS_FLAG_OPTIONS = {"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev"}
 TMPFS_DATA_OPTIONS = {"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"}
 
@@ -110,7 +126,8 @@ class ContainerSpec:
 
 
 def new_container_id() -> str:
-    return secrets.token_hex(32)
+    """64 hex digits from the kernel's random source, like docker's ids."""
+    return os.urandom(32).hex()
 
 
 # ---- the merge ----------------------------------------------------------------
@@ -130,18 +147,21 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
     layer_dirs = [Path(p) for p in image.layer_dirs]
     container_id = new_container_id()
 
-    if name is not None and not NAME_RE.fullmatch(name):
+    if name is not None and not valid_name(name):
         raise BadArgument(f"invalid container name {name!r}",
                           "use 2+ characters from [a-zA-Z0-9_.-], starting with a letter or digit")
     if network == "bridge":
         raise BadArgument("bridge networking is not implemented yet",
-                          "use --net none (own network namespace, loopback only) or --net host")
+                          "use --net none for a network namespace with loopback only, or --net host")
     if network not in NETWORK_MODES:
         raise BadArgument(f"unknown network mode {network!r}", "use none or host")
 
+    if tty and interactive and not os.isatty(0):
+        raise BadArgument("the input device is not a TTY (-i -t reads a terminal)",
+                          "drop -t to pipe input into the container, or run from a terminal")
     argv = merge_command(cfg, command, entrypoint)
     hostname = hostname or container_id[:12]
-    if not HOSTNAME_RE.fullmatch(hostname):
+    if not valid_hostname(hostname):
         raise BadArgument(f"invalid hostname {hostname!r}",
                           "use up to 64 letters, digits, dots and dashes")
 
@@ -238,9 +258,9 @@ def merge_env(image_env, env_files, cli_env, host_env) -> list[str]:
 
 def _apply_env(merged, item, host_env, where):
     key, has_value, value = item.partition("=")
-    if not ENV_KEY_RE.fullmatch(key or ""):
+    if not valid_env_key(key):
         raise BadArgument(f"invalid environment variable {item!r} {where}",
-                          "write NAME=value (or NAME alone to copy it from your environment)")
+                          "write NAME=value, or NAME alone to copy it from your environment")
     if has_value:
         merged[key] = value
     elif key in host_env:
@@ -271,7 +291,7 @@ def parse_volume(text: str) -> Bind:
                           "named volumes are not supported; give a host path starting with /")
     if not os.path.exists(source):
         raise BadArgument(f"volume source {source} does not exist",
-                          "create it first (minict does not create host paths)")
+                          "create it first: minict does not create host paths")
     if not dest.startswith("/") or os.path.normpath(dest) == "/":
         raise BadArgument(f"volume destination {dest!r} must be an absolute path other than /",
                           "e.g. -v /srv/data:/data")

@@ -29,6 +29,17 @@ LAZY_COMMANDS = {
     "pull": ("minicontainer.cli.registry", "pull_cmd"),
     "login": ("minicontainer.cli.registry", "login_cmd"),
     "logout": ("minicontainer.cli.registry", "logout_cmd"),
+    # containers (issue 3: run and the lifecycle)
+    "run": ("minicontainer.cli.containers", "run_cmd"),
+    "ps": ("minicontainer.cli.containers", "ps_cmd"),
+    "stop": ("minicontainer.cli.containers", "stop_cmd"),
+    "kill": ("minicontainer.cli.containers", "kill_cmd"),
+    "rm": ("minicontainer.cli.containers", "rm_cmd"),
+    "start": ("minicontainer.cli.containers", "start_cmd"),
+    "exec": ("minicontainer.cli.containers", "exec_cmd"),
+    "logs": ("minicontainer.cli.containers", "logs_cmd"),
+    "inspect": ("minicontainer.cli.containers", "inspect_cmd"),
+    "cleanup": ("minicontainer.cli.containers", "cleanup_cmd"),
     # cgroups (issue 4)
     "stats": ("minicontainer.cli.cgroups", "stats_cmd"),
     "update": ("minicontainer.cli.cgroups", "update_cmd"),

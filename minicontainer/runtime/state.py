@@ -35,7 +35,6 @@ Why this survives a SIGKILL of any minict process at any moment:
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +50,14 @@ class Layout:
 
     @classmethod
     def of(cls, config) -> "Layout":
-        layout = cls(Path(config.root) / "containers", Path(config.state) / "containers",
-                     Path(config.state) / "locks")
-        for path in (layout.containers, layout.runtime, layout.locks):
+        """Where things are. Nothing is created: commands that only look
+        (ps, inspect, cleanup of an empty root) leave no directories behind."""
+        return cls(Path(config.root) / "containers", Path(config.state) / "containers",
+                   Path(config.state) / "locks")
+
+    def create(self) -> None:
+        for path in (self.containers, self.runtime, self.locks):
             path.mkdir(parents=True, exist_ok=True)
-        return layout
 
     def names_lock(self) -> Path:
         return self.locks / "names.lock"
@@ -104,7 +106,15 @@ class Status:
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """UTC, RFC 3339 with microseconds (docker shows nanoseconds)."""
+    stamp = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp % 1 * 1e6):06d}Z"
+
+
+def parse_time(text: str) -> float:
+    import calendar
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (fraction or "0"))
 
 
 # ---- small file helpers -----------------------------------------------------------
@@ -143,6 +153,7 @@ class Lock:
     @classmethod
     def acquire(cls, path: Path, blocking: bool = True, timeout: float | None = None) -> "Lock | None":
         import fcntl
+        path.parent.mkdir(parents=True, exist_ok=True)   # the state dir is gone after a reboot
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -210,6 +221,8 @@ def _load_record(layout: Layout, directory: Path) -> Record | None:
 
 def list_records(layout: Layout) -> list[Record]:
     records = []
+    if not layout.containers.is_dir():
+        return records
     for entry in sorted(layout.containers.iterdir()):
         if entry.name.startswith("."):
             continue   # .tmp-* (being created) and .rm-* (being removed)
@@ -242,12 +255,13 @@ def create_record(layout: Layout, spec, files: dict[str, bytes]) -> tuple[Record
     """Make a container's directory and claim it: returns the record and
     the owner lock (held). The name is checked and the directory renamed
     into place under the names lock, so two runs cannot take one name."""
+    layout.create()
     with names_lock(layout):
         taken = {r.name for r in list_records(layout)}
         name = spec.name or _fresh_name(taken)
         if name in taken:
             raise NameInUse(f"the container name {name!r} is already in use",
-                            f"remove that container (minict rm {name}) or choose another --name")
+                            f"remove that container with minict rm {name}, or choose another --name")
         spec.name = name
         final = layout.containers / spec.id
         tmp = layout.containers / f".tmp-{spec.id}"
@@ -266,6 +280,7 @@ def create_record(layout: Layout, spec, files: dict[str, bytes]) -> tuple[Record
 def remove_record(record: Record) -> None:
     """Delete a container's files. The caller holds its owner lock (so it
     is not running) and the names lock."""
+    import shutil
     doomed = record.dir.with_name(f".rm-{record.id}")
     os.rename(record.dir, doomed)     # from here on no command sees it
     record.runtime_file.unlink(missing_ok=True)
@@ -278,6 +293,7 @@ def remove_record(record: Record) -> None:
 def write_running(record: Record, pid: int, owner_pid: int) -> None:
     """Say which process is the container (state dir: a reboot clears it)."""
     record.exit_file.unlink(missing_ok=True)
+    record.runtime_file.parent.mkdir(parents=True, exist_ok=True)   # gone after a reboot
     write_json(record.runtime_file, {"pid": pid, "pid_start": process_start_time(pid),
                                      "owner_pid": owner_pid, "started_at": now()})
 
@@ -322,12 +338,13 @@ _PEOPLE = ["babbage", "curie", "dijkstra", "euler", "franklin", "goodall", "hopp
 
 
 def _fresh_name(taken: set[str]) -> str:
-    import random
-    for _ in range(1000):
-        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_PEOPLE)}"
+    """adjective_person, as docker names containers; a number is added once
+    the plain combinations run short."""
+    for attempt in range(2000):
+        a, b = os.urandom(2)
+        name = f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_PEOPLE[b % len(_PEOPLE)]}"
+        if attempt >= 1000:
+            name += f"_{int.from_bytes(os.urandom(3), 'big')}"
         if name not in taken:
             return name
-    while True:
-        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_PEOPLE)}_{random.randrange(10**6)}"
-        if name not in taken:
-            return name
+    raise RuntimeError("could not find a free container name")

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A walk through namespaces and overlayfs with minict, one step at a time.
+# Each step runs a container, shows what it sees, and checks it ("check: ...").
+# Read README.md alongside. Run as root: sudo ./walkthrough.sh
+# Set EXPLAIN=0 to hide the --explain narration.
+set -u
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# MINICT may name the binary (the tests do); else the checkout's, else the PATH's (Vagrant VM).
+MINICT=${MINICT:-$repo/.venv/bin/minict}
+if [ ! -x "$MINICT" ]; then
+    MINICT=$(command -v minict) || { echo "minict not found: run scripts/setup.sh" >&2; exit 1; }
+fi
+failed=0
+
+step() { printf '\n== %s\n' "$*"; }
+check() {  # check "what" "expected" "actual"
+    if [ "$2" = "$3" ]; then
+        echo "check: $1: ok"
+    else
+        echo "check: $1: FAILED (expected '$2', got '$3')"
+        failed=1
+    fi
+}
+explain() {  # the narration, only the lines that match a pattern (to keep it short)
+    if [ "${EXPLAIN:-1}" = 1 ]; then
+        "$MINICT" --explain "$@" 2>&1 >/dev/null | grep -E "$NARRATION" | cut -c1-200
+    fi
+}
+
+if ! "$MINICT" image inspect busybox >/dev/null 2>&1; then
+    # Offline: the image is built from the host's busybox-static, as scripts/demo.sh does.
+    work=$(mktemp -d)
+    (cd "$repo" && .venv/bin/python -m tests.helpers.busybox "$work/rootfs" >/dev/null)
+    "$MINICT" import "$work/rootfs" busybox:latest >/dev/null
+    rm -rf "$work"
+fi
+
+step "1. A container is a process in new namespaces: it is PID 1 and has its own hostname"
+host_name=$(hostname)
+"$MINICT" run --rm --hostname lesson busybox sh -c 'echo "hostname: $(hostname)"; echo "my PID: $$"; ps -o pid,args; true'
+check "the command is PID 1" "1" "$("$MINICT" run --rm busybox sh -c 'echo $$')"
+check "the container has its own hostname" "lesson" "$("$MINICT" run --rm --hostname lesson busybox hostname)"
+check "the host kept its name" "$host_name" "$(hostname)"
+NARRATION='unshare|setns|sethostname'
+explain run --rm --hostname lesson busybox true
+
+step "2. Its root is an overlay: the image's layers below, the container's own directory on top"
+"$MINICT" run --rm busybox sh -c 'grep " / " /proc/self/mountinfo | tr "," "\n" | grep -E "overlay|dir="'
+NARRATION='overlay|pivot_root|umount2'
+explain run --rm busybox true
+host_mounts_before=$(wc -l < /proc/self/mountinfo)
+"$MINICT" run --rm busybox true
+check "nothing was mounted in the host's mount table" "$host_mounts_before" "$(wc -l < /proc/self/mountinfo)"
+
+step "3. Copy-on-write: a container's writes land in its upper directory, nowhere else"
+"$MINICT" rm -f lesson-writer >/dev/null 2>&1
+"$MINICT" run --name lesson-writer busybox sh -c 'echo "hello from the container" > /etc/motd; rm /bin/vi'
+upper=$("$MINICT" inspect lesson-writer | sed -n 's/.*"UpperDir": "\(.*\)".*/\1/p')
+echo "the container's upper directory on the host: $upper"
+ls -l "$upper/etc/motd" "$upper/bin/vi"
+check "the new file is in the upper directory" "hello from the container" "$(cat "$upper/etc/motd")"
+check "the deleted file is a whiteout (a 0/0 character device)" "c" "$(stat -c %F "$upper/bin/vi" | cut -c1)"
+check "another container of the same image does not see it" "no motd" \
+      "$("$MINICT" run --rm busybox sh -c 'cat /etc/motd 2>/dev/null || echo no motd')"
+check "... and still has /bin/vi" "/bin/vi" "$("$MINICT" run --rm busybox sh -c 'ls /bin/vi')"
+"$MINICT" rm lesson-writer >/dev/null
+check "rm removed its upper directory" "gone" "$([ -e "$upper" ] && echo there || echo gone)"
+
+step "4. A network namespace of its own: only a loopback interface"
+"$MINICT" run --rm busybox ip addr
+check "interfaces inside" "lo" "$("$MINICT" run --rm busybox ls /sys/class/net)"
+check "--net host shares the host's" "$(ls /sys/class/net | sort | tr '\n' ' ')" \
+      "$("$MINICT" run --rm --net host busybox ls /sys/class/net | sort | tr '\n' ' ')"
+
+step "5. What it may not do: capabilities and masked paths"
+"$MINICT" run --rm busybox sh -c 'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; hostname other 2>&1; umount /proc/sys 2>&1'
+NARRATION='CAP_SYS_ADMIN|NO_NEW_PRIVS|/proc/sys"'
+explain run --rm busybox true
+
+if [ $failed = 0 ]; then
+    printf '\nall checks passed\n'
+fi
+exit $failed

@@ -1,0 +1,214 @@
+"""`minict run`, `ps`, `stop`, `kill`, `rm`, `exec`, `logs`, `inspect`,
+`start` and `cleanup`: parse, call one runtime function, print.
+
+Exit codes: `run`, `start` and `exec` exit with the command's own status
+(128+N when it was killed by signal N), or docker's 125/126/127 when
+minict failed / the command cannot be executed / is not found. Bad input
+detected before anything is created keeps its own code (errors.py).
+"""
+
+import json
+import os
+import sys
+
+import click
+
+from ..errors import NotRoot
+
+
+def _kernel(config):
+    from ..syscalls import Kernel, Narrator
+    return Kernel(Narrator(config.explain))
+
+
+def _need_root(what: str) -> None:
+    """Containers, their state and their processes belong to root."""
+    if os.geteuid() != 0:
+        raise NotRoot(f"minict {what} needs root (containers run as root, in namespaces)",
+                      f"run it as root: sudo minict {what} ...")
+
+
+def _exit_with(code: int) -> None:
+    """Exit with the container's status. (click, run with standalone_mode=False
+    as minict's main() does, returns ctx.exit()'s code instead of exiting.)"""
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and attached.")
+@click.option("-t", "--tty", is_flag=True, help="Give the container a pseudo-terminal.")
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; print the container id.")
+@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("--name", metavar="NAME", help="Name the container (default: a generated name).")
+@click.option("-e", "--env", multiple=True, metavar="NAME[=VALUE]", help="Set an environment variable.")
+@click.option("--env-file", multiple=True, metavar="FILE", help="Read NAME=VALUE lines from FILE.")
+@click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
+@click.option("-u", "--user", metavar="USER[:GROUP]", help="Name or uid[:gid] from the image.")
+@click.option("--hostname", metavar="NAME", help="Container hostname (default: its short id).")
+@click.option("-v", "--volume", multiple=True, metavar="HOST:CTR[:ro]", help="Bind-mount a host path.")
+@click.option("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs at PATH.")
+@click.option("--read-only", is_flag=True, help="Mount the container's root read-only.")
+@click.option("--entrypoint", metavar="CMD", help="Replace the image's entrypoint.")
+@click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL).")
+@click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL).")
+@click.option("--privileged", is_flag=True, help="All capabilities, no masked paths, /sys writable.")
+@click.option("--net", "--network", "network", default="default", metavar="MODE",
+              help="none (own network namespace, loopback only; the default for now) or host.")
+@click.option("--init", is_flag=True, help="Run a tiny reaper as PID 1 that forwards signals.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run_cmd(config, image, command, **flags):
+    """Run COMMAND in a new container from IMAGE."""
+    from ..entry import run_command   # shared with the click-free fast path
+    code = run_command(config, image, command, flags)
+    if code is not None:
+        _exit_with(code)
+
+
+# ---- the rest of the lifecycle ------------------------------------------------------------
+
+@click.command("ps")
+@click.option("-a", "--all", "all_containers", is_flag=True, help="Show stopped containers too.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print container ids.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="json: one JSON object per line, as docker ps --format json.")
+@click.pass_obj
+def ps_cmd(config, all_containers, quiet, fmt):
+    """List containers."""
+    _need_root("ps")
+    from ..runtime import lifecycle
+    rows = lifecycle.listing(config, all_containers)
+    if quiet:
+        for row in rows:
+            click.echo(row["ID"])
+    elif fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row))
+    else:
+        widths = (12, 20, 22, 30, 20)
+        click.echo(_row(("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"), widths))
+        for row in rows:
+            click.echo(_row((row["ID"], row["Image"], f'"{_cut(row["Command"], 20)}"',
+                             row["Status"], row["Names"]), widths))
+
+
+def _row(cells, widths) -> str:
+    return "   ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+@click.command("stop")
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True,
+              help="Seconds to wait before killing it.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def stop_cmd(config, timeout, containers):
+    """Stop running containers (their stop signal, then SIGKILL)."""
+    _need_root("stop")
+    from ..runtime import lifecycle
+    for ref in containers:
+        lifecycle.stop(config, ref, timeout, _kernel(config))
+        click.echo(ref)
+
+
+@click.command("kill")
+@click.option("-s", "--signal", "sig", default="KILL", show_default=True, help="Signal to send.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def kill_cmd(config, sig, containers):
+    """Send a signal to running containers."""
+    _need_root("kill")
+    from ..runtime import lifecycle
+    from ..spec import parse_signal
+    number = parse_signal(sig)
+    for ref in containers:
+        lifecycle.kill(config, ref, number, _kernel(config))
+        click.echo(ref)
+
+
+@click.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def rm_cmd(config, force, containers):
+    """Remove containers."""
+    _need_root("rm")
+    from ..runtime import lifecycle
+    for ref in containers:
+        lifecycle.remove(config, ref, force)
+        click.echo(ref)
+
+
+@click.command("start")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def start_cmd(config, containers):
+    """Start stopped containers (detached)."""
+    _need_root("start")
+    from ..runtime import lifecycle
+    for ref in containers:
+        lifecycle.start(config, ref, _kernel(config))
+        click.echo(ref)
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and attached.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
+@click.option("-e", "--env", multiple=True, metavar="NAME[=VALUE]", help="Set an environment variable.")
+@click.option("-u", "--user", metavar="USER[:GROUP]", help="Run as this user of the container.")
+@click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_cmd(config, container, command, tty, interactive, env, user, workdir):
+    """Run COMMAND in a running container."""
+    _need_root("exec")
+    from ..runtime.exec import exec_in
+    code = exec_in(config, _kernel(config), container, list(command), tty=tty,
+                   interactive=interactive, env=env, user=user, workdir=workdir)
+    _exit_with(code)
+
+
+@click.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the container stops.")
+@click.argument("container")
+@click.pass_obj
+def logs_cmd(config, follow, container):
+    """Print the output of a detached container."""
+    _need_root("logs")
+    from ..runtime import lifecycle
+    sys.stdout.flush()
+    lifecycle.logs(config, container, 1, follow)
+
+
+@click.command("inspect")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def inspect_cmd(config, containers):
+    """Show what minict knows about containers, as JSON."""
+    _need_root("inspect")
+    from ..runtime import lifecycle
+    click.echo(json.dumps([lifecycle.inspect(config, ref) for ref in containers], indent=2))
+
+
+@click.command("cleanup")
+@click.pass_obj
+def cleanup_cmd(config):
+    """Clean up after crashes: kill orphans, record lost exits, remove leftovers.
+
+    Safe to run at any time: it only touches containers whose minict
+    process has died."""
+    _need_root("cleanup")
+    from ..runtime.recovery import recover
+    done = recover(config)
+    for line in done:
+        click.echo(line)
+    if not done:
+        click.echo("nothing to clean up")

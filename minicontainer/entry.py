@@ -1,0 +1,185 @@
+"""The `minict` console script's front door: `minict run` without click.
+
+Starting a container is the one command whose speed people measure
+(bench/start compares it with runc), and importing click alone costs more
+than runc takes to start a container. So the `minict` script enters here:
+a plain `minict [--root/--state/--explain/--debug] run [OPTIONS] IMAGE
+[COMMAND...]` is parsed by the small table below and run directly;
+anything else (other commands, --help, an option this parser does not
+know, a malformed line) goes to the full click CLI, which also produces
+the usage errors. Both paths call the same `run_command`, and a test
+checks that the table below matches the click command option for option.
+
+(It lives outside minicontainer/cli/ because importing anything in that
+package first runs its __init__, which imports click.)
+"""
+
+import os
+import sys
+
+# option spelling -> (parameter name, kind): kind is "flag", "value" or "multiple"
+RUN_OPTIONS = {
+    "-i": ("interactive", "flag"), "--interactive": ("interactive", "flag"),
+    "-t": ("tty", "flag"), "--tty": ("tty", "flag"),
+    "-d": ("detach", "flag"), "--detach": ("detach", "flag"),
+    "--rm": ("auto_remove", "flag"),
+    "--name": ("name", "value"),
+    "-e": ("env", "multiple"), "--env": ("env", "multiple"),
+    "--env-file": ("env_file", "multiple"),
+    "-w": ("workdir", "value"), "--workdir": ("workdir", "value"),
+    "-u": ("user", "value"), "--user": ("user", "value"),
+    "--hostname": ("hostname", "value"),
+    "-v": ("volume", "multiple"), "--volume": ("volume", "multiple"),
+    "--tmpfs": ("tmpfs", "multiple"),
+    "--read-only": ("read_only", "flag"),
+    "--entrypoint": ("entrypoint", "value"),
+    "--cap-add": ("cap_add", "multiple"), "--cap-drop": ("cap_drop", "multiple"),
+    "--privileged": ("privileged", "flag"),
+    "--net": ("network", "value"), "--network": ("network", "value"),
+    "--init": ("init", "flag"),
+}
+RUN_DEFAULTS = {"network": "default"}
+GLOBAL_OPTIONS = {"--root": ("root", "value"), "--state": ("state", "value"),
+                  "--explain": ("explain", "flag"), "--debug": ("debug", "flag")}
+
+
+def parse_run(argv: list[str]) -> dict | None:
+    """{"global": {...}, "run": {...}, "image": str, "command": [...]} for a
+    plain `run` command line, or None to let click handle it."""
+    glob: dict = {}
+    rest = _take_options(argv, GLOBAL_OPTIONS, glob)
+    if rest is None or not rest or rest[0] != "run":
+        return None
+    flags: dict = {}
+    rest = _take_options(rest[1:], RUN_OPTIONS, flags)
+    if not rest:
+        return None   # no IMAGE: click prints the usage error
+    return {"global": glob, "run": flags, "image": rest[0], "command": rest[1:]}
+
+
+def _take_options(argv, table, into) -> list[str] | None:
+    """Consume leading options of `table` from argv; return what follows
+    them, or None if something is not understood."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return argv[i + 1:]
+        if not arg.startswith("-") or arg == "-":
+            return argv[i:]
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in table:
+            dest, kind = table[name]
+            if kind == "flag":
+                if eq:
+                    return None
+                into[dest] = True
+                i += 1
+                continue
+            if eq:
+                value = inline
+                i += 1
+            elif i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 2
+            else:
+                return None
+            if kind == "multiple":
+                into.setdefault(dest, []).append(value)
+            else:
+                into[dest] = value
+            continue
+        if not arg.startswith("--") and len(arg) > 2:
+            # Bundled short options, as click allows: -it, -dit, -eNAME=value.
+            expanded = _expand_short(arg, table)
+            if expanded is None:
+                return None
+            argv = argv[:i] + expanded + argv[i + 1:]
+            continue
+        return None
+    return []
+
+
+def _expand_short(arg: str, table) -> list[str] | None:
+    out = []
+    for pos, letter in enumerate(arg[1:], start=1):
+        option = "-" + letter
+        if option not in table:
+            return None
+        if table[option][1] == "flag":
+            out.append(option)
+            continue
+        remainder = arg[pos + 1:]
+        return out + [option] + ([remainder] if remainder else [])
+    return out
+
+
+def run_command(config, image: str, command, flags: dict) -> int | None:
+    """The body of `minict run`, shared by click and the fast path.
+    Returns the container's exit code, or None when it was detached (the
+    id has been printed)."""
+    if os.geteuid() != 0:
+        from .errors import NotRoot
+        raise NotRoot("minict run needs root (namespaces and mounts)",
+                      "run it as root: sudo minict run ...")
+    from .runtime import lifecycle
+    from .spec import build_spec
+    from .syscalls import Kernel, Narrator
+    flags = {**RUN_DEFAULTS, **flags}
+    img = resolve_image(config, image)
+    spec = build_spec(img, image_ref=image, command=tuple(command),
+                      env_files=tuple(flags.pop("env_file", ())), volumes=tuple(flags.pop("volume", ())),
+                      **{k: (tuple(v) if isinstance(v, list) else v) for k, v in flags.items()})
+    code, container_id = lifecycle.run(config, spec, Kernel(Narrator(config.explain)))
+    if code is None:
+        print(container_id, flush=True)
+    return code
+
+
+def resolve_image(config, ref: str):
+    """The image from the store, pulled first if missing (as docker run does)."""
+    from .errors import ImageNotFound, MinictError
+    from .store import Store
+    store = Store(config.root)
+    try:
+        return store.resolve(ref)
+    except ImageNotFound as missing:
+        try:
+            from .pull import pull
+        except ImportError:
+            raise ImageNotFound(missing.message, "load or import it first with minict load or "
+                                                 "minict import; pulling is not available") from None
+        print(f"Unable to find image '{ref}' locally", file=sys.stderr, flush=True)
+        try:
+            return pull(store, ref, platform=None)
+        except MinictError as failed:
+            # Keep the pull's own error class (and exit code), but say why we pulled.
+            raise type(failed)(f"image {ref} is not in the store, and pulling it failed: "
+                               f"{failed.message}", failed.hint) from None
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parsed = parse_run(argv)
+    if parsed is None:
+        from .cli import main as click_main   # everything else: the full CLI
+        return click_main(argv)
+    from .config import Config
+    from .errors import MinictError
+    glob = parsed["global"]
+    if glob.get("debug"):
+        os.environ["MINICT_DEBUG"] = "1"
+    config = Config.from_env(root=glob.get("root"), state=glob.get("state"),
+                             explain=True if glob.get("explain") else None)
+    try:
+        code = run_command(config, parsed["image"], parsed["command"], parsed["run"])
+    except MinictError as exc:
+        if os.environ.get("MINICT_DEBUG"):
+            raise
+        print(f"minict: {exc.one_line()}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("minict: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
+    sys.exit(code or 0)

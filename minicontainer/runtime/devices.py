@@ -1,0 +1,59 @@
+"""The container's /dev: a small tmpfs with only the devices it needs.
+
+The host's /dev holds every disk and device the machine has; a container
+gets a fresh tmpfs instead, with the handful of harmless character devices
+every program expects (the same list as runc's default), its own devpts
+instance for terminals, /dev/shm and /dev/mqueue, and the /dev/fd links.
+Extra device nodes (hpcshim's GPU plan: /dev/nvidia0 ...) are added here too.
+"""
+
+import os
+
+from .. import syscalls as sc
+from .rootfs import make_mountpoint, secure_join
+
+# name, major, minor (Documentation/admin-guide/devices.txt)
+DEFAULT_DEVICES = [
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+    ("tty", 5, 0),
+]
+
+LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+         ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")]
+
+
+def populate_dev(kernel: sc.Kernel, root: str, extra_devices=()) -> None:
+    dev = make_mountpoint(kernel, root, "/dev", True)
+    kernel.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k",
+                 "A fresh tmpfs for /dev: the host's devices stay out of reach")
+    for name, major, minor in DEFAULT_DEVICES:
+        kernel.mknod(os.path.join(dev, name), "c", major, minor, 0o666,
+                     f"Create /dev/{name}")
+    kernel.mkdir(os.path.join(dev, "pts"), 0o755, "Mount point for the container's terminals")
+    kernel.mount("devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                 "A devpts of its own (newinstance): the container sees only its own ptys")
+    kernel.mkdir(os.path.join(dev, "shm"), 0o1777, "Mount point for POSIX shared memory")
+    kernel.mount("shm", os.path.join(dev, "shm"), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 "mode=1777,size=65536k", "/dev/shm: shared memory private to this container")
+    kernel.mkdir(os.path.join(dev, "mqueue"), 0o755, "Mount point for POSIX message queues")
+    kernel.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue",
+                 sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None,
+                 "/dev/mqueue: the message queues of the container's IPC namespace")
+    for name, target in LINKS:
+        kernel.symlink(target, os.path.join(dev, name), f"/dev/{name} -> {target}")
+    for node in extra_devices:
+        add_device(kernel, root, node)
+
+
+def add_device(kernel: sc.Kernel, root: str, node) -> None:
+    """mknod one extra device (a spec.DeviceNode) at its path under /dev."""
+    parent = os.path.dirname(node.path)
+    if parent != "/dev":
+        make_mountpoint(kernel, root, parent, True)
+    path = secure_join(root, node.path)
+    if os.path.lexists(path):
+        os.unlink(path)
+    kernel.mknod(path, node.type, node.major, node.minor, node.mode,
+                 f"Create device {node.path} (asked for by the container's spec)",
+                 uid=node.uid, gid=node.gid)

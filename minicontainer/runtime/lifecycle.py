@@ -1,0 +1,345 @@
+"""The container lifecycle: run, start, stop, kill, rm, logs, inspect, ps.
+
+Each function is one command's library call (the CLI only parses and
+prints). Who may do what, and why it is safe (state.py has the details):
+
+- the owner (foreground `run`, or the supervisor) holds the container's
+  owner lock for the container's whole life and records its exit status;
+- `stop`/`kill` signal the container's PID 1 through a pidfd, after
+  checking it is still the same process (pid + start time);
+- `rm` takes the owner lock first: it can only remove what nobody owns.
+"""
+
+import os
+import signal
+import time
+
+from .. import syscalls as sc
+from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
+from . import etcfiles, state
+from .init import exit_code_of
+from .launch import launch
+from .supervisor import finish, start_detached
+
+OWNER_FORWARDED = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                   signal.SIGUSR1, signal.SIGUSR2]
+
+
+# ---- run and start ----------------------------------------------------------------------
+
+def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
+    """Create and start a container. Foreground: returns (exit code, id)
+    when it ends; detached (-d): returns (None, id) once it runs."""
+    layout = state.Layout.of(config)
+    record, lock = state.create_record(layout, spec, etcfiles.files_for(spec))
+    kernel.explain(f"Created container {record.name} ({record.id[:12]}) in {record.dir}")
+    if spec.detach:
+        return None, start_detached(kernel, record, lock, new=True)
+    try:
+        started = launch(kernel, record, close_early=(lock.fd,))
+    except BaseException:
+        # It never ran: leave nothing behind (docker would keep a "Created"
+        # container; a failed `minict run` is simply undone).
+        with state.names_lock(layout):
+            state.remove_record(record)
+        lock.release()
+        raise
+    try:
+        status = wait_in_foreground(started, spec)
+    except BaseException as exc:
+        # Lost track of it (an error while relaying): do not leave it running
+        # unattended, and say what happened in its record.
+        _kill_and_reap(started.pid)
+        finish(record, None, lock, error=f"minict stopped waiting for it: {exc!r}")
+        raise
+    code = exit_code_of(status)
+    finish(record, code, lock)
+    return code, record.id
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def wait_in_foreground(started, spec) -> int:
+    """Forward signals (and with -t relay the terminal) until PID 1 exits."""
+    pid = started.pid
+    previous = {sig: signal.signal(sig, lambda number, _f: _forward(pid, number))
+                for sig in OWNER_FORWARDED}
+    try:
+        if started.master is not None:
+            from .tty import RawTerminal, relay
+            stdin_fd = 0 if spec.interactive else None
+            with RawTerminal(0) if spec.interactive else _Nothing():
+                return relay(started.master, pid, stdin_fd, 1)   # (relay closes the master)
+        _, status = os.waitpid(pid, 0)
+        return status
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _forward(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def start(config, ref: str, kernel: sc.Kernel) -> state.Record:
+    """Start a stopped container again, detached (docker start)."""
+    layout = state.Layout.of(config)
+    record = state.find(layout, ref)
+    lock = state.Lock.acquire(record.lock_file, blocking=False)
+    if lock is None or state.status(record).running:
+        if lock:
+            lock.release()
+        raise ContainerRunning(f"container {record.name} is already running",
+                               f"stop it first: minict stop {record.name}")
+    # Files the container directory may have lost or that depend on the host now.
+    for name, data in etcfiles.files_for(record.spec).items():
+        (record.dir / name).write_bytes(data)
+    start_detached(kernel, record, lock, new=False)
+    return record
+
+
+# ---- signals: stop and kill ---------------------------------------------------------------------
+
+class _Process:
+    """The container's PID 1, held by a pidfd: signals through it cannot
+    reach another process that later reuses the pid."""
+
+    def __init__(self, record: state.Record):
+        runtime = state.read_json(record.runtime_file) or {}
+        self.pid = runtime.get("pid")
+        self.fd = None
+        if not self.pid:
+            return
+        try:
+            self.fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return
+        # The fd now pins this process; check it is the container's (start time).
+        if not state.is_alive(self.pid, runtime.get("pid_start")):
+            os.close(self.fd)
+            self.fd = None
+
+    @property
+    def alive(self) -> bool:
+        return self.fd is not None and not self.exited(0)
+
+    def signal(self, number: int) -> None:
+        try:
+            signal.pidfd_send_signal(self.fd, number)
+        except ProcessLookupError:
+            pass
+
+    def exited(self, timeout: float) -> bool:
+        import select
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+def stop(config, ref: str, timeout: float = 10, kernel: sc.Kernel | None = None) -> state.Record:
+    """The stop signal (SIGTERM unless the image says otherwise), then
+    SIGKILL after `timeout` seconds; returns once the exit is recorded."""
+    layout = state.Layout.of(config)
+    record = state.find(layout, ref)
+    process = _Process(record)
+    try:
+        if not process.alive:
+            return record   # already stopped: nothing to do (docker says the same)
+        sig = record.spec.stop_signal
+        _explain(kernel, f"Send {signal.Signals(sig).name} to the container's PID 1 (host PID "
+                         f"{process.pid}) and give it {timeout:g}s",
+                 f"pidfd_send_signal(pidfd_open({process.pid}), {signal.Signals(sig).name})")
+        process.signal(sig)
+        if not process.exited(timeout):
+            _explain(kernel, "It did not stop in time: kill it",
+                     f"pidfd_send_signal(pidfd_open({process.pid}), SIGKILL)")
+            process.signal(signal.SIGKILL)
+            process.exited(10)
+    finally:
+        process.close()
+    _wait_for_owner(record)
+    return record
+
+
+def kill(config, ref: str, sig: int = signal.SIGKILL, kernel: sc.Kernel | None = None) -> state.Record:
+    layout = state.Layout.of(config)
+    record = state.find(layout, ref)
+    process = _Process(record)
+    try:
+        if not process.alive:
+            raise ContainerNotRunning(f"container {record.name} is not running",
+                                      "see minict ps -a")
+        _explain(kernel, f"Send {signal.Signals(sig).name} to the container's PID 1",
+                 f"pidfd_send_signal(pidfd_open({process.pid}), {signal.Signals(sig).name})")
+        process.signal(sig)
+    finally:
+        process.close()
+    return record
+
+
+def _wait_for_owner(record: state.Record, timeout: float = 15) -> None:
+    """Wait until the owner has recorded the exit and let go of the lock."""
+    lock = state.Lock.acquire(record.lock_file, timeout=timeout)
+    if lock is None:
+        raise RunFailed(f"container {record.name} stopped, but its minict process did not finish",
+                        "run minict cleanup")
+    lock.release()
+
+
+def _explain(kernel, sentence, call):
+    if kernel is not None:
+        kernel.explain(sentence, call)
+
+
+# ---- rm -------------------------------------------------------------------------------------------
+
+def remove(config, ref: str, force: bool = False) -> state.Record:
+    layout = state.Layout.of(config)
+    record = state.find(layout, ref)
+    if state.status(record).running:
+        if not force:
+            raise ContainerRunning(f"container {record.name} is running",
+                                   f"stop it first with minict stop {record.name}, or use rm -f")
+        process = _Process(record)
+        try:
+            if process.alive:
+                process.signal(signal.SIGKILL)
+                process.exited(10)
+        finally:
+            process.close()
+    lock = state.Lock.acquire(record.lock_file, timeout=15)
+    if lock is None:
+        raise ContainerRunning(f"container {record.name} is still being looked after by "
+                               f"another minict process", "try again, or run minict cleanup")
+    try:
+        with state.names_lock(layout):
+            if record.dir.exists():    # a --rm owner may have removed it meanwhile
+                state.remove_record(record)
+    finally:
+        lock.release()
+    return record
+
+
+# ---- logs, inspect, ps ----------------------------------------------------------------------------
+
+def logs(config, ref: str, out_fd: int = 1, follow: bool = False) -> None:
+    """Copy the container's log to out_fd; with follow, keep going until it stops."""
+    layout = state.Layout.of(config)
+    record = state.find(layout, ref)
+    try:
+        fd = os.open(record.log_file, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return   # ran in the foreground: its output went to the terminal
+    try:
+        while True:
+            data = os.read(fd, 65536)
+            if data:
+                os.write(out_fd, data)
+                continue
+            if not follow or not state.status(record).running:
+                # One last read: output written just before it stopped.
+                while data := os.read(fd, 65536):
+                    os.write(out_fd, data)
+                return
+            time.sleep(0.1)
+    finally:
+        os.close(fd)
+
+
+def inspect(config, ref: str) -> dict:
+    layout = state.Layout.of(config)
+    record = state.find(layout, ref)
+    st = state.status(record)
+    spec = record.spec
+    return {
+        "Id": record.id,
+        "Name": record.name,
+        "Created": record.created,
+        "Image": spec.image_id,
+        "ImageRef": spec.image_ref,
+        "Path": spec.argv[0],
+        "Args": spec.argv[1:],
+        "State": {
+            "Status": st.state, "Running": st.running, "Pid": st.pid or 0,
+            "ExitCode": st.exit_code, "Error": st.error or "",
+            "StartedAt": st.started_at, "FinishedAt": st.finished_at,
+        },
+        "Config": {
+            "Hostname": spec.hostname, "User": spec.user, "Env": spec.env, "Cmd": spec.argv,
+            "WorkingDir": spec.workdir, "Tty": spec.tty, "OpenStdin": spec.interactive,
+            "StopSignal": signal.Signals(spec.stop_signal).name,
+        },
+        "HostConfig": {
+            "AutoRemove": spec.auto_remove, "Privileged": spec.privileged,
+            "ReadonlyRootfs": spec.read_only, "NetworkMode": spec.network, "Init": spec.init,
+            "CapAdd": None, "Capabilities": spec.capabilities,
+            "Tmpfs": {t.destination: t.options for t in spec.tmpfs},
+        },
+        "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.destination,
+                    "RW": not b.readonly} for b in spec.binds],
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "LowerDir": ":".join(reversed(spec.layer_dirs)),
+            "UpperDir": str(record.dir / "upper"), "WorkDir": str(record.dir / "work"),
+            "MergedDir": str(record.dir / "merged")}},
+        "LogPath": str(record.log_file) if record.log_file.exists() else "",
+    }
+
+
+def listing(config, all_containers: bool = False) -> list[dict]:
+    """Rows for `minict ps`: running containers, or every one with -a."""
+    layout = state.Layout.of(config)
+    rows = []
+    for record in state.list_records(layout):
+        st = state.status(record)
+        if not all_containers and not st.running:
+            continue
+        rows.append({
+            "ID": record.id[:12], "Image": record.spec.image_ref,
+            "Command": " ".join(record.spec.argv), "CreatedAt": record.created,
+            "State": st.state, "Status": describe(st), "Names": record.name,
+            "ExitCode": st.exit_code, "Pid": st.pid,
+        })
+    return rows
+
+
+def describe(st: state.Status) -> str:
+    """docker ps's STATUS column: Up 3 seconds / Exited (0) 2 minutes ago / Created."""
+    if st.state == "running":
+        return f"Up {_ago(st.started_at)}"
+    if st.state == "exited":
+        code = "?" if st.exit_code is None else st.exit_code
+        text = f"Exited ({code}) {_ago(st.finished_at)} ago" if st.finished_at else f"Exited ({code})"
+        return text + (f": {st.error}" if st.error else "")
+    return "Created"
+
+
+def _ago(stamp: str | None) -> str:
+    if not stamp:
+        return "a while"
+    seconds = int(time.time() - state.parse_time(stamp))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "Less than a second" if seconds < 1 else f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -1,0 +1,83 @@
+"""The kernel's own filesystems in the container: /proc, /sys, /etc files,
+and the parts of them a container must not see or change.
+
+/proc is mounted fresh inside the new PID namespace, so it lists only the
+container's processes. But /proc and /sys still expose the one kernel all
+containers share, so (as Docker and runc do by default):
+
+- masked paths are covered: a file by a bind of /dev/null, a directory by
+  an empty read-only tmpfs. They leak host information (/proc/kcore is the
+  kernel's memory, /proc/keys the kernel keyrings, /proc/timer_list
+  other processes' timers) or let a container drive hardware
+  (/sys/firmware). The container cannot unmount the covers: it lacks
+  CAP_SYS_ADMIN.
+- read-only paths are re-mounted read-only: they are knobs for the whole
+  kernel (/proc/sys: sysctls; /proc/sysrq-trigger: reboot and crash the
+  host; /proc/irq: interrupt routing).
+"""
+
+import os
+
+from .. import syscalls as sc
+from .rootfs import make_mountpoint, preserved_flags
+
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware",
+    # CVE-2020-8694 (Intel RAPL power readings leak what other code computes)
+    "/sys/devices/virtual/powercap",
+]
+
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+
+
+def mount_proc(kernel: sc.Kernel, root: str) -> None:
+    target = make_mountpoint(kernel, root, "/proc", True)
+    kernel.mount("proc", target, "proc", NOSUID_NODEV_NOEXEC, None,
+                 "A /proc of the new PID namespace: the container sees only its own processes")
+
+
+def mount_sys(kernel: sc.Kernel, root: str, readonly: bool) -> None:
+    target = make_mountpoint(kernel, root, "/sys", True)
+    flags = NOSUID_NODEV_NOEXEC | (sc.MS_RDONLY if readonly else 0)
+    kernel.mount("sysfs", target, "sysfs", flags, None,
+                 "/sys, read-only: the container may look at the kernel's devices but not change them"
+                 if readonly else "/sys, writable (--privileged)")
+
+
+def bind_etc_files(kernel: sc.Kernel, root: str, record_dir: str) -> None:
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf come from files minict
+    wrote for this container (etcfiles.py), bind-mounted over the image's."""
+    for name in ("hostname", "hosts", "resolv.conf"):
+        target = make_mountpoint(kernel, root, f"/etc/{name}", False)
+        kernel.mount(os.path.join(record_dir, name), target, None, sc.MS_BIND, None,
+                     f"Give the container its own /etc/{name}")
+
+
+def mask_paths(kernel: sc.Kernel, paths=MASKED_PATHS) -> None:
+    """Runs after pivot_root: the paths are the container's own."""
+    for path in paths:
+        if not os.path.lexists(path):
+            continue   # this kernel has no such file: nothing to hide
+        if os.path.isdir(path):
+            kernel.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None,
+                         f"Hide {path} (host information) under an empty read-only tmpfs")
+        else:
+            kernel.mount("/dev/null", path, None, sc.MS_BIND, None,
+                         f"Hide {path} (host information): it now reads as empty")
+
+
+def readonly_paths(kernel: sc.Kernel, paths=READONLY_PATHS) -> None:
+    """Runs after pivot_root. Bind each path onto itself, then remount that
+    bind read-only (a mount's flags can only change on a mount of its own)."""
+    for path in paths:
+        if not os.path.lexists(path):
+            continue
+        kernel.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None,
+                     f"Make {path} a mount of its own, to change its flags")
+        flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | preserved_flags(path)
+        kernel.mount(None, path, None, flags, None,
+                     f"Make {path} read-only: it is a knob for the whole host kernel")

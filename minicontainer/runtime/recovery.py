@@ -1,0 +1,105 @@
+"""`minict cleanup`: put right whatever a killed minict left behind.
+
+What a SIGKILL of a minict process can leave, and what is done about it
+(see state.py for why nothing worse is possible):
+
+- `.tmp-<id>` / `.rm-<id>` directories (a create or a remove cut short):
+  deleted;
+- a record whose owner died (its owner lock is free) but whose runtime
+  file says it runs: if the container's PID 1 is somehow still alive it is
+  killed (its owner is gone, so nobody would ever record its end); the
+  exit is recorded as unknown, and an --rm container is removed;
+- runtime and lock files with no record: deleted.
+
+Mounts need no cleanup: they only ever exist inside the container's own
+mount namespace, which the kernel tears down with its last process.
+Runs under the names lock and touches only containers nobody owns, so it
+is safe while other containers run.
+"""
+
+import os
+import shutil
+import signal
+
+from . import state
+
+
+def recover(config) -> list[str]:
+    """Repair crash leftovers; returns one line per thing done."""
+    layout = state.Layout.of(config)
+    done = []
+    if not layout.containers.is_dir() and not layout.runtime.is_dir():
+        return done   # nothing was ever run with this root and state dir
+    with state.names_lock(layout):
+        for entry in _entries(layout.containers):
+            if entry.name.startswith((".tmp-", ".rm-")):
+                shutil.rmtree(entry, ignore_errors=True)
+                done.append(f"removed unfinished container directory {entry.name}")
+        records = state.list_records(layout)
+        for record in records:
+            done.extend(_recover_record(record))
+        ids = {r.id for r in state.list_records(layout)}
+        for path in _entries(layout.runtime, ".json"):
+            if path.stem not in ids:
+                _kill_if_alive(state.read_json(path) or {})
+                path.unlink(missing_ok=True)
+                done.append(f"removed runtime state of unknown container {path.stem[:12]}")
+        for path in _entries(layout.locks, ".lock"):
+            if path.name == "names.lock" or path.stem in ids:
+                continue
+            lock = state.Lock.acquire(path, blocking=False)
+            if lock:
+                path.unlink(missing_ok=True)
+                lock.release()
+    return done
+
+
+def _entries(directory, suffix: str = "") -> list:
+    """The entries of a directory that may not exist (yet, or after a reboot)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith(suffix))
+
+
+def _recover_record(record: state.Record) -> list[str]:
+    lock = state.Lock.acquire(record.lock_file, blocking=False)
+    if lock is None:
+        return []   # its owner is alive and looking after it
+    done = []
+    try:
+        runtime = state.read_json(record.runtime_file)
+        if runtime:
+            if _kill_if_alive(runtime):
+                done.append(f"killed {record.name}: its minict process had died")
+            if not record.exit_file.exists():
+                state.write_exit(record, None, f"the minict process that ran it (pid "
+                                               f"{runtime.get('owner_pid')}) died; exit status unknown")
+                done.append(f"marked {record.name} as exited (its minict process died)")
+            record.runtime_file.unlink(missing_ok=True)
+        if record.spec.auto_remove:   # whether it ran or not, its owner will not remove it now
+            state.remove_record(record)
+            done.append(f"removed {record.name} (--rm, and its minict process died)")
+    finally:
+        lock.release()
+    return done
+
+
+def _kill_if_alive(runtime: dict) -> bool:
+    pid = runtime.get("pid")
+    if not pid:
+        return False
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if not state.is_alive(pid, runtime.get("pid_start")):
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        import select
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll(10_000)
+        return True
+    finally:
+        os.close(fd)

@@ -1,0 +1,217 @@
+"""The container's root filesystem: overlayfs, bind mounts, pivot_root.
+
+Runs inside the container's new mount namespace (see child.py), so every
+mount made here vanishes with the container: nothing is mounted in the
+host's namespace, and a SIGKILL cannot leave a mount behind.
+
+- The root is an overlay (Documentation/filesystems/overlayfs.rst): the
+  image's layer directories are the read-only `lowerdir` (top layer first),
+  and the container's own `upperdir` receives every write, so containers
+  of one image never see each other's changes and creating one costs the
+  same whatever the image's size.
+- Mount destinations are resolved inside the root with `secure_join`, which
+  follows the image's symlinks as if the root were `/`: an image whose
+  /etc is a symlink to `../../../../host/etc` cannot make minict mount
+  over a host path (the bug class of runc's CVE-2021-30465; runc uses
+  filepath-securejoin for the same reason).
+- `pivot_root` (never chroot: a chroot can be escaped with a second chroot
+  and `..`) swaps the root of the mount namespace, then the old root is
+  detached so the host's filesystem is unreachable.
+"""
+
+import os
+import stat
+
+from .. import syscalls as sc
+from ..errors import RunFailed
+
+# mount(2) copies its data argument into one page; overlay's option string
+# must fit, including the terminating NUL.
+MOUNT_DATA_MAX = 4095
+
+
+def _escape(path: str) -> str:
+    """overlayfs splits its options on ',' and lowerdir on ':'; escape both."""
+    return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+
+def overlay_options(lowers_top_first: list[str], upper: str, work: str) -> str:
+    return (f"lowerdir={':'.join(_escape(p) for p in lowers_top_first)},"
+            f"upperdir={_escape(upper)},workdir={_escape(work)}")
+
+
+def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, target: str) -> None:
+    """Mount the container's root at `target` (layer_dirs: bottom first, as the store lists them)."""
+    lowers = list(reversed(layer_dirs))   # overlay wants the top layer first
+    if not lowers:
+        # An image with no layers: overlay still needs one lower directory.
+        empty = os.path.join(record_dir, "empty-lower")
+        if not os.path.isdir(empty):
+            kernel.mkdir(empty, 0o755, "The image has no layers; give overlayfs an empty lower directory")
+        lowers = [empty]
+    upper = os.path.join(record_dir, "upper")
+    work = os.path.join(record_dir, "work")
+    options = overlay_options(lowers, upper, work)
+    if len(options) > MOUNT_DATA_MAX:
+        options = _short_overlay_options(kernel, lowers, record_dir)
+    kernel.mount("overlay", target, "overlay", 0, options,
+                 f"Stack the image's {len(layer_dirs)} layer(s) (read-only, top first) under the "
+                 f"container's own upper directory (where its writes go)")
+
+
+def _short_overlay_options(kernel, lowers, record_dir) -> str:
+    """Many-layer images: the absolute paths do not fit in mount(2)'s one
+    page. Do what docker's overlay2 driver does: make short symlinks to
+    the layers (lower/0, lower/1, ...), change into the container's
+    directory, and give overlayfs relative paths, which it resolves
+    against the current directory at mount time."""
+    links = os.path.join(record_dir, "lower")
+    if not os.path.isdir(links):
+        kernel.mkdir(links, 0o755, "Too many layers for one mount(2) page: make short links to them")
+    names = []
+    for index, layer in enumerate(lowers):
+        link = os.path.join(links, str(index))
+        if os.path.islink(link) and os.readlink(link) == layer:
+            names.append(f"lower/{index}")
+            continue
+        if os.path.lexists(link):
+            os.unlink(link)
+        kernel.symlink(layer, link, f"Short name for layer {index} (counted from the top)")
+        names.append(f"lower/{index}")
+    kernel.chdir(record_dir, "Work from the container's directory so the layer paths can be relative")
+    options = overlay_options(names, "upper", "work")
+    if len(options) > MOUNT_DATA_MAX:
+        raise RunFailed(f"the image has {len(lowers)} layers, too many for one overlay mount",
+                        "flatten the image into fewer layers")
+    return options
+
+
+# ---- resolving paths inside the root ---------------------------------------------------------
+
+def secure_join(root: str, unsafe_path: str) -> str:
+    """`root` + `unsafe_path`, following symlinks as if `root` were `/`.
+
+    Each component is looked at in turn; a symlink's target is spliced in
+    (an absolute target restarts from `root`, `..` never climbs above it).
+    Components that do not exist yet are taken literally: they will be
+    created inside the root.
+    """
+    pending = [p for p in unsafe_path.split("/") if p]
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:   # the kernel's own limit (MAXSYMLINKS)
+                raise RunFailed(f"too many symlinks resolving {unsafe_path} in the image",
+                                "the image has a symlink loop")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            pending = [p for p in target.split("/") if p] + pending
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def make_mountpoint(kernel: sc.Kernel, root: str, destination: str, directory: bool) -> str:
+    """Resolve `destination` inside `root` and create what is missing: the
+    parent directories and the mount point itself (a directory, or an
+    empty file for a file bind). Writes land in the container's upper
+    layer, never in the image. Returns the host-side path."""
+    target = secure_join(root, destination)
+    relative = os.path.relpath(target, root)
+    current = root
+    parts = relative.split(os.sep) if relative != "." else []
+    for i, part in enumerate(parts):
+        current = os.path.join(current, part)
+        last = i == len(parts) - 1
+        if os.path.lexists(current):
+            continue
+        if last and not directory:
+            kernel.write_file(current, b"", 0o644,
+                              f"Create an empty file in the container to mount {destination} onto")
+        else:
+            kernel.mkdir(current, 0o755, f"Create {'/' + os.path.join(*parts[:i + 1])} "
+                                         f"in the container (for a mount)")
+    if os.path.isdir(target) != directory and os.path.exists(target):
+        kind = "directory" if directory else "file"
+        raise RunFailed(f"cannot mount a {kind} on {destination}: the image has a "
+                        f"{'file' if directory else 'directory'} there",
+                        "choose another destination")
+    return target
+
+
+# ---- bind mounts, tmpfs, read-only root --------------------------------------------------------
+
+def bind_mount(kernel: sc.Kernel, root: str, source: str, destination: str, readonly: bool,
+               why: str) -> None:
+    """Make host `source` visible at `destination` inside the root."""
+    if not os.path.exists(source):
+        raise RunFailed(f"bind source {source} does not exist", "create it, or fix the path")
+    target = make_mountpoint(kernel, root, destination, os.path.isdir(source))
+    kernel.mount(source, target, None, sc.MS_BIND | sc.MS_REC, None, why)
+    if readonly:
+        # A bind mount copies the source's per-mount flags; making it read-only
+        # is a second step, a remount of just this mount. The flags it copied
+        # (nosuid, nodev...) must be repeated or the remount would clear them.
+        flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | preserved_flags(source)
+        kernel.mount(None, target, None, flags, None, f"Make {destination} read-only")
+
+
+def preserved_flags(path: str) -> int:
+    """The per-mount flags of the mount holding `path`, as MS_* bits."""
+    st_flags = os.statvfs(path).f_flag
+    mapping = [(os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
+               (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+               (os.ST_RELATIME, sc.MS_RELATIME)]
+    return sum(ms for st, ms in mapping if st_flags & st)
+
+
+TMPFS_FLAGS = {"ro": sc.MS_RDONLY, "noexec": sc.MS_NOEXEC, "nosuid": sc.MS_NOSUID, "nodev": sc.MS_NODEV}
+
+
+def mount_tmpfs(kernel: sc.Kernel, root: str, destination: str, options: str) -> None:
+    flags, data = 0, []
+    for opt in [o for o in options.split(",") if o]:
+        if opt in TMPFS_FLAGS:
+            flags |= TMPFS_FLAGS[opt]
+        elif opt not in ("rw", "exec", "suid", "dev"):
+            data.append(opt)
+    target = make_mountpoint(kernel, root, destination, True)
+    kernel.mount("tmpfs", target, "tmpfs", flags, ",".join(data) or None,
+                 f"A fresh tmpfs at {destination} (--tmpfs): memory-backed, gone when the container stops")
+
+
+def pivot(kernel: sc.Kernel, new_root: str) -> None:
+    """Make `new_root` the root, and detach the host's root from this namespace.
+
+    pivot_root(".", ".") (the trick runc uses) needs no put_old directory:
+    the old root ends up stacked on top of the new one at "/", and the
+    umount2 with MNT_DETACH takes it away.
+    """
+    kernel.chdir(new_root, "Go into the new root")
+    kernel.pivot_root(".", ".", "Swap the root of this mount namespace for the container's "
+                                "(the old root is stacked on top of it)")
+    kernel.umount2(".", sc.MNT_DETACH, "Detach the old root, the host's filesystem: from here "
+                                       "on nothing in the container can reach it")
+    kernel.chdir("/", "Stand at the new root")
+
+
+def remount_root_readonly(kernel: sc.Kernel) -> None:
+    flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | preserved_flags("/")
+    kernel.mount(None, "/", None, flags, None,
+                 "Make the container's root read-only (--read-only); volumes and tmpfs stay writable")

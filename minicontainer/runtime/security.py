@@ -1,0 +1,105 @@
+"""Secure defaults, applied in the container's process just before execve.
+
+The order matters and each step says why:
+
+1. Capability bounding set: drop every capability the container may not
+   have. This is a one-way door for the process and all its descendants;
+   no setuid binary or file capability can bring them back.
+2. Identity: supplementary groups, gid, then uid (uid last: after it we
+   may no longer change the others). Leaving uid 0 makes the kernel clear
+   the permitted and effective sets, so a non-root user starts with none.
+3. Capability sets: root keeps exactly the allowed set in permitted and
+   effective; inheritable is emptied (CVE-2022-24769: a non-empty
+   inheritable set let programs with file capabilities gain them).
+4. no_new_privs: execve can never grant privileges again (setuid-root
+   binaries, file capabilities), whatever is in the image.
+"""
+
+import os
+import signal
+
+from .. import syscalls as sc
+from . import capabilities as caps
+
+
+def restrict_capabilities_and_identity(kernel: sc.Kernel, spec) -> None:
+    wanted = {caps.NUMBERS[name] for name in spec.capabilities}
+    have = {n for n in range(caps.last_cap() + 1) if _in_bounding_set(n)}
+    for number in sorted(have - wanted):
+        kernel.drop_bounding_cap(number, caps.NAMES[number],
+                                 f"Drop {caps.NAMES[number]} from the bounding set, for good")
+    missing = sorted(wanted - have)
+    if missing:
+        # A bounding set only shrinks: what minict itself lacks it cannot give.
+        kernel.explain("Not available to minict itself, so not to the container either: "
+                       + ", ".join(caps.NAMES[n] for n in missing))
+    keep = wanted & have
+    switch_user(kernel, spec.uid, spec.gid, spec.additional_gids)
+    kept = sorted(keep) if spec.uid == 0 else []
+    kernel.set_capabilities(kept, [caps.NAMES[n] for n in kept],
+                            "Keep only the allowed capabilities; inheritable empty (CVE-2022-24769)"
+                            if spec.uid == 0 else
+                            "A non-root user keeps no capabilities in effect (inheritable empty too)")
+    if not spec.privileged:
+        kernel.set_no_new_privs("Forbid gaining privileges through execve (setuid binaries, "
+                                "file capabilities): no_new_privs")
+
+
+def switch_user(kernel: sc.Kernel, uid: int, gid: int, additional_gids: list[int]) -> None:
+    kernel.setgroups(list(additional_gids), "Set the supplementary groups from the image's /etc/group")
+    kernel.setgid(gid, f"Become group {gid}")
+    kernel.setuid(uid, f"Become user {uid}" + ("" if uid == 0 else
+                                               " (the kernel now clears our capabilities)"))
+    # Changing credentials clears the parent-death signal (prctl(2)), so it
+    # is set again: the container must still die with its owner.
+    kernel.set_pdeathsig(signal.SIGKILL, "Die if minict dies (set again: changing user cleared it)")
+
+
+def _in_bounding_set(number: int) -> bool:
+    import prctl
+    try:
+        return bool(prctl.capbset_read(number))
+    except (OSError, ValueError):
+        return False
+
+
+def close_inherited_fds(kernel: sc.Kernel, keep: set[int]) -> None:
+    """CVE-2024-21626 (runc "Leaky Vessels"): an fd minict happened to hold
+    open on a host directory, inherited by the container, let a process
+    chdir into the host through /proc/self/fd/N. Close every fd above 2 we
+    do not need (the ones we keep are close-on-exec) BEFORE changing into
+    the working directory."""
+    kernel.close_fds_except(keep, "Close every inherited file descriptor above 2 before "
+                                  "entering the working directory (CVE-2024-21626)")
+
+
+def enter_workdir(kernel: sc.Kernel, workdir: str) -> None:
+    """chdir into the working directory, then check we really are inside
+    the container's root (CVE-2024-21626: a cwd outside the root shows up
+    as "(unreachable)/..." or as ENOENT from getcwd)."""
+    from ..errors import RunFailed
+    try:
+        kernel.chdir(workdir, "Enter the working directory")
+    except FileNotFoundError:
+        raise RunFailed(f"working directory {workdir} does not exist in the container",
+                        "create it in the image, or give another -w") from None
+    except PermissionError:
+        raise RunFailed(f"working directory {workdir} is not accessible to the container's user",
+                        "give another -w, or another --user") from None
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        cwd = "(unreachable)"
+    if not cwd.startswith("/"):
+        raise RunFailed(f"the working directory resolves outside the container ({cwd})",
+                        "refusing to start: this is the CVE-2024-21626 escape")
+
+
+def make_non_dumpable(kernel: sc.Kernel, why: str | None = None) -> None:
+    """CVE-2019-5736: a process of minict's (the host's python binary) that
+    enters a container can be reached from inside through /proc/PID/exe
+    and the binary overwritten. A non-dumpable process's /proc entries
+    belong to root and need CAP_SYS_PTRACE, which containers do not have."""
+    kernel.set_dumpable(False, why or "Make this process non-dumpable before it enters the "
+                                      "container, so /proc/PID/exe cannot be opened from inside "
+                                      "(CVE-2019-5736)")

@@ -1,0 +1,170 @@
+"""Root filesystem logic against the recording kernel: what would be
+mounted where, in which order, with which options (no root needed)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from minicontainer import syscalls as sc
+from minicontainer.runtime import child, devices, mounts, rootfs
+from minicontainer.spec import Bind, DeviceNode, Tmpfs
+
+pytestmark = pytest.mark.unit
+
+
+def test_overlay_lowerdir_lists_the_top_layer_first(tmp_path):
+    kernel = sc.RecordingKernel()
+    rootfs.mount_overlay(kernel, ["/l/base", "/l/mid", "/l/top"], str(tmp_path), "/target")
+    [(source, target, fstype, flags, data)] = kernel.named("mount")
+    assert (source, target, fstype, flags) == ("overlay", "/target", "overlay", 0)
+    assert data == (f"lowerdir=/l/top:/l/mid:/l/base,upperdir={tmp_path}/upper,"
+                    f"workdir={tmp_path}/work")
+
+
+def test_overlay_options_escape_separators():
+    assert rootfs.overlay_options(["/a:b", "/c,d"], "/u", "/w") == \
+        "lowerdir=/a\\:b:/c\\,d,upperdir=/u,workdir=/w"
+
+
+def test_many_layers_use_short_relative_links(tmp_path):
+    layers = [f"/var/lib/minict/layers/{i:064x}/fs" for i in range(120)]   # ~40 bytes over a page each
+    assert len(rootfs.overlay_options(layers, "/u", "/w")) > rootfs.MOUNT_DATA_MAX
+    kernel = sc.RecordingKernel()
+    rootfs.mount_overlay(kernel, layers, str(tmp_path), "/target")
+    links = kernel.named("symlink")
+    assert links[0] == (layers[-1], f"{tmp_path}/lower/0")      # lower/0 is the top layer
+    assert links[-1] == (layers[0], f"{tmp_path}/lower/119")
+    assert kernel.named("chdir") == [(str(tmp_path),)]          # relative paths resolve from here
+    data = kernel.named("mount")[0][4]
+    assert len(data) <= rootfs.MOUNT_DATA_MAX
+    assert data.startswith("lowerdir=lower/0:lower/1:") and data.endswith(",upperdir=upper,workdir=work")
+
+
+def test_no_layers_get_an_empty_lower_dir(tmp_path):
+    kernel = sc.RecordingKernel()
+    rootfs.mount_overlay(kernel, [], str(tmp_path), "/target")
+    assert kernel.named("mkdir") == [(f"{tmp_path}/empty-lower", 0o755)]
+    assert kernel.named("mount")[0][4].startswith(f"lowerdir={tmp_path}/empty-lower,")
+
+
+@pytest.fixture
+def hostile_root(tmp_path) -> Path:
+    """An image root whose symlinks try to lead outside it."""
+    root = tmp_path / "root"
+    (root / "usr/etc").mkdir(parents=True)
+    (root / "etc").symlink_to("/usr/etc")                  # absolute: must stay inside root
+    (root / "escape").symlink_to("../../../../../../tmp")  # climbs: must stop at root
+    (root / "loop").symlink_to("loop")
+    return root
+
+
+def test_secure_join_keeps_symlinks_inside_the_root(hostile_root):
+    root = str(hostile_root)
+    assert rootfs.secure_join(root, "/etc/hosts") == f"{root}/usr/etc/hosts"
+    assert rootfs.secure_join(root, "/escape/x") == f"{root}/tmp/x"
+    assert rootfs.secure_join(root, "/../../etc/passwd") == f"{root}/usr/etc/passwd"
+    assert rootfs.secure_join(root, "/new/dir") == f"{root}/new/dir"
+    with pytest.raises(Exception, match="too many symlinks"):
+        rootfs.secure_join(root, "/loop/x")
+
+
+def test_mountpoints_are_created_inside_the_root(hostile_root):
+    kernel = sc.RecordingKernel()
+    root = str(hostile_root)
+    target = rootfs.make_mountpoint(kernel, root, "/escape/a/b", directory=True)
+    assert target == f"{root}/tmp/a/b"
+    assert [c[0] for c in kernel.named("mkdir")] == [f"{root}/tmp", f"{root}/tmp/a", f"{root}/tmp/a/b"]
+    kernel = sc.RecordingKernel()
+    rootfs.make_mountpoint(kernel, root, "/etc/hostname", directory=False)
+    assert kernel.named("write_file") == [(f"{root}/usr/etc/hostname", b"", 0o644)]
+
+
+def test_read_only_bind_is_a_second_remount(tmp_path):
+    kernel = sc.RecordingKernel()
+    (tmp_path / "root").mkdir()
+    rootfs.bind_mount(kernel, str(tmp_path / "root"), str(tmp_path), "/data", True, "why")
+    first, second = kernel.named("mount")
+    assert first[3] == sc.MS_BIND | sc.MS_REC
+    assert second[1] == first[1] and second[3] & (sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY) == \
+        sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY
+
+
+def test_build_root_order(tmp_path):
+    """Overlay first, then the kernel filesystems, /etc files, and the
+    volumes shallow-first (so /data is mounted before /data/sub)."""
+    root = tmp_path / "merged"
+    root.mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+
+    class Spec:
+        layer_dirs = ["/l/0"]
+        devices = [DeviceNode("/dev/nvidia0", "c", 195, 0)]
+        privileged = False
+        binds = [Bind(str(src), "/data/sub"), Bind(str(src), "/data", True)]
+        tmpfs = [Tmpfs("/run", "noexec,nosuid,nodev,size=1m")]
+
+    kernel = sc.RecordingKernel()
+    child.build_root(kernel, Spec, str(tmp_path), str(root))
+    targets = [os.path.relpath(m[1], root) if m[1] else None for m in kernel.named("mount")]
+    assert targets[:2] == [".", "proc"]
+    assert targets.index("dev") < targets.index("dev/pts") < targets.index("sys")
+    assert targets.index("data") < targets.index("data/sub")
+    assert "run" in targets and "etc/hostname" in targets
+    nodes = {os.path.relpath(n[0], root): n for n in kernel.named("mknod")}
+    assert set(nodes) == {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom",
+                          "dev/tty", "dev/nvidia0"}
+    assert nodes["dev/nvidia0"][2] == os.makedev(195, 0)
+    tmpfs = next(m for m in kernel.named("mount") if m[1] == f"{root}/run")
+    assert tmpfs[3] == sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV and tmpfs[4] == "size=1m"
+
+
+def test_masked_and_readonly_paths_skip_what_the_kernel_lacks():
+    kernel = sc.RecordingKernel()
+    mounts.mask_paths(kernel, ["/proc/self/status", "/proc", "/nonexistent-minict"])
+    assert kernel.named("mount") == [("/dev/null", "/proc/self/status", None, sc.MS_BIND, None),
+                                     ("tmpfs", "/proc", "tmpfs", sc.MS_RDONLY, None)]
+    kernel = sc.RecordingKernel()
+    mounts.readonly_paths(kernel, ["/proc/sys", "/nonexistent-minict"])
+    bind, remount = kernel.named("mount")
+    assert bind == ("/proc/sys", "/proc/sys", None, sc.MS_BIND | sc.MS_REC, None)
+    assert remount[3] & sc.MS_RDONLY and remount[3] & sc.MS_REMOUNT
+
+
+def test_default_device_list_matches_runc():
+    assert [d[0] for d in devices.DEFAULT_DEVICES] == ["null", "zero", "full", "random", "urandom", "tty"]
+
+
+def test_command_lookup_codes(tmp_path):
+    from minicontainer.errors import CommandNotExecutable, CommandNotFound
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/tool").write_text("#!/bin/sh\n")
+    (tmp_path / "bin/tool").chmod(0o755)
+    (tmp_path / "bin/data").write_text("x")
+    env = [f"PATH=/nonexistent:{tmp_path}/bin"]
+    assert child.find_command("tool", env) == f"{tmp_path}/bin/tool"
+    with pytest.raises(CommandNotFound):
+        child.find_command("missing", env)
+    with pytest.raises(CommandNotExecutable):
+        child.find_command("data", env)
+    with pytest.raises(CommandNotExecutable):
+        child.find_command(str(tmp_path / "bin"), env)
+
+
+def test_a_working_directory_outside_the_root_is_refused(tmp_path):
+    """CVE-2024-21626: if the cwd ends up somewhere getcwd cannot name from
+    the root (here: a directory deleted under us), refuse to run."""
+    from minicontainer.errors import RunFailed
+    from minicontainer.runtime import security
+    here = os.getcwd()
+    doomed = tmp_path / "doomed"
+    doomed.mkdir()
+    os.chdir(doomed)
+    try:
+        doomed.rmdir()
+        with pytest.raises(RunFailed, match="outside the container"):
+            security.enter_workdir(sc.RecordingKernel(), "/work")
+    finally:
+        os.chdir(here)
+    security.enter_workdir(sc.RecordingKernel(), "/work")   # a normal cwd passes
