@@ -37,3 +37,23 @@ def test_busybox_rootfs_has_applets(busybox_rootfs):
     assert (busybox_rootfs / "bin/busybox").is_file()
     assert (busybox_rootfs / "bin/sh").is_symlink()
     assert "student:x:1000" in (busybox_rootfs / "etc/passwd").read_text()
+
+
+def test_ctx_exit_code_reaches_the_shell(monkeypatch):
+    """A command that ends with ctx.exit(N) makes minict exit N."""
+    import click
+    from minicontainer import cli as cli_module
+
+    @click.command("exit-with")
+    @click.argument("code", type=int)
+    @click.pass_context
+    def exit_with(ctx, code):
+        ctx.exit(code)
+
+    monkeypatch.setitem(cli_module.cli.commands, "exit-with", exit_with)
+    with pytest.raises(SystemExit) as info:
+        cli_module.main(["exit-with", "7"])
+    assert info.value.code == 7
+    with pytest.raises(SystemExit) as info:
+        cli_module.main(["exit-with", "0"])
+    assert info.value.code == 0

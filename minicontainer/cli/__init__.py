@@ -91,7 +91,9 @@ def cli(ctx, root, state, explain, debug):
 def main(argv=None):
     """Console-script entry point: run the CLI, turn MinictError into one line."""
     try:
-        cli.main(args=argv, prog_name="minict", standalone_mode=False)
+        # Without standalone mode, click returns the code a command gave to
+        # ctx.exit(code) instead of exiting; commands that just return give None.
+        code = cli.main(args=argv, prog_name="minict", standalone_mode=False)
     except MinictError as exc:
         if os.environ.get("MINICT_DEBUG"):
             raise
@@ -108,7 +110,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         click.echo("minict: interrupted", err=True)
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def lazy(name: str, module: str, attr: str) -> None:
