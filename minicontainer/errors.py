@@ -162,3 +162,22 @@ class UnknownUser(MinictError):
 class ContainerStateError(MinictError):
     """A container's record on disk is damaged or half-written."""
     exit_code = 36
+
+
+# ---- GPUs (issue 5: hpcshim's Plan in `minict run`; codes 50-59) ------------
+
+class BadGpuPlan(MinictError):
+    """--gpu-plan FILE cannot be read, is not a version-1 hpcshim Plan, or
+    names files this host does not have."""
+    exit_code = 50
+
+
+class NoGpu(MinictError):
+    """--gpu (or --gpu=nvidia / --gpu=rocm) asked for a GPU and the host has none."""
+    exit_code = 51
+
+
+class GpuDiscoveryFailed(MinictError):
+    """hpcshim's selection or discovery refused: a CUDA_VISIBLE_DEVICES naming
+    GPUs that are not here, a corrupt ld.so.cache, a bad CDI spec..."""
+    exit_code = 52

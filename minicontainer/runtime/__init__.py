@@ -8,6 +8,7 @@ One module per concern (youki's layout, in Python):
     rootfs.py       overlayfs root, bind mounts, tmpfs, pivot_root
     mounts.py       /proc, /sys, /etc files, masked and read-only paths
     devices.py      the container's /dev
+    gpu.py          hpcshim's GPU Plan -> binds, device nodes, env (--gpu, --gpu-plan)
     security.py     capabilities, user, no_new_privs, fds, cwd (the CVE defences)
     capabilities.py capability names and Docker's default set
     users.py        user[:group] from the image's /etc/passwd and /etc/group

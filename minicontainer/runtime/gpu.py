@@ -1,0 +1,207 @@
+"""GPUs for `minict run`: hpcshim's Plan turned into binds, device nodes and env.
+
+Two ways in, one way through:
+
+- `minict run --gpu-plan FILE` reads a Plan that hpcshim wrote (FILE is
+  often `/dev/fd/N`: `hpcshim exec --runtime minict` hands it over in an
+  inherited memory file, so nothing is left on disk);
+- `minict run --gpu[=auto|nvidia|rocm|none]` builds the Plan here, with
+  hpcshim's own selection and discovery (HPCSHIM_HOST_ROOT moves the host
+  root, as for `hpcshim`, so tests can use a fake driver tree).
+
+Either way `injection_from(plan)` turns it into what build_spec() takes.
+The contract for each field is the module docstring of hpcshim.plan; what
+minict does with them:
+
+- devices: mknod(2) in the container's own /dev tmpfs (minict runs as root,
+  so it has CAP_MKNOD). Only the listed nodes exist there, so the GPUs that
+  were not selected cannot even be opened, and the Plan's `env` (indices
+  counted among the selected GPUs) is the right one, not `envIfHostDev`.
+- binds: bind mounts, read-only when asked; the runtime creates a missing
+  destination in the container's upper layer, never in the image.
+- libraries / libraries32: each file bound read-only at libDir/name (name
+  is the soname, the name the dynamic loader asks for).
+- ldLibraryPath: put in front of the container's LD_LIBRARY_PATH, keeping
+  the image's (or -e's) value after it, so the loader finds the host's
+  driver libraries first and the image's own libraries still after them.
+- env: set in the container, like -e options given before the user's own:
+  the image's values lose, an explicit -e wins.
+
+hpcshim is imported here, and only when a GPU flag is given: a plain
+`minict run` pays nothing for it (bench/start), and hpcshim itself never
+imports minicontainer.
+"""
+
+import os
+from collections import namedtuple
+
+from ..errors import BadArgument, BadGpuPlan, GpuDiscoveryFailed, NoGpu
+from ..spec import Bind, DeviceNode, valid_env_key
+
+GPU_MODES = ("auto", "nvidia", "rocm", "none")
+BARE_GPU = "any"      # `--gpu` alone: a GPU of any vendor, or fail (hpcshim's meaning)
+PLAN_HINT = "write one with `hpcshim doctor --json > plan.json`, or let minict find the GPUs with --gpu"
+
+
+class GpuInjection(namedtuple("GpuInjection", ["binds", "devices", "env", "ld_library_path"])):
+    """What a Plan adds to a container: binds (spec.Bind), devices
+    (spec.DeviceNode), env ("NAME=value" items) and the directories to put
+    in front of LD_LIBRARY_PATH."""
+    __slots__ = ()
+
+
+# ---- getting a Plan -----------------------------------------------------------------------
+
+def plan_for_flags(gpu: str | None, gpu_plan: str | None, env=None):
+    """The hpcshim Plan that `--gpu[=MODE]` / `--gpu-plan FILE` ask for, or
+    None when neither asks for anything (no flag, or --gpu=none)."""
+    if gpu is not None and gpu not in GPU_MODES + (BARE_GPU,):
+        raise BadArgument(f"--gpu={gpu} is not a GPU mode",
+                          "use --gpu alone, or --gpu=auto, --gpu=nvidia, --gpu=rocm or --gpu=none")
+    if gpu_plan is not None and gpu not in (None, "none"):
+        raise BadArgument("--gpu and --gpu-plan both say which GPUs to use",
+                          "give one: --gpu-plan FILE when hpcshim made the plan, --gpu otherwise")
+    if gpu_plan is not None:
+        return read_plan(gpu_plan)
+    if gpu in (None, "none"):
+        return None
+    return discover_plan(gpu, os.environ if env is None else env)
+
+
+def read_plan(path: str):
+    """Parse the Plan JSON at `path` (a file, or /dev/fd/N from hpcshim)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise BadGpuPlan(f"--gpu-plan {path}: cannot read it: {exc.strerror}", PLAN_HINT) from None
+    except UnicodeDecodeError:
+        raise BadGpuPlan(f"--gpu-plan {path}: not a text file", PLAN_HINT) from None
+    from hpcshim.errors import HpcshimError
+    from hpcshim.plan import Plan
+    try:
+        return Plan.from_json(text)
+    except HpcshimError as exc:
+        raise BadGpuPlan(f"--gpu-plan {path}: {exc.message}", exc.hint) from None
+
+
+def discover_plan(mode: str, env):
+    """hpcshim's selection and discovery, in this process: the same Plan
+    `hpcshim exec --gpu[=MODE]` would hand to a runtime."""
+    from hpcshim.build import GpuRequest, build_plan
+    from hpcshim.errors import HpcshimError
+    from hpcshim.errors import NoGpu as ShimNoGpu
+    request = GpuRequest(mode=mode, root=env.get("HPCSHIM_HOST_ROOT") or "/", env=dict(env))
+    try:
+        return build_plan(request)
+    except ShimNoGpu as exc:
+        raise NoGpu(exc.message.replace("--gpu", "minict run --gpu", 1), exc.hint) from None
+    except HpcshimError as exc:
+        raise GpuDiscoveryFailed(f"--gpu: {exc.message}", exc.hint) from None
+
+
+# ---- Plan -> binds, devices, env --------------------------------------------------------------
+
+def injection_from(plan) -> GpuInjection:
+    """Check the Plan against this host and turn it into spec items.
+
+    Everything is checked here, before the container exists, so a Plan
+    that names a missing file fails with one line and leaves nothing
+    behind (the runtime would only notice half-way through its mounts).
+    """
+    devices = [_device(d) for d in plan.devices]
+    binds = [Bind(_host_path(b.src, "bind"), _container_path(b.dst, "bind"), bool(b.ro))
+             for b in plan.binds]
+    for directory, libraries in ((plan.lib_dir, plan.libraries), (plan.lib32_dir, plan.libraries32)):
+        for lib in libraries:
+            if not lib.name or "/" in lib.name or lib.name in (".", ".."):
+                raise BadGpuPlan(f"the GPU plan names library {lib.name!r}: not a file name",
+                                 "a library's name is its soname, e.g. libcuda.so.1")
+            source = _host_path(lib.src, "library")
+            if not os.path.isfile(source):
+                raise BadGpuPlan(f"the GPU plan's library {source} is not a regular file",
+                                 "regenerate the plan with `hpcshim doctor --json`")
+            # Read-only: a container must not be able to rewrite the host's driver.
+            binds.append(Bind(source, _container_path(f"{directory}/{lib.name}", "library"), True))
+    env = []
+    for key, value in plan.env.items():
+        if not valid_env_key(key):
+            raise BadGpuPlan(f"the GPU plan sets an invalid variable name {key!r}", PLAN_HINT)
+        env.append(f"{key}={value}")
+    ld_path = [_container_path(d, "ldLibraryPath") for d in plan.ld_library_path]
+    return GpuInjection(binds=binds, devices=devices, env=env, ld_library_path=ld_path)
+
+
+def _device(node) -> DeviceNode:
+    path = _container_path(node.path, "device")
+    if not path.startswith("/dev/"):
+        raise BadGpuPlan(f"the GPU plan's device {node.path} is not under /dev",
+                         "device nodes are made in the container's /dev")
+    if node.type not in ("c", "b") or not 0 <= node.mode <= 0o7777 or node.major < 0 or node.minor < 0:
+        raise BadGpuPlan(f"the GPU plan's device {node.path} has type {node.type!r}, "
+                         f"major {node.major}, minor {node.minor}, mode {node.mode:#o}",
+                         "type is c or b, mode the permission bits (e.g. 438 for 0o666)")
+    return DeviceNode(path=path, type=node.type, major=node.major, minor=node.minor, mode=node.mode)
+
+
+def _host_path(path: str, what: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise BadGpuPlan(f"the GPU plan's {what} source {path!r} is not an absolute path", PLAN_HINT)
+    if not os.path.exists(path):
+        raise BadGpuPlan(f"the GPU plan's {what} source {path} does not exist on this host",
+                         "make the plan on the host that runs the container (`hpcshim doctor --json`)")
+    return path
+
+
+def _container_path(path: str, what: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/") or os.path.normpath(path) == "/":
+        raise BadGpuPlan(f"the GPU plan's {what} path {path!r} is not an absolute path below /",
+                         PLAN_HINT)
+    # Normalised so that two spellings of one place count as one mount point;
+    # symlinks in the image are resolved safely later (rootfs.secure_join).
+    return os.path.normpath(path)
+
+
+def with_library_path(env: list[str], directories: list[str]) -> list[str]:
+    """`env` ("NAME=value" items) with `directories` put in front of
+    LD_LIBRARY_PATH, whatever value the image or -e gave it kept after them."""
+    if not directories:
+        return list(env)
+    front = ":".join(directories)
+    out, found = [], False
+    for item in env:
+        key, _, value = item.partition("=")
+        if key == "LD_LIBRARY_PATH":
+            found = True
+            item = f"LD_LIBRARY_PATH={front}:{value}" if value else f"LD_LIBRARY_PATH={front}"
+        out.append(item)
+    if not found:
+        out.append(f"LD_LIBRARY_PATH={front}")
+    return out
+
+
+# ---- --explain ------------------------------------------------------------------------------
+
+def narrate(kernel, plan, source: str, injection: GpuInjection) -> None:
+    """Say what the Plan asks for, before the runtime's own mknod/mount lines."""
+    if plan.vendor is None:
+        kernel.explain(f"GPU plan ({source}): no GPU to inject; it brings "
+                       f"{len(injection.binds)} bind(s) and {len(injection.env)} variable(s)")
+    else:
+        vendor = {"nvidia": "NVIDIA", "rocm": "AMD ROCm"}.get(plan.vendor, plan.vendor)
+        driver = f" driver {plan.driver_version}" if plan.driver_version else ""
+        gpus = ", ".join(str(g.index) for g in plan.gpus) or "none"
+        kernel.explain(f"GPU plan ({source}): {vendor}{driver}, host GPU(s) {gpus}")
+        libraries = len(plan.libraries) + len(plan.libraries32)
+        kernel.explain(f"It asks for {len(injection.devices)} device node(s) in the container's own "
+                       f"/dev (no other GPU is reachable), {libraries} driver librar"
+                       f"{'y' if libraries == 1 else 'ies'} bound read-only under {plan.lib_dir}"
+                       f"{' and ' + plan.lib32_dir if plan.libraries32 else ''}, and "
+                       f"{len(plan.binds)} other bind(s) (tools, firmware, sockets)")
+    if injection.env:
+        kernel.explain("It sets " + " ".join(injection.env))
+    if injection.ld_library_path:
+        kernel.explain(f"LD_LIBRARY_PATH will start with {':'.join(injection.ld_library_path)}, "
+                       "so the loader finds the host's driver libraries first")
+    for pitfall in plan.pitfalls:
+        kernel.explain(f"Note: {pitfall}")
