@@ -10,9 +10,7 @@ Two rules carry the whole design (DESIGN.md, "State on disk"):
 
 import errno
 import fcntl
-import hashlib
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +19,11 @@ from .errors import DiskFull
 CHUNK = 1 << 20  # 1 MiB reads: big enough to amortise syscalls, small enough for memory
 
 
+# hashlib and tempfile are imported inside the functions that use them:
+# `minict run` imports this module and needs neither (start-up time).
+
 def sha256_file(path: Path) -> str:
+    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
@@ -30,6 +32,7 @@ def sha256_file(path: Path) -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -43,6 +46,7 @@ def raise_if_disk_full(exc: OSError, what: str):
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write data to path so that a crash leaves either the old or the new file."""
+    import tempfile
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
     try:

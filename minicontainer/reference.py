@@ -17,7 +17,7 @@ The grammar is the one in distribution's `reference` package
 """
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .errors import BadReference
 
@@ -35,12 +35,14 @@ _DOMAIN = re.compile(
 _HINT = "use NAME[:TAG] or NAME@sha256:DIGEST, e.g. busybox:latest or localhost:5000/team/app:1.0"
 
 
-@dataclass(frozen=True)
-class Reference:
-    registry: str             # "docker.io", "localhost:5000", "quay.io"
-    repository: str           # "library/alpine", "team/app"
-    tag: str | None = None    # None only when a digest pins the image
-    digest: str | None = None
+class Reference(namedtuple("Reference", "registry repository tag digest", defaults=(None, None))):
+    """registry ("docker.io", "localhost:5000"), repository ("library/alpine"),
+    tag (None only when a digest pins the image), digest.
+
+    A namedtuple: immutable and hashable like a frozen dataclass, without
+    importing dataclasses (costly at `minict run` start-up)."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:
@@ -73,10 +75,10 @@ class Reference:
         return text
 
     def with_tag(self, tag: str | None) -> "Reference":
-        return Reference(self.registry, self.repository, tag, self.digest)
+        return self._replace(tag=tag)
 
     def with_digest(self, digest: str | None) -> "Reference":
-        return Reference(self.registry, self.repository, self.tag, digest)
+        return self._replace(digest=digest)
 
 
 def _split_domain(name: str) -> tuple[str, str]:
