@@ -37,8 +37,21 @@ RUN_OPTIONS = {
     "--privileged": ("privileged", "flag"),
     "--net": ("network", "value"), "--network": ("network", "value"),
     "--init": ("init", "flag"),
+    # resource limits (cgroups; the same spellings as cli/cgroups.py's limit_options)
+    "-m": ("memory", "value"), "--memory": ("memory", "value"),
+    "--memory-swap": ("memory_swap", "value"),
+    "--memory-reservation": ("memory_reservation", "value"),
+    "--pids-limit": ("pids_limit", "value"), "--cpus": ("cpus", "value"),
+    "-c": ("cpu_shares", "value"), "--cpu-shares": ("cpu_shares", "value"),
+    "--cpu-weight": ("cpu_weight", "value"), "--cpuset-cpus": ("cpuset_cpus", "value"),
+    "--device-read-bps": ("device_read_bps", "multiple"),
+    "--device-write-bps": ("device_write_bps", "multiple"),
+    "--gpu": ("gpu", "value"), "--gpu-plan": ("gpu_plan", "value"),
 }
 RUN_DEFAULTS = {"network": "default"}
+# Options whose value must be attached with "=" (`--gpu=auto`); alone they
+# mean the value given here, so `--gpu IMAGE` never takes IMAGE as its value.
+BARE_VALUES = {"--gpu": "any"}
 GLOBAL_OPTIONS = {"--root": ("root", "value"), "--state": ("state", "value"),
                   "--explain": ("explain", "flag"), "--debug": ("debug", "flag")}
 
@@ -70,6 +83,10 @@ def _take_options(argv, table, into) -> list[str] | None:
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         if name in table:
             dest, kind = table[name]
+            if name in BARE_VALUES and not eq:
+                into[dest] = BARE_VALUES[name]
+                i += 1
+                continue
             if kind == "flag":
                 if eq:
                     return None
@@ -114,6 +131,36 @@ def _expand_short(arg: str, table) -> list[str] | None:
     return out
 
 
+def attach_bare_values(argv: list[str]) -> list[str]:
+    """argv (the words after `run`) with each BARE_VALUES option that stands
+    alone before IMAGE written with its value attached (`--gpu` ->
+    `--gpu=any`), for click, which would otherwise take IMAGE as the value."""
+    out = list(argv)
+    i = 0
+    while i < len(out):
+        arg = out[i]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            break                                   # IMAGE: options end here
+        if arg in BARE_VALUES:
+            out[i] = f"{arg}={BARE_VALUES[arg]}"
+        elif _takes_next_word(arg):
+            i += 1                                  # skip that option's value
+        i += 1
+    return out
+
+
+def _takes_next_word(arg: str) -> bool:
+    """Whether option word `arg` takes the following word as its value."""
+    if arg.startswith("--"):
+        return "=" not in arg and RUN_OPTIONS.get(arg, ("", "flag"))[1] != "flag"
+    letters = arg[1:]
+    for pos, letter in enumerate(letters):        # -e VALUE, -it, -ie VALUE, -eVALUE
+        kind = RUN_OPTIONS.get("-" + letter, ("", None))[1]
+        if kind != "flag":
+            return kind is not None and pos == len(letters) - 1
+    return False
+
+
 def run_command(config, image: str, command, flags: dict) -> int | None:
     """The body of `minict run`, shared by click and the fast path.
     Returns the container's exit code, or None when it was detached (the
@@ -126,11 +173,30 @@ def run_command(config, image: str, command, flags: dict) -> int | None:
     from .spec import build_spec
     from .syscalls import Kernel, Narrator
     flags = {**RUN_DEFAULTS, **flags}
+    from .runtime.resources import limits_from_flags
+    # --memory, --cpus...: a bad value (BadArgument) or a host that cannot
+    # enforce it (CgroupUnavailable) stops the run here, before anything exists.
+    limits = limits_from_flags(flags)
+    kernel = Kernel(Narrator(config.explain))
+    gpu_mode, gpu_plan_file = flags.pop("gpu", None), flags.pop("gpu_plan", None)
+    gpu = None
+    if gpu_mode is not None or gpu_plan_file is not None:   # hpcshim's Plan: runtime/gpu.py
+        from .runtime import gpu as gpu_plans
+        plan = gpu_plans.plan_for_flags(gpu_mode, gpu_plan_file)
+        if plan is not None:
+            gpu = gpu_plans.injection_from(plan)
+            gpu_plans.narrate(kernel, plan, gpu_plan_file or "found on this host", gpu)
+            flags["env"] = [*gpu.env, *flags.get("env", ())]   # the user's -e comes later and wins
     img = resolve_image(config, image)
     spec = build_spec(img, image_ref=image, command=tuple(command),
                       env_files=tuple(flags.pop("env_file", ())), volumes=tuple(flags.pop("volume", ())),
+                      binds=gpu.binds if gpu is not None else (),
+                      devices=gpu.devices if gpu is not None else (),
+                      limits=limits,
                       **{k: (tuple(v) if isinstance(v, list) else v) for k, v in flags.items()})
-    code, container_id = lifecycle.run(config, spec, Kernel(Narrator(config.explain)))
+    if gpu is not None:
+        spec.env = gpu_plans.with_library_path(spec.env, gpu.ld_library_path)
+    code, container_id = lifecycle.run(config, spec, kernel)
     if code is None:
         print(container_id, flush=True)
     return code

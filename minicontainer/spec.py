@@ -15,6 +15,11 @@ Two lists are deliberately general, for `--gpu-plan` (hpcshim's Plan):
 whose destination need not exist in the image (it is created in the
 container's upper layer), and `devices` are device nodes made in the
 container's /dev.
+
+`limits` holds the resource limits (`--memory`, `--cpus`...) as the plain
+dict of minicontainer.cgroups.limits.Limits.to_dict(), already validated;
+empty when none was asked. A dict, not a Limits, so that reading a spec
+(every `minict ps`) never imports the cgroups code.
 """
 
 import os
@@ -107,10 +112,18 @@ class ContainerSpec:
     tmpfs: list[Tmpfs] = field(default_factory=list)
     devices: list[DeviceNode] = field(default_factory=list)
     stop_signal: int = signal.SIGTERM
+    limits: dict = field(default_factory=dict)   # Limits.to_dict(); {} = no limits
 
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    def resource_limits(self):
+        """The saved limits as a cgroups Limits, or None when none were asked."""
+        if not self.limits:
+            return None
+        from .cgroups.limits import Limits
+        return Limits.from_dict(self.limits)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,11 +149,11 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
                workdir=None, user=None, hostname=None, volumes=(), tmpfs=(), read_only=False,
                cap_add=(), cap_drop=(), privileged=False, network="default", tty=False,
                interactive=False, detach=False, auto_remove=False, name=None, init=False,
-               binds=(), devices=(), host_env=None) -> ContainerSpec:
+               binds=(), devices=(), host_env=None, limits=None) -> ContainerSpec:
     """Merge `image` (a store.Image) with the flags of `minict run`.
 
     Raises BadArgument / UnknownUser for anything malformed, before any
-    state exists.
+    state exists. `limits` is a cgroups Limits already validated (or None).
     """
     cfg = image.run_config
     host_env = os.environ if host_env is None else host_env
@@ -222,6 +235,7 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
         tmpfs=all_tmpfs,
         devices=list(devices),
         stop_signal=parse_signal(cfg.get("StopSignal") or "SIGTERM"),
+        limits=limits.to_dict() if limits is not None and not limits.is_empty() else {},
     )
 
 

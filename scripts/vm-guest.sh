@@ -33,8 +33,24 @@ done
 # io tests throttle a loop device; the module comes from the host's /lib/modules.
 modprobe loop 2>/dev/null || true
 
-export HOME=/tmp/vm-home TMPDIR=/tmp MINICT_VM_TIER=1 PYTHONDONTWRITEBYTECODE=1
+# The guest's /tmp is itself an overlayfs (virtme's writable layer over the
+# host's read-only /tmp), and overlayfs refuses another overlay's directory
+# as its upperdir (EINVAL): containers' upper/work dirs need a plain
+# filesystem. So the tests work in a tmpfs of their own.
+work=$(mktemp -d /tmp/vm-work.XXXXXX) && mount -t tmpfs -o mode=1777 tmpfs "$work" || finish 1
+export HOME=$work/home TMPDIR=$work MINICT_VM_TIER=1 PYTHONDONTWRITEBYTECODE=1
 mkdir -p "$HOME"
 echo "vm-guest: kernel $(uname -r), $(nproc) CPUs, cgroup v2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
-finish $?
+status=$?
+
+# Leak check over the whole run: every container's cgroup must be gone;
+# only minict's own subtree (/sys/fs/cgroup/minict) may stay.
+left=$(find /sys/fs/cgroup/minict -mindepth 1 -maxdepth 1 -type d 2>/dev/null)
+if [ -n "$left" ]; then
+    echo "vm-guest: cgroups left behind by the tests:" $left >&2
+    [ "$status" = 0 ] && status=1
+else
+    echo "vm-guest: leak check: no container cgroup left under /sys/fs/cgroup/minict"
+fi
+finish "$status"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Lesson step 1: a command that wants 100 MB, without and then with --memory 64m.
+# Lesson step 1: a command that wants 128 MiB, without and then with --memory 64m.
 # Run as root in the Vagrant VM (or any host with cgroup v2): sudo ./memory-hog.sh
 set -u
 . "$(dirname "$0")/common.sh"
 ensure_busybox_image
 
-# The shell reads 100 MB of x's into a variable (and briefly holds a second copy).
-HOG='x=$(head -c 100000000 /dev/zero | tr "\0" x); echo "holding ${#x} bytes"'
+# The shell doubles a 16-byte string 23 times: 128 MiB, and while it copies
+# the string it briefly holds the old one as well.
+HOG='x=0123456789abcdef; for i in $(seq 23); do x="$x$x"; done; echo "holding ${#x} bytes"'
 
 step "1a. no limit: the hog gets the memory it asks for"
 "$MINICT" --explain run --rm busybox sh -c "$HOG"

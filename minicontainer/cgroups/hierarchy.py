@@ -34,18 +34,21 @@ The rules this code follows (Documentation/admin-guide/cgroup-v2.rst):
 
 import errno
 import os
-import re
 import signal
 import sys
 import time
+from collections.abc import Callable   # (already loaded by then: costs nothing)
 from pathlib import Path
-from typing import Callable
 
 from ..errors import BadArgument, CgroupUnavailable, RunFailed
 from . import detect
-from .limits import ControlWrite, Limits, cpuset_members
-from .units import describe_bytes
-from .stats import Sample, read_sample
+
+# limits.py (Limits, ControlWrite), stats.py (Sample) and units.py are
+# imported where they are used, and annotations name their classes in
+# quotes. A `minict run` with no limit on a host without cgroup v2 only asks
+# detect.py whether a cgroup can be made, and its start-up time is
+# benchmarked (bench/start). (Nor is `typing` imported: it alone would cost
+# more than all of this file.)
 
 DEFAULT_ROOT = Path("/sys/fs/cgroup")
 SUBTREE = "minict"
@@ -56,7 +59,14 @@ EVACUATION_LEAF = "init"   # the name docker-in-docker and kind use for the same
 STATS_CONTROLLERS = {"cpu", "memory", "pids", "io"}
 
 Explain = Callable[..., None]   # explain(sentence, call=None), like syscalls.Kernel.explain
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def valid_id(name: str) -> bool:
+    """A container id usable as one directory name: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}.
+    (A plain character check: compiling a pattern would cost every start.)"""
+    def allowed(c: str, extra: str) -> bool:
+        return c.isascii() and (c.isalnum() or c in extra)
+    return 0 < len(name) <= 128 and allowed(name[0], "") and all(allowed(c, "_.-") for c in name)
 
 
 def explain_to_stderr(sentence: str, call: str | None = None) -> None:
@@ -191,7 +201,7 @@ class Cgroup:
     # -- creation ------------------------------------------------------------
 
     @classmethod
-    def create(cls, container_id: str, limits: Limits, root: Path = DEFAULT_ROOT,
+    def create(cls, container_id: str, limits: "Limits", root: Path = DEFAULT_ROOT,
                explain: Explain | None = None, proc: Path = Path("/proc")) -> "Cgroup":
         """Make <root>/minict/<container_id> with `limits` written.
 
@@ -199,7 +209,7 @@ class Cgroup:
         made); if a limit write fails, the new directory is removed again.
         """
         explain = explain or _silent
-        if not _ID_RE.fullmatch(container_id):
+        if not valid_id(container_id):
             raise BadArgument(f"invalid container id for a cgroup: {container_id!r}",
                               "ids are letters, digits, '_', '.', '-' (no '/')")
         root = Path(root)
@@ -223,7 +233,7 @@ class Cgroup:
 
     # -- limits --------------------------------------------------------------
 
-    def apply(self, limits: Limits) -> None:
+    def apply(self, limits: "Limits") -> None:
         """Write every limit (creation and `minict update` both land here)."""
         current = self.memory_max() if limits.memory_swap is not None else None
         for w in limits.writes(current_memory=current):
@@ -231,7 +241,7 @@ class Cgroup:
 
     update = apply
 
-    def _write_control(self, w: ControlWrite) -> None:
+    def _write_control(self, w: "ControlWrite") -> None:
         path = self.path / w.filename
         try:
             _write(path, w.value, w.sentence, self.explain)
@@ -276,21 +286,23 @@ class Cgroup:
 
     # -- accounting ----------------------------------------------------------
 
-    def stats(self) -> Sample:
+    def stats(self) -> "Sample":
+        from .stats import read_sample
         return read_sample(self.path)
 
     def memory_max(self) -> int | None:
         """memory.max in bytes; None when unlimited or not readable."""
-        return read_sample(self.path).memory_max
+        return self.stats().memory_max
 
     def memory_events(self) -> dict[str, int]:
-        return read_sample(self.path).memory_events
+        return self.stats().memory_events
 
     def oom_report(self) -> str | None:
         """The sentence to print when the OOM killer ended the container, else None."""
         if not self.oom_killed():
             return None
         limit = self.memory_max()
+        from .units import describe_bytes
         what = f"its memory limit of {describe_bytes(limit)}" if limit else "its memory limit"
         return f"the kernel's OOM killer ended the container: it reached {what} (memory.max)"
 
@@ -374,7 +386,7 @@ _REFUSAL_HINTS = {
 }
 
 
-def preflight(limits: Limits, root: Path = DEFAULT_ROOT, proc: Path = Path("/proc")) -> set[str]:
+def preflight(limits: "Limits", root: Path = DEFAULT_ROOT, proc: Path = Path("/proc")) -> set[str]:
     """Every check that can fail before anything exists; returns the controllers offered.
 
     `minict run` calls this before it creates the container record, so a
@@ -385,10 +397,11 @@ def preflight(limits: Limits, root: Path = DEFAULT_ROOT, proc: Path = Path("/pro
     return offered
 
 
-def _check_cpuset(root: Path, limits: Limits) -> None:
+def _check_cpuset(root: Path, limits: "Limits") -> None:
     """Refuse CPUs the machine does not have before anything is made."""
     if limits.cpuset_cpus is None:
         return
+    from .limits import cpuset_members
     effective = _text(root / "cpuset.cpus.effective").strip()
     if not effective:
         effective = f"0-{(os.cpu_count() or 1) - 1}"
@@ -400,22 +413,26 @@ def _check_cpuset(root: Path, limits: Limits) -> None:
 
 # ---- what `minict run` calls, and the crash cleanup --------------------------------
 
-def create_for_container(container_id: str, limits: Limits, root: Path = DEFAULT_ROOT,
+def create_for_container(container_id: str, limits: "Limits | None", root: Path = DEFAULT_ROOT,
                          explain: Explain | None = None,
                          proc: Path = Path("/proc")) -> Cgroup | None:
     """The cgroup for a new container, or None when none can be made and none is needed.
 
     With limits: a Cgroup, or CgroupUnavailable naming the cause and the fix.
-    Without limits: a Cgroup when cgroup v2 works here (so `minict stats`
-    has numbers), else None, and --explain says why no cgroup was made.
+    Without limits (None or empty): a Cgroup when cgroup v2 works here (so
+    `minict stats` has numbers), else None, and --explain says why no
+    cgroup was made.
     """
     explain = explain or _silent
-    if limits.is_empty():
+    if limits is None or limits.is_empty():
         problem = detect.diagnose(root, set(), proc)  # is there a v2 tree at all?
         if problem:
             explain(f"No cgroup was made (no limits asked, and {problem[0]}): "
                     "the container stays in minict's own cgroup")
             return None
+    if limits is None:
+        from .limits import Limits
+        limits = Limits()
     return Cgroup.create(container_id, limits, root, explain, proc)
 
 
@@ -429,7 +446,7 @@ def container_cgroups(root: Path = DEFAULT_ROOT) -> list[Path]:
     subtree = Path(root) / SUBTREE
     if not subtree.is_dir():
         return []
-    return sorted(p for p in subtree.iterdir() if p.is_dir() and _ID_RE.fullmatch(p.name))
+    return sorted(p for p in subtree.iterdir() if p.is_dir() and valid_id(p.name))
 
 
 def find_orphans(is_live: Callable[[str], bool], root: Path = DEFAULT_ROOT) -> list[Path]:

@@ -26,7 +26,7 @@ import math
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import BadArgument
 from .units import describe_bytes, parse_size
@@ -93,6 +93,25 @@ class Limits:
     @classmethod
     def from_dict(cls, data: dict) -> "Limits":
         return cls(**{**data, "devices": tuple(DeviceRate(**d) for d in data.get("devices", ()))})
+
+    def updated(self, changes: "Limits") -> "Limits":
+        """These limits after `minict update` applied `changes` (what the
+        container has now, to save in its record). Fields `changes` leaves
+        at None keep their value; device rates merge per device."""
+        values = {f.name: getattr(changes, f.name) for f in fields(self)
+                  if f.name not in ("devices", "updating", "cpu_shares")
+                  and getattr(changes, f.name) is not None}
+        if changes.cpu_weight is not None:
+            values["cpu_shares"] = changes.cpu_shares   # None when --cpu-weight was given
+        devices = {(d.major, d.minor): d for d in self.devices}
+        for new in changes.devices:
+            old = devices.get((new.major, new.minor)) or DeviceRate(new.path, new.major, new.minor)
+            devices[(new.major, new.minor)] = DeviceRate(
+                new.path, new.major, new.minor,
+                read_bps=old.read_bps if new.read_bps is None else new.read_bps,
+                write_bps=old.write_bps if new.write_bps is None else new.write_bps)
+        return replace(self, **values, devices=tuple(devices[k] for k in sorted(devices)),
+                       updating=False)
 
     def is_empty(self) -> bool:
         return not self.writes(current_memory=0)

@@ -1,15 +1,15 @@
 """cgroup commands: `minict stats` and `minict update`, and the resource flags.
 
 `limit_options` is the set of docker-style resource flags; `minict run`
-decorates itself with it too and turns the values into a Limits with
-`limits_from_options(kwargs)`, so both commands accept the same spellings.
+decorates itself with it too (and minicontainer.entry's fast path lists the
+same spellings), so both commands accept the same ones. `run` turns them
+into a Limits with runtime.resources.limits_from_flags, which also checks
+that this host can enforce them; `update` uses `limits_from_options`.
 """
 
 import click
 
-RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "pids_limit", "cpus",
-                  "cpu_shares", "cpu_weight", "cpuset_cpus", "device_read_bps",
-                  "device_write_bps")
+from ..cgroups import RESOURCE_FLAGS   # the package's light front: no parser imported
 
 
 def limit_options(command):
@@ -72,10 +72,10 @@ def stats_cmd(config, no_stream, containers):
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
 def update_cmd(config, containers, **flags):
-    """Change the resource limits of running containers."""
-    from ..cgroups.report import resolve, update_limits
+    """Change the resource limits of running containers (and keep them in their records)."""
+    from ..runtime.resources import update
     limits = limits_from_options(flags, updating=True)
     if limits.is_empty():
         raise click.UsageError("give at least one limit to change, e.g. --memory 128m")
-    for name in update_limits(resolve(config, containers), limits, _explain(config)):
+    for name in update(config, containers, limits, _explain(config)):
         click.echo(name)

@@ -14,6 +14,7 @@ import sys
 import click
 
 from ..errors import NotRoot
+from .cgroups import limit_options
 
 
 def _kernel(config):
@@ -37,7 +38,16 @@ def _exit_with(code: int) -> None:
 
 # ---- run ----------------------------------------------------------------------------------
 
-@click.command("run", context_settings={"allow_interspersed_args": False})
+class RunCommand(click.Command):
+    """click's command, except that `--gpu` alone means `--gpu=any`
+    (entry.BARE_VALUES): click itself would take IMAGE as its value."""
+
+    def parse_args(self, ctx, args):
+        from ..entry import attach_bare_values
+        return super().parse_args(ctx, attach_bare_values(args))
+
+
+@click.command("run", cls=RunCommand, context_settings={"allow_interspersed_args": False})
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and attached.")
 @click.option("-t", "--tty", is_flag=True, help="Give the container a pseudo-terminal.")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the container id.")
@@ -58,6 +68,13 @@ def _exit_with(code: int) -> None:
 @click.option("--net", "--network", "network", default="default", metavar="MODE",
               help="none (own network namespace, loopback only; the default for now) or host.")
 @click.option("--init", is_flag=True, help="Run a tiny reaper as PID 1 that forwards signals.")
+@click.option("--gpu", metavar="[=MODE]",
+              help="Give the container this host's GPUs (hpcshim's discovery). Alone: any vendor, "
+                   "or fail; =auto: if there are any; =nvidia, =rocm; =none.")
+@click.option("--gpu-plan", metavar="FILE",
+              help="Inject the GPUs of an hpcshim Plan (JSON; `hpcshim exec --runtime minict` "
+                   "passes /dev/fd/N).")
+@limit_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj

@@ -3,11 +3,12 @@
 launch.py forks this process as PID 1 of a new PID namespace. Then, one
 small step at a time (DESIGN.md's data flow):
 
-    wait for the owner's go-ahead (it may put us in a cgroup first)
+    wait for the owner's go-ahead (it puts us in our cgroup first, if any)
     -> unshare the mount, UTS, IPC, network and cgroup namespaces
-    -> make mounts private -> overlay root -> /proc, /dev, /sys, /etc files,
-       volumes, tmpfs -> pivot_root -> mask and write-protect parts of
-       /proc and /sys -> hostname -> loopback up -> stdio (a pty for -t)
+    -> make mounts private -> overlay root -> /proc, /dev, /sys,
+       /sys/fs/cgroup, /etc files, volumes, tmpfs -> pivot_root -> mask
+       and write-protect parts of /proc and /sys -> hostname -> loopback up
+       -> stdio (a pty for -t)
     -> capabilities, user, no_new_privs -> close fds -> working directory
     -> execve the command (or, with --init, fork it under a tiny reaper)
 
@@ -112,6 +113,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early) -> None
     if os.read(ch.go_read, 1) != b"g":
         os._exit(125)
     os.close(ch.go_read)
+    own_cgroup = mounts.in_own_cgroup(spec.id)   # before the cgroup namespace hides the path
 
     kernel.setsid("Start a new session: keyboard signals go to minict, which forwards them")
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP
@@ -125,7 +127,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early) -> None
                  "Make every mount private, so nothing we mount propagates to the host")
 
     root = os.path.join(record_dir, "merged")
-    build_root(kernel, spec, record_dir, root)
+    build_root(kernel, spec, record_dir, root, own_cgroup)
     rootfs.pivot(kernel, root)
     if not spec.privileged:
         mounts.mask_paths(kernel)
@@ -149,12 +151,15 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early) -> None
     exec_command(kernel, spec.argv, spec.env)
 
 
-def build_root(kernel, spec, record_dir, root) -> None:
-    """Everything mounted into the new root before pivot_root."""
+def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False) -> None:
+    """Everything mounted into the new root before pivot_root.
+    `own_cgroup`: the container has a cgroup of its own to show at /sys/fs/cgroup."""
     rootfs.mount_overlay(kernel, spec.layer_dirs, record_dir, root)
     mounts.mount_proc(kernel, root)
     devices.populate_dev(kernel, root, spec.devices)
     mounts.mount_sys(kernel, root, readonly=not spec.privileged)
+    if own_cgroup:
+        mounts.mount_cgroup(kernel, root, readonly=not spec.privileged)
     mounts.bind_etc_files(kernel, root, record_dir)
     # Shallow destinations first, so /data is mounted before /data/sub.
     planned = [(b.destination, "bind", b) for b in spec.binds] + \

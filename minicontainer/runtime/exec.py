@@ -25,7 +25,8 @@ from .. import syscalls as sc
 from ..errors import ContainerNotRunning
 from . import child, security, state
 from .init import exit_code_of
-from .launch import error_from_child, join_cgroup, read_all
+from .launch import error_from_child, read_all
+from .resources import join_existing
 
 NAMESPACES = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
               ("cgroup", sc.CLONE_NEWCGROUP), ("mnt", sc.CLONE_NEWNS)]
@@ -77,7 +78,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     if channels.console_child is not None:
         channels.console_child.close()
     try:
-        join_cgroup(kernel, spec, child_pid)
+        join_existing(kernel, record.id, child_pid)
         os.write(go_write, b"g")
         master = None
         if tty:

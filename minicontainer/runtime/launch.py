@@ -7,8 +7,9 @@ foreground `minict run`, or the supervisor of a detached one. It
    socket to receive the pty master),
 2. unshares a new PID namespace for its *next child*, forks (the child is
    PID 1 in there), and steps back into its own PID namespace (setns),
-3. records the child's pid, and calls the cgroup hook while the child is
-   still waiting, so the child is in its cgroup before it runs anything,
+3. records the child's pid, and makes the container's cgroup and moves the
+   child into it while the child is still waiting, so not one instruction
+   of the container's code runs outside its limits,
 4. says "go", then reads the error pipe: end-of-file means execve
    succeeded (the pipe is close-on-exec); a JSON line means the child
    failed and says why.
@@ -29,15 +30,39 @@ class Started:
     master: int | None = None    # pty master, with -t
 
 
-def join_cgroup(kernel: sc.Kernel, spec, pid: int) -> None:
-    """HOOK for cgroups (issue 4, minicontainer.cgroups): called while the
-    container's first process waits for "go", before it has run any of
-    the container's code. This is where a cgroup is created for the
-    container and `pid` written to its cgroup.procs, so that every process
-    the container ever starts is born inside its limits. The child then
-    unshares CLONE_NEWCGROUP, which makes that cgroup its root view.
-    Also called by `minict exec` for the joining process."""
-    kernel.explain("No cgroup was made (no limits asked): the container stays in minict's own cgroup")
+def join_cgroup(kernel: sc.Kernel, spec, pid: int):
+    """Make the container's cgroup (<root>/minict/<id>, with spec's limits)
+    and write `pid` to its cgroup.procs; returns the Cgroup, or None when
+    no limit was asked and this host has no usable cgroup v2 (--explain
+    says so).
+
+    Called while the container's first process waits for "go", before it
+    has run any of the container's code, so every process the container
+    ever starts is born inside its limits. The child then unshares
+    CLONE_NEWCGROUP, which makes this cgroup the root of its view.
+    (`minict exec` joins the existing cgroup instead: resources.join_existing.)
+    """
+    from ..cgroups.hierarchy import create_for_container
+    cgroup = create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
+    if cgroup is not None:
+        try:
+            cgroup.add_pid(pid)
+        except BaseException:
+            cgroup.destroy()
+            raise
+    return cgroup
+
+
+def _drop_cgroup(cgroup) -> None:
+    """The container never started: its cgroup goes too (the error that
+    stopped it is the one to report, so a failure here is left to cleanup)."""
+    from ..errors import MinictError
+    if cgroup is None:
+        return
+    try:
+        cgroup.destroy()
+    except MinictError:
+        pass
 
 
 def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=()) -> Started:
@@ -70,9 +95,10 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
         os.close(fd)
     if channels.console_child is not None:
         channels.console_child.close()
+    cgroup = None
     try:
         state.write_running(record, pid, os.getpid())
-        join_cgroup(kernel, spec, pid)
+        cgroup = join_cgroup(kernel, spec, pid)
         os.write(go_write, b"g")
         os.close(go_write)
         go_write = None
@@ -84,6 +110,7 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
         failure = read_all(error_read)
     except BaseException:
         _kill_and_reap(pid)
+        _drop_cgroup(cgroup)
         raise
     finally:
         if go_write is not None:
@@ -91,6 +118,7 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
         os.close(error_read)
     if failure:
         os.waitpid(pid, 0)
+        _drop_cgroup(cgroup)
         if master is not None:
             os.close(master)
         raise error_from_child(failure)

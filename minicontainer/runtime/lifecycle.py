@@ -12,6 +12,7 @@ prints). Who may do what, and why it is safe (state.py has the details):
 
 import os
 import signal
+import sys
 import time
 
 from .. import syscalls as sc
@@ -19,6 +20,7 @@ from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
 from . import etcfiles, state
 from .init import exit_code_of
 from .launch import launch
+from .resources import host_config, release
 from .supervisor import finish, start_detached
 
 OWNER_FORWARDED = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -31,6 +33,13 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
     """Create and start a container. Foreground: returns (exit code, id)
     when it ends; detached (-d): returns (None, id) once it runs."""
     layout = state.Layout.of(config)
+    limits = spec.resource_limits()
+    if limits is not None:
+        # Refuse (CgroupUnavailable) before the record exists, not halfway
+        # through starting. (`minict run` checked already; this is for
+        # callers of the library that built a spec themselves.)
+        from ..cgroups.hierarchy import preflight
+        preflight(limits)
     record, lock = state.create_record(layout, spec, etcfiles.files_for(spec))
     kernel.explain(f"Created container {record.name} ({record.id[:12]}) in {record.dir}")
     if spec.detach:
@@ -50,10 +59,14 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
         # Lost track of it (an error while relaying): do not leave it running
         # unattended, and say what happened in its record.
         _kill_and_reap(started.pid)
-        finish(record, None, lock, error=f"minict stopped waiting for it: {exc!r}")
+        finish(record, None, lock, error=f"minict stopped waiting for it: {exc!r}",
+               explain=kernel.explain)
         raise
     code = exit_code_of(status)
-    finish(record, code, lock)
+    oom = finish(record, code, lock, explain=kernel.explain)
+    if oom:
+        # Exit status 137 alone could be any SIGKILL: say which one it was.
+        print(f"minict: {oom}", file=sys.stderr, flush=True)
     return code, record.id
 
 
@@ -108,6 +121,14 @@ def start(config, ref: str, kernel: sc.Kernel) -> state.Record:
             lock.release()
         raise ContainerRunning(f"container {record.name} is already running",
                                f"stop it first: minict stop {record.name}")
+    limits = record.spec.resource_limits()
+    if limits is not None:
+        from ..cgroups.hierarchy import preflight
+        try:
+            preflight(limits)    # CgroupUnavailable here, not as a failed start
+        except BaseException:
+            lock.release()
+            raise
     # Files the container directory may have lost or that depend on the host now.
     for name, data in etcfiles.files_for(record.spec).items():
         (record.dir / name).write_bytes(data)
@@ -233,6 +254,9 @@ def remove(config, ref: str, force: bool = False) -> state.Record:
         raise ContainerRunning(f"container {record.name} is still being looked after by "
                                f"another minict process", "try again, or run minict cleanup")
     try:
+        # Its owner removed the cgroup when it ended, unless the owner was
+        # killed: then this is the last chance before the record is gone.
+        release(record.id)
         with state.names_lock(layout):
             if record.dir.exists():    # a --rm owner may have removed it meanwhile
                 state.remove_record(record)
@@ -282,7 +306,7 @@ def inspect(config, ref: str) -> dict:
         "Args": spec.argv[1:],
         "State": {
             "Status": st.state, "Running": st.running, "Pid": st.pid or 0,
-            "ExitCode": st.exit_code, "Error": st.error or "",
+            "ExitCode": st.exit_code, "Error": st.error or "", "OOMKilled": st.oom_killed,
             "StartedAt": st.started_at, "FinishedAt": st.finished_at,
         },
         "Config": {
@@ -295,6 +319,7 @@ def inspect(config, ref: str) -> dict:
             "ReadonlyRootfs": spec.read_only, "NetworkMode": spec.network, "Init": spec.init,
             "CapAdd": None, "Capabilities": spec.capabilities,
             "Tmpfs": {t.destination: t.options for t in spec.tmpfs},
+            **host_config(spec.limits),
         },
         "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.destination,
                     "RW": not b.readonly} for b in spec.binds],

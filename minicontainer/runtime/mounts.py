@@ -48,6 +48,38 @@ def mount_sys(kernel: sc.Kernel, root: str, readonly: bool) -> None:
                  if readonly else "/sys, writable (--privileged)")
 
 
+def in_own_cgroup(container_id: str) -> bool:
+    """Has the owner moved this process into the container's own cgroup?
+
+    /proc/self/cgroup's cgroup v2 line is "0::<path>"; ours ends in
+    /minict/<id> (cgroups.hierarchy.container_path). Read it BEFORE
+    unsharing the cgroup namespace: inside a new one every path reads "/".
+    No line, or another path: no cgroup was made (no limit asked, on a host
+    without cgroup v2), and then there is nothing of its own to show.
+    """
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    return any(line.startswith("0::") and line.endswith(f"/minict/{container_id}")
+               for line in lines)
+
+
+def mount_cgroup(kernel: sc.Kernel, root: str, readonly: bool) -> None:
+    """cgroup2 at /sys/fs/cgroup. Mounted from inside the container's new
+    cgroup namespace, the filesystem's root is the container's own cgroup:
+    it sees itself at "/" and nothing of the host's tree above it. Read-only
+    (like /sys), so it can read its limits and usage but not raise them or
+    move processes; --privileged makes it writable, as docker does."""
+    target = make_mountpoint(kernel, root, "/sys/fs/cgroup", True)
+    flags = NOSUID_NODEV_NOEXEC | (sc.MS_RDONLY if readonly else 0)
+    kernel.mount("cgroup2", target, "cgroup2", flags, None,
+                 "The container's own cgroup at /sys/fs/cgroup, read-only: its limits and usage "
+                 "to read, its cgroup namespace makes it the root"
+                 if readonly else "The container's own cgroup at /sys/fs/cgroup, writable (--privileged)")
+
+
 def bind_etc_files(kernel: sc.Kernel, root: str, record_dir: str) -> None:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf come from files minict
     wrote for this container (etcfiles.py), bind-mounted over the image's."""

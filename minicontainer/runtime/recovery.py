@@ -9,7 +9,12 @@ What a SIGKILL of a minict process can leave, and what is done about it
   file says it runs: if the container's PID 1 is somehow still alive it is
   killed (its owner is gone, so nobody would ever record its end); the
   exit is recorded as unknown, and an --rm container is removed;
-- runtime and lock files with no record: deleted.
+- runtime and lock files with no record: deleted;
+- cgroups (<cgroup root>/minict/<id>): a container whose owner died keeps
+  its cgroup (the owner removes it when the container ends), and an owner
+  killed at the wrong moment may leave one with no record at all. Whatever
+  is left in one is killed (cgroup.kill) and the directory removed; an
+  OOM kill it saw is recorded first (inspect's OOMKilled).
 
 Mounts need no cleanup: they only ever exist inside the container's own
 mount namespace, which the kernel tears down with its last process.
@@ -22,6 +27,7 @@ import shutil
 import signal
 
 from . import state
+from .resources import release, remove_orphans
 
 
 def recover(config) -> list[str]:
@@ -29,21 +35,36 @@ def recover(config) -> list[str]:
     layout = state.Layout.of(config)
     done = []
     if not layout.containers.is_dir() and not layout.runtime.is_dir():
-        return done   # nothing was ever run with this root and state dir
+        # Nothing was ever run with this root and state dir (and no
+        # directory is made for it), but a cgroup left by a minict whose
+        # root is gone may still be there.
+        return [f"removed the orphaned cgroup of container {container_id[:12]}"
+                for container_id in remove_orphans(set(), set())]
     with state.names_lock(layout):
+        ours = set()     # every container id this root knows of
         for entry in _entries(layout.containers):
             if entry.name.startswith((".tmp-", ".rm-")):
+                ours.add(entry.name.split("-", 1)[1])
                 shutil.rmtree(entry, ignore_errors=True)
                 done.append(f"removed unfinished container directory {entry.name}")
         records = state.list_records(layout)
+        owned = set()    # ids whose owner is alive: not ours to touch
         for record in records:
-            done.extend(_recover_record(record))
+            ours.add(record.id)
+            lines = _recover_record(record)
+            if lines is None:
+                owned.add(record.id)
+            else:
+                done.extend(lines)
         ids = {r.id for r in state.list_records(layout)}
         for path in _entries(layout.runtime, ".json"):
             if path.stem not in ids:
+                ours.add(path.stem)
                 _kill_if_alive(state.read_json(path) or {})
                 path.unlink(missing_ok=True)
                 done.append(f"removed runtime state of unknown container {path.stem[:12]}")
+        for container_id in remove_orphans(owned, ours):
+            done.append(f"removed the orphaned cgroup of container {container_id[:12]}")
         for path in _entries(layout.locks, ".lock"):
             if path.name == "names.lock" or path.stem in ids:
                 continue
@@ -61,19 +82,24 @@ def _entries(directory, suffix: str = "") -> list:
     return sorted(p for p in directory.iterdir() if p.name.endswith(suffix))
 
 
-def _recover_record(record: state.Record) -> list[str]:
+def _recover_record(record: state.Record) -> list[str] | None:
+    """Put one container right; None when its owner is alive (then nothing is touched)."""
     lock = state.Lock.acquire(record.lock_file, blocking=False)
     if lock is None:
-        return []   # its owner is alive and looking after it
+        return None   # its owner is alive and looking after it
     done = []
     try:
         runtime = state.read_json(record.runtime_file)
+        if runtime and _kill_if_alive(runtime):
+            done.append(f"killed {record.name}: its minict process had died")
+        removed, oom = _release_cgroup(record, done)
+        if removed:
+            done.append(f"removed the cgroup of {record.name}")
         if runtime:
-            if _kill_if_alive(runtime):
-                done.append(f"killed {record.name}: its minict process had died")
             if not record.exit_file.exists():
                 state.write_exit(record, None, f"the minict process that ran it (pid "
-                                               f"{runtime.get('owner_pid')}) died; exit status unknown")
+                                               f"{runtime.get('owner_pid')}) died; exit status unknown",
+                                 oom_killed=oom is not None)
                 done.append(f"marked {record.name} as exited (its minict process died)")
             record.runtime_file.unlink(missing_ok=True)
         if record.spec.auto_remove:   # whether it ran or not, its owner will not remove it now
@@ -82,6 +108,15 @@ def _recover_record(record: state.Record) -> list[str]:
     finally:
         lock.release()
     return done
+
+
+def _release_cgroup(record: state.Record, done: list[str]) -> tuple[bool, str | None]:
+    from ..errors import MinictError
+    try:
+        return release(record.id)
+    except MinictError as exc:
+        done.append(f"could not remove the cgroup of {record.name}: {exc.one_line()}")
+        return False, None
 
 
 def _kill_if_alive(runtime: dict) -> bool:

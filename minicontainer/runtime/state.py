@@ -99,6 +99,7 @@ class Status:
     finished_at: str | None = None
     error: str | None = None
     owner_pid: int | None = None
+    oom_killed: bool = False      # the kernel's OOM killer killed a process of it
 
     @property
     def running(self) -> bool:
@@ -277,6 +278,14 @@ def create_record(layout: Layout, spec, files: dict[str, bytes]) -> tuple[Record
         return _load_record(layout, final), lock
 
 
+def save_spec(record: Record) -> None:
+    """Write a changed spec back into the record (`minict update`'s limits).
+    The caller holds the names lock; the rename makes it all-or-nothing."""
+    data = read_json(record.dir / "config.json")
+    data["spec"] = record.spec.to_dict()
+    write_json(record.dir / "config.json", data, durable=True)
+
+
 def remove_record(record: Record) -> None:
     """Delete a container's files. The caller holds its owner lock (so it
     is not running) and the names lock."""
@@ -298,10 +307,12 @@ def write_running(record: Record, pid: int, owner_pid: int) -> None:
                                      "owner_pid": owner_pid, "started_at": now()})
 
 
-def write_exit(record: Record, exit_code: int | None, error: str | None = None) -> None:
+def write_exit(record: Record, exit_code: int | None, error: str | None = None,
+               oom_killed: bool = False) -> None:
     started = (read_json(record.runtime_file) or {}).get("started_at")
     write_json(record.exit_file, {"exit_code": exit_code, "finished_at": now(),
-                                  "started_at": started, "error": error})
+                                  "started_at": started, "error": error,
+                                  "oom_killed": oom_killed})
     record.runtime_file.unlink(missing_ok=True)
 
 
@@ -314,7 +325,8 @@ def status(record: Record) -> Status:
     exited = read_json(record.exit_file)
     if exited:
         return Status("exited", exit_code=exited.get("exit_code"), error=exited.get("error"),
-                      started_at=exited.get("started_at"), finished_at=exited.get("finished_at"))
+                      started_at=exited.get("started_at"), finished_at=exited.get("finished_at"),
+                      oom_killed=bool(exited.get("oom_killed")))
     if runtime:
         return Status("exited", error="the minict process that ran it died; exit status unknown",
                       started_at=runtime.get("started_at"))

@@ -24,6 +24,7 @@ from .. import syscalls as sc
 from ..errors import MinictError, RunFailed
 from . import state
 from .launch import error_from_child, launch, read_all
+from .resources import release
 from .init import exit_code_of
 
 
@@ -106,12 +107,24 @@ def _supervise(kernel, record, lock, report_write, new: bool) -> None:
     os._exit(0)
 
 
-def finish(record, code: int | None, lock: state.Lock, error: str | None = None) -> None:
-    """Record how the container ended; remove it if it was --rm; let go."""
-    state.write_exit(record, code, error)
+def finish(record, code: int | None, lock: state.Lock, error: str | None = None,
+           explain=None) -> str | None:
+    """Record how the container ended; remove its cgroup (and the container
+    itself if it was --rm); let go. Every end of a container passes here
+    (its command exited, `stop`, `kill`, `rm -f`), foreground or detached.
+
+    Returns the sentence saying the kernel's OOM killer ended it, or None.
+    """
+    try:
+        _, oom = release(record.id, explain)
+    except MinictError as exc:
+        # Still record the exit and let go: `minict cleanup` retries the cgroup.
+        oom, error = None, error or f"its cgroup could not be removed: {exc.one_line()}"
+    state.write_exit(record, code, error, oom_killed=oom is not None)
     if record.spec.auto_remove:
         with state.names_lock(record.layout):
             state.remove_record(record)
     lock.release()
+    return oom
 
 

@@ -234,3 +234,12 @@ def test_of_names_an_existing_containers_cgroup(tree):
     found = Cgroup.of("abc", root)
     assert found.path == made.path and found.exists()
     assert not Cgroup.of("other", root).exists()
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("f" * 64, True), ("test-abc.1_x", True), ("a", True), ("x" * 128, True),
+    ("", False), ("x" * 129, False), (".hidden", False), ("-dash", False), ("a/b", False),
+    ("..", False), ("caf\u00e9", False), ("sp ace", False),
+])
+def test_valid_container_ids(name, ok):
+    assert hierarchy.valid_id(name) is ok

@@ -184,3 +184,23 @@ def test_limits_survive_a_json_round_trip():
     assert Limits.from_dict(json.loads(json.dumps(limits.to_dict()))) == limits == with_device
     disk = Limits(devices=(DeviceRate("/dev/vda", 254, 0, write_bps=1 << 20),))
     assert Limits.from_dict(json.loads(json.dumps(disk.to_dict()))) == disk
+
+
+def test_updated_applies_only_what_update_changed():
+    saved = Limits(memory=64 << 20, pids_limit=20, cpus=0.5, cpu_weight=59, cpu_shares=512,
+                   devices=(DeviceRate("/dev/sda", 8, 0, read_bps=1 << 20),))
+    changes = limits_from_cli(memory="128m", cpu_weight="300", pids_limit="-1", updating=True)
+    now = saved.updated(changes)
+    assert (now.memory, now.pids_limit, now.cpus) == (128 << 20, UNLIMITED, 0.5)
+    assert (now.cpu_weight, now.cpu_shares) == (300, None)   # the shares no longer apply
+    assert now.devices == saved.devices and now.updating is False
+    assert Limits.from_dict(json.loads(json.dumps(now.to_dict()))) == now
+
+
+def test_updated_merges_device_rates_per_device():
+    saved = Limits(devices=(DeviceRate("/dev/sda", 8, 0, read_bps=1 << 20),))
+    changes = Limits(devices=(DeviceRate("/dev/sda", 8, 0, write_bps=2 << 20),
+                              DeviceRate("/dev/sdb", 8, 16, read_bps=0)), updating=True)
+    assert saved.updated(changes).devices == (
+        DeviceRate("/dev/sda", 8, 0, read_bps=1 << 20, write_bps=2 << 20),
+        DeviceRate("/dev/sdb", 8, 16, read_bps=0))

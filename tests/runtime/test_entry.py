@@ -54,6 +54,10 @@ def as_click_would(argv: list[str]) -> dict:
     ["--cap-add", "NET_ADMIN", "--cap-drop=ALL", "--privileged", "--init", "img"],
     ["--entrypoint", "", "img", "--rm", "-v"],       # after IMAGE everything is the command
     ["--rm", "--", "img", "-x"],
+    ["-m", "64m", "--memory-swap=128m", "--memory-reservation", "32m", "--pids-limit", "20", "img"],
+    ["--cpus=0.5", "-c512", "--cpu-weight", "50", "--cpuset-cpus", "0-1", "img", "sh"],
+    ["-dm64m", "--device-read-bps", "/dev/sda:1mb", "--device-write-bps=/dev/sda:2m",
+     "--device-write-bps", "/dev/sdb:1m", "img"],
 ])
 def test_parses_like_click(argv):
     ours = parse_run(["run", *argv])

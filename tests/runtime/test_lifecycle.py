@@ -27,6 +27,7 @@ def ps_rows(mt, *flags) -> dict:
                                              .splitlines())}
 
 
+@pytest.mark.vmtier
 def test_detached_run_logs_exec_stop_start_rm(mt):
     cid = mt.out("run", "-d", "--name", "ticker", "busybox", "sh", "-c", TICKER).strip()
     assert len(cid) == 64
@@ -83,6 +84,7 @@ def test_detached_rm_container_removes_itself(mt):
     assert wait_for(lambda: "brief" not in ps_rows(mt, "-a"))
 
 
+@pytest.mark.vmtier
 def test_kill_and_inspect(mt):
     mt.out("run", "-d", "--name", "target", "busybox", "sleep", "60")
     try:

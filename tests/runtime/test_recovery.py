@@ -53,6 +53,7 @@ def test_sigkill_of_foreground_minict_at_random_moments(fresh_mt):
     assert mt.out("cleanup").strip() == "nothing to clean up"
 
 
+@pytest.mark.vmtier
 def test_sigkill_of_the_supervisor(fresh_mt):
     mt = fresh_mt
     cid = mt.out("run", "-d", "--name", "orphan", "--hostname", "orphan-box", "busybox",

@@ -120,6 +120,35 @@ def test_build_root_order(tmp_path):
     assert tmpfs[3] == sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV and tmpfs[4] == "size=1m"
 
 
+@pytest.mark.parametrize("privileged", [False, True])
+def test_own_cgroup_is_mounted_over_sys_fs_cgroup(tmp_path, privileged):
+    root = tmp_path / "merged"
+    (root / "sys" / "fs" / "cgroup").mkdir(parents=True)
+
+    class Spec:
+        layer_dirs = ["/l/0"]
+        devices, binds, tmpfs = [], [], []
+
+    Spec.privileged = privileged
+    kernel = sc.RecordingKernel()
+    child.build_root(kernel, Spec, str(tmp_path), str(root), own_cgroup=True)
+    mounted = kernel.named("mount")
+    targets = [os.path.relpath(m[1], root) for m in mounted]
+    assert targets.index("sys") < targets.index("sys/fs/cgroup")
+    cgroup = mounted[targets.index("sys/fs/cgroup")]
+    assert cgroup[0] == cgroup[2] == "cgroup2"
+    assert bool(cgroup[3] & sc.MS_RDONLY) is not privileged
+    kernel = sc.RecordingKernel()
+    child.build_root(kernel, Spec, str(tmp_path), str(root))     # no cgroup of its own
+    assert "cgroup2" not in [m[2] for m in kernel.named("mount")]
+
+
+def test_a_process_outside_minicts_cgroups_is_not_in_its_own():
+    # (the VM tier checks the other answer: a container sees its cgroup at /sys/fs/cgroup)
+    from minicontainer.runtime.mounts import in_own_cgroup
+    assert in_own_cgroup("f" * 64) is False
+
+
 def test_masked_and_readonly_paths_skip_what_the_kernel_lacks():
     kernel = sc.RecordingKernel()
     mounts.mask_paths(kernel, ["/proc/self/status", "/proc", "/nonexistent-minict"])

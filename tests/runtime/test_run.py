@@ -10,6 +10,7 @@ import time
 import pytest
 
 from minicontainer.runtime import capabilities as caps
+from tests.conftest import _cgroup2_usable
 from tests.runtime.conftest import container_dirs
 from minicontainer.runtime.mounts import MASKED_PATHS
 
@@ -22,6 +23,7 @@ def status_fields(text: str) -> dict:
     return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
 
+@pytest.mark.vmtier
 def test_hostname_and_pid_1(mt):
     out = mt.out("run", "--rm", "--hostname", "box", "busybox",
                  "sh", "-c", "hostname; echo $$; cat /etc/hostname; cat /proc/1/comm; exit 0")
@@ -38,6 +40,7 @@ def test_only_the_containers_processes_are_visible(mt):
     assert set(out.split()) <= {"1", "2", "3", "4"}   # sh, ls, grep (no host processes)
 
 
+@pytest.mark.vmtier
 def test_default_capabilities_and_no_new_privs(mt):
     f = status_fields(mt.out("run", "--rm", "busybox", "cat", "/proc/self/status"))
     assert f["CapEff"] == f["CapPrm"] == f["CapBnd"] == DEFAULT_CAPS
@@ -83,6 +86,7 @@ def mountinfo(mt, *flags) -> dict:
     return table
 
 
+@pytest.mark.vmtier
 def test_mounts_seen_from_inside(mt):
     table = mountinfo(mt)
     assert table["/"][0] == "overlay"
@@ -94,13 +98,20 @@ def test_mounts_seen_from_inside(mt):
     assert table["/proc/sys"][1].startswith("ro")
     for name in ("hostname", "hosts", "resolv.conf"):
         assert f"/etc/{name}" in table
+    if _cgroup2_usable() is None:   # the VM tier: its own cgroup, read-only (no cgroup here)
+        assert table["/sys/fs/cgroup"][0] == "cgroup2" and table["/sys/fs/cgroup"][1].startswith("ro")
+    else:
+        assert "/sys/fs/cgroup" not in table
     # nothing of the host's own mount table leaks in
     with open("/proc/self/mountinfo") as f:
         host_points = {line.split()[4] for line in f} - {"/", "/proc", "/sys", "/dev", "/dev/pts",
-                                                         "/dev/shm", "/dev/mqueue"}
+                                                         "/dev/shm", "/dev/mqueue",
+                                                         "/sys/fs/cgroup", "/etc/hostname",
+                                                         "/etc/hosts", "/etc/resolv.conf"}
     assert not host_points & set(table)
 
 
+@pytest.mark.vmtier
 def test_masked_paths_read_empty_and_cannot_be_unmounted(mt):
     present = [p for p in MASKED_PATHS if os.path.exists(p)]
     assert present, "this kernel has none of the masked paths"
@@ -116,6 +127,7 @@ def test_masked_paths_read_empty_and_cannot_be_unmounted(mt):
         assert [l.strip() for l in rest if l.strip()] in (["0"], []), (path, rest)
 
 
+@pytest.mark.vmtier
 def test_proc_sys_is_read_only(mt):
     result = mt("run", "--rm", "busybox", "sh", "-c",
                 "echo 1 > /proc/sys/kernel/ns_last_pid && echo WROTE")
@@ -196,6 +208,7 @@ def test_sigpipe_is_not_ignored_in_the_container(mt):
 
 # ---- exit codes -------------------------------------------------------------------------------
 
+@pytest.mark.vmtier
 def test_exit_code_is_the_commands(mt):
     assert mt("run", "--rm", "busybox", "sh", "-c", "exit 3").returncode == 3
 
@@ -213,6 +226,7 @@ def test_docker_codes_for_commands_that_cannot_run(mt, command, code, words):
     assert set(container_dirs(mt.root)) == before
 
 
+@pytest.mark.vmtier
 def test_killed_by_a_signal_gives_128_plus_n(mt):
     proc = mt.popen("run", "--rm", "--name", "victim", "busybox", "sleep", "60")
     try:
@@ -243,6 +257,7 @@ def test_init_reaps_forwards_signals_and_hides_its_binary(mt):
 
 # ---- narration ------------------------------------------------------------------------------------
 
+@pytest.mark.vmtier
 def test_explain_narrates_each_step_on_stderr_only(mt):
     result = mt("--explain", "run", "--rm", "busybox", "echo", "hi")
     assert result.returncode == 0 and result.stdout == "hi\n"
@@ -256,7 +271,12 @@ def test_explain_narrates_each_step_on_stderr_only(mt):
                      text)
     assert 'pivot_root(".", ".")' in text and 'umount2(".", MNT_DETACH)' in text
     assert "prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN)" in text
-    assert "No cgroup was made (no limits asked)" in text
+    if _cgroup2_usable() is None:   # the VM tier: every container gets a cgroup (for stats)
+        assert re.search(r"Create the cgroup of container \w+: mkdir /sys/fs/cgroup/minict/", text)
+        assert 'mount("cgroup2", ' in text
+    else:                           # this host: nothing to make it in, and it says why
+        assert "No cgroup was made (no limits asked, and " in text
+        assert "cgroup2" not in text
     assert "prctl(PR_SET_NO_NEW_PRIVS, 1)" in text
     assert 'execve("/bin/echo"' in text
     # quiet without it; MINICT_EXPLAIN=1 turns it on too

@@ -143,3 +143,25 @@ def test_looking_creates_nothing(config):
     with pytest.raises(ContainerNotFound):
         state.find(layout, "anything")
     assert not config.root.exists() and not config.state.exists()
+
+
+def test_oom_kill_is_kept_in_the_exit_record(config):
+    record, lock = create(config, name="hog")
+    state.write_exit(record, 137, oom_killed=True)
+    assert state.status(record).oom_killed is True and state.status(record).exit_code == 137
+    state.write_exit(record, 0)
+    assert state.status(record).oom_killed is False
+    lock.release()
+
+
+def test_save_spec_keeps_changed_limits(config):
+    record, lock = create(config, name="web")
+    layout = state.Layout.of(config)
+    record.spec.limits = {"memory": 128 << 20, "devices": []}
+    with state.names_lock(layout):
+        state.save_spec(record)
+    again = state.find(layout, "web")
+    assert again.spec.limits == {"memory": 128 << 20, "devices": []}
+    assert again.spec.resource_limits().memory == 128 << 20
+    assert (again.id, again.name, again.created) == (record.id, record.name, record.created)
+    lock.release()

@@ -1,0 +1,151 @@
+"""The runtime's side of cgroups: when a container's cgroup is made, joined,
+read, changed and removed. The cgroup work itself is minicontainer.cgroups's.
+
+    when                          what                                   called from
+    `minict run` reads its flags  limits_from_flags: validate, preflight entry.run_command
+    the owner starts PID 1        create + add_pid (launch.join_cgroup)   launch.py
+    `minict exec`                 join_existing: add_pid, if there is one exec.py
+    the container ends            release: OOM report, then destroy       supervisor.finish,
+                                                                          lifecycle.remove, recovery
+    `minict cleanup`              remove_orphans                          recovery.recover
+    `minict update`               update: write the cgroup, save record   cli/cgroups.py
+    `minict inspect`              host_config: docker's HostConfig fields lifecycle.inspect
+
+A container's cgroup is always <cgroup root>/minict/<container id>
+(cgroups.hierarchy.container_path), so nothing about it needs saving but
+the limits themselves, which live in the spec (spec.limits, a plain dict).
+
+Imports of minicontainer.cgroups stay inside the functions: a run that
+asks for no limit must not pay for the limit parsers (bench/start).
+"""
+
+from . import state
+
+
+def limits_from_flags(flags: dict):
+    """Take the resource flags (--memory, --cpus...) out of `flags` and check them.
+
+    Returns a validated cgroups Limits, or None when no limit was asked.
+    Raises BadArgument (a bad value) or CgroupUnavailable (this host cannot
+    enforce it, with the cause and the fix) BEFORE anything is created: a
+    run must never start without a limit the user asked for.
+    """
+    from ..cgroups import RESOURCE_FLAGS
+    given = {name: flags.pop(name) for name in RESOURCE_FLAGS if name in flags}
+    given = {name: value for name, value in given.items() if value not in (None, (), [])}
+    if not given:
+        return None
+    from ..cgroups.hierarchy import preflight
+    from ..cgroups.limits import limits_from_cli
+    limits = limits_from_cli(**{name: tuple(value) if isinstance(value, list) else value
+                                for name, value in given.items()})
+    if limits.is_empty():
+        return None   # e.g. --memory 0: docker's way of saying "no limit"
+    preflight(limits)
+    return limits
+
+
+def join_existing(kernel, container_id: str, pid: int) -> None:
+    """`minict exec`: put the joining process into the container's cgroup
+    (while it waits for "go", like the container's own PID 1), so it counts
+    against the same limits. A container started without a cgroup (no limit
+    asked, on a host without cgroup v2) has none to join."""
+    from ..cgroups.hierarchy import Cgroup
+    cgroup = Cgroup.of(container_id, explain=kernel.explain)
+    if cgroup.exists():
+        cgroup.add_pid(pid)
+    else:
+        kernel.explain("The container has no cgroup of its own: the new process stays in "
+                       "minict's cgroup")
+
+
+def release(container_id: str, explain=None, root=None) -> tuple[bool, str | None]:
+    """The container has ended: read whether the OOM killer ended it, then
+    kill whatever is left in its cgroup and remove the cgroup.
+
+    Returns (a cgroup was removed, the OOM sentence or None). Safe to call
+    for a container that never had a cgroup, or twice.
+    """
+    from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup
+    cgroup = Cgroup.of(container_id, root or DEFAULT_ROOT, explain)
+    if not cgroup.exists():
+        return False, None
+    # memory.events must be read before the directory goes: it is the only
+    # record of an OOM kill (the exit status alone, 137, is any SIGKILL).
+    oom = cgroup.oom_report()
+    cgroup.destroy()
+    return True, oom
+
+
+def remove_orphans(owned: set[str], ours: set[str], explain=None, root=None) -> list[str]:
+    """Remove the cgroups under <root>/minict whose container nobody looks after.
+
+    `owned`: ids of containers whose owner (foreground minict or supervisor)
+    is alive: never touched. `ours`: every other id this minict root knows
+    of (records, runtime files): their cgroups are leftovers. A cgroup of an
+    id this root does not know may belong to another minict root (--root,
+    MINICT_ROOT: the cgroup tree is one for the whole machine), so it is
+    removed only when empty: a container's cgroup holds no process only
+    before its PID 1 is moved in (microseconds) or after it has ended.
+    Returns the ids whose cgroups were removed. (`root`: the cgroup
+    hierarchy, /sys/fs/cgroup unless a test hands in a fake one.)
+    """
+    from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, container_path
+    from ..cgroups.hierarchy import remove_orphans as remove
+    root = root or DEFAULT_ROOT
+
+    def is_live(container_id: str) -> bool:
+        if container_id in owned:
+            return True
+        if container_id in ours:
+            return False
+        return Cgroup(container_path(root, container_id)).populated()
+
+    return remove(is_live, root, explain)
+
+
+def update(config, refs, changes, explain=None) -> list[str]:
+    """`minict update`: write the changed limits into each running
+    container's cgroup, then save them in its record (so `inspect` shows
+    them and `minict start` applies them again). Returns the names."""
+    from ..cgroups.hierarchy import DEFAULT_ROOT, container_path
+    from ..cgroups.limits import Limits
+    from ..cgroups.report import Target, update_limits
+    layout = state.Layout.of(config)
+    records = [state.find(layout, ref) for ref in refs]
+    targets = [Target(r.id, r.name, state.status(r).running, container_path(DEFAULT_ROOT, r.id))
+               for r in records]
+    names = update_limits(targets, changes, explain)   # checks them all before writing any
+    with state.names_lock(layout):
+        for record in records:
+            current = state.find(layout, record.id)     # read again, under the lock
+            saved = current.spec.resource_limits() or Limits()
+            current.spec.limits = saved.updated(changes).to_dict()
+            state.save_spec(current)
+    return names
+
+
+def host_config(limits: dict) -> dict:
+    """The resource fields of docker's `inspect` HostConfig, from spec.limits.
+
+    docker's conventions: 0 means "not set"; MemorySwap and PidsLimit use -1
+    for "unlimited"; NanoCpus is CPUs x 10^9. CpuWeight is minict's own
+    (cgroup v2's cpu.weight, which docker does not show).
+    """
+    def rates(kind):
+        return [{"Path": d["path"], "Rate": d[kind]}
+                for d in limits.get("devices", ()) if d.get(kind) is not None]
+
+    cpus = limits.get("cpus")
+    return {
+        "Memory": limits.get("memory") or 0,
+        "MemorySwap": limits.get("memory_swap") or 0,
+        "MemoryReservation": limits.get("memory_reservation") or 0,
+        "PidsLimit": limits.get("pids_limit"),
+        "NanoCpus": round(cpus * 1e9) if cpus else 0,
+        "CpuShares": limits.get("cpu_shares") or 0,
+        "CpuWeight": limits.get("cpu_weight") or 0,
+        "CpusetCpus": limits.get("cpuset_cpus") or "",
+        "BlkioDeviceReadBps": rates("read_bps"),
+        "BlkioDeviceWriteBps": rates("write_bps"),
+    }
