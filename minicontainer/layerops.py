@@ -59,9 +59,9 @@ def unpack_layer(source, dest: Path, *, blob_digest: str | None, diff_id: str | 
     if blob_digest and blob.digest() != blob_digest:
         raise DigestMismatch(f"{what} has digest {blob.digest()}, expected {blob_digest}",
                              "the blob is corrupt or was tampered with; fetch it again")
-    if diff_id and producer.diff_id() != diff_id:
-        raise DigestMismatch(f"{what} unpacks to diff id {producer.diff_id()}, but the image "
+    if diff_id and tar_stream.diff_id() != diff_id:
+        raise DigestMismatch(f"{what} unpacks to diff id {tar_stream.diff_id()}, but the image "
                              f"config says {diff_id}",
                              "the image is corrupt or was tampered with; fetch it again")
     return UnpackedLayer(size=producer.size, blob_digest=blob.digest(), blob_size=blob.size,
-                         diff_id=producer.diff_id(), compression=compression)
+                         diff_id=tar_stream.diff_id(), compression=compression)

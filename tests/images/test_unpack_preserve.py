@@ -179,3 +179,50 @@ def test_truncated_layer_is_an_archive_error(tmp_path, compression):
         unpack_layer(io.BytesIO(blob[:len(blob) // 2]), tmp_path / "fs", blob_digest=None,
                      diff_id=None, what="layer 1", max_bytes=1 << 30)
     assert "truncated or corrupt" in info.value.one_line()
+
+
+# ---- the gzip reader ---------------------------------------------------------------------------
+
+def read_all(reader, n=4096):
+    out = b""
+    while chunk := reader.read(n):
+        assert len(chunk) <= n
+        out += chunk
+    return out
+
+
+@pytest.mark.unit
+def test_gunzip_concatenated_members_and_padding():
+    import gzip
+    import io
+    from minicontainer.layerstream import GunzipReader
+    a, b = os.urandom(100_000), b"second member" * 1000
+    blob = gzip.compress(a) + b"\0" * 700 + gzip.compress(b) + b"\0" * 10
+    assert read_all(GunzipReader(io.BytesIO(blob))) == a + b
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("damage", ["crc", "truncated"])
+def test_gunzip_checks_crc_and_end(damage):
+    import gzip
+    import io
+    import zlib
+    from minicontainer.layerstream import GunzipReader
+    blob = bytearray(gzip.compress(os.urandom(50_000)))
+    if damage == "crc":
+        blob[-8] ^= 0xFF  # the trailer's CRC-32
+        with pytest.raises(zlib.error):
+            read_all(GunzipReader(io.BytesIO(bytes(blob))))
+    else:
+        with pytest.raises(EOFError):
+            read_all(GunzipReader(io.BytesIO(bytes(blob[:-100]))))
+
+
+@pytest.mark.unit
+def test_gunzip_output_is_bounded_per_read():
+    import gzip
+    import io
+    from minicontainer.layerstream import GunzipReader
+    bomb = gzip.compress(bytes(50 << 20))  # 50 MiB of zeros in ~50 kB
+    reader = GunzipReader(io.BytesIO(bomb))
+    assert len(reader.read(1 << 20)) <= 1 << 20
