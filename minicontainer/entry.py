@@ -14,6 +14,7 @@ checks that the table below matches the click command option for option.
 package first runs its __init__, which imports click.)
 """
 
+import gc
 import os
 import sys
 
@@ -196,6 +197,14 @@ def run_command(config, image: str, command, flags: dict) -> int | None:
                       **{k: (tuple(v) if isinstance(v, list) else v) for k, v in flags.items()})
     if gpu is not None:
         spec.env = gpu_plans.with_library_path(spec.env, gpu.ld_library_path)
+    if not gc.isenabled():
+        # main() switched the collector off for the start-up (see there).
+        # What exists now (modules, classes, functions) lives as long as
+        # this process: freeze it, so that no collection ever scans it
+        # again (in the container's process after fork neither), and let
+        # the collector look after what comes next.
+        gc.freeze()
+        gc.enable()
     code, container_id = lifecycle.run(config, spec, kernel)
     if code is None:
         print(container_id, flush=True)
@@ -231,6 +240,11 @@ def main(argv=None):
     if parsed is None:
         from .cli import main as click_main   # everything else: the full CLI
         return click_main(argv)
+    # Importing the runtime makes tens of thousands of objects, none of them
+    # garbage, and the cyclic garbage collector would scan them over and
+    # over while they are made (3-5 ms of every `minict run`, bench/start).
+    # So it is off until run_command has imported what it needs.
+    gc.disable()
     from .config import Config
     from .errors import MinictError
     glob = parsed["global"]

@@ -24,7 +24,7 @@ empty when none was asked. A dict, not a Limits, so that reading a spec
 
 import os
 import signal
-from dataclasses import asdict, dataclass, field
+from collections import namedtuple
 from pathlib import Path
 
 from .errors import BadArgument
@@ -58,61 +58,91 @@ TMPFS_FLAG_OPTIONS = {"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "no
 TMPFS_DATA_OPTIONS = {"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"}
 
 
-@dataclass(frozen=True)
-class Bind:
-    """A host file or directory made visible at `destination` in the container."""
-    source: str
-    destination: str
-    readonly: bool = False
+# The records below are namedtuples and ContainerSpec is a plain class, not
+# dataclasses: `minict run` imports this module, and importing dataclasses
+# (which pulls in inspect and ast) costs more start-up time than setting up
+# the whole container (bench/start).
+
+class Bind(namedtuple("Bind", "source destination readonly", defaults=(False,))):
+    """A host file or directory (source) made visible at `destination` in
+    the container, read-only or not."""
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Tmpfs:
-    destination: str
-    options: str = "noexec,nosuid,nodev"   # docker's defaults for --tmpfs
+class Tmpfs(namedtuple("Tmpfs", "destination options",
+                       defaults=("noexec,nosuid,nodev",))):   # docker's defaults for --tmpfs
+    """A fresh tmpfs at `destination`, with mount(8)-style `options`."""
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class DeviceNode:
-    """A device node mknod(2)-ed into the container's /dev tmpfs."""
-    path: str
-    type: str           # "c" (character) or "b" (block)
-    major: int
-    minor: int
-    mode: int = 0o666
-    uid: int = 0
-    gid: int = 0
+class DeviceNode(namedtuple("DeviceNode", "path type major minor mode uid gid",
+                            defaults=(0o666, 0, 0))):
+    """A device node mknod(2)-ed into the container's /dev tmpfs: its path,
+    type "c" (character) or "b" (block), major and minor numbers, mode
+    (permission bits) and owner."""
+    __slots__ = ()
 
 
-@dataclass
 class ContainerSpec:
-    id: str
-    image_ref: str                  # what the user typed (shown by ps)
-    image_id: str                   # config digest (what rmi checks)
-    layer_dirs: list[str]           # bottom layer first
-    argv: list[str]
-    env: list[str]
-    workdir: str = "/"
-    user: str = ""                  # as given, for inspect
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    hostname: str = ""
-    name: str | None = None
-    tty: bool = False
-    interactive: bool = False
-    detach: bool = False
-    auto_remove: bool = False
-    init: bool = False
-    read_only: bool = False
-    privileged: bool = False
-    network: str = "default"
-    capabilities: list[str] = field(default_factory=list)
-    binds: list[Bind] = field(default_factory=list)
-    tmpfs: list[Tmpfs] = field(default_factory=list)
-    devices: list[DeviceNode] = field(default_factory=list)
-    stop_signal: int = signal.SIGTERM
-    limits: dict = field(default_factory=dict)   # Limits.to_dict(); {} = no limits
+    """Everything decided about one container; saved as its config.json.
+
+    Every field is a keyword argument of the constructor (commented there);
+    FIELDS lists them in the order config.json shows them.
+    """
+
+    FIELDS = ("id", "image_ref", "image_id", "layer_dirs", "argv", "env", "workdir", "user",
+              "uid", "gid", "additional_gids", "hostname", "name", "tty", "interactive",
+              "detach", "auto_remove", "init", "read_only", "privileged", "network",
+              "capabilities", "binds", "tmpfs", "devices", "stop_signal", "limits")
+
+    def __init__(self, *, id: str, image_ref: str, image_id: str, layer_dirs, argv, env,
+                 workdir: str = "/", user: str = "", uid: int = 0, gid: int = 0,
+                 additional_gids=(), hostname: str = "", name: str | None = None,
+                 tty: bool = False, interactive: bool = False, detach: bool = False,
+                 auto_remove: bool = False, init: bool = False, read_only: bool = False,
+                 privileged: bool = False, network: str = "default", capabilities=(),
+                 binds=(), tmpfs=(), devices=(), stop_signal: int = signal.SIGTERM,
+                 limits: dict | None = None):
+        self.id = id                              # 64 hex digits
+        self.image_ref = image_ref                # what the user typed (shown by ps)
+        self.image_id = image_id                  # config digest (what rmi checks)
+        self.layer_dirs = list(layer_dirs)        # bottom layer first
+        self.argv = list(argv)                    # the command, Entrypoint + Cmd merged
+        self.env = list(env)                      # "NAME=value" items
+        self.workdir = workdir
+        self.user = user                          # as given, for inspect
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = list(additional_gids)
+        self.hostname = hostname
+        self.name = name                          # None until state.create_record picks one
+        self.tty = tty                            # -t
+        self.interactive = interactive            # -i
+        self.detach = detach                      # -d
+        self.auto_remove = auto_remove            # --rm
+        self.init = init                          # --init
+        self.read_only = read_only                # --read-only
+        self.privileged = privileged
+        self.network = network                    # one of NETWORK_MODES
+        self.capabilities = list(capabilities)    # names, e.g. "CAP_CHOWN"
+        self.binds = list(binds)                  # Bind records
+        self.tmpfs = list(tmpfs)                  # Tmpfs records
+        self.devices = list(devices)              # DeviceNode records
+        self.stop_signal = stop_signal            # what `minict stop` sends first
+        self.limits = dict(limits or {})          # Limits.to_dict(); {} = no limits
+
+    def __repr__(self) -> str:
+        return f"ContainerSpec({', '.join(f'{k}={v!r}' for k, v in self._values().items())})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ContainerSpec) and self._values() == other._values()
+
+    def _values(self) -> dict:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def replace(self, **changes) -> "ContainerSpec":
+        """A copy with some fields changed (minict exec's command, user...)."""
+        return ContainerSpec(**{**self._values(), **changes})
 
     @property
     def short_id(self) -> str:
@@ -126,7 +156,11 @@ class ContainerSpec:
         return Limits.from_dict(self.limits)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as plain JSON types (the records become objects)."""
+        data = self._values()
+        for name in ("binds", "tmpfs", "devices"):
+            data[name] = [record._asdict() for record in data[name]]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "ContainerSpec":
@@ -134,8 +168,8 @@ class ContainerSpec:
         data["binds"] = [Bind(**b) for b in data.get("binds", [])]
         data["tmpfs"] = [Tmpfs(**t) for t in data.get("tmpfs", [])]
         data["devices"] = [DeviceNode(**d) for d in data.get("devices", [])]
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # A key this minict does not know (written by a newer one) is left out.
+        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
 
 def new_container_id() -> str:

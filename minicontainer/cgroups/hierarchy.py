@@ -201,9 +201,10 @@ class Cgroup:
     # -- creation ------------------------------------------------------------
 
     @classmethod
-    def create(cls, container_id: str, limits: "Limits", root: Path = DEFAULT_ROOT,
+    def create(cls, container_id: str, limits: "Limits | None", root: Path = DEFAULT_ROOT,
                explain: Explain | None = None, proc: Path = Path("/proc")) -> "Cgroup":
-        """Make <root>/minict/<container_id> with `limits` written.
+        """Make <root>/minict/<container_id> with `limits` written (None: no
+        limit, the cgroup only counts, for `minict stats`).
 
         Checks first (CgroupUnavailable / BadArgument before anything is
         made); if a limit write fails, the new directory is removed again.
@@ -214,7 +215,8 @@ class Cgroup:
                               "ids are letters, digits, '_', '.', '-' (no '/')")
         root = Path(root)
         offered = preflight(limits, root, proc)
-        prepare_subtree(root, limits.controllers() | (STATS_CONTROLLERS & offered), explain)
+        needed = limits.controllers() if limits is not None else set()
+        prepare_subtree(root, needed | (STATS_CONTROLLERS & offered), explain)
         path = container_path(root, container_id)
         explain(f"Create the cgroup of container {container_id}", f"mkdir {path}")
         try:
@@ -224,6 +226,8 @@ class Cgroup:
                                     "a crashed minict left it behind: `minict rm` the "
                                     "container, or remove the directory with rmdir") from None
         cgroup = cls(path, explain)
+        if limits is None:
+            return cgroup
         try:
             cgroup.apply(limits)
         except BaseException:
@@ -386,12 +390,15 @@ _REFUSAL_HINTS = {
 }
 
 
-def preflight(limits: "Limits", root: Path = DEFAULT_ROOT, proc: Path = Path("/proc")) -> set[str]:
+def preflight(limits: "Limits | None", root: Path = DEFAULT_ROOT,
+              proc: Path = Path("/proc")) -> set[str]:
     """Every check that can fail before anything exists; returns the controllers offered.
 
     `minict run` calls this before it creates the container record, so a
     host without usable cgroup v2 (or a CPU that is not there) refuses the
-    run with one line and leaves nothing behind."""
+    run with one line and leaves nothing behind. (None: no limits.)"""
+    if limits is None:
+        return detect.require_controllers(root, set(), proc)
     offered = detect.require_controllers(root, limits.controllers(), proc)
     _check_cpuset(Path(root), limits)
     return offered
@@ -424,15 +431,17 @@ def create_for_container(container_id: str, limits: "Limits | None", root: Path 
     cgroup was made.
     """
     explain = explain or _silent
-    if limits is None or limits.is_empty():
+    if limits is not None and limits.is_empty():
+        limits = None
+    if limits is None:
         problem = detect.diagnose(root, set(), proc)  # is there a v2 tree at all?
         if problem:
             explain(f"No cgroup was made (no limits asked, and {problem[0]}): "
                     "the container stays in minict's own cgroup")
             return None
-    if limits is None:
-        from .limits import Limits
-        limits = Limits()
+    # No limits go on as None, not as an empty Limits: a plain `minict run`
+    # then never imports limits.py (nor the dataclasses module it uses, which
+    # costs more start-up time than the container setup itself: bench/start).
     return Cgroup.create(container_id, limits, root, explain, proc)
 
 

@@ -15,6 +15,7 @@ import click
 
 from ..errors import NotRoot
 from .cgroups import limit_options
+from .listing import print_rows, shorten
 
 
 def _kernel(config):
@@ -99,26 +100,9 @@ def ps_cmd(config, all_containers, quiet, fmt):
     _need_root("ps")
     from ..runtime import lifecycle
     rows = lifecycle.listing(config, all_containers)
-    if quiet:
-        for row in rows:
-            click.echo(row["ID"])
-    elif fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(row))
-    else:
-        widths = (12, 20, 22, 30, 20)
-        click.echo(_row(("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"), widths))
-        for row in rows:
-            click.echo(_row((row["ID"], row["Image"], f'"{_cut(row["Command"], 20)}"',
-                             row["Status"], row["Names"]), widths))
-
-
-def _row(cells, widths) -> str:
-    return "   ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    print_rows(rows, [("CONTAINER ID", "ID"), ("IMAGE", "Image"),
+                      ("COMMAND", lambda row: f'"{shorten(row["Command"], 20)}"'),
+                      ("STATUS", "Status"), ("NAMES", "Names")], quiet=quiet, fmt=fmt)
 
 
 @click.command("stop")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..store import Store
+from .listing import print_rows
 
 
 def _store(ctx) -> Store:
@@ -76,20 +77,9 @@ def image_rows(store: Store) -> list[dict]:
 @click.pass_context
 def images_cmd(ctx, fmt, quiet):
     """List images in the store."""
-    rows = image_rows(_store(ctx))
-    if quiet:
-        for row in rows:
-            click.echo(row["ID"])
-    elif fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(row))
-    else:
-        headers = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-        keys = ["Repository", "Tag", "ID", "CreatedSince", "Size"]
-        table = [headers] + [[row[k] for k in keys] for row in rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-        for r in table:
-            click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    print_rows(image_rows(_store(ctx)),
+               [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
+                ("CREATED", "CreatedSince"), ("SIZE", "Size")], quiet=quiet, fmt=fmt)
 
 
 @click.group("image")

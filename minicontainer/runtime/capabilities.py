@@ -56,7 +56,8 @@ def normalize(name: str) -> str:
 def resolve(cap_add=(), cap_drop=(), privileged: bool = False) -> list[str]:
     """The capability set a container gets, applied the way docker does:
     start from the default (or everything, for --privileged), drop, then add."""
-    everything = [n for n in NAMES if NUMBERS[n] <= last_cap()]
+    highest = last_cap()   # (read once: it is a file in /proc)
+    everything = [n for n in NAMES if NUMBERS[n] <= highest]
     if privileged:
         return everything
     adds = [normalize(c) for c in cap_add]

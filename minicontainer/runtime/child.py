@@ -23,23 +23,25 @@ import json
 import os
 import signal
 import stat
-from dataclasses import dataclass
 
 from .. import syscalls as sc
 from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
 from . import devices, mounts, rootfs, security
 
 
-@dataclass
 class Channels:
-    """The fds that tie the container's first process to its owner."""
-    go_read: int                 # the owner writes one byte: "go on"
-    go_write: int
-    error_read: int              # the child writes one JSON line if it fails
-    error_write: int             # (both error ends are close-on-exec)
-    console_child: object = None     # socket: the child sends the pty master here (-t)
-    console_parent: object = None
-    log_fd: int | None = None    # detached without -t: stdout and stderr go here
+    """The fds that tie the container's first process to its owner.
+    (A plain class: dataclasses is not imported by `minict run`, see spec.py.)"""
+
+    def __init__(self, go_read: int, go_write: int, error_read: int, error_write: int,
+                 log_fd: int | None = None):
+        self.go_read = go_read            # the owner writes one byte: "go on"
+        self.go_write = go_write
+        self.error_read = error_read      # the child writes one JSON line if it fails
+        self.error_write = error_write    # (both error ends are close-on-exec)
+        self.log_fd = log_fd              # detached without -t: stdout and stderr go here
+        self.console_child = None         # socket: the child sends the pty master here (-t)
+        self.console_parent = None
 
 
 def preload(spec) -> None:

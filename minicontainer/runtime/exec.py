@@ -18,7 +18,6 @@ Order matters:
   rest, the mount namespace last (after it, the host's paths are gone).
 """
 
-import dataclasses
 import os
 
 from .. import syscalls as sc
@@ -46,7 +45,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     if not state.status(record).running:
         raise ContainerNotRunning(f"container {record.name} is not running",
                                   f"start it first: minict start {record.name}")
-    spec = dataclasses.replace(record.spec, argv=list(argv), tty=tty, interactive=interactive,
+    spec = record.spec.replace(argv=list(argv), tty=tty, interactive=interactive,
                                env=merge_env(record.spec.env, (), env, os.environ),
                                workdir=workdir or record.spec.workdir, init=False)
     security.make_non_dumpable(kernel)
@@ -117,8 +116,8 @@ def _joiner(kernel, spec, container_pid, ns_fds, ch: child.Channels, user) -> No
     if user is not None:
         from .users import resolve_user
         account = resolve_user(user, ["/"])   # the container's own /etc/passwd, now at /
-        spec = dataclasses.replace(spec, uid=account.uid, gid=account.gid,
-                                   additional_gids=account.additional_gids)
+        spec = spec.replace(uid=account.uid, gid=account.gid,
+                            additional_gids=account.additional_gids)
     child.setup_stdio(kernel, spec, ch)
     child.umask_and_signals()
     security.restrict_capabilities_and_identity(kernel, spec)

@@ -17,17 +17,19 @@ foreground `minict run`, or the supervisor of a detached one. It
 
 import json
 import os
-from dataclasses import dataclass
 
 from .. import syscalls as sc
 from ..errors import CommandNotExecutable, CommandNotFound, RunFailed
 from . import child, state
 
 
-@dataclass
 class Started:
-    pid: int                     # host pid of the container's PID 1
-    master: int | None = None    # pty master, with -t
+    """A container process that has exec'd its command.
+    (A plain class: dataclasses is not imported by `minict run`, see spec.py.)"""
+
+    def __init__(self, pid: int, master: int | None = None):
+        self.pid = pid          # host pid of the container's PID 1
+        self.master = master    # pty master, with -t
 
 
 def join_cgroup(kernel: sc.Kernel, spec, pid: int):
@@ -109,7 +111,7 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
             channels.console_parent.close()
         failure = read_all(error_read)
     except BaseException:
-        _kill_and_reap(pid)
+        kill_and_reap(pid)
         _drop_cgroup(cgroup)
         raise
     finally:
@@ -144,7 +146,9 @@ def error_from_child(data: bytes):
     return cls(report.get("message") or "the container failed to start", report.get("hint"))
 
 
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL a child of ours and wait for it, so that no zombie is left
+    (a process already gone is fine)."""
     import signal
     try:
         os.kill(pid, signal.SIGKILL)

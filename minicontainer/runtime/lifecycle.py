@@ -19,7 +19,7 @@ from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
 from . import etcfiles, state
 from .init import exit_code_of
-from .launch import launch
+from .launch import kill_and_reap, launch
 from .resources import host_config, release
 from .supervisor import finish, start_detached
 
@@ -58,7 +58,7 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
     except BaseException as exc:
         # Lost track of it (an error while relaying): do not leave it running
         # unattended, and say what happened in its record.
-        _kill_and_reap(started.pid)
+        kill_and_reap(started.pid)
         finish(record, None, lock, error=f"minict stopped waiting for it: {exc!r}",
                explain=kernel.explain)
         raise
@@ -68,14 +68,6 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
         # Exit status 137 alone could be any SIGKILL: say which one it was.
         print(f"minict: {oom}", file=sys.stderr, flush=True)
     return code, record.id
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
 
 
 def wait_in_foreground(started, spec) -> int:

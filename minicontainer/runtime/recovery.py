@@ -23,7 +23,6 @@ is safe while other containers run.
 """
 
 import os
-import shutil
 import signal
 
 from . import state
@@ -45,8 +44,12 @@ def recover(config) -> list[str]:
         for entry in _entries(layout.containers):
             if entry.name.startswith((".tmp-", ".rm-")):
                 ours.add(entry.name.split("-", 1)[1])
-                shutil.rmtree(entry, ignore_errors=True)
-                done.append(f"removed unfinished container directory {entry.name}")
+                try:
+                    state.remove_tree(str(entry))
+                    done.append(f"removed unfinished container directory {entry.name}")
+                except OSError as exc:
+                    done.append(f"could not remove unfinished container directory "
+                                f"{entry.name}: {exc.strerror}")
         records = state.list_records(layout)
         owned = set()    # ids whose owner is alive: not ours to touch
         for record in records:

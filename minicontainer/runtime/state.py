@@ -36,22 +36,26 @@ Why this survives a SIGKILL of any minict process at any moment:
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadArgument, ContainerNotFound, ContainerStateError, NameInUse
 
+# Layout, Record and Status are plain classes, not dataclasses: every
+# `minict run` imports this module, and importing dataclasses costs more
+# start-up time than setting up the whole container (bench/start).
 
-@dataclass
+
 class Layout:
-    containers: Path      # ROOT/containers
-    runtime: Path         # STATE/containers
-    locks: Path           # STATE/locks
+    """Where a minict root keeps its container records (nothing is created here:
+    commands that only look, like ps or inspect, leave no directories behind)."""
+
+    def __init__(self, containers: Path, runtime: Path, locks: Path):
+        self.containers = containers    # ROOT/containers
+        self.runtime = runtime          # STATE/containers
+        self.locks = locks              # STATE/locks
 
     @classmethod
     def of(cls, config) -> "Layout":
-        """Where things are. Nothing is created: commands that only look
-        (ps, inspect, cleanup of an empty root) leave no directories behind."""
         return cls(Path(config.root) / "containers", Path(config.state) / "containers",
                    Path(config.state) / "locks")
 
@@ -63,15 +67,19 @@ class Layout:
         return self.locks / "names.lock"
 
 
-@dataclass
 class Record:
     """One container as stored: its spec plus where its files are."""
-    id: str
-    name: str
-    created: str
-    spec: "object"           # ContainerSpec
-    dir: Path
-    layout: Layout
+
+    def __init__(self, id: str, name: str, created: str, spec, dir: Path, layout: Layout):
+        self.id = id
+        self.name = name
+        self.created = created          # RFC 3339, see now()
+        self.spec = spec                # its ContainerSpec
+        self.dir = dir                  # ROOT/containers/<id>
+        self.layout = layout
+
+    def __repr__(self) -> str:
+        return f"Record({self.name}, {self.id[:12]})"
 
     @property
     def runtime_file(self) -> Path:
@@ -90,16 +98,24 @@ class Record:
         return self.dir / "container.log"
 
 
-@dataclass
 class Status:
-    state: str                     # created | running | exited
-    pid: int | None = None
-    exit_code: int | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    error: str | None = None
-    owner_pid: int | None = None
-    oom_killed: bool = False      # the kernel's OOM killer killed a process of it
+    """What is true of a container right now (see status())."""
+
+    def __init__(self, state: str, pid: int | None = None, exit_code: int | None = None,
+                 started_at: str | None = None, finished_at: str | None = None,
+                 error: str | None = None, owner_pid: int | None = None,
+                 oom_killed: bool = False):
+        self.state = state              # created | running | exited
+        self.pid = pid                  # the container's PID 1 on the host, while running
+        self.exit_code = exit_code
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.error = error              # why minict could not record a normal end
+        self.owner_pid = owner_pid      # the foreground minict or the supervisor
+        self.oom_killed = oom_killed    # the kernel's OOM killer killed a process of it
+
+    def __repr__(self) -> str:
+        return f"Status({self.state!r}, pid={self.pid}, exit_code={self.exit_code})"
 
     @property
     def running(self) -> bool:
@@ -289,12 +305,55 @@ def save_spec(record: Record) -> None:
 def remove_record(record: Record) -> None:
     """Delete a container's files. The caller holds its owner lock (so it
     is not running) and the names lock."""
-    import shutil
     doomed = record.dir.with_name(f".rm-{record.id}")
     os.rename(record.dir, doomed)     # from here on no command sees it
     record.runtime_file.unlink(missing_ok=True)
-    shutil.rmtree(doomed, ignore_errors=True)
+    try:
+        remove_tree(str(doomed))
+    except OSError:
+        pass   # what is left is a .rm-* directory, which recover() removes
     record.lock_file.unlink(missing_ok=True)
+
+
+def remove_tree(path: str) -> None:
+    """rm -r, without ever following a symlink.
+
+    The container's upper directory holds whatever its processes made,
+    including symlinks to host paths ("/etc"): a removal that followed one
+    would delete host files. So each directory is opened with O_NOFOLLOW
+    and its entries are removed relative to that fd (never by a path a
+    rename could redirect), and a symlink is unlinked, never entered.
+    The walk keeps its own stack rather than recursing: a container can
+    nest directories deeper than Python's recursion limit. Each level of
+    the stack holds one fd, so a tree deeper than the fd limit fails with
+    OSError (EMFILE) and stays, as does anything else that cannot be
+    removed (a .rm-* directory, which `minict cleanup` tries again).
+    (shutil.rmtree does the same, but importing shutil, which imports
+    bz2 and lzma, costs every `minict run --rm` about 2 ms: bench/start.)
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    stack = [(os.open(path, flags), None)]      # (fd of a directory, its name in the one below)
+    try:
+        while stack:
+            fd, _ = stack[-1]
+            subdir = None
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        subdir = entry.name       # empty it first; come back here after
+                        break
+                    os.unlink(entry.name, dir_fd=fd)
+            if subdir is not None:
+                stack.append((os.open(subdir, flags, dir_fd=fd), subdir))
+                continue
+            _, name = stack.pop()                 # this directory is empty now
+            os.close(fd)
+            if stack:
+                os.rmdir(name, dir_fd=stack[-1][0])
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    os.rmdir(path)
 
 
 # ---- runtime state and exit status -----------------------------------------------------

@@ -166,6 +166,23 @@ class TestMountsAndFlags:
         again = ContainerSpec.from_dict(json.loads(json.dumps(s.to_dict())))
         assert again == s
 
+    def test_fields_name_every_attribute(self, tmp_path):
+        """ContainerSpec is a plain class (start-up time): FIELDS, which
+        to_dict and from_dict use, must list exactly what __init__ sets."""
+        s = spec_of(tmp_path)
+        assert sorted(vars(s)) == sorted(ContainerSpec.FIELDS)
+        assert list(s.to_dict()) == list(ContainerSpec.FIELDS)
+
+    def test_unknown_keys_in_a_saved_spec_are_ignored(self, tmp_path):
+        s = spec_of(tmp_path)
+        assert ContainerSpec.from_dict({**s.to_dict(), "from_a_newer_minict": 1}) == s
+
+    def test_replace_changes_a_copy(self, tmp_path):
+        s = spec_of(tmp_path, name="web")
+        other = s.replace(argv=["id"], uid=1000)
+        assert (other.argv, other.uid, other.name) == (["id"], 1000, "web")
+        assert (s.argv, s.uid) == (["sh"], 0) and other != s
+
 
 @pytest.mark.root
 def test_user_lookup_honours_whiteouts_and_opaque_dirs(tmp_path):

@@ -165,3 +165,62 @@ def test_save_spec_keeps_changed_limits(config):
     assert again.spec.resource_limits().memory == 128 << 20
     assert (again.id, again.name, again.created) == (record.id, record.name, record.created)
     lock.release()
+
+
+def test_remove_tree_never_follows_the_containers_symlinks(tmp_path):
+    """A container's upper dir is removed whole, and nothing its symlinks
+    point at (host paths) is touched."""
+    host = tmp_path / "host"
+    (host / "etc").mkdir(parents=True)
+    (host / "etc" / "passwd").write_text("root\n")
+    doomed = tmp_path / "container"
+    (doomed / "upper" / "a" / "b").mkdir(parents=True)
+    (doomed / "upper" / "a" / "b" / "file").write_text("x")
+    (doomed / "upper" / "etc").symlink_to(host / "etc")                  # to a host directory
+    (doomed / "upper" / "passwd").symlink_to(host / "etc" / "passwd")    # to a host file
+    (doomed / "upper" / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(doomed / "upper" / "fifo")
+    (doomed / "work" / "work").mkdir(parents=True)
+    os.chmod(doomed / "work" / "work", 0)      # as overlayfs leaves it (root can still remove it)
+    if os.geteuid() != 0:
+        os.chmod(doomed / "work" / "work", 0o700)
+    state.remove_tree(str(doomed))
+    assert not doomed.exists()
+    assert (host / "etc" / "passwd").read_text() == "root\n"
+    with pytest.raises(NotADirectoryError):
+        state.remove_tree(str(host / "etc" / "passwd"))                 # a file is not a tree
+    link = tmp_path / "link"
+    link.symlink_to(host)
+    with pytest.raises(OSError):
+        state.remove_tree(str(link))                                     # nor is a symlink to one
+    assert (host / "etc" / "passwd").exists()
+
+
+def test_remove_tree_handles_a_tree_deeper_than_the_recursion_limit(tmp_path):
+    """A container can nest directories 1500 deep (deeper than Python's
+    recursion limit of 1000, and longer than PATH_MAX as one path). The
+    walk holds an fd per level, so the test makes sure 1500 fit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 2048:
+        if hard != resource.RLIM_INFINITY and hard < 2048:
+            pytest.skip(f"needs 2048 open files; the hard limit (ulimit -Hn) is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))   # raising the soft limit is free
+    try:
+        _remove_a_deep_tree(tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _remove_a_deep_tree(tmp_path):
+    doomed = tmp_path / "container"
+    doomed.mkdir()
+    fd = os.open(doomed, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    state.remove_tree(str(doomed))
+    assert not doomed.exists()
