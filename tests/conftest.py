@@ -56,6 +56,19 @@ def busybox_rootfs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def loop_device(tmp_path) -> str:
+    """A 32 MiB loop block device (the io.max tests throttle writes to it);
+    detached again afterwards. Needs root."""
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as f:
+        f.truncate(32 << 20)
+    dev = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    yield dev
+    subprocess.run(["losetup", "--detach", dev], check=True)
+
+
+@pytest.fixture
 def minict_root(tmp_path) -> Path:
     """A fresh store root for one test (never /var/lib/minict)."""
     root = tmp_path / "minict-root"

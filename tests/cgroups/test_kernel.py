@@ -183,17 +183,6 @@ def test_cpus_half_holds_a_busy_loop_near_half_a_cpu(make_cgroup):
     spin.wait()
 
 
-@pytest.fixture
-def loop_device(tmp_path):
-    image = tmp_path / "disk.img"
-    with open(image, "wb") as f:
-        f.truncate(32 << 20)
-    dev = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    yield dev
-    subprocess.run(["losetup", "--detach", dev], check=True)
-
-
 def test_device_write_bps_throttles_direct_writes(make_cgroup, loop_device):
     cg = make_cgroup(limits_from_cli(device_write_bps=(f"{loop_device}:1m",)))
     st = os.stat(loop_device)

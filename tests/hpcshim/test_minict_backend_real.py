@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.hpcshim.drivertree import DRIVER_VERSION
-from tests.runtime.conftest import Minict, container_dirs, mount_table
-from tests.runtime.test_gpu_plan import IMAGE_LIB_PATH, build_probe_rootfs, md5
+from tests.runtime.conftest import container_dirs, mount_table
+from tests.runtime.test_gpu_plan import import_gpu_images, md5
 
 pytestmark = pytest.mark.root
 
@@ -29,13 +29,7 @@ MINICT = str(BIN / "minict")
 def images(tmp_path_factory, busybox_rootfs) -> Path:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    base = tmp_path_factory.mktemp("shim-minict-images")
-    m = Minict(base / "root", base / "import-state")
-    m("import", "-c", 'CMD ["sh"]', busybox_rootfs, "busybox:latest", check=True)
-    probe = build_probe_rootfs(base / "probe-rootfs", busybox_rootfs)
-    m("import", "-c", 'CMD ["gpuprobe"]', "-c", f"ENV LD_LIBRARY_PATH={IMAGE_LIB_PATH}",
-      probe, "probe:latest", check=True)
-    return base / "root"
+    return import_gpu_images(tmp_path_factory.mktemp("shim-minict-images"), busybox_rootfs)
 
 
 @pytest.fixture

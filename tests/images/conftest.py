@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.images import Entry, busybox_image, tar_of
-from tests.images.unpack_helpers import snapshot
+from tests.helpers.trees import snapshot
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ import pytest
 from minicontainer.errors import LayerTooLarge, UnsafeLayer
 from minicontainer.unpack import LayerExtractor
 from tests.helpers.images import Entry, tar_of
-from tests.images.unpack_helpers import make_host, snapshot, unpack
+from tests.helpers.trees import snapshot
+from tests.images.unpack_helpers import make_host, unpack
 
 pytestmark = pytest.mark.root  # chown, mknod and trusted.* xattrs need root
 

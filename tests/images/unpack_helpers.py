@@ -1,8 +1,6 @@
-"""Helpers for the extractor tests: unpack a tar, snapshot a tree."""
+"""Helpers for the extractor tests: unpack a tar, make a stand-in host."""
 
-import hashlib
 import io
-import os
 from pathlib import Path
 
 from minicontainer.layerops import unpack_layer
@@ -15,22 +13,6 @@ def unpack(tar_bytes: bytes, dest: Path, compression=None, max_bytes=1 << 30, di
     return unpack_layer(io.BytesIO(blob), dest, blob_digest=sha256(blob),
                         diff_id=sha256(tar_bytes) if diff_id == "auto" else diff_id,
                         what="test layer", max_bytes=max_bytes)
-
-
-def snapshot(root: Path) -> dict:
-    """Everything observable about a tree: type, mode, owner, size, content, target."""
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            st = path.lstat()
-            entry = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
-            if path.is_symlink():
-                entry += (os.readlink(path),)
-            elif path.is_file():
-                entry += (hashlib.sha256(path.read_bytes()).hexdigest(),)
-            state[str(path.relative_to(root))] = entry
-    return state
 
 
 def make_host(tmp_path: Path) -> Path:

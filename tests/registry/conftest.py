@@ -13,11 +13,8 @@ empty DOCKER_CONFIG) and no MINICT_INSECURE_REGISTRIES, so nothing on the
 machine leaks in and nothing leaks out.
 """
 
-import hashlib
-import os
 import shutil
 import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,21 +141,6 @@ def loopback_hostname() -> tuple[str | None, str | None]:
     if not address.startswith("127.") or name.lower() == "localhost":
         return None, None
     return name, address
-
-
-def store_listing(root: Path) -> dict:
-    """Everything under a store root: type, mode, size and content hash."""
-    listing = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            st = path.lstat()
-            rel = str(path.relative_to(root))
-            entry = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_size)
-            if stat.S_ISREG(st.st_mode):
-                entry += (hashlib.sha256(path.read_bytes()).hexdigest(),)
-            listing[rel] = entry
-    return listing
 
 
 @pytest.fixture

@@ -186,9 +186,32 @@ def self_signed_certificate(workdir: Path, names: list[str], ips: list[str]) -> 
     return cert_path, key_path
 
 
+# ---- small HTTP servers run by the tests ------------------------------------------------------
+
+class BackgroundHTTPServer:
+    """An http.server on a free port of `bind`, serving from a daemon thread
+    between start() and stop(). Subclasses give the handler class."""
+
+    def __init__(self, bind: str = "127.0.0.1"):
+        self.httpd = ThreadingHTTPServer((bind, 0), self._handler_class())
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _handler_class(self) -> type:
+        raise NotImplementedError
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
 # ---- a token server -----------------------------------------------------------------------
 
-class TokenServer:
+class TokenServer(BackgroundHTTPServer):
     """Issues registry bearer tokens on GET /token?service=..&scope=..
 
     Policy: repositories in `public` may be pulled anonymously; a valid
@@ -221,21 +244,11 @@ class TokenServer:
         self.cert_path = Path(workdir) / "token-signer.pem"
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self._der_b64 = base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__("127.0.0.1")
 
     @property
     def realm(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
-
-    def start(self) -> "TokenServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
 
     def _grant(self, user: str | None, scopes: list[str]) -> list[dict]:
         access = []
@@ -299,7 +312,7 @@ class TokenServer:
 
 # ---- a hand-written registry for the odd cases ----------------------------------------------------
 
-class FakeRegistry:
+class FakeRegistry(BackgroundHTTPServer):
     """GET /v2/, manifests and blobs from dicts, with faults on demand.
 
     drop_connection_first: hang up on the first N requests without a word.
@@ -325,21 +338,11 @@ class FakeRegistry:
         self._dropped: set[str] = set()
         self._lock = threading.Lock()
         self._count = 0
-        self.httpd = ThreadingHTTPServer((bind, 0), self._handler_class())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(bind)
 
     @property
     def host(self) -> str:
         return f"{self.httpd.server_address[0]}:{self.httpd.server_address[1]}"
-
-    def start(self) -> "FakeRegistry":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
 
     def add_blob(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()

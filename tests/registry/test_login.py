@@ -9,7 +9,8 @@ import pytest
 
 from minicontainer import errors
 from minicontainer.store import Store
-from tests.registry.conftest import needs_registry, store_listing
+from tests.registry.conftest import needs_registry
+from tests.helpers.trees import snapshot
 
 pytestmark = [pytest.mark.unit, needs_registry]
 
@@ -94,11 +95,11 @@ def test_stored_wrong_password_fails_pull_cleanly(minict, basic_registry, privat
     private_credentials.parent.mkdir(parents=True)
     private_credentials.write_text(json.dumps({"auths": {basic_registry.host: {
         "auth": base64.b64encode(b"bob:stale").decode()}}}))
-    before = store_listing(populated_store)
+    before = snapshot(populated_store)
     done = minict("pull", f"{basic_registry.host}/private/busybox")
     assert done.returncode == errors.AuthenticationRequired.exit_code
     assert done.stderr.count("\n") == 1 and "'bob'" in done.stderr
-    assert store_listing(populated_store) == before
+    assert snapshot(populated_store) == before
 
 
 @pytest.mark.parametrize("key_form", ["{host}", "http://{host}", "https://{host}/v2/"])

@@ -7,7 +7,8 @@ import pytest
 
 from minicontainer import errors
 from tests.helpers.images import OCI_MANIFEST, ImageBuilder, tar_of, Entry
-from tests.registry.conftest import loopback_hostname, needs_registry, store_listing
+from tests.registry.conftest import loopback_hostname, needs_registry
+from tests.helpers.trees import snapshot
 from tests.registry.pushing import raw_push, sha256
 from tests.registry.servers import FakeRegistry, closed_port
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.unit, needs_registry]
 def fails_cleanly(minict, root, args, error, words, env=None):
     """Run `minict ARGS`; check the exit code, the one stderr line, and that
     the store did not change."""
-    before = store_listing(root)
+    before = snapshot(root)
     done = minict(*args, env=env)
     assert done.returncode == error.exit_code, (done.returncode, done.stderr)
     lines = done.stderr.splitlines()
@@ -25,7 +26,7 @@ def fails_cleanly(minict, root, args, error, words, env=None):
     assert len(lines) == 1 and lines[0].startswith("minict: "), done.stderr
     for word in words:
         assert word in lines[0], lines[0]
-    assert store_listing(root) == before
+    assert snapshot(root) == before
     return lines[0]
 
 

@@ -10,7 +10,8 @@ import pytest
 from minicontainer import errors
 from minicontainer.registry import RegistryClient
 from minicontainer.store import Store
-from tests.registry.conftest import loopback_hostname, needs_registry, store_listing
+from tests.registry.conftest import loopback_hostname, needs_registry
+from tests.helpers.trees import snapshot
 from tests.registry.pushing import skopeo_push
 from tests.registry.servers import DockerRegistry, self_signed_certificate
 
@@ -41,12 +42,12 @@ def test_https_with_a_trusted_certificate(minict, tls_registry, minict_root):
 
 
 def test_https_with_an_untrusted_certificate_is_refused(minict, tls_registry, populated_store):
-    before = store_listing(populated_store)
+    before = snapshot(populated_store)
     done = minict("pull", f"{tls_registry.name}:{tls_registry.port}/test/busybox")
     assert done.returncode == errors.RegistryUnreachable.exit_code, done.stderr
     assert done.stderr.count("\n") == 1 and "TLS" in done.stderr
     assert "certificate" in done.stderr
-    assert store_listing(populated_store) == before
+    assert snapshot(populated_store) == before
 
 
 def test_untrusted_certificate_accepted_for_a_registry_named_insecure(minict, tls_registry):

@@ -14,7 +14,7 @@ from minicontainer.registry import RegistryClient
 from minicontainer.store import Store
 from tests.conftest import VENV_BIN
 from tests.helpers.images import Entry, ImageBuilder, tar_of
-from tests.registry.conftest import store_listing
+from tests.helpers.trees import snapshot
 from tests.registry.servers import FakeRegistry
 
 pytestmark = pytest.mark.unit
@@ -79,11 +79,11 @@ def test_a_server_ignoring_range_is_read_again_from_the_start(minict, minict_roo
 @pytest.mark.parametrize("fake_registry", [{"fail_first": 1000}], indirect=True)
 def test_a_registry_that_stays_down_fails_cleanly(minict, minict_root, fake_registry):
     Store(minict_root)   # an existing store; it must not change
-    before = store_listing(minict_root)
+    before = snapshot(minict_root)
     done = minict("pull", f"{fake_registry.host}/test/thing:latest")
     assert done.returncode == errors.RegistryError.exit_code, done.stderr
     assert done.stderr.count("\n") == 1 and "unavailable" in done.stderr and "503" in done.stderr
-    assert store_listing(minict_root) == before
+    assert snapshot(minict_root) == before
     assert 3 <= len(fake_registry.log) <= 10      # retried, but not forever
 
 

@@ -205,17 +205,6 @@ def test_container_sees_its_own_cgroup_read_only_at_sys_fs_cgroup(mt):
 
 # ---- io -------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def loop_device(tmp_path):
-    image = tmp_path / "disk.img"
-    with open(image, "wb") as f:
-        f.truncate(16 << 20)
-    dev = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    yield dev
-    subprocess.run(["losetup", "--detach", dev], check=True)
-
-
 def test_device_write_bps_throttles_direct_writes(mt, loop_device):
     st = os.stat(loop_device)
     device = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"

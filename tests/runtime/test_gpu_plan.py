@@ -99,6 +99,17 @@ def build_probe_rootfs(dest: Path, busybox_rootfs: Path) -> Path:
     return dest
 
 
+def import_gpu_images(base: Path, busybox_rootfs: Path) -> Path:
+    """A minict store root under `base` with busybox:latest and probe:latest
+    (the dlopen() probe, whose own LD_LIBRARY_PATH names IMAGE_LIB_PATH)."""
+    m = Minict(base / "root", base / "import-state")
+    m("import", "-c", 'CMD ["sh"]', busybox_rootfs, "busybox:latest", check=True)
+    probe = build_probe_rootfs(base / "probe-rootfs", busybox_rootfs)
+    m("import", "-c", 'CMD ["gpuprobe"]', "-c", f"ENV LD_LIBRARY_PATH={IMAGE_LIB_PATH}",
+      probe, "probe:latest", check=True)
+    return base / "root"
+
+
 # ---- fixtures ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -115,13 +126,7 @@ def gpu_images(tmp_path_factory, busybox_rootfs) -> Path:
     """A store root of this module's own with busybox:latest and probe:latest."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    base = tmp_path_factory.mktemp("gpu-images")
-    m = Minict(base / "root", base / "import-state")
-    m("import", "-c", 'CMD ["sh"]', busybox_rootfs, "busybox:latest", check=True)
-    probe = build_probe_rootfs(base / "probe-rootfs", busybox_rootfs)
-    m("import", "-c", 'CMD ["gpuprobe"]', "-c", f"ENV LD_LIBRARY_PATH={IMAGE_LIB_PATH}",
-      probe, "probe:latest", check=True)
-    return base / "root"
+    return import_gpu_images(tmp_path_factory.mktemp("gpu-images"), busybox_rootfs)
 
 
 @pytest.fixture
