@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from ..errors import BadArgument, ContainerNotFound, ContainerStateError, NameInUse
+from ..fsutil import atomic_write
 
 # Layout, Record and Status are plain classes, not dataclasses: every
 # `minict run` imports this module, and importing dataclasses costs more
@@ -139,13 +140,7 @@ def parse_time(text: str) -> float:
 def write_json(path: Path, data, durable: bool = False) -> None:
     """Write JSON via a temp file and rename(2): readers see old or new, never half.
     `durable` adds an fsync, for records that must survive a power cut."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.rename(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1).encode(), durable=durable)
 
 
 def read_json(path: Path):
