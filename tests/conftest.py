@@ -56,6 +56,18 @@ def busybox_rootfs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def no_cgroup_left_behind():
+    """Fails the test if it leaves a container cgroup under /sys/fs/cgroup/minict
+    (cgroup v2 tests only: on this host the tree is not there)."""
+    from minicontainer.cgroups.hierarchy import container_cgroups
+    root = Path("/sys/fs/cgroup")
+    before = set(container_cgroups(root))
+    yield
+    left = set(container_cgroups(root)) - before
+    assert not left, f"cgroups left behind: {sorted(map(str, left))}"
+
+
+@pytest.fixture
 def loop_device(tmp_path) -> str:
     """A 32 MiB loop block device (the io.max tests throttle writes to it);
     detached again afterwards. Needs root."""

@@ -18,27 +18,21 @@ from pathlib import Path
 import pytest
 
 from minicontainer.cgroups import hierarchy
-from minicontainer.cgroups.hierarchy import (Cgroup, container_cgroups, find_orphans,
+from minicontainer.cgroups.hierarchy import (Cgroup, find_orphans,
                                              prepare_subtree, remove_orphans)
 from minicontainer.cgroups.limits import ControlWrite, Limits, limits_from_cli
 from minicontainer.cgroups.report import Target, stats_table, update_limits
 from minicontainer.cgroups.stats import cpu_percent
 from minicontainer.errors import BadArgument, CgroupUnavailable
 from tests.cgroups.fakes import Narration
+from tests.helpers.waiting import wait_for
 
-pytestmark = [pytest.mark.cgroup2, pytest.mark.root]
+pytestmark = [pytest.mark.cgroup2, pytest.mark.root,
+              pytest.mark.usefixtures("no_cgroup_left_behind")]
 
 ROOT = Path("/sys/fs/cgroup")
 BUSYBOX = "/bin/busybox"
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def no_cgroup_left_behind():
-    before = set(container_cgroups(ROOT))
-    yield
-    left = set(container_cgroups(ROOT)) - before
-    assert not left, f"cgroups left behind: {sorted(map(str, left))}"
 
 
 def new_id() -> str:
@@ -70,14 +64,6 @@ def start_in(cg: Cgroup, script: str, stderr=subprocess.PIPE) -> subprocess.Pope
     os.write(go_end, b"go\n")
     os.close(go_end)
     return proc
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def process_gone(pid: int) -> bool:
@@ -202,7 +188,7 @@ def test_device_write_bps_throttles_direct_writes(make_cgroup, loop_device):
 def test_stats_are_right(make_cgroup):
     cg = make_cgroup(limits_from_cli(memory="64m", pids_limit="50"))
     proc = start_in(cg, "sleep 120 & sleep 120 & sleep 120 & wait")
-    wait_for(lambda: cg.stats().pids_current == 4, what="4 processes")
+    wait_for(lambda: cg.stats().pids_current == 4, 20, what="4 processes")
     sample = cg.stats()
     assert (sample.pids_current, sample.pids_max) == (4, 50)
     assert sample.memory_max == 64 << 20
@@ -236,12 +222,12 @@ def test_destroy_kills_everything_and_leaves_nothing(make_cgroup):
     said = Narration()
     cg = make_cgroup(explain=said)
     proc = start_in(cg, "sleep 120 & sleep 120 & wait")
-    wait_for(lambda: len(cg.pids()) == 3, what="3 processes")
+    wait_for(lambda: len(cg.pids()) == 3, 20, what="3 processes")
     pids = cg.pids()
     cg.destroy()
     assert proc.wait(timeout=30) == -9
     assert not cg.path.exists()
-    wait_for(lambda: all(process_gone(p) for p in pids), what="every process to die")
+    wait_for(lambda: all(process_gone(p) for p in pids), 20, what="every process to die")
     assert f"write '1' to {cg.path}/cgroup.kill" in said.calls()
     assert said.calls()[-1] == f"rmdir {cg.path}"
 
@@ -250,7 +236,7 @@ def test_kill_without_cgroup_kill_freezes_then_kills_each(make_cgroup):
     # The path kernels before 5.14 take; run it here on purpose.
     cg = make_cgroup(limits_from_cli(pids_limit="30"))
     proc = start_in(cg, "while :; do sleep 120 & done", stderr=subprocess.DEVNULL)
-    wait_for(lambda: len(cg.pids()) >= 10, what="a few processes")
+    wait_for(lambda: len(cg.pids()) >= 10, 20, what="a few processes")
     cg._kill_each(timeout=20)
     assert cg.pids() == []
     assert (cg.path / "cgroup.freeze").read_text().strip() == "0"
@@ -284,7 +270,7 @@ def test_orphan_of_a_sigkilled_owner_is_found_and_removed():
     assert find_orphans(is_live, ROOT) == [path]
     assert remove_orphans(is_live, ROOT, said) == [orphan_id]
     assert not path.exists()
-    wait_for(lambda: process_gone(workload), what="the orphaned workload to die")
+    wait_for(lambda: process_gone(workload), 20, what="the orphaned workload to die")
     assert said.calls() == [f"write '1' to {path}/cgroup.kill", f"rmdir {path}"]
 
 

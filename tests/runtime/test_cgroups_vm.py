@@ -23,29 +23,15 @@ import pytest
 from minicontainer.cgroups.hierarchy import container_cgroups
 from minicontainer.config import Config
 from minicontainer.runtime import lifecycle, recovery
+from tests.helpers.waiting import wait_for
 
-pytestmark = [pytest.mark.cgroup2, pytest.mark.root]
+pytestmark = [pytest.mark.cgroup2, pytest.mark.root,
+              pytest.mark.usefixtures("no_cgroup_left_behind")]
 
 ROOT = Path("/sys/fs/cgroup")
 OOM_LINE = ("minict: the kernel's OOM killer ended the container: it reached its memory limit "
             "of 32 MiB (memory.max)\n")
 HOG = 'x=0123456789abcdef; while :; do x="$x$x"; done'   # doubles until it no longer fits
-
-
-@pytest.fixture(autouse=True)
-def no_cgroup_left_behind():
-    before = set(container_cgroups(ROOT))
-    yield
-    left = set(container_cgroups(ROOT)) - before
-    assert not left, f"cgroups left behind: {sorted(map(str, left))}"
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def config(mt) -> Config:
@@ -118,7 +104,7 @@ def test_fork_bomb_is_stopped_by_pids_limit_and_the_vm_stays_responsive(mt):
     cgroup = ROOT / "minict" / cid
     try:
         assert read(cgroup, "pids.max") == "32"
-        wait_for(lambda: flat_keyed(cgroup, "pids.events")["max"] > 0, what="fork() to be refused")
+        wait_for(lambda: flat_keyed(cgroup, "pids.events")["max"] > 0, 60, what="fork() to be refused")
         assert int(read(cgroup, "pids.current")) <= 32
         started = time.monotonic()
         outside = subprocess.run(["/bin/busybox", "echo", "still here"], capture_output=True,
@@ -156,7 +142,7 @@ def test_stats_exec_and_update_of_a_running_container(mt):
                  "busybox", "sh", "-c", "sleep 120 & sleep 120 & sleep 120 & wait").strip()
     cgroup = ROOT / "minict" / cid
     try:
-        wait_for(lambda: read(cgroup, "pids.current") == "4", what="4 processes")
+        wait_for(lambda: read(cgroup, "pids.current") == "4", 60, what="4 processes")
         table = mt.out("stats", "--no-stream")        # every running container
         row = next(line for line in table.splitlines() if " sleepers " in line).split()
         assert row[0] == cid[:12] and row[-1] == "4"
@@ -235,17 +221,17 @@ def test_a_sigkilled_minict_leaves_no_cgroup_after_cleanup(fresh_mt):
     before = set(container_cgroups(ROOT))
     foreground = mt.popen("run", "--name", "fg", "--memory", "64m", "busybox", "sleep", "60")
     wait_for(lambda: any(populated(p) for p in set(container_cgroups(ROOT)) - before),
-             what="the container to start")
+             60, what="the container to start")
     fg_cgroup, = set(container_cgroups(ROOT)) - before
     foreground.send_signal(signal.SIGKILL)
     foreground.wait()
-    wait_for(lambda: not populated(fg_cgroup), what="the container to die with its owner")
+    wait_for(lambda: not populated(fg_cgroup), 60, what="the container to die with its owner")
     # 2. the supervisor of a detached container
     cid = mt.out("run", "-d", "--name", "bg", "--memory", "64m", "busybox", "sleep", "60").strip()
     bg_cgroup = ROOT / "minict" / cid
     runtime = json.loads((mt.state / "containers" / f"{cid}.json").read_text())
     os.kill(runtime["owner_pid"], signal.SIGKILL)
-    wait_for(lambda: not populated(bg_cgroup), what="the container to die with its supervisor")
+    wait_for(lambda: not populated(bg_cgroup), 60, what="the container to die with its supervisor")
     # 3. a cgroup whose container record is gone altogether (its root was deleted)
     stray = ROOT / "minict" / ("e" * 64)
     stray.mkdir()
