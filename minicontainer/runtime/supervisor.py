@@ -120,10 +120,14 @@ def finish(record, code: int | None, lock: state.Lock, error: str | None = None,
     except MinictError as exc:
         # Still record the exit and let go: `minict cleanup` retries the cgroup.
         oom, error = None, error or f"its cgroup could not be removed: {exc.one_line()}"
-    state.write_exit(record, code, error, oom_killed=oom is not None)
     if record.spec.auto_remove:
+        # --rm: the record goes now, so how it ended is not written first.
+        # (Should the removal fail, `minict cleanup` removes what is left:
+        # an --rm container is never kept.)
         with state.names_lock(record.layout):
             state.remove_record(record)
+    else:
+        state.write_exit(record, code, error, oom_killed=oom is not None)
     lock.release()
     return oom
 
