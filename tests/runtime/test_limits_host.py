@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import _cgroup2_usable
+from tests.helpers.probe import probe_run
 from tests.runtime.conftest import container_dirs, mount_table, tree
 
 pytestmark = pytest.mark.root
@@ -105,26 +106,15 @@ def test_inspect_shows_no_limits_and_no_oom(mt):
         mt.out("rm", "plain")
 
 
-def test_a_run_without_limits_does_not_import_the_limit_parsers(mt):
+def test_a_run_without_limits_does_not_import_the_limit_parsers(mt, tmp_path):
     """Start-up time is benchmarked (bench/start): no flag, no parser."""
-    # A finished run leaves by os._exit: report the modules on the way out.
-    code = ("import os, sys; from minicontainer.entry import main\n"
-            "def report(code):\n"
-            "    assert code == 0, code\n"
-            "    print(sorted(m for m in sys.modules if m.startswith('minicontainer.cgroups')),"
-            " flush=True)\n"
-            "    leave(code)\n"
-            "leave, os._exit = os._exit, report\n"
-            "main(['run', '--rm', 'busybox', 'true'])")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=mt.env, timeout=60)
-    assert result.returncode == 0, result.stderr
-    loaded = result.stdout.strip()
+    report = probe_run(["run", "--rm", "busybox", "true"], mt.env, tmp_path / "probe.json")
+    loaded = [m for m in report["modules"] if m.startswith("minicontainer.cgroups")]
     assert "minicontainer.cgroups.limits" not in loaded
     assert "minicontainer.cgroups.stats" not in loaded
     if NO_CGROUP_V2:
-        assert loaded == ("['minicontainer.cgroups', 'minicontainer.cgroups.detect', "
-                          "'minicontainer.cgroups.hierarchy']")
+        assert loaded == ["minicontainer.cgroups", "minicontainer.cgroups.detect",
+                          "minicontainer.cgroups.hierarchy"]
 
 
 def test_update_of_a_container_without_a_cgroup_is_refused(mt):

@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from tests.helpers.probe import probe_run
+
 SLOW = {
     "click", "dataclasses", "inspect", "ast", "typing", "pyroute2", "requests", "urllib3",
     "tarfile", "hashlib", "tempfile", "shutil", "bz2", "lzma", "zlib", "socket", "termios",
@@ -22,24 +24,6 @@ SLOW = {
     "minicontainer.cgroups.limits", "minicontainer.runtime.tty", "minicontainer.pull",
     "minicontainer.registry",
 }
-
-# When the interpreter exits, writes the modules it loaded, and whether the
-# cyclic garbage collector is on again (the fast path switches it off while
-# it imports), as JSON to the file named by argv[1]; the rest of argv is
-# minict's.
-PROBE = """
-import atexit, gc, json, os, sys
-out = sys.argv.pop(1)
-def report():
-    with open(out, "w") as f:
-        json.dump({"modules": sorted(sys.modules), "gc": gc.isenabled()}, f)
-atexit.register(report)
-leave = os._exit     # a finished run leaves by os._exit, which skips atexit
-os._exit = lambda code: (report(), leave(code))
-from minicontainer.entry import main
-main(sys.argv[1:])
-"""
-
 
 def modules_loaded_by(code: str) -> set[str]:
     """The modules a fresh interpreter has loaded after running `code`."""
@@ -87,12 +71,7 @@ def test_the_cgroup_of_a_run_without_limits_imports_nothing_slow(tmp_path):
 def test_a_real_run_imports_nothing_slow(mt, tmp_path):
     """The whole of `minict run --rm busybox true`, container included (in
     the VM tier also with the cgroup every container gets on cgroup v2)."""
-    out = tmp_path / "probe.json"
-    result = subprocess.run([sys.executable, "-c", PROBE, out, "run", "--rm", "busybox", "true"],
-                            env=mt.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text())
+    report = probe_run(["run", "--rm", "busybox", "true"], mt.env, tmp_path / "probe.json")
     loaded = set(report["modules"])
     assert {"minicontainer.runtime.lifecycle", "minicontainer.store", "prctl"} <= loaded
     assert sorted(SLOW & loaded) == []
