@@ -118,7 +118,8 @@ def finish(record, code: int | None, lock: state.Lock, error: str | None = None,
     try:
         _, oom = release(record.id, explain)
     except MinictError as exc:
-        # Still record the exit and let go: `minict cleanup` retries the cgroup.
+        # Still end it (record the exit, or remove an --rm container) and let
+        # go: `minict cleanup` retries the cgroup.
         oom, error = None, error or f"its cgroup could not be removed: {exc.one_line()}"
     if record.spec.auto_remove:
         # --rm: the record goes now, so how it ended is not written first.
