@@ -55,7 +55,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
     # A name no other writer uses (pid + random; O_EXCL makes sure), made
     # here rather than by tempfile.mkstemp: `minict run` writes its records
     # through this function, and importing tempfile costs every start ~2 ms.
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    # The writer's pid in the name lets a cleanup tell a temp file whose
+    # writer was killed before the rename from one still being written.
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}")
     try:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -71,6 +73,37 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+TEMP_MARK = ".tmp-"   # atomic_write's temp files: .<name>.tmp-<writer pid>-<random>
+
+
+def stale_temp_files(directory: Path) -> list[Path]:
+    """atomic_write temp files in `directory` whose writer has died.
+
+    A SIGKILL between the write and the rename leaves the temp file behind;
+    nothing ever reads it, so it is only litter. A temp file whose writer is
+    still running is left alone: it is about to be renamed. (Should the pid
+    have been reused, the file just waits for a later cleanup.)
+    """
+    stale = []
+    for entry in os.scandir(directory):
+        if not entry.name.startswith(".") or TEMP_MARK not in entry.name:
+            continue
+        writer = entry.name.rsplit(TEMP_MARK, 1)[1].split("-", 1)[0]
+        if writer.isdigit() and not _running(int(writer)):
+            stale.append(Path(entry.path))
+    return sorted(stale)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)          # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True              # it exists, but belongs to someone else
+    return True
 
 
 @contextmanager

@@ -10,6 +10,8 @@ What a SIGKILL of a minict process can leave, and what is done about it
   killed (its owner is gone, so nobody would ever record its end); the
   exit is recorded as unknown, and an --rm container is removed;
 - runtime and lock files with no record: deleted;
+- the temp file of a record write cut short between write and rename
+  (fsutil.atomic_write): deleted once its writer is dead;
 - cgroups (<cgroup root>/minict/<id>): a container whose owner died keeps
   its cgroup (the owner removes it when the container ends), and an owner
   killed at the wrong moment may leave one with no record at all. Whatever
@@ -25,6 +27,7 @@ is safe while other containers run.
 import os
 import signal
 
+from ..fsutil import stale_temp_files
 from . import state
 from .resources import release, remove_orphans
 
@@ -66,6 +69,12 @@ def recover(config) -> list[str]:
                 _kill_if_alive(state.read_json(path) or {})
                 path.unlink(missing_ok=True)
                 done.append(f"removed runtime state of unknown container {path.stem[:12]}")
+        for directory in [layout.runtime] + [r.dir for r in state.list_records(layout)]:
+            if not directory.is_dir():
+                continue
+            for path in stale_temp_files(directory):
+                path.unlink(missing_ok=True)
+                done.append(f"removed {path.name}, a write cut short")
         for container_id in remove_orphans(owned, ours):
             done.append(f"removed the orphaned cgroup of container {container_id[:12]}")
         for path in _entries(layout.locks, ".lock"):

@@ -5,6 +5,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -86,6 +88,50 @@ def test_cleanup_kills_a_container_whose_owner_vanished(fresh_mt):
     assert "unknown container" in mt.out("cleanup")
     assert wait_until_gone(mt, "stray-box") == []
     mt.out("cleanup")
+    assert container_dirs(mt.root) == []
+
+
+# A real atomic_write, stopped between writing its temp file and renaming it
+# over the record, so that the test can SIGKILL it at exactly that moment
+# (a random SIGKILL hits that window only now and then).
+WRITER_STOPPED_BEFORE_RENAME = """
+import os, signal, sys
+from minicontainer.fsutil import atomic_write
+
+def stop_here(src, dst):
+    print(src, flush=True)
+    signal.pause()
+
+os.rename = stop_here
+atomic_write(sys.argv[1], b'{}', durable=False)
+"""
+
+
+def test_cleanup_removes_a_record_write_cut_short_by_sigkill(fresh_mt):
+    mt = fresh_mt
+    mt.out("run", "--name", "kept", "busybox", "true")
+    cid = json.loads(mt.out("inspect", "kept"))[0]["Id"]
+    record_dir = mt.root / "containers" / cid
+    targets = [mt.state / "containers" / f"{cid}.json", record_dir / "exit.json"]
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER_STOPPED_BEFORE_RENAME, str(t)],
+                                stdout=subprocess.PIPE, text=True, env=mt.env) for t in targets]
+    temps = [writer.stdout.readline().strip() for writer in writers]
+    assert [os.path.dirname(t) for t in temps] == [str(t.parent) for t in targets]
+    assert all(os.path.exists(t) for t in temps)
+    # While its writer lives, a temp file is about to be renamed: left alone.
+    assert "cut short" not in mt.out("cleanup")
+    assert all(os.path.exists(t) for t in temps)
+    for writer in writers:
+        writer.kill()
+        writer.wait()
+    lines = mt.out("cleanup").splitlines()
+    assert sorted(lines) == sorted(f"removed {os.path.basename(t)}, a write cut short" for t in temps)
+    assert not any(os.path.exists(t) for t in temps)
+    # the record itself is untouched: still there, and how it ended is still known
+    row = json.loads(mt.out("ps", "-a", "--format", "json"))
+    assert row["Names"] == "kept" and row["State"] == "exited" and row["ExitCode"] == 0
+    mt.out("rm", "kept")
+    assert tree(mt.state / "containers") == []
     assert container_dirs(mt.root) == []
 
 
