@@ -44,6 +44,9 @@ def raise_if_disk_full(exc: OSError, what: str):
     raise exc
 
 
+TEMP_MARK = ".tmp-"   # atomic_write's temp files: .<name>.tmp-<writer pid>-<random>
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Write data to path so that a crash leaves either the old or the new file.
 
@@ -73,9 +76,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-TEMP_MARK = ".tmp-"   # atomic_write's temp files: .<name>.tmp-<writer pid>-<random>
 
 
 def stale_temp_files(directory: Path) -> list[Path]:

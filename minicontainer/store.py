@@ -41,7 +41,7 @@ from pathlib import Path
 from . import mediatypes as mt
 from .errors import (BadReference, DigestMismatch, ImageInUse, ImageNotFound, MinictError, MissingBlob,
                      StoreCorrupt, UnsupportedMediaType)
-from .fsutil import atomic_write, file_lock, raise_if_disk_full, sha256_bytes
+from .fsutil import TEMP_MARK, atomic_write, file_lock, raise_if_disk_full, sha256_bytes
 from .reference import Reference, parse
 
 DEFAULT_MAX_UNPACK = 64 * 1024**3  # bytes per image; a bomb stops here
@@ -319,7 +319,8 @@ class Store:
         for entry in tmp.iterdir():
             _remove(entry)
         # atomic_write's temp file, when a writer died between write and rename
-        for stale in self.root.glob(".index.json.tmp-*"):
+        # (every index writer holds the gc lock, so under it exclusively none is alive)
+        for stale in self.root.glob(f".index.json{TEMP_MARK}*"):
             stale.unlink(missing_ok=True)
         index = self._read_index()
         keep_blobs, keep_layers = set(), set()

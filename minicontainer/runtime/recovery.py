@@ -62,14 +62,15 @@ def recover(config) -> list[str]:
                 owned.add(record.id)
             else:
                 done.extend(lines)
-        ids = {r.id for r in state.list_records(layout)}
+        remaining = state.list_records(layout)    # without the --rm ones just removed
+        ids = {r.id for r in remaining}
         for path in _entries(layout.runtime, ".json"):
             if path.stem not in ids:
                 ours.add(path.stem)
                 _kill_if_alive(state.read_json(path) or {})
                 path.unlink(missing_ok=True)
                 done.append(f"removed runtime state of unknown container {path.stem[:12]}")
-        for directory in [layout.runtime] + [r.dir for r in state.list_records(layout)]:
+        for directory in [layout.runtime] + [r.dir for r in remaining]:
             if not directory.is_dir():
                 continue
             for path in stale_temp_files(directory):
