@@ -10,7 +10,7 @@ Extra device nodes (hpcshim's GPU plan: /dev/nvidia0 ...) are added here too.
 import os
 
 from .. import syscalls as sc
-from .rootfs import make_mountpoint, secure_join
+from .rootfs import mountpoint, open_mountpoint, secure_join
 
 # name, major, minor (Documentation/admin-guide/devices.txt)
 DEFAULT_DEVICES = [
@@ -23,9 +23,13 @@ LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/pro
 
 
 def populate_dev(kernel: sc.Kernel, root: str, extra_devices=()) -> None:
-    dev = make_mountpoint(kernel, root, "/dev", True)
-    kernel.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k",
-                 "A fresh tmpfs for /dev: the host's devices stay out of reach")
+    with mountpoint(kernel, root, "/dev", True) as target:
+        kernel.mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME,
+                     "mode=755,size=65536k", "A fresh tmpfs for /dev: the host's devices stay out of reach")
+    # From here on, plain paths: the tmpfs was made a moment ago, in this
+    # process's own mount namespace, before any volume is mounted, so no
+    # other process can reach it to swap a name for a symlink.
+    dev = secure_join(root, "/dev")
     for name, major, minor in DEFAULT_DEVICES:
         kernel.mknod(os.path.join(dev, name), "c", major, minor, 0o666,
                      f"Create /dev/{name}")
@@ -50,7 +54,7 @@ def add_device(kernel: sc.Kernel, root: str, node) -> None:
     """mknod one extra device (a spec.DeviceNode) at its path under /dev."""
     parent = os.path.dirname(node.path)
     if parent != "/dev":
-        make_mountpoint(kernel, root, parent, True)
+        os.close(open_mountpoint(kernel, root, parent, True))   # creates the directories
     path = secure_join(root, node.path)
     if os.path.lexists(path):
         os.unlink(path)

@@ -19,7 +19,7 @@ containers share, so (as Docker and runc do by default):
 import os
 
 from .. import syscalls as sc
-from .rootfs import make_mountpoint, preserved_flags
+from .rootfs import mountpoint, preserved_flags
 
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -35,17 +35,17 @@ NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
 def mount_proc(kernel: sc.Kernel, root: str) -> None:
-    target = make_mountpoint(kernel, root, "/proc", True)
-    kernel.mount("proc", target, "proc", NOSUID_NODEV_NOEXEC, None,
-                 "A /proc of the new PID namespace: the container sees only its own processes")
+    with mountpoint(kernel, root, "/proc", True) as target:
+        kernel.mount("proc", target, "proc", NOSUID_NODEV_NOEXEC, None,
+                     "A /proc of the new PID namespace: the container sees only its own processes")
 
 
 def mount_sys(kernel: sc.Kernel, root: str, readonly: bool) -> None:
-    target = make_mountpoint(kernel, root, "/sys", True)
     flags = NOSUID_NODEV_NOEXEC | (sc.MS_RDONLY if readonly else 0)
-    kernel.mount("sysfs", target, "sysfs", flags, None,
-                 "/sys, read-only: the container may look at the kernel's devices but not change them"
-                 if readonly else "/sys, writable (--privileged)")
+    with mountpoint(kernel, root, "/sys", True) as target:
+        kernel.mount("sysfs", target, "sysfs", flags, None,
+                     "/sys, read-only: the container may look at the kernel's devices but not "
+                     "change them" if readonly else "/sys, writable (--privileged)")
 
 
 def in_own_cgroup(container_id: str) -> bool:
@@ -72,21 +72,21 @@ def mount_cgroup(kernel: sc.Kernel, root: str, readonly: bool) -> None:
     it sees itself at "/" and nothing of the host's tree above it. Read-only
     (like /sys), so it can read its limits and usage but not raise them or
     move processes; --privileged makes it writable, as docker does."""
-    target = make_mountpoint(kernel, root, "/sys/fs/cgroup", True)
     flags = NOSUID_NODEV_NOEXEC | (sc.MS_RDONLY if readonly else 0)
-    kernel.mount("cgroup2", target, "cgroup2", flags, None,
-                 "The container's own cgroup at /sys/fs/cgroup, read-only: its limits and usage "
-                 "to read, its cgroup namespace makes it the root"
-                 if readonly else "The container's own cgroup at /sys/fs/cgroup, writable (--privileged)")
+    with mountpoint(kernel, root, "/sys/fs/cgroup", True) as target:
+        kernel.mount("cgroup2", target, "cgroup2", flags, None,
+                     "The container's own cgroup at /sys/fs/cgroup, read-only: its limits and usage "
+                     "to read, its cgroup namespace makes it the root" if readonly
+                     else "The container's own cgroup at /sys/fs/cgroup, writable (--privileged)")
 
 
 def bind_etc_files(kernel: sc.Kernel, root: str, record_dir: str) -> None:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf come from files minict
     wrote for this container (etcfiles.py), bind-mounted over the image's."""
     for name in ("hostname", "hosts", "resolv.conf"):
-        target = make_mountpoint(kernel, root, f"/etc/{name}", False)
-        kernel.mount(os.path.join(record_dir, name), target, None, sc.MS_BIND, None,
-                     f"Give the container its own /etc/{name}")
+        with mountpoint(kernel, root, f"/etc/{name}", False) as target:
+            kernel.mount(os.path.join(record_dir, name), target, None, sc.MS_BIND, None,
+                         f"Give the container its own /etc/{name}")
 
 
 def mask_paths(kernel: sc.Kernel, paths=MASKED_PATHS) -> None:

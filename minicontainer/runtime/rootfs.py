@@ -12,15 +12,21 @@ host's namespace, and a SIGKILL cannot leave a mount behind.
 - Mount destinations are resolved inside the root with `secure_join`, which
   follows the image's symlinks as if the root were `/`: an image whose
   /etc is a symlink to `../../../../host/etc` cannot make minict mount
-  over a host path (the bug class of runc's CVE-2021-30465; runc uses
-  filepath-securejoin for the same reason).
+  over a host path (runc uses filepath-securejoin for the same reason).
+  Then each mount point is opened one name at a time without following
+  symlinks and mounted on through its file descriptor (`mountpoint`), so
+  that nothing swapped in after the check can redirect the mount: runc's
+  CVE-2021-30465.
 - `pivot_root` (never chroot: a chroot can be escaped with a second chroot
   and `..`) swaps the root of the mount namespace, then the old root is
   detached so the host's filesystem is unreachable.
 """
 
+import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .. import syscalls as sc
 from ..errors import RunFailed
@@ -113,12 +119,18 @@ def secure_join(root: str, unsafe_path: str) -> str:
         except FileNotFoundError:
             resolved.append(part)
             continue
+        except NotADirectoryError:
+            raise not_a_directory("/" + "/".join(resolved), unsafe_path) from None
         if stat.S_ISLNK(st.st_mode):
             hops += 1
             if hops > 40:   # the kernel's own limit (MAXSYMLINKS)
                 raise RunFailed(f"too many symlinks resolving {unsafe_path} in the image",
                                 "the image has a symlink loop")
-            target = os.readlink(candidate)
+            try:
+                target = os.readlink(candidate)
+            except OSError:   # gone, or no longer a symlink, since lstat looked at it
+                raise _changed_meanwhile("/" + "/".join([*resolved, part]) + " changed",
+                                         unsafe_path) from None
             if target.startswith("/"):
                 resolved = []
             pending = [p for p in target.split("/") if p] + pending
@@ -127,32 +139,119 @@ def secure_join(root: str, unsafe_path: str) -> str:
     return os.path.join(root, *resolved)
 
 
-def make_mountpoint(kernel: sc.Kernel, root: str, destination: str, directory: bool) -> str:
-    """Resolve `destination` inside `root` and create what is missing: the
-    parent directories and the mount point itself (a directory, or an
-    empty file for a file bind). Writes land in the container's upper
-    layer, never in the image. Returns the host-side path."""
-    target = secure_join(root, destination)
-    relative = os.path.relpath(target, root)
-    current = root
-    parts = relative.split(os.sep) if relative != "." else []
-    for i, part in enumerate(parts):
-        current = os.path.join(current, part)
-        last = i == len(parts) - 1
-        if os.path.lexists(current):
-            continue
-        if last and not directory:
-            kernel.write_file(current, b"", 0o644,
-                              f"Create an empty file in the container to mount {destination} onto")
-        else:
-            kernel.mkdir(current, 0o755, f"Create {'/' + os.path.join(*parts[:i + 1])} "
-                                         f"in the container (for a mount)")
-    if os.path.isdir(target) != directory and os.path.exists(target):
-        kind = "directory" if directory else "file"
-        raise RunFailed(f"cannot mount a {kind} on {destination}: the image has a "
-                        f"{'file' if directory else 'directory'} there",
-                        "choose another destination")
-    return target
+# A handle on one place in the tree: O_PATH opens it for neither reading
+# nor writing (so it works on any file, and has no side effects), and
+# O_NOFOLLOW makes a symlink's handle the link itself, never its target.
+PLACE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@contextmanager
+def mountpoint(kernel: sc.Kernel, root: str, destination: str, directory: bool) -> Iterator[str]:
+    """The path to give mount(2) for `destination`: /proc/self/fd/N, where
+    N is a handle on the mount point, held open while the mount is made.
+
+    Why not the path itself? secure_join looks at each component, but the
+    kernel walks the path again inside mount(2). In between, a process in
+    another container that shares a volume on the way could swap one of
+    its directories for a symlink to anywhere on the host, and the mount
+    would follow it: runc's symlink-exchange race, CVE-2021-30465. A handle
+    names the directory itself, not a path to it; mount(2) on
+    /proc/self/fd/N lands exactly there, whatever is renamed meanwhile.
+    (/proc here is still the host's: this runs before pivot_root.)
+    """
+    fd = open_mountpoint(kernel, root, destination, directory)
+    kernel.explain(f"Open {destination} from the new root one name at a time, refusing "
+                   f"symlinks (CVE-2021-30465); mount through that handle",
+                   f"openat(..., O_PATH|O_NOFOLLOW) = {fd}")
+    try:
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def open_mountpoint(kernel: sc.Kernel, root: str, destination: str, directory: bool) -> int:
+    """A handle (an O_PATH fd, for the caller to close) on `destination`
+    inside `root`, creating what is missing: the parent directories and the
+    mount point itself (a directory, or an empty file for a file bind).
+    Writes land in the container's upper layer (or in a volume on the way),
+    never in the image.
+
+    secure_join resolves the image's symlinks first; then the resolved path
+    is opened one name at a time, each relative to the handle on the
+    directory before it, with O_NOFOLLOW. A symlink met now was not there a
+    moment ago: something is changing the tree under us, so refuse.
+    """
+    relative = os.path.relpath(secure_join(root, destination), root)
+    names = relative.split(os.sep) if relative != "." else []
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, name in enumerate(names):
+            last = i == len(names) - 1
+            inner = _open_or_create(kernel, fd, name, "/" + "/".join(names[:i + 1]),
+                                    directory or not last, destination)
+            os.close(fd)
+            fd = inner
+        if stat.S_ISDIR(os.fstat(fd).st_mode) != directory:
+            kind = "directory" if directory else "file"
+            raise RunFailed(f"cannot mount a {kind} on {destination}: the image has a "
+                            f"{'file' if directory else 'directory'} there",
+                            "choose another destination")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_or_create(kernel, parent: int, name: str, shown: str, directory: bool,
+                    destination: str) -> int:
+    """A handle on `name` in the directory `parent` is a handle on; create
+    it first if it is missing. `shown` is its path inside the container."""
+    # The directory held open, then one name: nothing on the way to swap.
+    place = f"/proc/self/fd/{parent}/{name}"
+    try:
+        fd = os.open(name, PLACE, dir_fd=parent)
+    except NotADirectoryError:       # a directory swapped for a file since secure_join looked
+        raise not_a_directory(os.path.dirname(shown), destination) from None
+    except FileNotFoundError:
+        try:
+            if directory:
+                kernel.mkdir(place, 0o755, f"Create {shown} in the container (for a mount)")
+            else:
+                kernel.write_file(place, b"", 0o644,
+                                  f"Create an empty file in the container to mount {destination} onto")
+        except FileExistsError:
+            pass   # made by someone else meanwhile: it is looked at below like any other
+        except FileNotFoundError:   # the directory held open was deleted meanwhile
+            raise _changed_meanwhile(f"{os.path.dirname(shown)} vanished", destination) from None
+        except OSError as exc:
+            if exc.errno != errno.EROFS:
+                raise
+            raise RunFailed(f"cannot create {shown} to mount {destination} on: "
+                            f"{os.path.dirname(shown)} is read-only",
+                            "create it in the volume's source first, or mount that volume "
+                            "read-write") from None
+        try:
+            fd = os.open(name, PLACE, dir_fd=parent)
+        except FileNotFoundError:   # removed again, just after it was made
+            raise _changed_meanwhile(f"{shown} vanished", destination) from None
+    if stat.S_ISLNK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _changed_meanwhile(f"{shown} turned into a symlink", destination,
+                                 "refusing to follow it (CVE-2021-30465)")
+    return fd
+
+
+def _changed_meanwhile(change: str, destination: str, then: str = "giving up") -> RunFailed:
+    """The tree changed between two steps: only another process can have done
+    that, typically one in a container that shares a volume on the way."""
+    return RunFailed(f"{change} while minict was mounting {destination}: {then}",
+                     "something is changing that directory, perhaps another container "
+                     "sharing the volume; try again once it stops")
+
+
+def not_a_directory(parent: str, path: str) -> RunFailed:
+    return RunFailed(f"cannot use {path} in the container: {parent} is not a directory there",
+                     "choose another destination")
 
 
 # ---- bind mounts, tmpfs, read-only root --------------------------------------------------------
@@ -162,14 +261,18 @@ def bind_mount(kernel: sc.Kernel, root: str, source: str, destination: str, read
     """Make host `source` visible at `destination` inside the root."""
     if not os.path.exists(source):
         raise RunFailed(f"bind source {source} does not exist", "create it, or fix the path")
-    target = make_mountpoint(kernel, root, destination, os.path.isdir(source))
-    kernel.mount(source, target, None, sc.MS_BIND | sc.MS_REC, None, why)
+    directory = os.path.isdir(source)
+    with mountpoint(kernel, root, destination, directory) as target:
+        kernel.mount(source, target, None, sc.MS_BIND | sc.MS_REC, None, why)
     if readonly:
         # A bind mount copies the source's per-mount flags; making it read-only
         # is a second step, a remount of just this mount. The flags it copied
         # (nosuid, nodev...) must be repeated or the remount would clear them.
+        # The handle above is on the directory under the new mount; opened
+        # again, the destination is the new mount's own root.
         flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | preserved_flags(source)
-        kernel.mount(None, target, None, flags, None, f"Make {destination} read-only")
+        with mountpoint(kernel, root, destination, directory) as target:
+            kernel.mount(None, target, None, flags, None, f"Make {destination} read-only")
 
 
 def preserved_flags(path: str) -> int:
@@ -191,9 +294,10 @@ def mount_tmpfs(kernel: sc.Kernel, root: str, destination: str, options: str) ->
             flags |= TMPFS_FLAGS[opt]
         elif opt not in ("rw", "exec", "suid", "dev"):
             data.append(opt)
-    target = make_mountpoint(kernel, root, destination, True)
-    kernel.mount("tmpfs", target, "tmpfs", flags, ",".join(data) or None,
-                 f"A fresh tmpfs at {destination} (--tmpfs): memory-backed, gone when the container stops")
+    with mountpoint(kernel, root, destination, True) as target:
+        kernel.mount("tmpfs", target, "tmpfs", flags, ",".join(data) or None,
+                     f"A fresh tmpfs at {destination} (--tmpfs): memory-backed, gone when the "
+                     f"container stops")
 
 
 def pivot(kernel: sc.Kernel, new_root: str) -> None:

@@ -128,6 +128,11 @@ def test_exec_makes_itself_non_dumpable_before_joining(mt):
     (("run", "--rm", "-e", "=x", "busybox", "true"), 27, "environment variable"),
     (("run", "--rm", "-u", "nobody2", "busybox", "true"), 35, "unable to find user"),
     (("run", "--rm", "--net", "bridge", "busybox", "true"), 27, "bridge"),
+    # mount points that cannot be made: under a file, inside a read-only volume
+    (("run", "--rm", "--tmpfs", "/bin/busybox/x", "busybox", "true"), 125,
+     "/bin/busybox is not a directory"),
+    (("run", "--rm", "-v", "/etc:/data:ro", "--tmpfs", "/data/minict-t", "busybox", "true"), 125,
+     "/data is read-only"),
 ])
 def test_bad_input_is_one_line_with_its_code_and_leaves_nothing(mt, args, code, words):
     before = container_dirs(mt.root)

@@ -1,14 +1,17 @@
 """Root filesystem logic against the recording kernel: what would be
 mounted where, in which order, with which options (no root needed)."""
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
 from minicontainer import syscalls as sc
+from minicontainer.errors import RunFailed
 from minicontainer.runtime import child, devices, mounts, rootfs
 from minicontainer.spec import Bind, DeviceNode, Tmpfs
+from tests.helpers.kernels import TreeKernel, where
 
 pytestmark = pytest.mark.unit
 
@@ -70,18 +73,98 @@ def test_secure_join_keeps_symlinks_inside_the_root(hostile_root):
 
 
 def test_mountpoints_are_created_inside_the_root(hostile_root):
-    kernel = sc.RecordingKernel()
+    kernel = TreeKernel()
     root = str(hostile_root)
-    target = rootfs.make_mountpoint(kernel, root, "/escape/a/b", directory=True)
-    assert target == f"{root}/tmp/a/b"
+    with rootfs.mountpoint(kernel, root, "/escape/a/b", directory=True) as target:
+        assert target.startswith("/proc/self/fd/")
+        assert where(target) == f"{root}/tmp/a/b"
     assert [c[0] for c in kernel.named("mkdir")] == [f"{root}/tmp", f"{root}/tmp/a", f"{root}/tmp/a/b"]
-    kernel = sc.RecordingKernel()
-    rootfs.make_mountpoint(kernel, root, "/etc/hostname", directory=False)
+    assert (hostile_root / "tmp/a/b").is_dir()
+    kernel = TreeKernel()
+    with rootfs.mountpoint(kernel, root, "/etc/hostname", directory=False) as target:
+        assert where(target) == f"{root}/usr/etc/hostname"
     assert kernel.named("write_file") == [(f"{root}/usr/etc/hostname", b"", 0o644)]
+    assert (hostile_root / "usr/etc/hostname").read_bytes() == b""
+
+
+@pytest.fixture
+def shared_volume(tmp_path):
+    """A root with /data/sub, and a host directory outside it to aim at."""
+    root = tmp_path / "root"
+    (root / "data/sub").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    return root, outside
+
+
+@pytest.mark.parametrize("destination", ["/data/sub/x", "/data/sub"])
+def test_a_symlink_swapped_in_after_the_check_is_refused(shared_volume, monkeypatch, destination):
+    """CVE-2021-30465: another container sharing the volume at /data swaps
+    /data/sub for a symlink to a host directory just after secure_join
+    looked at it. Nothing may be created or mounted through that link."""
+    root, outside = shared_volume
+    checked = rootfs.secure_join
+
+    def check_then_swap(*args):
+        path = checked(*args)
+        os.rename(root / "data/sub", root / "data/sub-before")
+        os.symlink(outside, root / "data/sub")
+        return path
+
+    monkeypatch.setattr(rootfs, "secure_join", check_then_swap)
+    kernel = TreeKernel()
+    open_fds = os.listdir("/proc/self/fd")
+    with pytest.raises(RunFailed, match="/data/sub turned into a symlink .* refusing to follow it"):
+        with rootfs.mountpoint(kernel, str(root), destination, directory=True):
+            pytest.fail("a mount point was handed out")
+    assert list(outside.iterdir()) == [] and kernel.calls == []
+    assert os.listdir("/proc/self/fd") == open_fds        # the handles taken on the way are closed
+
+
+class RemovedRightAfterMkdir(TreeKernel):
+    def _do_mkdir(self, path, mode):
+        os.mkdir(path, mode)
+        os.rmdir(path)            # the other process, just after our mkdir
+
+
+class ParentDeletedBeforeMkdir(TreeKernel):
+    def _do_mkdir(self, path, mode):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+
+
+@pytest.mark.parametrize("kernel,words", [
+    (RemovedRightAfterMkdir, "/data/sub/new vanished while minict was mounting /data/sub/new"),
+    (ParentDeletedBeforeMkdir, "/data/sub vanished while minict was mounting /data/sub/new"),
+])
+def test_a_tree_changing_under_the_walk_is_one_clear_error(shared_volume, kernel, words):
+    root, _ = shared_volume
+    with pytest.raises(RunFailed, match=words) as caught:
+        with rootfs.mountpoint(kernel(), str(root), "/data/sub/new", True):
+            pass
+    assert "another container sharing the volume" in caught.value.hint
+
+
+def test_mount_points_under_a_file_or_a_read_only_volume_are_one_clear_error(shared_volume):
+    root, _ = shared_volume
+    (root / "data/file").write_text("")
+    with pytest.raises(RunFailed, match="cannot use /data/file/x in the container: /data/file is "
+                                        "not a directory there"):
+        with rootfs.mountpoint(TreeKernel(), str(root), "/data/file/x", True):
+            pass
+
+    class ReadOnlyKernel(TreeKernel):
+        def _do_mkdir(self, path, mode):
+            raise OSError(errno.EROFS, "Read-only file system", path)
+
+    with pytest.raises(RunFailed, match="cannot create /data/new to mount /data/new/y on: "
+                                        "/data is read-only") as caught:
+        with rootfs.mountpoint(ReadOnlyKernel(), str(root), "/data/new/y", True):
+            pass
+    assert "create it in the volume's source first" in caught.value.hint
 
 
 def test_read_only_bind_is_a_second_remount(tmp_path):
-    kernel = sc.RecordingKernel()
+    kernel = TreeKernel()
     (tmp_path / "root").mkdir()
     rootfs.bind_mount(kernel, str(tmp_path / "root"), str(tmp_path), "/data", True, "why")
     first, second = kernel.named("mount")
@@ -105,7 +188,7 @@ def test_build_root_order(tmp_path):
         binds = [Bind(str(src), "/data/sub"), Bind(str(src), "/data", True)]
         tmpfs = [Tmpfs("/run", "noexec,nosuid,nodev,size=1m")]
 
-    kernel = sc.RecordingKernel()
+    kernel = TreeKernel()
     child.build_root(kernel, Spec, str(tmp_path), str(root))
     targets = [os.path.relpath(m[1], root) if m[1] else None for m in kernel.named("mount")]
     assert targets[:2] == [".", "proc"]
@@ -130,7 +213,7 @@ def test_own_cgroup_is_mounted_over_sys_fs_cgroup(tmp_path, privileged):
         devices, binds, tmpfs = [], [], []
 
     Spec.privileged = privileged
-    kernel = sc.RecordingKernel()
+    kernel = TreeKernel()
     child.build_root(kernel, Spec, str(tmp_path), str(root), own_cgroup=True)
     mounted = kernel.named("mount")
     targets = [os.path.relpath(m[1], root) for m in mounted]
@@ -138,7 +221,9 @@ def test_own_cgroup_is_mounted_over_sys_fs_cgroup(tmp_path, privileged):
     cgroup = mounted[targets.index("sys/fs/cgroup")]
     assert cgroup[0] == cgroup[2] == "cgroup2"
     assert bool(cgroup[3] & sc.MS_RDONLY) is not privileged
-    kernel = sc.RecordingKernel()
+    kernel = TreeKernel()
+    root = tmp_path / "merged-again"      # (TreeKernel made the first tree's mount points for real)
+    (root / "sys" / "fs" / "cgroup").mkdir(parents=True)
     child.build_root(kernel, Spec, str(tmp_path), str(root))     # no cgroup of its own
     assert "cgroup2" not in [m[2] for m in kernel.named("mount")]
 
