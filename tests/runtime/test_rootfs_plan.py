@@ -199,6 +199,8 @@ def test_build_root_order(tmp_path):
     assert set(nodes) == {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom",
                           "dev/tty", "dev/nvidia0"}
     assert nodes["dev/nvidia0"][2] == os.makedev(195, 0)
+    links = {os.path.relpath(link, root): text for text, link in kernel.named("symlink")}
+    assert links["dev/stdin"] == "/proc/self/fd/0" and links["dev/fd"] == "/proc/self/fd"
     tmpfs = next(m for m in kernel.named("mount") if m[1] == f"{root}/run")
     assert tmpfs[3] == sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV and tmpfs[4] == "size=1m"
 
