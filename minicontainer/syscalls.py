@@ -209,9 +209,11 @@ class Kernel:
         self._do_symlink(target, linkpath)
 
     def write_file(self, path, data: bytes, mode: int, why: str) -> None:
+        """Create the new file `path` holding `data` (never an existing one)."""
         shown = data[:60].decode(errors="replace").replace("\n", "\\n")
         more = "..." if len(data) > 60 else ""
-        self.explain(why, f'write({_c(path)}, "{shown}{more}", {len(data)} bytes, mode {mode:#o})')
+        self.explain(why, f'open({_c(path)}, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, {mode:#o}); '
+                          f'write(fd, "{shown}{more}", {len(data)})')
         self._do_write_file(path, data, mode)
 
     def mknod(self, path, kind: str, major: int, minor: int, mode: int, why: str,
@@ -318,7 +320,11 @@ class Kernel:
         os.symlink(target, linkpath)
 
     def _do_write_file(self, path, data, mode):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+        # A new file only (O_EXCL): whatever is already there, even a FIFO
+        # another process put at that name, gets FileExistsError rather than
+        # being opened (opening a FIFO for writing would block until some
+        # process reads it, stalling the container's start).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
         try:
             os.write(fd, data)
             os.fchmod(fd, mode)

@@ -3,6 +3,7 @@ mounted where, in which order, with which options (no root needed)."""
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from minicontainer.errors import RunFailed
 from minicontainer.runtime import child, devices, mounts, rootfs
 from minicontainer.spec import Bind, DeviceNode, Tmpfs
 from tests.helpers.kernels import TreeKernel, where
+from tests.helpers.waiting import fails_if_blocked
 
 pytestmark = pytest.mark.unit
 
@@ -119,6 +121,25 @@ def test_a_symlink_swapped_in_after_the_check_is_refused(shared_volume, monkeypa
             pytest.fail("a mount point was handed out")
     assert list(outside.iterdir()) == [] and kernel.calls == []
     assert os.listdir("/proc/self/fd") == open_fds        # the handles taken on the way are closed
+
+
+class FifoPutThereFirst(TreeKernel):
+    def _do_write_file(self, path, data, mode):
+        os.mkfifo(path)           # the other process, just before our create
+        super()._do_write_file(path, data, mode)
+
+
+def test_a_fifo_raced_in_at_a_file_mount_point_does_not_stall_the_start(shared_volume):
+    """A FIFO made at the name between minict's look and its create: opening
+    it for writing would wait for a reader for ever. The create is
+    exclusive, so minict takes a handle on whatever is there instead, and
+    the bind covers it."""
+    root, _ = shared_volume
+    kernel = FifoPutThereFirst()
+    with fails_if_blocked(5, "creating a file mount point"):
+        with rootfs.mountpoint(kernel, str(root), "/data/sub/file", directory=False) as target:
+            assert where(target) == f"{root}/data/sub/file"
+    assert stat.S_ISFIFO(os.lstat(root / "data/sub/file").st_mode)
 
 
 class RemovedRightAfterMkdir(TreeKernel):

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from minicontainer import syscalls as sc
+from tests.helpers.waiting import fails_if_blocked
 
 pytestmark = pytest.mark.unit
 
@@ -85,3 +86,16 @@ def test_real_file_primitives_use_exact_modes(tmp_path):
     assert (tmp_path / "d").stat().st_mode & 0o7777 == 0o1777
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "f").read_bytes() == b"hi\n"
+
+
+def test_write_file_never_opens_what_is_already_there(tmp_path):
+    """It makes mount points: a name taken meanwhile (by a file, or by a FIFO,
+    whose opening for writing would wait for a reader) is FileExistsError."""
+    kernel = sc.Kernel()
+    (tmp_path / "taken").write_bytes(b"theirs")
+    os.mkfifo(tmp_path / "fifo")
+    with fails_if_blocked(5, "write_file on a FIFO"):
+        for name in ("taken", "fifo"):
+            with pytest.raises(FileExistsError):
+                kernel.write_file(str(tmp_path / name), b"", 0o644, "mount point")
+    assert (tmp_path / "taken").read_bytes() == b"theirs"
