@@ -36,6 +36,7 @@ RUN_OPTIONS = {
     "--entrypoint": ("entrypoint", "value"),
     "--cap-add": ("cap_add", "multiple"), "--cap-drop": ("cap_drop", "multiple"),
     "--privileged": ("privileged", "flag"),
+    "--security-opt": ("security_opt", "multiple"),
     "--net": ("network", "value"), "--network": ("network", "value"),
     "--init": ("init", "flag"),
     # resource limits (cgroups; the same spellings as cli/cgroups.py's limit_options)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .errors import BadArgument
 from .runtime.capabilities import resolve as resolve_capabilities
+from .runtime.syscall_filter import parse_security_opts
 from .runtime.users import resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -93,7 +94,7 @@ class ContainerSpec:
     FIELDS = ("id", "image_ref", "image_id", "layer_dirs", "argv", "env", "workdir", "user",
               "uid", "gid", "additional_gids", "hostname", "name", "tty", "interactive",
               "detach", "auto_remove", "init", "read_only", "privileged", "network",
-              "capabilities", "binds", "tmpfs", "devices", "stop_signal", "limits")
+              "capabilities", "seccomp", "binds", "tmpfs", "devices", "stop_signal", "limits")
 
     def __init__(self, *, id: str, image_ref: str, image_id: str, layer_dirs, argv, env,
                  workdir: str = "/", user: str = "", uid: int = 0, gid: int = 0,
@@ -101,8 +102,8 @@ class ContainerSpec:
                  tty: bool = False, interactive: bool = False, detach: bool = False,
                  auto_remove: bool = False, init: bool = False, read_only: bool = False,
                  privileged: bool = False, network: str = "default", capabilities=(),
-                 binds=(), tmpfs=(), devices=(), stop_signal: int = signal.SIGTERM,
-                 limits: dict | None = None):
+                 seccomp: str = "default", binds=(), tmpfs=(), devices=(),
+                 stop_signal: int = signal.SIGTERM, limits: dict | None = None):
         self.id = id                              # 64 hex digits
         self.image_ref = image_ref                # what the user typed (shown by ps)
         self.image_id = image_id                  # config digest (what rmi checks)
@@ -125,6 +126,7 @@ class ContainerSpec:
         self.privileged = privileged
         self.network = network                    # one of NETWORK_MODES
         self.capabilities = list(capabilities)    # names, e.g. "CAP_CHOWN"
+        self.seccomp = seccomp                    # "default" filter or "unconfined" (--security-opt)
         self.binds = list(binds)                  # Bind records
         self.tmpfs = list(tmpfs)                  # Tmpfs records
         self.devices = list(devices)              # DeviceNode records
@@ -181,8 +183,8 @@ def new_container_id() -> str:
 
 def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), env_files=(),
                workdir=None, user=None, hostname=None, volumes=(), tmpfs=(), read_only=False,
-               cap_add=(), cap_drop=(), privileged=False, network="default", tty=False,
-               interactive=False, detach=False, auto_remove=False, name=None, init=False,
+               cap_add=(), cap_drop=(), privileged=False, security_opt=(), network="default",
+               tty=False, interactive=False, detach=False, auto_remove=False, name=None, init=False,
                binds=(), devices=(), host_env=None, limits=None) -> ContainerSpec:
     """Merge `image` (a store.Image) with the flags of `minict run`.
 
@@ -265,6 +267,7 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
         privileged=privileged,
         network=network,
         capabilities=resolve_capabilities(cap_add, cap_drop, privileged),
+        seccomp=parse_security_opts(security_opt),
         binds=all_binds,
         tmpfs=all_tmpfs,
         devices=list(devices),

@@ -282,6 +282,12 @@ class Kernel:
         self.explain(why, f"setresuid({uid}, {uid}, {uid})")
         self._do_setuid(uid)
 
+    def load_seccomp(self, syscall_filter, summary: str, why: str) -> None:
+        """Load a libseccomp SyscallFilter (runtime/syscall_filter.py): the
+        library compiles it to BPF and makes the call shown."""
+        self.explain(why, f"seccomp(SECCOMP_SET_MODE_FILTER, 0, {{{summary}}})")
+        self._do_load_seccomp(syscall_filter)
+
     def close_fds_except(self, keep: set[int], why: str) -> None:
         kept = ", ".join(str(fd) for fd in sorted(keep)) or "none"
         self.explain(why, f"close_range(3, ~0U, 0) keeping {{{kept}}}")
@@ -295,6 +301,9 @@ class Kernel:
 
     def _do_unshare(self, flags):
         _check(_libc().unshare(flags), "unshare", clone_flags_text(flags))
+
+    def _do_load_seccomp(self, syscall_filter):
+        syscall_filter.load()
 
     def _do_setns(self, fd, nstype):
         _check(_libc().setns(fd, nstype), "setns", fd, clone_flags_text(nstype))

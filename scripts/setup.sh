@@ -15,8 +15,9 @@ fi
 
 # What each group is for, so a reader can trim it:
 APT_PACKAGES=(
-    # Python and what python-prctl compiles against
-    python3 python3-venv python3-dev gcc libcap-dev
+    # Python and what python-prctl compiles against; libseccomp's own Python
+    # bindings (minict's seccomp filter), which are not on PyPI
+    python3 python3-venv python3-dev gcc libcap-dev python3-seccomp
     # the busybox test/demo image, kernel-side tools, layer compression
     busybox-static iproute2 util-linux zstd gzip tar
     # images made by tools we did not write, a real registry, its auth helpers
@@ -61,3 +62,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install -q -e '.[minict,test]' --config-settings editable_mode=$INSTALL_MODE
     echo "$want" > "$stamp"
 fi
+
+# python3-seccomp installs libseccomp's bindings for Debian's python3 only; the
+# virtualenv does not see Debian's packages, so link that one module into it.
+seccomp_module=$("$PY" -c 'import seccomp; print(seccomp.__file__)')
+site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+ln -sfn "$seccomp_module" "$site_packages/"

@@ -65,7 +65,11 @@ class RunCommand(click.Command):
 @click.option("--entrypoint", metavar="CMD", help="Replace the image's entrypoint.")
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL).")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL).")
-@click.option("--privileged", is_flag=True, help="All capabilities, no masked paths, /sys writable.")
+@click.option("--privileged", is_flag=True,
+              help="All capabilities, no masked paths, /sys writable, no seccomp filter.")
+@click.option("--security-opt", "security_opt", multiple=True, metavar="seccomp=unconfined",
+              help="Load no seccomp filter (the default filter refuses calls such as keyctl, "
+                   "unshare, mount: see runtime/syscall_filter.py).")
 @click.option("--net", "--network", "network", default="default", metavar="MODE",
               help="none (own network namespace, loopback only; the default for now) or host.")
 @click.option("--init", is_flag=True, help="Run a tiny reaper as PID 1 that forwards signals.")

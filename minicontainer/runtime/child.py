@@ -9,7 +9,8 @@ small step at a time (DESIGN.md's data flow):
        /sys/fs/cgroup, /etc files, volumes, tmpfs -> pivot_root -> mask
        and write-protect parts of /proc and /sys -> hostname -> loopback up
        -> stdio (a pty for -t)
-    -> capabilities, user, no_new_privs -> close fds -> working directory
+    -> capabilities, user, no_new_privs -> seccomp filter -> close fds
+    -> working directory
     -> execve the command (or, with --init, fork it under a tiny reaper)
 
 Nothing here may return into the caller's code: the process ends in
@@ -26,7 +27,7 @@ import stat
 
 from .. import syscalls as sc
 from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
-from . import devices, mounts, rootfs, security
+from . import devices, mounts, rootfs, security, syscall_filter
 
 
 class Channels:
@@ -50,6 +51,8 @@ def preload(spec) -> None:
     import fcntl  # noqa: F401
     import prctl  # noqa: F401
     from . import users  # noqa: F401  (minict exec -u reads the container's /etc/passwd)
+    if syscall_filter.confined(spec):
+        syscall_filter.import_library()
     if spec.tty:
         import socket  # noqa: F401
         import termios  # noqa: F401
@@ -144,6 +147,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early) -> None
         rootfs.remount_root_readonly(kernel)
     umask_and_signals()
     security.restrict_capabilities_and_identity(kernel, spec)
+    syscall_filter.install(kernel, spec)
     keep = {ch.error_write} | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
     security.close_inherited_fds(kernel, keep)
     security.enter_workdir(kernel, spec.workdir)

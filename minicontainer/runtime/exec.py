@@ -3,7 +3,7 @@
 The new process joins every namespace of the container's PID 1 with
 setns(2), through the files in /proc/PID/ns/, then gets the same
 security settings as the container's own command (capabilities, user,
-no_new_privs, closed fds, checked cwd) and execs.
+no_new_privs, seccomp filter, closed fds, checked cwd) and execs.
 
 Order matters:
 - minict makes itself non-dumpable FIRST (CVE-2019-5736): the process
@@ -22,7 +22,7 @@ import os
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning
-from . import child, security, state
+from . import child, security, state, syscall_filter
 from .init import exit_code_of
 from .launch import error_from_child, read_all
 from .resources import join_existing
@@ -121,6 +121,7 @@ def _joiner(kernel, spec, container_pid, ns_fds, ch: child.Channels, user) -> No
     child.setup_stdio(kernel, spec, ch)
     child.umask_and_signals()
     security.restrict_capabilities_and_identity(kernel, spec)
+    syscall_filter.install(kernel, spec)
     keep = {ch.error_write} | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
     security.close_inherited_fds(kernel, keep)
     security.enter_workdir(kernel, spec.workdir)

@@ -310,6 +310,7 @@ def inspect(config, ref: str) -> dict:
             "AutoRemove": spec.auto_remove, "Privileged": spec.privileged,
             "ReadonlyRootfs": spec.read_only, "NetworkMode": spec.network, "Init": spec.init,
             "CapAdd": None, "Capabilities": spec.capabilities,
+            "SecurityOpt": [f"seccomp={spec.seccomp}"] if spec.seccomp != "default" else None,
             "Tmpfs": {t.destination: t.options for t in spec.tmpfs},
             **host_config(spec.limits),
         },

@@ -46,6 +46,9 @@ def test_detached_run_logs_exec_stop_start_rm(mt):
         assert out.split() == ["1000", "/tmp", "y"]
         assert mt("exec", "ticker", "sh", "-c", "exit 9").returncode == 9
         assert mt("exec", "ticker", "nosuch").returncode == 127
+        # the same seccomp filter as the container's own command
+        refused = mt("exec", "ticker", "sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true")
+        assert refused.stdout == "Seccomp:\t2\n" and "Operation not permitted" in refused.stderr
 
         # sh as PID 1 ignores SIGTERM: stop falls back to SIGKILL after -t
         mt.out("stop", "-t", "1", "ticker")
@@ -92,6 +95,7 @@ def test_kill_and_inspect(mt):
         assert info["State"]["Running"] and info["State"]["Pid"] > 1
         assert info["Config"]["Cmd"] == ["sleep", "60"] and info["Name"] == "target"
         assert info["GraphDriver"]["Data"]["UpperDir"].endswith("/upper")
+        assert info["HostConfig"]["SecurityOpt"] is None          # the default seccomp filter
         mt.out("kill", "-s", "KILL", "target")
         assert wait_for(lambda: ps_rows(mt, "-a")["target"]["State"] == "exited")
         assert wait_for(lambda: ps_rows(mt, "-a")["target"]["ExitCode"] == 137)
@@ -128,6 +132,10 @@ def test_exec_makes_itself_non_dumpable_before_joining(mt):
     (("run", "--rm", "-e", "=x", "busybox", "true"), 27, "environment variable"),
     (("run", "--rm", "-u", "nobody2", "busybox", "true"), 35, "unable to find user"),
     (("run", "--rm", "--net", "bridge", "busybox", "true"), 27, "bridge"),
+    (("run", "--rm", "--security-opt", "seccomp=/x.json", "busybox", "true"), 27,
+     "seccomp profile files are not supported"),
+    (("run", "--rm", "--security-opt", "label=disable", "busybox", "true"), 27,
+     "unsupported --security-opt"),
     # mount points that cannot be made: under a file, inside a read-only volume
     (("run", "--rm", "--tmpfs", "/bin/busybox/x", "busybox", "true"), 125,
      "/bin/busybox is not a directory"),

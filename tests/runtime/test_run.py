@@ -2,6 +2,7 @@
 each test runs a busybox command in a container and asserts on what it
 prints about itself."""
 
+import json
 import os
 import re
 import signal
@@ -73,6 +74,38 @@ def test_privileged_keeps_everything_and_masks_nothing(mt):
     assert f["CapBnd"] == host_bnd
     assert f["NoNewPrivs"] == "0"
     assert " /proc/sys " not in out and " /proc/keys " not in out
+
+
+# What the seccomp filter refuses, tried from inside: a user namespace (no
+# capability needed for it: it is the filter that says no) and a mount.
+SECCOMP_PROBE = ("grep Seccomp: /proc/self/status; unshare -Ur id -u 2>&1; mkdir -p /mnt; "
+                 "mount -t tmpfs probe /mnt 2>&1 && echo mounted; exit 0")
+
+
+@pytest.mark.vmtier
+def test_default_seccomp_filter_refuses_user_namespaces_and_mounts(mt):
+    out = mt.out("run", "--rm", "busybox", "sh", "-c", SECCOMP_PROBE)
+    lines = out.splitlines()
+    assert lines[0] == "Seccomp:\t2"                     # filter mode
+    assert "unshare(0x10000000): Operation not permitted" in lines[1]   # CLONE_NEWUSER
+    assert "mounted" not in out
+
+
+def test_seccomp_unconfined_privileged_and_cap_add_open_the_filter(mt):
+    out = mt.out("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
+                 SECCOMP_PROBE)
+    assert out.splitlines()[:2] == ["Seccomp:\t0", "0"]  # root inside its own user namespace
+    mt.out("run", "--name", "loose", "--security-opt", "seccomp=unconfined", "busybox", "true")
+    try:
+        [info] = json.loads(mt.out("inspect", "loose"))
+        assert info["HostConfig"]["SecurityOpt"] == ["seccomp=unconfined"]
+    finally:
+        mt("rm", "-f", "loose")
+    assert mt.out("run", "--rm", "--privileged", "busybox", "sh", "-c",
+                  SECCOMP_PROBE).splitlines() == ["Seccomp:\t0", "0", "mounted"]
+    # CAP_SYS_ADMIN is what mount and unshare are for: the filter stays, without them
+    assert mt.out("run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
+                  SECCOMP_PROBE).splitlines() == ["Seccomp:\t2", "0", "mounted"]
 
 
 def mountinfo(mt, *flags) -> dict:

@@ -73,7 +73,8 @@ def test_a_real_run_imports_nothing_slow(mt, tmp_path):
     the VM tier also with the cgroup every container gets on cgroup v2)."""
     report = probe_run(["run", "--rm", "busybox", "true"], mt.env, tmp_path / "probe.json")
     loaded = set(report["modules"])
-    assert {"minicontainer.runtime.lifecycle", "minicontainer.store", "prctl"} <= loaded
+    assert {"minicontainer.runtime.lifecycle", "minicontainer.store", "prctl",
+            "minicontainer.runtime.syscall_filter", "seccomp"} <= loaded
     assert sorted(SLOW & loaded) == []
     # The collector is back on for the rest of a foreground run (which may
     # last hours, relaying a terminal).
