@@ -72,9 +72,13 @@ check "interfaces inside" "lo" "$("$MINICT" run --rm busybox ls /sys/class/net)"
 check "--net host shares the host's" "$(ls /sys/class/net | sort | tr '\n' ' ')" \
       "$("$MINICT" run --rm --net host busybox ls /sys/class/net | sort | tr '\n' ' ')"
 
-step "5. What it may not do: capabilities and masked paths"
-"$MINICT" run --rm busybox sh -c 'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; hostname other 2>&1; umount /proc/sys 2>&1'
-NARRATION='CAP_SYS_ADMIN|NO_NEW_PRIVS|/proc/sys"'
+step "5. What it may not do: capabilities, masked paths, a seccomp filter"
+"$MINICT" run --rm busybox sh -c 'grep -E "^Cap(Eff|Bnd)|NoNewPrivs|^Seccomp:" /proc/self/status; hostname other 2>&1; umount /proc/sys 2>&1'
+check "seccomp refuses a user namespace (which needs no capability)" "Operation not permitted" \
+      "$("$MINICT" run --rm busybox sh -c 'unshare -U true 2>&1' | grep -o 'Operation not permitted')"
+check "... unless the filter is turned off" "0" \
+      "$("$MINICT" run --rm --security-opt seccomp=unconfined busybox unshare -Ur id -u)"
+NARRATION='CAP_SYS_ADMIN|NO_NEW_PRIVS|/proc/sys"|SECCOMP'
 explain run --rm busybox true
 
 if [ $failed = 0 ]; then

@@ -25,6 +25,7 @@ def test_walkthrough_runs_and_its_checks_pass(tmp_path):
     # the narration shown by the lesson comes from the real calls
     assert "unshare(CLONE_NEWPID)" in out and 'pivot_root(".", ".")' in out
     assert "prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN)" in out
+    assert "seccomp(SECCOMP_SET_MODE_FILTER, 0, {EPERM for " in out
     # the lesson tidies up after itself
     assert container_dirs(tmp_path / "root") == []
     assert mount_table() == mounts
@@ -33,5 +34,6 @@ def test_walkthrough_runs_and_its_checks_pass(tmp_path):
 def test_readme_names_only_commands_the_walkthrough_runs():
     readme = (LESSON / "README.md").read_text()
     script = (LESSON / "walkthrough.sh").read_text()
-    for flag in ("--hostname lesson", "--net host", "--explain", "inspect", "UpperDir"):
+    for flag in ("--hostname lesson", "--net host", "--explain", "inspect", "UpperDir",
+                 "--security-opt seccomp=unconfined", "unshare -U"):
         assert flag in readme and flag in script, flag
