@@ -15,9 +15,10 @@ kernel later is allowed until someone lists it. (io_uring is listed for a
 related reason: it reads and writes files and sockets without making the
 system calls that a filter could see.)
 
-Some calls are only dangerous in the hands of a container that may not
-use them anyway (mount without CAP_SYS_ADMIN). When a container is given
-that capability (--cap-add), its entry is left out, as docker does, so
+Many of the listed calls also need a capability that a container lacks
+by default (mount needs CAP_SYS_ADMIN): the filter refuses them before the
+kernel code that checks the capability runs. When a container is given
+that capability (--cap-add), the entry is left out, as docker does, so
 that the capability works. --privileged and --security-opt
 seccomp=unconfined load no filter at all.
 
