@@ -1,10 +1,7 @@
 """Waiting for something the kernel does in its own time (a process to die,
-an OOM kill), without sleeping longer than needed; and not waiting for ever for what
-must never block."""
+an OOM kill), without sleeping longer than needed."""
 
-import signal
 import time
-from contextlib import contextmanager
 
 
 def wait_for(predicate, timeout: float, what: str = "condition") -> None:
@@ -14,20 +11,3 @@ def wait_for(predicate, timeout: float, what: str = "condition") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
-
-
-@contextmanager
-def fails_if_blocked(seconds: int, what: str):
-    """Turn a call that would block for ever into a failed test: SIGALRM after
-    `seconds` interrupts the blocked system call (Python installs its
-    handlers without SA_RESTART) and the handler's exception ends it."""
-    def stuck(signum, frame):
-        raise AssertionError(f"{what} blocked for {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, stuck)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
