@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import BadArgument
 from .runtime.capabilities import resolve as resolve_capabilities
-from .runtime.syscall_filter import parse_security_opts
+from .runtime.syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
 from .runtime.users import resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -102,7 +102,7 @@ class ContainerSpec:
                  tty: bool = False, interactive: bool = False, detach: bool = False,
                  auto_remove: bool = False, init: bool = False, read_only: bool = False,
                  privileged: bool = False, network: str = "default", capabilities=(),
-                 seccomp: str = "default", binds=(), tmpfs=(), devices=(),
+                 seccomp: str = DEFAULT_SECCOMP, binds=(), tmpfs=(), devices=(),
                  stop_signal: int = signal.SIGTERM, limits: dict | None = None):
         self.id = id                              # 64 hex digits
         self.image_ref = image_ref                # what the user typed (shown by ps)

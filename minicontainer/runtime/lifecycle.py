@@ -17,7 +17,7 @@ import time
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
-from . import etcfiles, state
+from . import etcfiles, state, syscall_filter
 from .init import exit_code_of
 from .launch import kill_and_reap, launch
 from .resources import host_config, release
@@ -310,7 +310,8 @@ def inspect(config, ref: str) -> dict:
             "AutoRemove": spec.auto_remove, "Privileged": spec.privileged,
             "ReadonlyRootfs": spec.read_only, "NetworkMode": spec.network, "Init": spec.init,
             "CapAdd": None, "Capabilities": spec.capabilities,
-            "SecurityOpt": [f"seccomp={spec.seccomp}"] if spec.seccomp != "default" else None,
+            "SecurityOpt": (None if spec.seccomp == syscall_filter.DEFAULT
+                            else [f"seccomp={spec.seccomp}"]),
             "Tmpfs": {t.destination: t.options for t in spec.tmpfs},
             **host_config(spec.limits),
         },
