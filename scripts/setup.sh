@@ -65,6 +65,11 @@ fi
 
 # python3-seccomp installs libseccomp's bindings for Debian's python3 only; the
 # virtualenv does not see Debian's packages, so link that one module into it.
+# Only when the link is missing or wrong: on a machine already set up this
+# writes nothing (the VM tier and `vagrant provision` see the checkout read-only).
 seccomp_module=$("$PY" -c 'import seccomp; print(seccomp.__file__)')
 site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
-ln -sfn "$seccomp_module" "$site_packages/"
+seccomp_link="$site_packages/$(basename "$seccomp_module")"
+if [ "$(readlink "$seccomp_link" || true)" != "$seccomp_module" ]; then
+    ln -sfn "$seccomp_module" "$seccomp_link"
+fi
