@@ -1,4 +1,6 @@
-"""The Vagrantfile and its provisioner (Vagrant itself cannot run here).
+"""The Vagrantfile and its provisioner (Vagrant itself cannot run here), and
+setup.sh's second run, which must write nothing (the VM tier runs the
+provisioner on a read-only view of the checkout).
 
 The Vagrantfile is checked twice: `ruby -c` for syntax, then evaluated with a
 stand-in `Vagrant` module that records every setting, so the test reads what
@@ -127,3 +129,18 @@ def test_provisioner_runs_in_a_cgroup_v2_machine():
     assert os.readlink("/usr/local/bin/minict") == str(REPO / ".venv" / "bin" / "minict")
     version = subprocess.run(["/usr/local/bin/minict", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "minict" in version.stdout
+
+
+@pytest.mark.root
+def test_setup_on_a_machine_already_set_up_writes_nothing_into_the_checkout():
+    # The provisioner test above relies on this, and it runs where the checkout
+    # is read-only (the VM tier's view of the host). Here, on the host, the
+    # checkout is made read-only the same way, in a private mount namespace, so
+    # a write that crept into a second setup.sh run fails on every checkout,
+    # not only on one outside the VM's writable /tmp.
+    script = 'mount --bind -o ro "$1" "$1" && "$1/scripts/setup.sh"'
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                             "sh", "-c", script, "sh", str(REPO)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
