@@ -49,6 +49,7 @@ RUN_OPTIONS = {
     "--device-read-bps": ("device_read_bps", "multiple"),
     "--device-write-bps": ("device_write_bps", "multiple"),
     "--gpu": ("gpu", "value"), "--gpu-plan": ("gpu_plan", "value"),
+    "--device": ("device", "multiple"),
 }
 RUN_DEFAULTS = {"network": "default"}
 # Options whose value must be attached with "=" (`--gpu=auto`); alone they

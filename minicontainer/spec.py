@@ -24,9 +24,11 @@ empty when none was asked. A dict, not a Limits, so that reading a spec
 
 import os
 import signal
+import stat
 from collections import namedtuple
 from pathlib import Path
 
+from .cgroups.devices import check_access
 from .errors import BadArgument
 from .runtime.capabilities import resolve as resolve_capabilities
 from .runtime.syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
@@ -76,11 +78,12 @@ class Tmpfs(namedtuple("Tmpfs", "destination options",
     __slots__ = ()
 
 
-class DeviceNode(namedtuple("DeviceNode", "path type major minor mode uid gid",
-                            defaults=(0o666, 0, 0))):
+class DeviceNode(namedtuple("DeviceNode", "path type major minor mode uid gid access",
+                            defaults=(0o666, 0, 0, "rwm"))):
     """A device node mknod(2)-ed into the container's /dev tmpfs: its path,
     type "c" (character) or "b" (block), major and minor numbers, mode
-    (permission bits) and owner."""
+    (permission bits) and owner, and what the device controller lets the
+    container do with it (`access`, letters from "rwm": read, write, mknod)."""
     __slots__ = ()
 
 
@@ -185,8 +188,9 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
                workdir=None, user=None, hostname=None, volumes=(), tmpfs=(), read_only=False,
                cap_add=(), cap_drop=(), privileged=False, security_opt=(), network="default",
                tty=False, interactive=False, detach=False, auto_remove=False, name=None, init=False,
-               binds=(), devices=(), host_env=None, limits=None) -> ContainerSpec:
+               binds=(), devices=(), device=(), host_env=None, limits=None) -> ContainerSpec:
     """Merge `image` (a store.Image) with the flags of `minict run`.
+    (`device`: the --device values; `devices`: DeviceNodes already made, a GPU plan's.)
 
     Raises BadArgument / UnknownUser for anything malformed, before any
     state exists. `limits` is a cgroups Limits already validated (or None).
@@ -241,8 +245,14 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
         if dest in seen:
             raise BadArgument(f"duplicate mount point {dest}", "give each destination once")
         seen.add(dest)
-    for dev in devices:
+    all_devices = list(devices) + [parse_device(d) for d in device]
+    paths = set()
+    for dev in all_devices:
         check_device(dev)
+        if dev.path in paths:
+            raise BadArgument(f"device {dev.path} is given twice",
+                              "give each device path in the container once")
+        paths.add(dev.path)
 
     return ContainerSpec(
         id=container_id,
@@ -270,7 +280,7 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
         seccomp=parse_security_opts(security_opt),
         binds=all_binds,
         tmpfs=all_tmpfs,
-        devices=list(devices),
+        devices=all_devices,
         stop_signal=parse_signal(cfg.get("StopSignal") or "SIGTERM"),
         limits=limits.to_dict() if limits is not None and not limits.is_empty() else {},
     )
@@ -369,10 +379,47 @@ def parse_tmpfs(text: str) -> Tmpfs:
     return Tmpfs(destination=os.path.normpath(dest), options=",".join(merged))
 
 
+def parse_device(text: str) -> DeviceNode:
+    """`--device HOST[:CONTAINER][:PERMISSIONS]`, as docker takes it: the
+    host's device node HOST is made at CONTAINER (default: the same path),
+    with the host node's type, numbers, mode and owner, and the device
+    controller allows PERMISSIONS on it (letters from rwm; default all)."""
+    usage = "write --device /dev/HOST[:/dev/CONTAINER][:rwm], e.g. --device /dev/loop0"
+    parts = text.split(":")
+    if len(parts) > 3 or not all(parts):
+        raise BadArgument(f"invalid --device {text!r}", usage)
+    host, container, access = parts[0], parts[0], "rwm"
+    if len(parts) == 2 and not parts[1].startswith("/"):
+        access = parts[1]
+    elif len(parts) >= 2:
+        container = parts[1]
+        access = parts[2] if len(parts) == 3 else access
+    if not check_access(access):
+        raise BadArgument(f"--device {text}: permissions {access!r} are not letters from rwm",
+                          "r: read, w: write, m: mknod; e.g. --device /dev/loop0:rw")
+    try:
+        st = os.stat(host)
+    except OSError as exc:
+        raise BadArgument(f"--device {host}: {exc.strerror}",
+                          "give a device node of this host, e.g. --device /dev/loop0") from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise BadArgument(f"--device {host} is not a device node",
+                          "give a character or block device, e.g. --device /dev/loop0 "
+                          "(use -v for files and directories)")
+    if not container.startswith("/dev/") or os.path.normpath(container) != container:
+        raise BadArgument(f"--device {text}: the path in the container must be under /dev/",
+                          usage)
+    return DeviceNode(path=container, type="c" if stat.S_ISCHR(st.st_mode) else "b",
+                      major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+                      mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, access=access)
+
+
 def check_device(dev: DeviceNode) -> None:
-    if dev.type not in ("c", "b") or not dev.path.startswith("/dev/"):
-        raise BadArgument(f"invalid device node {dev.path} ({dev.type})",
-                          "device nodes go under /dev and are of type c or b")
+    if dev.type not in ("c", "b") or not dev.path.startswith("/dev/") \
+            or not check_access(dev.access):
+        raise BadArgument(f"invalid device node {dev.path} ({dev.type}, {dev.access})",
+                          "device nodes go under /dev, are of type c or b, and their access "
+                          "is letters from rwm")
 
 
 def parse_signal(value) -> int:

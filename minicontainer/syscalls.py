@@ -80,6 +80,19 @@ MS_NAMES = [
 MNT_FORCE = 1
 MNT_DETACH = 2
 
+# mount_setattr(2) (Linux 5.12): change the flags of a mount and, with
+# AT_RECURSIVE, of every mount below it in one call. Its number is the same
+# on every architecture (new system calls share one table since 5.1).
+SYS_MOUNT_SETATTR = 442
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_NAMES = [(MOUNT_ATTR_RDONLY, "MOUNT_ATTR_RDONLY"), (MOUNT_ATTR_NOSUID, "MOUNT_ATTR_NOSUID"),
+                    (MOUNT_ATTR_NODEV, "MOUNT_ATTR_NODEV"), (MOUNT_ATTR_NOEXEC, "MOUNT_ATTR_NOEXEC")]
+
 # <linux/sockios.h>, <net/if.h>: bring an interface up
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -89,6 +102,22 @@ SOCK_DGRAM = 2
 SOCK_CLOEXEC = 0o2000000
 
 TIOCSCTTY = 0x540E  # <asm-generic/ioctls.h>: make this tty our controlling terminal
+
+# <linux/bpf.h>: the bpf(2) commands, program and attach types minict uses
+# (the cgroup v2 device filter: cgroups/device_program.py)
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_GET_NEXT_ID = 11
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6          # the attach point: device access checks of a cgroup
+BPF_F_ALLOW_MULTI = 2          # programs of the cgroups above and below ours all run
+BPF_LICENSE = b"GPL"           # only matters for GPL-only kernel helpers; the filter calls none
+# bpf(2) has no wrapper in the C library: its number, per architecture
+# (<asm/unistd.h>).
+SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 
 
 def flags_text(flags: int, names=MS_NAMES) -> str:
@@ -190,6 +219,15 @@ class Kernel:
         self.explain(why, f"umount2({_c(target)}, {flags_text(flags, names)})")
         self._do_umount2(target, flags)
 
+    def set_mount_attributes(self, target, attributes: int, why: str) -> None:
+        """Add MOUNT_ATTR_* flags to the mount at `target` and to every mount
+        below it (a recursive bind brings the source's submounts along,
+        and a plain remount would change only the top one). Raises OSError
+        ENOSYS on kernels before 5.12."""
+        self.explain(why, f"mount_setattr(AT_FDCWD, {_c(target)}, AT_RECURSIVE, "
+                          f"{{attr_set={flags_text(attributes, MOUNT_ATTR_NAMES)}}}, 32)")
+        self._do_mount_setattr(target, attributes)
+
     def pivot_root(self, new_root, put_old, why: str) -> None:
         self.explain(why, f"pivot_root({_c(new_root)}, {_c(put_old)})")
         self._do_pivot_root(new_root, put_old)
@@ -282,6 +320,18 @@ class Kernel:
         self.explain(why, f"setresuid({uid}, {uid}, {uid})")
         self._do_setuid(uid)
 
+    def attach_device_program(self, cgroup_path, program: bytes, why: str) -> None:
+        """Load an eBPF device filter (cgroups/device_program.py) and attach
+        it to a cgroup v2 directory. The cgroup keeps the program for as
+        long as it exists; rmdir of the cgroup releases it."""
+        count = len(program) // 8
+        self.explain(why, f"bpf(BPF_PROG_LOAD, {{prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, "
+                          f"insn_cnt={count}, license=\"{BPF_LICENSE.decode()}\"}}) = prog; "
+                          f"bpf(BPF_PROG_ATTACH, {{target_fd=open({_c(cgroup_path)}), "
+                          f"attach_bpf_fd=prog, attach_type=BPF_CGROUP_DEVICE, "
+                          f"attach_flags=BPF_F_ALLOW_MULTI}})")
+        self._do_attach_device_program(str(cgroup_path), program)
+
     def load_seccomp(self, syscall_filter, summary: str, why: str) -> None:
         """Load a libseccomp SyscallFilter (runtime/syscall_filter.py): the
         library compiles it to BPF and makes the call shown."""
@@ -302,6 +352,20 @@ class Kernel:
     def _do_unshare(self, flags):
         _check(_libc().unshare(flags), "unshare", clone_flags_text(flags))
 
+    def _do_attach_device_program(self, cgroup_path, program):
+        prog_fd = load_bpf_program(BPF_PROG_TYPE_CGROUP_DEVICE, program, "minict_devices")
+        try:
+            cgroup_fd = os.open(cgroup_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                # union bpf_attr for BPF_PROG_ATTACH: target_fd, attach_bpf_fd,
+                # attach_type, attach_flags, replace_bpf_fd
+                _bpf(BPF_PROG_ATTACH, struct.pack("=IIIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE,
+                                                  BPF_F_ALLOW_MULTI, 0), cgroup_path)
+            finally:
+                os.close(cgroup_fd)
+        finally:
+            os.close(prog_fd)   # the cgroup holds its own reference now
+
     def _do_load_seccomp(self, syscall_filter):
         syscall_filter.load()
 
@@ -311,6 +375,13 @@ class Kernel:
     def _do_mount(self, source, target, fstype, flags, data):
         _check(_libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
                "mount", source, target, fstype, flags_text(flags), data)
+
+    def _do_mount_setattr(self, target, attributes):
+        # struct mount_attr: attr_set, attr_clr, propagation, userns_fd (all u64)
+        attr = ctypes.create_string_buffer(struct.pack("=QQQQ", attributes, 0, 0, 0), 32)
+        _check(_libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD),
+                               _b(target), ctypes.c_uint(AT_RECURSIVE), attr, ctypes.c_size_t(32)),
+               "mount_setattr", target, flags_text(attributes, MOUNT_ATTR_NAMES))
 
     def _do_umount2(self, target, flags):
         _check(_libc().umount2(_b(target), flags), "umount2", target)
@@ -444,8 +515,114 @@ def _libc():
         libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
         libc.socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        libc.syscall.restype = ctypes.c_long
         _LIBC = libc
     return _LIBC
+
+
+def has_mount_setattr() -> bool:
+    """Does this kernel have mount_setattr(2) (Linux 5.12)? A call with a
+    bad size answers EINVAL if it does, ENOSYS if not; it changes nothing."""
+    result = _libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(-1), None,
+                             ctypes.c_uint(0), None, ctypes.c_size_t(0))
+    return result == 0 or ctypes.get_errno() != errno.ENOSYS
+
+
+# ---- bpf(2): loading programs, and reading back what is attached -----------------
+
+def _bpf(command: int, attr: bytes, *shown) -> tuple[int, bytes]:
+    """bpf(command, attr, sizeof attr); returns the result and the attr as
+    the kernel left it (some commands answer in it)."""
+    machine = os.uname().machine
+    number = SYS_BPF.get(machine)
+    if number is None:
+        raise OSError(errno.ENOSYS, f"bpf(2): minict does not know its number on {machine}")
+    buffer = ctypes.create_string_buffer(attr, len(attr))
+    result = _libc().syscall(ctypes.c_long(number), ctypes.c_long(command), buffer,
+                             ctypes.c_long(len(attr)))
+    _check(result, "bpf", _BPF_COMMANDS.get(command, command), *shown)
+    return result, buffer.raw
+
+
+_BPF_COMMANDS = {BPF_PROG_LOAD: "BPF_PROG_LOAD", BPF_PROG_ATTACH: "BPF_PROG_ATTACH",
+                 BPF_PROG_GET_NEXT_ID: "BPF_PROG_GET_NEXT_ID",
+                 BPF_PROG_GET_FD_BY_ID: "BPF_PROG_GET_FD_BY_ID",
+                 BPF_OBJ_GET_INFO_BY_FD: "BPF_OBJ_GET_INFO_BY_FD", BPF_PROG_QUERY: "BPF_PROG_QUERY"}
+
+
+def load_bpf_program(prog_type: int, program: bytes, name: str) -> int:
+    """BPF_PROG_LOAD: the kernel's verifier checks `program` (struct
+    bpf_insn array) and returns a file descriptor for it. On refusal the
+    OSError carries the verifier's last words."""
+    code = ctypes.create_string_buffer(program, len(program))
+    license = ctypes.create_string_buffer(BPF_LICENSE)
+    log = ctypes.create_string_buffer(65536)
+    # union bpf_attr for BPF_PROG_LOAD, up to expected_attach_type: prog_type,
+    # insn_cnt, insns, license, log_level, log_size, log_buf, kern_version,
+    # prog_flags, prog_name[16], prog_ifindex, expected_attach_type
+    attr = struct.pack("=IIQQIIQII16sII", prog_type, len(program) // 8, ctypes.addressof(code),
+                       ctypes.addressof(license), 1, len(log), ctypes.addressof(log), 0, 0,
+                       name.encode()[:15], 0, 0)
+    try:
+        fd, _ = _bpf(BPF_PROG_LOAD, attr, f"{len(program) // 8} instructions")
+    except OSError as exc:
+        # The log ends with statistics ("processed N insns ..."); the
+        # reason for a refusal is the line before them.
+        words = [line for line in log.value.decode(errors="replace").strip().splitlines()
+                 if not line.startswith(("processed ", "verification time"))]
+        if words:
+            raise OSError(exc.errno, f"{exc.strerror} (the verifier said: {words[-1]})") from None
+        raise
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def cgroup_device_programs(cgroup_path) -> list[int]:
+    """The ids of the device programs attached to a cgroup v2 directory
+    itself (not those inherited from above): BPF_PROG_QUERY."""
+    fd = os.open(str(cgroup_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        ids = ctypes.create_string_buffer(4 * 64)
+        # target_fd, attach_type, query_flags, attach_flags (out), prog_ids, prog_cnt (in/out)
+        attr = struct.pack("=IIIIQI4x", fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
+        _, answer = _bpf(BPF_PROG_QUERY, attr, str(cgroup_path))
+    finally:
+        os.close(fd)
+    count = struct.unpack_from("=I", answer, 24)[0]
+    return list(struct.unpack_from(f"={count}I", ids.raw))
+
+
+def bpf_program_ids() -> list[int]:
+    """Every eBPF program loaded in this kernel, by id (BPF_PROG_GET_NEXT_ID)."""
+    found, start = [], 0
+    while True:
+        try:
+            _, answer = _bpf(BPF_PROG_GET_NEXT_ID, struct.pack("=III", start, 0, 0))
+        except FileNotFoundError:
+            return found
+        start = struct.unpack_from("=I", answer, 4)[0]
+        found.append(start)
+
+
+def bpf_program_info(prog_id: int) -> tuple[int, bytes]:
+    """(program type, its instructions as the kernel holds them) of a
+    loaded program (BPF_PROG_GET_FD_BY_ID, then BPF_OBJ_GET_INFO_BY_FD)."""
+    fd, _ = _bpf(BPF_PROG_GET_FD_BY_ID, struct.pack("=III", prog_id, 0, 0), prog_id)
+    try:
+        def info(length: int, address: int) -> bytes:
+            # struct bpf_prog_info up to xlated_prog_insns: type, id, tag[8],
+            # jited_prog_len, xlated_prog_len, jited_prog_insns, xlated_prog_insns
+            fields = struct.pack("=II8sIIQQ", 0, 0, b"", 0, length, 0, address)
+            raw = ctypes.create_string_buffer(fields, len(fields))
+            _bpf(BPF_OBJ_GET_INFO_BY_FD, struct.pack("=IIQ", fd, len(raw), ctypes.addressof(raw)),
+                 prog_id)
+            return raw.raw
+        prog_type, _, _, _, length, _, _ = struct.unpack("=II8sIIQQ", info(0, 0))
+        code = ctypes.create_string_buffer(length)
+        info(length, ctypes.addressof(code))   # (a buffer of exactly `length`: no NUL added)
+        return prog_type, code.raw
+    finally:
+        os.close(fd)
 
 
 def _b(value):

@@ -73,6 +73,9 @@ class RunCommand(click.Command):
 @click.option("--net", "--network", "network", default="default", metavar="MODE",
               help="none (own network namespace, loopback only; the default for now) or host.")
 @click.option("--init", is_flag=True, help="Run a tiny reaper as PID 1 that forwards signals.")
+@click.option("--device", multiple=True, metavar="HOST[:CTR][:rwm]",
+              help="Give the container a device of this host: the node is made in its /dev and "
+                   "the device controller allows it (r read, w write, m mknod; default rwm).")
 @click.option("--gpu", metavar="[=MODE]",
               help="Give the container this host's GPUs (hpcshim's discovery). Alone: any vendor, "
                    "or fail; =auto: if there are any; =nvidia, =rocm; =none.")

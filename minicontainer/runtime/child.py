@@ -62,10 +62,12 @@ def preload(spec) -> None:
 
 
 def container_main(kernel: sc.Kernel, spec, record_dir: str, channels: Channels,
-                   close_early=()) -> None:
-    """The body of the container's first process. Never returns."""
+                   close_early=(), nodev: bool = False) -> None:
+    """The body of the container's first process. Never returns.
+    `nodev`: no device controller guards this container (device_access.py),
+    so every mount but /dev is made nodev."""
     run_or_report(channels.error_write,
-                   lambda: _setup_and_exec(kernel, spec, record_dir, channels, close_early))
+                   lambda: _setup_and_exec(kernel, spec, record_dir, channels, close_early, nodev))
 
 
 def container_main_exec_only(kernel: sc.Kernel, spec, error_fd: int) -> None:
@@ -106,7 +108,7 @@ def _report(fd: int, kind: str, message: str, hint: str | None) -> None:
         pass
 
 
-def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early) -> None:
+def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) -> None:
     kernel.set_pdeathsig(signal.SIGKILL, "Die if minict dies, so a crash never leaves "
                                          "the container running unattended")
     for fd in (ch.go_write, ch.error_read, *close_early):
@@ -132,7 +134,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early) -> None
                  "Make every mount private, so nothing we mount propagates to the host")
 
     root = os.path.join(record_dir, "merged")
-    build_root(kernel, spec, record_dir, root, own_cgroup)
+    build_root(kernel, spec, record_dir, root, own_cgroup, nodev)
     rootfs.pivot(kernel, root)
     if not spec.privileged:
         mounts.mask_paths(kernel)
@@ -157,16 +159,19 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early) -> None
     exec_command(kernel, spec.argv, spec.env)
 
 
-def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False) -> None:
+def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
+               nodev: bool = False) -> None:
     """Everything mounted into the new root before pivot_root.
-    `own_cgroup`: the container has a cgroup of its own to show at /sys/fs/cgroup."""
-    rootfs.mount_overlay(kernel, spec.layer_dirs, record_dir, root)
+    `own_cgroup`: the container has a cgroup of its own to show at /sys/fs/cgroup.
+    `nodev`: the root, volumes and tmpfs mounts are nodev (/proc, /sys and
+    /dev/shm always are); only /dev, filled by minict, is not."""
+    rootfs.mount_overlay(kernel, spec.layer_dirs, record_dir, root, nodev)
     mounts.mount_proc(kernel, root)
     devices.populate_dev(kernel, root, spec.devices)
     mounts.mount_sys(kernel, root, readonly=not spec.privileged)
     if own_cgroup:
         mounts.mount_cgroup(kernel, root, readonly=not spec.privileged)
-    mounts.bind_etc_files(kernel, root, record_dir)
+    mounts.bind_etc_files(kernel, root, record_dir, nodev)
     # Shallow destinations first, so /data is mounted before /data/sub.
     planned = [(b.destination, "bind", b) for b in spec.binds] + \
               [(t.destination, "tmpfs", t) for t in spec.tmpfs]
@@ -174,9 +179,9 @@ def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False) -> None
         if kind == "bind":
             rootfs.bind_mount(kernel, root, item.source, destination, item.readonly,
                               f"Bind {item.source} at {destination}"
-                              f"{' (read-only)' if item.readonly else ''}")
+                              f"{' (read-only)' if item.readonly else ''}", nodev)
         else:
-            rootfs.mount_tmpfs(kernel, root, destination, item.options)
+            rootfs.mount_tmpfs(kernel, root, destination, item.options, nodev)
 
 
 def setup_stdio(kernel, spec, ch: Channels) -> None:

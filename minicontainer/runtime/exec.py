@@ -22,7 +22,7 @@ import os
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning
-from . import child, security, state, syscall_filter
+from . import child, device_access, security, state, syscall_filter
 from .init import exit_code_of
 from .launch import error_from_child, read_all
 from .resources import join_existing
@@ -48,6 +48,10 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     spec = record.spec.replace(argv=list(argv), tty=tty, interactive=interactive,
                                env=merge_env(record.spec.env, (), env, os.environ),
                                workdir=workdir or record.spec.workdir, init=False)
+    # No device controller guards the container (device_access.py): the new
+    # process gets no CAP_MKNOD either. A record without the field was
+    # started by an older minict, which had no device controller at all.
+    spec = device_access.confine(spec, runtime.get("devices") or device_access.NODEV)
     security.make_non_dumpable(kernel)
     pid = runtime["pid"]
     joined = [(n, f) for n, f in NAMESPACES if not (n == "net" and spec.network == "host")]

@@ -5,12 +5,16 @@ foreground `minict run`, or the supervisor of a detached one. It
 
 1. makes the sync channels (a "go" pipe, an error pipe, and for -t a unix
    socket to receive the pty master),
-2. unshares a new PID namespace for its *next child*, forks (the child is
+2. makes the container's cgroup (with its limits) and puts the device
+   rules in force (device_access.py: an eBPF program attached to that
+   cgroup, or the fallback when there is none), so the child is forked
+   knowing which,
+3. unshares a new PID namespace for its *next child*, forks (the child is
    PID 1 in there), and steps back into its own PID namespace (setns),
-3. records the child's pid, and makes the container's cgroup and moves the
-   child into it while the child is still waiting, so not one instruction
-   of the container's code runs outside its limits,
-4. says "go", then reads the error pipe: end-of-file means execve
+4. records the child's pid and moves it into the cgroup while it is still
+   waiting, so not one instruction of the container's code runs outside
+   its limits and its device rules,
+5. says "go", then reads the error pipe: end-of-file means execve
    succeeded (the pipe is close-on-exec); a JSON line means the child
    failed and says why.
 """
@@ -20,7 +24,7 @@ import os
 
 from .. import syscalls as sc
 from ..errors import CommandNotExecutable, CommandNotFound, RunFailed
-from . import child, state
+from . import child, device_access, state
 
 
 class Started:
@@ -32,45 +36,51 @@ class Started:
         self.master = master    # pty master, with -t
 
 
-def join_cgroup(kernel: sc.Kernel, spec, pid: int):
-    """Make the container's cgroup (<root>/minict/<id>, with spec's limits)
-    and write `pid` to its cgroup.procs; returns the Cgroup, or None when
-    no limit was asked and this host has no usable cgroup v2 (--explain
-    says so).
+def make_cgroup(kernel: sc.Kernel, spec):
+    """Make the container's cgroup (<root>/minict/<id>, with spec's limits);
+    returns the Cgroup, or None when no limit was asked and this host has no
+    usable cgroup v2 (--explain says so).
 
-    Called while the container's first process waits for "go", before it
-    has run any of the container's code, so every process the container
-    ever starts is born inside its limits. The child then unshares
+    Made before the container's first process is forked, and the process
+    is moved in (Cgroup.add_pid) while it waits for "go", before it has run
+    any of the container's code: every process the container ever starts
+    is born inside its limits and its device rules. The child then unshares
     CLONE_NEWCGROUP, which makes this cgroup the root of its view.
     (`minict exec` joins the existing cgroup instead: resources.join_existing.)
     """
     from ..cgroups.hierarchy import create_for_container
-    cgroup = create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
-    if cgroup is not None:
-        try:
-            cgroup.add_pid(pid)
-        except BaseException:
-            cgroup.destroy()
-            raise
-    return cgroup
+    return create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
 
 
-def _drop_cgroup(cgroup) -> None:
-    """The container never started: its cgroup goes too (the error that
+def _drop_cgroups(*cgroups) -> None:
+    """The container never started: its cgroups go too (the error that
     stopped it is the one to report, so a failure here is left to cleanup)."""
     from ..errors import MinictError
-    if cgroup is None:
-        return
-    try:
-        cgroup.destroy()
-    except MinictError:
-        pass
+    for cgroup in cgroups:
+        if cgroup is None:
+            continue
+        try:
+            cgroup.destroy()
+        except MinictError:
+            pass
 
 
 def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=()) -> Started:
     """Fork the container's PID 1 and wait until it has exec'd the command."""
     spec = record.spec
     child.preload(spec)
+    cgroup = make_cgroup(kernel, spec)
+    guard = None
+    try:
+        guard = device_access.install(kernel, spec, cgroup)
+        return _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early)
+    except BaseException:
+        _drop_cgroups(cgroup, guard.v1_cgroup if guard else None)
+        raise
+
+
+def _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early) -> Started:
+    spec = record.spec
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     channels = child.Channels(go_read, go_write, error_read, error_write, log_fd=log_fd)
@@ -84,8 +94,9 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
     try:
         pid = os.fork()
         if pid == 0:   # the child: container_main ends in execve or os._exit
-            child.container_main(kernel, spec, str(record.dir), channels,
-                                 close_early=(own_pid_ns, *close_early))
+            child.container_main(kernel, device_access.confine(spec, guard.mechanism),
+                                 str(record.dir), channels, close_early=(own_pid_ns, *close_early),
+                                 nodev=guard.nodev)
     finally:
         if pid != 0:   # the parent, or a failed fork
             kernel.setns(own_pid_ns, sc.CLONE_NEWPID, "Back in minict: its later children are "
@@ -97,10 +108,11 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
         os.close(fd)
     if channels.console_child is not None:
         channels.console_child.close()
-    cgroup = None
     try:
-        state.write_running(record, pid, os.getpid())
-        cgroup = join_cgroup(kernel, spec, pid)
+        state.write_running(record, pid, os.getpid(), devices=guard.mechanism)
+        for joined in (cgroup, guard.v1_cgroup):
+            if joined is not None:
+                joined.add_pid(pid)
         os.write(go_write, b"g")
         os.close(go_write)
         go_write = None
@@ -112,15 +124,13 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
         failure = read_all(error_read)
     except BaseException:
         kill_and_reap(pid)
-        _drop_cgroup(cgroup)
         raise
     finally:
         if go_write is not None:
             os.close(go_write)
         os.close(error_read)
     if failure:
-        os.waitpid(pid, 0)
-        _drop_cgroup(cgroup)
+        os.waitpid(pid, 0)     # (launch removes the cgroups)
         if master is not None:
             os.close(master)
         raise error_from_child(failure)

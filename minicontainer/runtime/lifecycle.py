@@ -17,7 +17,7 @@ import time
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
-from . import etcfiles, state, syscall_filter
+from . import device_access, etcfiles, state, syscall_filter
 from .init import exit_code_of
 from .launch import kill_and_reap, launch
 from .resources import host_config, release
@@ -300,6 +300,7 @@ def inspect(config, ref: str) -> dict:
             "Status": st.state, "Running": st.running, "Pid": st.pid or 0,
             "ExitCode": st.exit_code, "Error": st.error or "", "OOMKilled": st.oom_killed,
             "StartedAt": st.started_at, "FinishedAt": st.finished_at,
+            "DeviceControl": device_access.describe(st.devices, record.id, st.running),
         },
         "Config": {
             "Hostname": spec.hostname, "User": spec.user, "Env": spec.env, "Cmd": spec.argv,
@@ -313,6 +314,9 @@ def inspect(config, ref: str) -> dict:
             "SecurityOpt": (None if spec.seccomp == syscall_filter.DEFAULT
                             else [f"seccomp={spec.seccomp}"]),
             "Tmpfs": {t.destination: t.options for t in spec.tmpfs},
+            "Devices": [{"PathInContainer": d.path, "CgroupPermissions": d.access,
+                         "Type": d.type, "Major": d.major, "Minor": d.minor} for d in spec.devices],
+            "DeviceRules": [rule.text() for rule in device_access.rules_of(spec)],
             **host_config(spec.limits),
         },
         "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.destination,

@@ -80,13 +80,22 @@ def mount_cgroup(kernel: sc.Kernel, root: str, readonly: bool) -> None:
                      else "The container's own cgroup at /sys/fs/cgroup, writable (--privileged)")
 
 
-def bind_etc_files(kernel: sc.Kernel, root: str, record_dir: str) -> None:
+def bind_etc_files(kernel: sc.Kernel, root: str, record_dir: str, nodev: bool = False) -> None:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf come from files minict
-    wrote for this container (etcfiles.py), bind-mounted over the image's."""
+    wrote for this container (etcfiles.py), bind-mounted over the image's.
+    (`nodev`: these writable mounts get it too, like every other but /dev:
+    device_access.py's fallback.)"""
     for name in ("hostname", "hosts", "resolv.conf"):
+        source = os.path.join(record_dir, name)
         with mountpoint(kernel, root, f"/etc/{name}", False) as target:
-            kernel.mount(os.path.join(record_dir, name), target, None, sc.MS_BIND, None,
+            kernel.mount(source, target, None, sc.MS_BIND, None,
                          f"Give the container its own /etc/{name}")
+        if nodev:
+            # A bind takes its flags from its source; changing them is a remount.
+            with mountpoint(kernel, root, f"/etc/{name}", False) as target:
+                kernel.mount(None, target, None,
+                             sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NODEV | preserved_flags(source),
+                             None, f"Make /etc/{name} nodev")
 
 
 def mask_paths(kernel: sc.Kernel, paths=MASKED_PATHS) -> None:

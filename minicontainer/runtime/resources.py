@@ -3,7 +3,7 @@ read, changed and removed. The cgroup work itself is minicontainer.cgroups's.
 
     when                          what                                   called from
     `minict run` reads its flags  limits_from_flags: validate, preflight entry.run_command
-    the owner starts PID 1        create + add_pid (launch.join_cgroup)   launch.py
+    the owner starts PID 1        create + add_pid (launch.make_cgroup)   launch.py
     `minict exec`                 join_existing: add_pid, if there is one exec.py
     the container ends            release: OOM report, then destroy       supervisor.finish,
                                                                           lifecycle.remove, recovery
@@ -51,12 +51,14 @@ def join_existing(kernel, container_id: str, pid: int) -> None:
     against the same limits. A container started without a cgroup (no limit
     asked, on a host without cgroup v2) has none to join."""
     from ..cgroups.hierarchy import Cgroup
+    from .device_access import join_v1
     cgroup = Cgroup.of(container_id, explain=kernel.explain)
     if cgroup.exists():
         cgroup.add_pid(pid)
     else:
         kernel.explain("The container has no cgroup of its own: the new process stays in "
                        "minict's cgroup")
+    join_v1(kernel, container_id, pid)   # its cgroup v1 devices cgroup, if it has one
 
 
 def release(container_id: str, explain=None, root=None) -> tuple[bool, str | None]:
@@ -67,9 +69,11 @@ def release(container_id: str, explain=None, root=None) -> tuple[bool, str | Non
     for a container that never had a cgroup, or twice.
     """
     from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup
+    from .device_access import release_v1
+    removed_v1 = release_v1(container_id, explain)   # a cgroup v1 devices cgroup, if any
     cgroup = Cgroup.of(container_id, root or DEFAULT_ROOT, explain)
     if not cgroup.exists():
-        return False, None
+        return removed_v1, None
     # memory.events must be read before the directory goes: it is the only
     # record of an OOM kill (the exit status alone, 137, is any SIGKILL).
     oom = cgroup.oom_report()
@@ -86,7 +90,8 @@ def remove_orphans(owned: set[str], ours: set[str], explain=None, root=None) -> 
     id this root does not know may belong to another minict root (--root,
     MINICT_ROOT: the cgroup tree is one for the whole machine), so it is
     removed only when empty: a container's cgroup holds no process only
-    before its PID 1 is moved in (microseconds) or after it has ended.
+    before its PID 1 is moved in (the few milliseconds of a start) or after
+    it has ended.
     Returns the ids whose cgroups were removed. (`root`: the cgroup
     hierarchy, /sys/fs/cgroup unless a test hands in a fake one.)
     """
@@ -94,14 +99,21 @@ def remove_orphans(owned: set[str], ours: set[str], explain=None, root=None) -> 
     from ..cgroups.hierarchy import remove_orphans as remove
     root = root or DEFAULT_ROOT
 
-    def is_live(container_id: str) -> bool:
-        if container_id in owned:
-            return True
-        if container_id in ours:
-            return False
-        return Cgroup(container_path(root, container_id)).populated()
+    def is_live_in(hierarchy):
+        def is_live(container_id: str) -> bool:
+            if container_id in owned:
+                return True
+            if container_id in ours:
+                return False
+            return Cgroup(container_path(hierarchy, container_id)).populated()
+        return is_live
 
-    return remove(is_live, root, explain)
+    cleaned = remove(is_live_in(root), root, explain)
+    from .device_access import configured_v1_root
+    v1_root = configured_v1_root()
+    if v1_root is not None:   # the same for cgroup v1 devices cgroups (device_access.py)
+        cleaned += [c for c in remove(is_live_in(v1_root), v1_root, explain) if c not in cleaned]
+    return cleaned
 
 
 def update(config, refs, changes, explain=None) -> list[str]:

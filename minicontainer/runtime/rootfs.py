@@ -46,8 +46,10 @@ def overlay_options(lowers_top_first: list[str], upper: str, work: str) -> str:
             f"upperdir={_escape(upper)},workdir={_escape(work)}")
 
 
-def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, target: str) -> None:
-    """Mount the container's root at `target` (layer_dirs: bottom first, as the store lists them)."""
+def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, target: str,
+                  nodev: bool = False) -> None:
+    """Mount the container's root at `target` (layer_dirs: bottom first, as the store lists them).
+    `nodev`: device nodes on it cannot be opened (device_access.py's fallback)."""
     lowers = list(reversed(layer_dirs))   # overlay wants the top layer first
     if not lowers:
         # An image with no layers: overlay still needs one lower directory.
@@ -60,9 +62,11 @@ def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, tar
     options = overlay_options(lowers, upper, work)
     if len(options) > MOUNT_DATA_MAX:
         options = _short_overlay_options(kernel, lowers, record_dir)
-    kernel.mount("overlay", target, "overlay", 0, options,
+    kernel.mount("overlay", target, "overlay", sc.MS_NODEV if nodev else 0, options,
                  f"Stack the image's {len(layer_dirs)} layer(s) (read-only, top first) under the "
-                 f"container's own upper directory (where its writes go)")
+                 f"container's own upper directory (where its writes go)"
+                 + (", nodev: no device node in the image or made later can be opened" if nodev
+                    else ""))
 
 
 def _short_overlay_options(kernel, lowers, record_dir) -> str:
@@ -257,38 +261,50 @@ def not_a_directory(parent: str, path: str) -> RunFailed:
 # ---- bind mounts, tmpfs, read-only root --------------------------------------------------------
 
 def bind_mount(kernel: sc.Kernel, root: str, source: str, destination: str, readonly: bool,
-               why: str) -> None:
-    """Make host `source` visible at `destination` inside the root."""
+               why: str, nodev: bool = False) -> None:
+    """Make host `source` visible at `destination` inside the root
+    (`nodev`: device nodes in it cannot be opened; device_access.py)."""
     if not os.path.exists(source):
         raise RunFailed(f"bind source {source} does not exist", "create it, or fix the path")
     directory = os.path.isdir(source)
+    recursive = not nodev or sc.has_mount_setattr()
     with mountpoint(kernel, root, destination, directory) as target:
-        kernel.mount(source, target, None, sc.MS_BIND | sc.MS_REC, None, why)
+        kernel.mount(source, target, None, sc.MS_BIND | (sc.MS_REC if recursive else 0), None,
+                     why if recursive else why + " (its submounts left out: this kernel cannot "
+                                                 "make them nodev)")
+    # The handles above are on the directory under the new mount; opened
+    # again, the destination is the new mount's own root.
     if readonly:
         # A bind mount copies the source's per-mount flags; making it read-only
         # is a second step, a remount of just this mount. The flags it copied
         # (nosuid, nodev...) must be repeated or the remount would clear them.
-        # The handle above is on the directory under the new mount; opened
-        # again, the destination is the new mount's own root.
         flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | preserved_flags(source)
         with mountpoint(kernel, root, destination, directory) as target:
             kernel.mount(None, target, None, flags, None, f"Make {destination} read-only")
+    if nodev:
+        # Every mount of the recursive bind: `-v /:/host` brings the host's
+        # /dev along, and a remount would change only the top mount.
+        with mountpoint(kernel, root, destination, directory) as target:
+            kernel.set_mount_attributes(target, sc.MOUNT_ATTR_NODEV,
+                                        f"Make {destination} and every mount below it nodev")
 
 
 def preserved_flags(path: str) -> int:
     """The per-mount flags of the mount holding `path`, as MS_* bits."""
     st_flags = os.statvfs(path).f_flag
-    mapping = [(os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
-               (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
-               (os.ST_RELATIME, sc.MS_RELATIME)]
+    mapping = [(os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
+               (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
+               (os.ST_NODIRATIME, sc.MS_NODIRATIME), (os.ST_RELATIME, sc.MS_RELATIME)]
     return sum(ms for st, ms in mapping if st_flags & st)
 
 
 TMPFS_FLAGS = {"ro": sc.MS_RDONLY, "noexec": sc.MS_NOEXEC, "nosuid": sc.MS_NOSUID, "nodev": sc.MS_NODEV}
 
 
-def mount_tmpfs(kernel: sc.Kernel, root: str, destination: str, options: str) -> None:
-    flags, data = 0, []
+def mount_tmpfs(kernel: sc.Kernel, root: str, destination: str, options: str,
+                nodev: bool = False) -> None:
+    """--tmpfs (`nodev`: whatever its options say; device_access.py's fallback)."""
+    flags, data = sc.MS_NODEV if nodev else 0, []
     for opt in [o for o in options.split(",") if o]:
         if opt in TMPFS_FLAGS:
             flags |= TMPFS_FLAGS[opt]

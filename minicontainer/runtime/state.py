@@ -105,7 +105,7 @@ class Status:
     def __init__(self, state: str, pid: int | None = None, exit_code: int | None = None,
                  started_at: str | None = None, finished_at: str | None = None,
                  error: str | None = None, owner_pid: int | None = None,
-                 oom_killed: bool = False):
+                 oom_killed: bool = False, devices: str | None = None):
         self.state = state              # created | running | exited
         self.pid = pid                  # the container's PID 1 on the host, while running
         self.exit_code = exit_code
@@ -114,6 +114,7 @@ class Status:
         self.error = error              # why minict could not record a normal end
         self.owner_pid = owner_pid      # the foreground minict or the supervisor
         self.oom_killed = oom_killed    # the kernel's OOM killer killed a process of it
+        self.devices = devices          # what controlled its devices (device_access.py)
 
     def __repr__(self) -> str:
         return f"Status({self.state!r}, pid={self.pid}, exit_code={self.exit_code})"
@@ -353,20 +354,23 @@ def remove_tree(path: str) -> None:
 
 # ---- runtime state and exit status -----------------------------------------------------
 
-def write_running(record: Record, pid: int, owner_pid: int) -> None:
-    """Say which process is the container (state dir: a reboot clears it)."""
+def write_running(record: Record, pid: int, owner_pid: int, devices: str | None = None) -> None:
+    """Say which process is the container (state dir: a reboot clears it),
+    and what controls its devices (device_access.py: `minict exec` and
+    `inspect` read it)."""
     record.exit_file.unlink(missing_ok=True)
     record.runtime_file.parent.mkdir(parents=True, exist_ok=True)   # gone after a reboot
     write_json(record.runtime_file, {"pid": pid, "pid_start": process_start_time(pid),
-                                     "owner_pid": owner_pid, "started_at": now()})
+                                     "owner_pid": owner_pid, "started_at": now(),
+                                     "devices": devices})
 
 
 def write_exit(record: Record, exit_code: int | None, error: str | None = None,
                oom_killed: bool = False) -> None:
-    started = (read_json(record.runtime_file) or {}).get("started_at")
+    runtime = read_json(record.runtime_file) or {}
     write_json(record.exit_file, {"exit_code": exit_code, "finished_at": now(),
-                                  "started_at": started, "error": error,
-                                  "oom_killed": oom_killed})
+                                  "started_at": runtime.get("started_at"), "error": error,
+                                  "oom_killed": oom_killed, "devices": runtime.get("devices")})
     record.runtime_file.unlink(missing_ok=True)
 
 
@@ -375,12 +379,12 @@ def status(record: Record) -> Status:
     runtime = read_json(record.runtime_file)
     if runtime and is_alive(runtime.get("pid"), runtime.get("pid_start")):
         return Status("running", pid=runtime["pid"], started_at=runtime.get("started_at"),
-                      owner_pid=runtime.get("owner_pid"))
+                      owner_pid=runtime.get("owner_pid"), devices=runtime.get("devices"))
     exited = read_json(record.exit_file)
     if exited:
         return Status("exited", exit_code=exited.get("exit_code"), error=exited.get("error"),
                       started_at=exited.get("started_at"), finished_at=exited.get("finished_at"),
-                      oom_killed=bool(exited.get("oom_killed")))
+                      oom_killed=bool(exited.get("oom_killed")), devices=exited.get("devices"))
     if runtime:
         return Status("exited", error="the minict process that ran it died; exit status unknown",
                       started_at=runtime.get("started_at"))

@@ -77,6 +77,10 @@ class Entry:
         return cls(name, tarfile.CHRTYPE, mode=mode, devmajor=major, devminor=minor, **kw)
 
     @classmethod
+    def blockdev(cls, name, major, minor, mode=0o660, **kw):
+        return cls(name, tarfile.BLKTYPE, mode=mode, devmajor=major, devminor=minor, **kw)
+
+    @classmethod
     def whiteout(cls, path):
         parent, _, base = path.rpartition("/")
         return cls.file(f"{parent}/.wh.{base}" if parent else f".wh.{base}", mode=0o600)

@@ -113,8 +113,10 @@ def test_a_run_without_limits_does_not_import_the_limit_parsers(mt, tmp_path):
     assert "minicontainer.cgroups.limits" not in loaded
     assert "minicontainer.cgroups.stats" not in loaded
     if NO_CGROUP_V2:
+        # devices: the device rules every container gets (runtime/device_access.py);
+        # without a cgroup no eBPF program is assembled (device_program).
         assert loaded == ["minicontainer.cgroups", "minicontainer.cgroups.detect",
-                          "minicontainer.cgroups.hierarchy"]
+                          "minicontainer.cgroups.devices", "minicontainer.cgroups.hierarchy"]
 
 
 def test_update_of_a_container_without_a_cgroup_is_refused(mt):

@@ -1,0 +1,197 @@
+"""What controls a container's devices (runtime/device_access.py), --device,
+and the nodev fallback's mounts, against the recording kernel (no root).
+The real runs are in test_devices_host.py (the fallback, this host) and
+test_devices_vm.py (the eBPF program and cgroup v1, a real kernel)."""
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from minicontainer import syscalls as sc
+from minicontainer.cgroups.device_program import assemble
+from minicontainer.cgroups.devices import rules_for
+from minicontainer.errors import BadArgument, CgroupUnavailable
+from minicontainer.runtime import child, device_access
+from minicontainer.spec import Bind, ContainerSpec, DeviceNode, Tmpfs, parse_device
+from tests.helpers.kernels import TreeKernel
+
+pytestmark = pytest.mark.unit
+
+DEFAULT_CAPS = ["CAP_CHOWN", "CAP_MKNOD", "CAP_KILL"]
+
+
+def spec(**changes) -> ContainerSpec:
+    base = dict(id="a" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=["/l/0"],
+                argv=["true"], env=[], capabilities=DEFAULT_CAPS)
+    return ContainerSpec(**{**base, **changes})
+
+
+class FakeCgroup:
+    path = Path("/sys/fs/cgroup/minict/" + "a" * 64)
+
+
+def narration() -> tuple[sc.Kernel, list[str]]:
+    """A recording kernel, and the list its narration lines go to."""
+    lines = []
+
+    class Capture(sc.Narrator):
+        def say(self, sentence, call=None):
+            lines.append(f"{sentence}: {call}" if call else sentence)
+
+    return sc.RecordingKernel(Capture(True, fd=-1)), lines
+
+
+# ---- which enforcement ---------------------------------------------------------------------------
+
+def test_a_cgroup_gets_the_ebpf_program_of_the_rules(monkeypatch):
+    monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
+    loop = DeviceNode("/dev/loop0", "b", 7, 0, access="rw")
+    kernel, lines = narration()
+    guard = device_access.install(kernel, spec(devices=[loop]), FakeCgroup())
+    assert guard.mechanism == device_access.EBPF and not guard.nodev
+    [(path, program)] = kernel.named("attach_device_program")
+    assert path == str(FakeCgroup.path)
+    assert program == assemble(rules_for([loop]))
+    rules = [line.split(": ", 1)[1] for line in lines if line.startswith("Device rule: ")]
+    assert rules[2] == "allow c 1:3 rwm /dev/null" and rules[-1] == "allow b 7:0 rw /dev/loop0"
+    assert len(rules) == 12
+    attach = next(line for line in lines if "BPF_PROG_ATTACH" in line)
+    assert "BPF_PROG_TYPE_CGROUP_DEVICE" in attach and f"insn_cnt={len(program) // 8}" in attach
+    assert device_access.confine(spec(), guard.mechanism).capabilities == DEFAULT_CAPS
+
+
+def test_no_cgroup_means_no_mknod_and_nodev(monkeypatch):
+    monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
+    kernel, lines = narration()
+    guard = device_access.install(kernel, spec(), None)
+    assert guard.mechanism == device_access.NODEV and guard.nodev
+    assert kernel.named("attach_device_program") == []
+    assert any(line.startswith("No device controller (the container has no cgroup v2 cgroup)")
+               for line in lines)
+    assert device_access.confine(spec(), guard.mechanism).capabilities == ["CAP_CHOWN", "CAP_KILL"]
+
+
+def test_privileged_without_a_cgroup_keeps_everything(monkeypatch):
+    monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
+    kernel, _ = narration()
+    guard = device_access.install(kernel, spec(privileged=True), None)
+    assert guard.mechanism == device_access.PRIVILEGED and not guard.nodev
+    assert device_access.confine(spec(), guard.mechanism).capabilities == DEFAULT_CAPS
+
+
+class RefusingKernel(sc.RecordingKernel):
+    """A kernel without CONFIG_CGROUP_BPF, say: BPF_PROG_LOAD answers EINVAL."""
+
+    def __getattribute__(self, name):
+        if name == "_do_attach_device_program":
+            def refuse(*args):
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return refuse
+        return super().__getattribute__(name)
+
+
+def test_a_refused_program_falls_back_to_nodev_not_to_trust(monkeypatch):
+    monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
+    _, lines = narration()
+    kernel = RefusingKernel(_.narrator)
+    guard = device_access.install(kernel, spec(), FakeCgroup())
+    assert guard.mechanism == device_access.NODEV
+    assert any("the kernel refused the device program: Invalid argument" in line for line in lines)
+
+
+def test_a_v1_devices_hierarchy_is_used_when_named(monkeypatch, tmp_path):
+    (tmp_path / "devices.allow").write_text("")      # what marks a v1 devices hierarchy
+    monkeypatch.setenv(device_access.V1_ENVIRONMENT, str(tmp_path))
+    kernel, _ = narration()
+    guard = device_access.install(kernel, spec(), None)
+    assert guard.mechanism == device_access.CGROUP_V1 and not guard.nodev
+    cgroup = tmp_path / "minict" / ("a" * 64)
+    assert guard.v1_cgroup.path == cgroup
+    assert (cgroup / "devices.deny").read_text() == "a"
+    assert (cgroup / "devices.allow").read_text() == "c 136:* rwm"    # the last rule written
+
+
+def test_a_v1_setting_that_is_no_devices_hierarchy_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv(device_access.V1_ENVIRONMENT, str(tmp_path))
+    with pytest.raises(CgroupUnavailable, match="is not a cgroup v1 devices hierarchy"):
+        device_access.install(sc.RecordingKernel(), spec(), None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exec_of_an_old_record_is_treated_as_unguarded():
+    """A record without the field was started before minict had a device
+    controller: `minict exec` then drops CAP_MKNOD too (exec.py)."""
+    assert "CAP_MKNOD" not in device_access.confine(spec(), device_access.NODEV).capabilities
+
+
+def test_inspect_describes_each_mechanism():
+    for name in (device_access.EBPF, device_access.NODEV, device_access.CGROUP_V1,
+                 device_access.PRIVILEGED):
+        shown = device_access.describe(name, "a" * 64, running=False)
+        assert shown["Mechanism"] == name and shown["Description"]
+    assert "CAP_MKNOD dropped" in device_access.describe("nodev", "x", False)["Description"]
+
+
+# ---- --device --------------------------------------------------------------------------------------
+
+def test_device_flag_copies_the_host_node():
+    st = os.stat("/dev/null")
+    node = parse_device("/dev/null")
+    assert node == DeviceNode("/dev/null", "c", 1, 3, st.st_mode & 0o7777, st.st_uid, st.st_gid, "rwm")
+    assert parse_device("/dev/null:r").access == "r"
+    assert parse_device("/dev/null:/dev/quiet").path == "/dev/quiet"
+    renamed = parse_device("/dev/null:/dev/quiet:rw")
+    assert (renamed.path, renamed.access, renamed.major, renamed.minor) == ("/dev/quiet", "rw", 1, 3)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("/dev/no-such-device", "--device /dev/no-such-device: No such file or directory"),
+    ("/etc/hostname", "--device /etc/hostname is not a device node"),
+    ("/dev/null:xyz", "permissions 'xyz' are not letters from rwm"),
+    ("/dev/null:/tmp/null", "the path in the container must be under /dev/"),
+    ("/dev/null:/dev/../etc/x", "the path in the container must be under /dev/"),
+    ("/dev/null:/dev/a:rw:x", "invalid --device"),
+    ("/dev/null::rw", "invalid --device"),
+])
+def test_bad_device_flags_are_one_clear_line(text, words):
+    with pytest.raises(BadArgument, match=words.replace("(", r"\(")) as caught:
+        parse_device(text)
+    assert caught.value.exit_code == 27 and "\n" not in caught.value.one_line()
+
+
+# ---- the nodev fallback's mounts ----------------------------------------------------------------------
+
+def test_nodev_reaches_the_root_every_bind_and_its_submounts_and_tmpfs(tmp_path):
+    root = tmp_path / "merged"
+    root.mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("hostname", "hosts", "resolv.conf"):   # the container's own /etc files
+        (tmp_path / name).write_text("")
+
+    class Spec:
+        layer_dirs = ["/l/0"]
+        devices, privileged = [], False
+        binds = [Bind(str(src), "/data"), Bind(str(src), "/ro", True)]
+        tmpfs = [Tmpfs("/run", "exec,dev,nosuid")]     # asks for dev: the fallback says no
+
+    kernel = TreeKernel()
+    child.build_root(kernel, Spec, str(tmp_path), str(root), nodev=True)
+    mounts = {os.path.relpath(m[1], root) if m[1] else None: m for m in kernel.named("mount")}
+    assert mounts["."][3] == sc.MS_NODEV                          # the overlay
+    assert mounts["run"][3] & sc.MS_NODEV
+    assert not mounts["dev"][3] & sc.MS_NODEV                     # minict's own /dev, and only it
+    recursive = {os.path.relpath(target, root): attrs for target, attrs in
+                 kernel.named("mount_setattr")}
+    if sc.has_mount_setattr():
+        assert recursive == {"data": sc.MOUNT_ATTR_NODEV, "ro": sc.MOUNT_ATTR_NODEV}
+    remounts = [m for m in kernel.named("mount") if m[3] & sc.MS_REMOUNT]
+    etc = [os.path.relpath(m[1], root) for m in remounts if m[3] & sc.MS_NODEV]
+    assert {"etc/hostname", "etc/hosts", "etc/resolv.conf"} <= set(etc)
+
+    kernel = TreeKernel()
+    (tmp_path / "again").mkdir()
+    child.build_root(kernel, Spec, str(tmp_path), str(tmp_path / "again"))    # guarded: no nodev
+    assert kernel.named("mount")[0][3] == 0 and kernel.named("mount_setattr") == []
