@@ -221,6 +221,8 @@ def resolve_image(config, ref: str):
     try:
         return store.resolve(ref)
     except ImageNotFound as missing:
+        from .reference import parse
+        parse(ref)   # a malformed name is that error (BadReference), not a reason to pull
         try:
             from .pull import pull
         except ImportError:

@@ -80,12 +80,21 @@ MS_NAMES = [
 MNT_FORCE = 1
 MNT_DETACH = 2
 
-# mount_setattr(2) (Linux 5.12): change the flags of a mount and, with
-# AT_RECURSIVE, of every mount below it in one call. Its number is the same
-# on every architecture (new system calls share one table since 5.1).
+# The new mount API: open_tree(2) copies a mount tree into a detached mount
+# held by a file descriptor, mount_setattr(2) (Linux 5.12) changes its flags
+# (with AT_RECURSIVE, those of every mount in it), move_mount(2) attaches it.
+# Their numbers are the same on every architecture (new system calls share
+# one table since 5.1).
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
 SYS_MOUNT_SETATTR = 442
 AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4   # from: the mount the fd holds
+MOVE_MOUNT_T_SYMLINKS = 0x10    # to: follow a final symlink, as mount(2) does (/proc/self/fd/N)
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
@@ -219,14 +228,25 @@ class Kernel:
         self.explain(why, f"umount2({_c(target)}, {flags_text(flags, names)})")
         self._do_umount2(target, flags)
 
-    def set_mount_attributes(self, target, attributes: int, why: str) -> None:
-        """Add MOUNT_ATTR_* flags to the mount at `target` and to every mount
-        below it (a recursive bind brings the source's submounts along,
-        and a plain remount would change only the top one). Raises OSError
-        ENOSYS on kernels before 5.12."""
-        self.explain(why, f"mount_setattr(AT_FDCWD, {_c(target)}, AT_RECURSIVE, "
-                          f"{{attr_set={flags_text(attributes, MOUNT_ATTR_NAMES)}}}, 32)")
-        self._do_mount_setattr(target, attributes)
+    def bind_with_attributes(self, source, target, readonly: bool, nodev: bool, why: str) -> None:
+        """A recursive bind of `source` at `target` whose flags are set before
+        it is attached: read-only (its top mount, as a remount would make it)
+        and/or nodev (every mount in it: a recursive bind brings the source's
+        submounts along). Nothing is looked up by path after the mount
+        exists, so nothing swapped in meanwhile can receive the flags
+        instead (a remount must find the new mount again by its path).
+        Needs Linux 5.12 (has_mount_setattr)."""
+        steps = [f"open_tree(AT_FDCWD, {_c(source)}, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE)"
+                 f" = tree"]
+        if readonly:
+            steps.append('mount_setattr(tree, "", AT_EMPTY_PATH, {attr_set=MOUNT_ATTR_RDONLY})')
+        if nodev:
+            steps.append('mount_setattr(tree, "", AT_EMPTY_PATH|AT_RECURSIVE, '
+                         '{attr_set=MOUNT_ATTR_NODEV})')
+        steps.append(f'move_mount(tree, "", AT_FDCWD, {_c(target)}, '
+                     f'MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_SYMLINKS)')
+        self.explain(why, "; ".join(steps))
+        self._do_bind_with_attributes(source, target, readonly, nodev)
 
     def pivot_root(self, new_root, put_old, why: str) -> None:
         self.explain(why, f"pivot_root({_c(new_root)}, {_c(put_old)})")
@@ -376,12 +396,22 @@ class Kernel:
         _check(_libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
                "mount", source, target, fstype, flags_text(flags), data)
 
-    def _do_mount_setattr(self, target, attributes):
-        # struct mount_attr: attr_set, attr_clr, propagation, userns_fd (all u64)
-        attr = ctypes.create_string_buffer(struct.pack("=QQQQ", attributes, 0, 0, 0), 32)
-        _check(_libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD),
-                               _b(target), ctypes.c_uint(AT_RECURSIVE), attr, ctypes.c_size_t(32)),
-               "mount_setattr", target, flags_text(attributes, MOUNT_ATTR_NAMES))
+    def _do_bind_with_attributes(self, source, target, readonly, nodev):
+        libc = _libc()
+        tree = _check(libc.syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD), _b(source),
+                                   ctypes.c_uint(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)),
+                      "open_tree", source)
+        try:
+            if readonly:
+                _mount_setattr(tree, MOUNT_ATTR_RDONLY, recursive=False)
+            if nodev:
+                _mount_setattr(tree, MOUNT_ATTR_NODEV, recursive=True)
+            _check(libc.syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(tree), b"",
+                                ctypes.c_int(AT_FDCWD), _b(target),
+                                ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS)),
+                   "move_mount", target)
+        finally:
+            os.close(tree)
 
     def _do_umount2(self, target, flags):
         _check(_libc().umount2(_b(target), flags), "umount2", target)
@@ -518,6 +548,15 @@ def _libc():
         libc.syscall.restype = ctypes.c_long
         _LIBC = libc
     return _LIBC
+
+
+def _mount_setattr(tree: int, attributes: int, recursive: bool) -> None:
+    # struct mount_attr: attr_set, attr_clr, propagation, userns_fd (all u64)
+    attr = ctypes.create_string_buffer(struct.pack("=QQQQ", attributes, 0, 0, 0), 32)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    _check(_libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(tree), b"",
+                           ctypes.c_uint(flags), attr, ctypes.c_size_t(32)),
+           "mount_setattr", tree, flags_text(attributes, MOUNT_ATTR_NAMES))
 
 
 def has_mount_setattr() -> bool:

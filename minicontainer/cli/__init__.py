@@ -102,6 +102,14 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("minict: aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()            # a group given no command: its help is the answer
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # One line, like every other error, naming where the usage is.
+        where = exc.ctx.command_path if exc.ctx else "minict"
+        click.echo(f"minict: {exc.format_message()} (see {where} --help)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

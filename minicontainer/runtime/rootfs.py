@@ -62,11 +62,53 @@ def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, tar
     options = overlay_options(lowers, upper, work)
     if len(options) > MOUNT_DATA_MAX:
         options = _short_overlay_options(kernel, lowers, record_dir)
-    kernel.mount("overlay", target, "overlay", sc.MS_NODEV if nodev else 0, options,
-                 f"Stack the image's {len(layer_dirs)} layer(s) (read-only, top first) under the "
-                 f"container's own upper directory (where its writes go)"
-                 + (", nodev: no device node in the image or made later can be opened" if nodev
-                    else ""))
+    try:
+        kernel.mount("overlay", target, "overlay", sc.MS_NODEV if nodev else 0, options,
+                     f"Stack the image's {len(layer_dirs)} layer(s) (read-only, top first) under "
+                     f"the container's own upper directory (where its writes go)"
+                     + (", nodev: no device node in the image or made later can be opened"
+                        if nodev else ""))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        raise _overlay_refused(upper) from None
+
+
+# overlayfs's writable (upper) layer needs d_type, trusted.* xattrs and
+# RENAME_WHITEOUT from its filesystem (Documentation/filesystems/overlayfs.rst,
+# "Upper and Lower"): these filesystems lack one or more of them.
+NO_UPPER_LAYER = {"overlay", "9p", "nfs", "nfs4", "cifs", "smb3", "vfat", "exfat", "fuse",
+                  "fuseblk", "virtiofs", "squashfs", "iso9660", "ecryptfs"}
+
+
+def _overlay_refused(upper: str) -> RunFailed:
+    """The error for an overlay mount refused with EINVAL, naming the
+    filesystem under the upper directory (the usual reason)."""
+    fstype = filesystem_of(upper)
+    fix = "put minict's store on a local filesystem such as ext4, xfs, btrfs or tmpfs " \
+          "(--root or MINICT_ROOT)"
+    if fstype in NO_UPPER_LAYER or fstype.startswith("fuse."):
+        return RunFailed(f"the container's writable layer would be on {fstype} ({upper}), which "
+                         f"overlayfs cannot use for it", fix)
+    return RunFailed(f"overlayfs refused the container's root (Invalid argument); its writable "
+                     f"layer is on {fstype} ({upper})", f"the kernel log (dmesg) says why; or {fix}")
+
+
+def filesystem_of(path: str) -> str:
+    """The type of the filesystem holding `path` (/proc/self/mountinfo's
+    line whose device numbers match the path's), or "unknown"."""
+    try:
+        device = os.stat(path).st_dev
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "unknown"
+    wanted = f"{os.major(device)}:{os.minor(device)}"
+    for line in reversed(lines):          # the last mount of a device is the one on top
+        fields = line.split()
+        if fields[2] == wanted:
+            return fields[fields.index("-") + 1]
+    return "unknown"
 
 
 def _short_overlay_options(kernel, lowers, record_dir) -> str:
@@ -267,26 +309,32 @@ def bind_mount(kernel: sc.Kernel, root: str, source: str, destination: str, read
     if not os.path.exists(source):
         raise RunFailed(f"bind source {source} does not exist", "create it, or fix the path")
     directory = os.path.isdir(source)
-    recursive = not nodev or sc.has_mount_setattr()
+    if (readonly or nodev) and sc.has_mount_setattr():
+        # The flags are set on the bind before it is attached (the new mount
+        # API): nothing swapped in at the destination meanwhile can receive
+        # them instead (CVE-2021-30465's race, on the second step).
+        with mountpoint(kernel, root, destination, directory) as target:
+            kernel.bind_with_attributes(source, target, readonly, nodev,
+                                        why + (", nodev, with every mount below it" if nodev
+                                               else ""))
+        return
+    # Kernels before 5.12 (no mount_setattr): bind, then remount to change
+    # its flags. A remount changes one mount only, so a nodev bind leaves its
+    # submounts out.
     with mountpoint(kernel, root, destination, directory) as target:
-        kernel.mount(source, target, None, sc.MS_BIND | (sc.MS_REC if recursive else 0), None,
-                     why if recursive else why + " (its submounts left out: this kernel cannot "
+        kernel.mount(source, target, None, sc.MS_BIND | (0 if nodev else sc.MS_REC), None,
+                     why if not nodev else why + " (its submounts left out: this kernel cannot "
                                                  "make them nodev)")
-    # The handles above are on the directory under the new mount; opened
-    # again, the destination is the new mount's own root.
-    if readonly:
-        # A bind mount copies the source's per-mount flags; making it read-only
-        # is a second step, a remount of just this mount. The flags it copied
-        # (nosuid, nodev...) must be repeated or the remount would clear them.
-        flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | preserved_flags(source)
+    if readonly or nodev:
+        # A bind mount copies the source's per-mount flags; the remount must
+        # repeat those it copied (nosuid, nodev...) or it would clear them.
+        # The handle above is on the directory under the new mount; opened
+        # again, the destination is the new mount's own root.
+        flags = sc.MS_BIND | sc.MS_REMOUNT | preserved_flags(source)
+        flags |= (sc.MS_RDONLY if readonly else 0) | (sc.MS_NODEV if nodev else 0)
+        what = " and ".join(w for w, asked in (("read-only", readonly), ("nodev", nodev)) if asked)
         with mountpoint(kernel, root, destination, directory) as target:
-            kernel.mount(None, target, None, flags, None, f"Make {destination} read-only")
-    if nodev:
-        # Every mount of the recursive bind: `-v /:/host` brings the host's
-        # /dev along, and a remount would change only the top mount.
-        with mountpoint(kernel, root, destination, directory) as target:
-            kernel.set_mount_attributes(target, sc.MOUNT_ATTR_NODEV,
-                                        f"Make {destination} and every mount below it nodev")
+            kernel.mount(None, target, None, flags, None, f"Make {destination} {what}")
 
 
 def preserved_flags(path: str) -> int:

@@ -195,7 +195,7 @@ def test_device_write_bps_throttles_direct_writes(mt, loop_device):
     st = os.stat(loop_device)
     device = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
     result = mt("run", "--name", "dd", "--device-write-bps", f"{loop_device}:1m",
-                "-v", f"{loop_device}:/dev/scratch", "busybox", "sh", "-c",
+                "--device", f"{loop_device}:/dev/scratch", "busybox", "sh", "-c",
                 "cat /sys/fs/cgroup/io.max; cut -d' ' -f1 /proc/uptime; "
                 "dd if=/dev/zero of=/dev/scratch bs=64k count=48 oflag=direct 2>/dev/null; "
                 "cut -d' ' -f1 /proc/uptime; cat /sys/fs/cgroup/io.stat", timeout=180)

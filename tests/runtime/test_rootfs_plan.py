@@ -183,7 +183,17 @@ def test_mount_points_under_a_file_or_a_read_only_volume_are_one_clear_error(sha
     assert "create it in the volume's source first" in caught.value.hint
 
 
-def test_read_only_bind_is_a_second_remount(tmp_path):
+def test_read_only_bind_is_made_read_only_before_it_is_attached(tmp_path, monkeypatch):
+    kernel = TreeKernel()
+    (tmp_path / "root").mkdir()
+    rootfs.bind_mount(kernel, str(tmp_path / "root"), str(tmp_path), "/data", True, "why")
+    [(source, target, readonly, nodev)] = kernel.named("bind_with_attributes")
+    assert (source, target, readonly, nodev) == (str(tmp_path), f"{tmp_path}/root/data", True, False)
+    assert kernel.named("mount") == []
+
+
+def test_without_mount_setattr_a_read_only_bind_is_a_second_remount(tmp_path, monkeypatch):
+    monkeypatch.setattr(sc, "has_mount_setattr", lambda: False)   # a kernel before 5.12
     kernel = TreeKernel()
     (tmp_path / "root").mkdir()
     rootfs.bind_mount(kernel, str(tmp_path / "root"), str(tmp_path), "/data", True, "why")
@@ -210,7 +220,9 @@ def test_build_root_order(tmp_path):
 
     kernel = TreeKernel()
     child.build_root(kernel, Spec, str(tmp_path), str(root))
-    targets = [os.path.relpath(m[1], root) if m[1] else None for m in kernel.named("mount")]
+    # every mount in call order: mount(2)'s, and binds made with their flags set first
+    mounts = [args[1] for call, args in kernel.calls if call in ("mount", "bind_with_attributes")]
+    targets = [os.path.relpath(m, root) if m else None for m in mounts]
     assert targets[:2] == [".", "proc"]
     assert targets.index("dev") < targets.index("dev/pts") < targets.index("sys")
     assert targets.index("data") < targets.index("data/sub")
