@@ -37,6 +37,12 @@ MIN_MEMORY = 6 << 20     # docker refuses --memory below 6 MiB; so do we
 SHARES_MIN, SHARES_MAX = 2, 262_144   # kernel's v1 cpu.shares range (MIN/MAX_SHARES)
 WEIGHT_MIN, WEIGHT_MAX = 1, 10_000    # cgroup v2 cpu.weight range
 
+# The resource flags of `minict run` and `minict update`, named as click
+# names their parameters, in the order limits_from_cli takes them.
+RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "pids_limit", "cpus",
+                  "cpu_shares", "cpu_weight", "cpuset_cpus", "device_read_bps",
+                  "device_write_bps")
+
 SIZE_HINT = "use a number with an optional binary unit (64m, 1g, 512k) or plain bytes"
 
 

@@ -1,19 +1,19 @@
-"""`minict stats` and `minict update`: find the containers, then read or write their cgroups.
+"""`minict stats` and `minict update`: read or write the cgroups of several containers.
 
-The container records belong to the runtime (minicontainer.runtime.state:
-Layout.of, find, list_records, status); `resolve()` turns them into plain
-`Target`s, so the functions that do the work take Targets and can be fed
-by a test without any container records. A container's cgroup is always
-<cgroup root>/minict/<container id> (hierarchy.container_path).
+The container records belong to the runtime, which turns them into plain
+`Target`s (runtime/resources.py: stats_targets, update), so the functions
+here take Targets and can be fed by a test without any container records.
+A container's cgroup is always <cgroup root>/minict/<container id>
+(hierarchy.container_path).
 """
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..errors import ContainerNotRunning
-from .hierarchy import DEFAULT_ROOT, Cgroup, Explain, container_path
+from .hierarchy import Cgroup, Explain
 from .limits import Limits
 from .stats import Sample, format_table, host_memory_bytes, read_sample, stats_row
 
@@ -24,17 +24,6 @@ class Target:
     name: str
     running: bool
     cgroup_path: Path
-
-
-def resolve(config, names: Iterable[str], cgroup_root: Path = DEFAULT_ROOT) -> list[Target]:
-    """The named containers, or every running one when no name is given."""
-    from ..runtime import state   # lazy: the runtime's imports are not needed to parse flags
-    layout = state.Layout.of(config)
-    names = list(names)
-    records = [state.find(layout, name) for name in names] if names else state.list_records(layout)
-    targets = [Target(r.id, r.name, state.status(r).running, container_path(cgroup_root, r.id))
-               for r in records]
-    return targets if names else [t for t in targets if t.running]
 
 
 def _sample(target: Target) -> Sample | None:

@@ -1,15 +1,18 @@
 """cgroup commands: `minict stats` and `minict update`, and the resource flags.
 
 `limit_options` is the set of docker-style resource flags; `minict run`
-decorates itself with it too (and minicontainer.entry's fast path lists the
-same spellings), so both commands accept the same ones. `run` turns them
-into a Limits with runtime.resources.limits_from_flags, which also checks
-that this host can enforce them; `update` uses `limits_from_options`.
+decorates itself with it too, so both commands accept the same ones. `run`
+turns them into a Limits with runtime.resources.limits_from_flags, which
+also checks that this host can enforce them; `update` uses
+`limits_from_options`.
 """
 
 import click
 
-from ..cgroups import RESOURCE_FLAGS   # the package's light front: no parser imported
+from ..cgroups.limits import RESOURCE_FLAGS, limits_from_cli
+from ..cgroups.report import stats_table
+from ..runtime.resources import stats_targets, update
+from ..syscalls import Narrator
 
 
 def limit_options(command):
@@ -38,7 +41,6 @@ def limit_options(command):
 
 def limits_from_options(kwargs: dict, updating: bool = False):
     """Pop the resource flags out of a click kwargs dict and validate them."""
-    from ..cgroups.limits import limits_from_cli
     flags = {name: kwargs.pop(name, None) for name in RESOURCE_FLAGS}
     flags["device_read_bps"] = tuple(flags["device_read_bps"] or ())
     flags["device_write_bps"] = tuple(flags["device_write_bps"] or ())
@@ -47,7 +49,6 @@ def limits_from_options(kwargs: dict, updating: bool = False):
 
 def _explain(config):
     """The project's narration (syscalls.Narrator), so --explain reads the same everywhere."""
-    from ..syscalls import Narrator
     return Narrator(True).say if config.explain else None
 
 
@@ -57,8 +58,7 @@ def _explain(config):
 @click.pass_obj
 def stats_cmd(config, no_stream, containers):
     """Show CPU, memory, block I/O and pids of running containers (from their cgroups)."""
-    from ..cgroups.report import resolve, stats_table
-    targets = resolve(config, containers)
+    targets = stats_targets(config, containers)
     if no_stream:
         click.echo(stats_table(targets))
         return
@@ -73,7 +73,6 @@ def stats_cmd(config, no_stream, containers):
 @click.pass_obj
 def update_cmd(config, containers, **flags):
     """Change the resource limits of running containers (and keep them in their records)."""
-    from ..runtime.resources import update
     limits = limits_from_options(flags, updating=True)
     if limits.is_empty():
         raise click.UsageError("give at least one limit to change, e.g. --memory 128m")

@@ -40,12 +40,41 @@ def _exit_with(code: int) -> None:
 # ---- run ----------------------------------------------------------------------------------
 
 class RunCommand(click.Command):
-    """click's command, except that `--gpu` alone means `--gpu=any`
-    (entry.BARE_VALUES): click itself would take IMAGE as its value."""
+    """click's command, except that `--gpu` standing alone means `--gpu=any`.
+
+    click gives an option with an optional value the next word as its
+    value, so `minict run --gpu busybox nvidia-smi` would read `busybox` as
+    the GPU mode. Like hpcshim's `--gpu`, a mode must be attached with `=`;
+    so before click parses, a bare `--gpu` among the options gets `=any`.
+    Which words are options is read from this command's own parameters.
+    """
 
     def parse_args(self, ctx, args):
-        from ..entry import attach_bare_values
-        return super().parse_args(ctx, attach_bare_values(args))
+        takes_value = {name for param in self.params if isinstance(param, click.Option)
+                       and not param.is_flag for name in param.opts}
+        words, i = list(args), 0
+        while i < len(words):
+            word = words[i]
+            if word == "--" or not word.startswith("-") or word == "-":
+                break                                    # IMAGE: options end here
+            if word == "--gpu":
+                words[i] = "--gpu=any"
+            elif _takes_next_word(word, takes_value):
+                i += 1                                   # skip this option's value
+            i += 1
+        return super().parse_args(ctx, words)
+
+
+def _takes_next_word(word: str, takes_value: set[str]) -> bool:
+    """Does option word `word` take the word after it as its value? (`-e`,
+    `--name`, and a bundle of short options that ends in one: `-ie`; not
+    `--name=x` or `-eNAME=x`, whose value is attached.)"""
+    if word.startswith("--"):
+        return word in takes_value
+    for position, letter in enumerate(word[1:], start=1):
+        if f"-{letter}" in takes_value:
+            return position == len(word) - 1
+    return False
 
 
 @click.command("run", cls=RunCommand, context_settings={"allow_interspersed_args": False})
@@ -70,7 +99,7 @@ class RunCommand(click.Command):
 @click.option("--security-opt", "security_opt", multiple=True, metavar="seccomp=unconfined",
               help="Load no seccomp filter (the default filter refuses calls such as keyctl, "
                    "unshare, mount: see runtime/syscall_filter.py).")
-@click.option("--net", "--network", "network", default="default", metavar="MODE",
+@click.option("--net", "--network", "network", default="default", show_default=True, metavar="MODE",
               help="none (own network namespace, loopback only; the default for now) or host.")
 @click.option("--init", is_flag=True, help="Run a tiny reaper as PID 1 that forwards signals.")
 @click.option("--device", multiple=True, metavar="HOST[:CTR][:rwm]",
@@ -86,11 +115,13 @@ class RunCommand(click.Command):
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def run_cmd(config, image, command, **flags):
+def run_cmd(config, image, command, **options):
     """Run COMMAND in a new container from IMAGE."""
-    from ..entry import run_command   # shared with the click-free fast path
-    code = run_command(config, image, command, flags)
-    if code is not None:
+    from ..runtime.run import run_image
+    code, container_id = run_image(config, image, command, options)
+    if code is None:
+        click.echo(container_id)   # detached: it runs on
+    else:
         _exit_with(code)
 
 
@@ -134,7 +165,7 @@ def kill_cmd(config, sig, containers):
     """Send a signal to running containers."""
     _need_root("kill")
     from ..runtime import lifecycle
-    from ..spec import parse_signal
+    from ..runtime.spec import parse_signal
     number = parse_signal(sig)
     for ref in containers:
         lifecycle.kill(config, ref, number, _kernel(config))

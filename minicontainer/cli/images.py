@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..store import Store
+from ..image.store import Store
 from .listing import print_rows
 
 
@@ -48,7 +48,7 @@ def human_since(created: str | None, now: datetime.datetime | None = None) -> st
 
 def image_rows(store: Store) -> list[dict]:
     """One row per name (and one for each untagged image), newest first."""
-    from ..reference import parse
+    from ..image.reference import parse
     rows = []
     for image in store.images():
         refs = [parse(n) for n in image.names] or [None]
@@ -114,7 +114,7 @@ def image_inspect_cmd(ctx, refs):
 
 
 def _familiar(name: str) -> str:
-    from ..reference import parse
+    from ..image.reference import parse
     return parse(name).familiar()
 
 
@@ -155,7 +155,7 @@ def _in_use_checker(config):
 @click.pass_context
 def load_cmd(ctx, source, name, platform, quiet):
     """Load images from a docker save tarball, an oci-archive or an OCI layout."""
-    from ..archive import load
+    from ..image.archive import load
     if source is None and sys.stdin.isatty():
         raise click.UsageError("no input: give -i FILE or pipe an archive to standard input")
     for loaded in load(_store(ctx), source, name=name, platform=platform):
@@ -173,6 +173,6 @@ def load_cmd(ctx, source, name, platform, quiet):
 @click.pass_context
 def import_cmd(ctx, source, name, changes, message):
     """Make a one-layer image NAME[:TAG] from a root filesystem (directory or tar)."""
-    from ..importer import import_rootfs
+    from ..image.importer import import_rootfs
     image = import_rootfs(_store(ctx), source, name, changes=changes, message=message)
     click.echo(image.id)

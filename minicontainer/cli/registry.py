@@ -18,9 +18,9 @@ from ..errors import BadArgument
 @click.pass_obj
 def pull_cmd(config, ref, platform, insecure, quiet):
     """Pull an image from a registry, e.g. `minict pull alpine:3.19`."""
-    from ..pull import pull
-    from ..reference import parse
-    from ..store import Store
+    from ..image.pull import pull
+    from ..image.reference import parse
+    from ..image.store import Store
     # Status lines and bars go to stdout, as docker's do; stderr carries
     # only the one-line error, if there is one.
     pull(Store(config.root), ref, platform, insecure=insecure,
@@ -38,9 +38,9 @@ def pull_cmd(config, ref, platform, insecure, quiet):
               help="Allow plain HTTP to this registry (repeatable).")
 def login_cmd(server, username, password, password_stdin, insecure):
     """Check credentials against a registry, then store them (mode 0600)."""
-    from ..registry import RegistryClient
-    from ..registry.credentials import Credentials, save
-    from ..registry.endpoint import normalize_server
+    from ..image.registry import RegistryClient
+    from ..image.registry.credentials import Credentials, save
+    from ..image.registry.endpoint import normalize_server
     registry = normalize_server(server)
     if password and password_stdin:
         raise BadArgument("--password and --password-stdin both given", "use one of them")
@@ -76,8 +76,8 @@ def login_cmd(server, username, password, password_stdin, insecure):
 @click.argument("server", required=False, default="docker.io")
 def logout_cmd(server):
     """Forget the credentials stored for a registry."""
-    from ..registry.credentials import auth_file, remove
-    from ..registry.endpoint import normalize_server
+    from ..image.registry.credentials import auth_file, remove
+    from ..image.registry.endpoint import normalize_server
     registry = normalize_server(server)
     if remove(registry):
         click.echo(f"Removing login credentials for {registry} from {auth_file()}")

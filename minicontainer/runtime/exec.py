@@ -35,7 +35,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
             env=(), user=None, workdir=None) -> int:
     """Run argv in the container; returns its exit code (128+N if killed by N)."""
     from ..errors import BadArgument
-    from ..spec import merge_env
+    from .spec import merge_env
     if tty and interactive and not os.isatty(0):
         raise BadArgument("the input device is not a TTY (-i -t reads a terminal)",
                           "drop -t to pipe input into the command, or run from a terminal")

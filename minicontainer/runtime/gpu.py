@@ -36,7 +36,7 @@ import os
 from collections import namedtuple
 
 from ..errors import BadArgument, BadGpuPlan, GpuDiscoveryFailed, NoGpu
-from ..spec import Bind, DeviceNode, valid_env_key
+from .spec import Bind, DeviceNode, valid_env_key
 
 GPU_MODES = ("auto", "nvidia", "rocm", "none")
 BARE_GPU = "any"      # `--gpu` alone: a GPU of any vendor, or fail (hpcshim's meaning)

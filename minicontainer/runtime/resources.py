@@ -2,24 +2,28 @@
 read, changed and removed. The cgroup work itself is minicontainer.cgroups's.
 
     when                          what                                   called from
-    `minict run` reads its flags  limits_from_flags: validate, preflight entry.run_command
+    `minict run` reads its flags  limits_from_flags: validate, preflight run.run_image
     the owner starts PID 1        create + add_pid (launch.make_cgroup)   launch.py
     `minict exec`                 join_existing: add_pid, if there is one exec.py
     the container ends            release: OOM report, then destroy       supervisor.finish,
                                                                           lifecycle.remove, recovery
     `minict cleanup`              remove_orphans                          recovery.recover
     `minict update`               update: write the cgroup, save record   cli/cgroups.py
+    `minict stats`                stats_targets: the containers to sample cli/cgroups.py
     `minict inspect`              host_config: docker's HostConfig fields lifecycle.inspect
 
 A container's cgroup is always <cgroup root>/minict/<container id>
 (cgroups.hierarchy.container_path), so nothing about it needs saving but
 the limits themselves, which live in the spec (spec.limits, a plain dict).
-
-Imports of minicontainer.cgroups stay inside the functions: a run that
-asks for no limit must not pay for the limit parsers (bench/start).
 """
 
+from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, container_path, create_for_container, \
+    preflight
+from ..cgroups.hierarchy import remove_orphans as remove_orphan_cgroups
+from ..cgroups.limits import RESOURCE_FLAGS, Limits, limits_from_cli
+from ..cgroups.report import Target, update_limits
 from . import state
+from .device_access import configured_v1_root, join_v1, release_v1
 
 
 def limits_from_flags(flags: dict):
@@ -30,13 +34,10 @@ def limits_from_flags(flags: dict):
     enforce it, with the cause and the fix) BEFORE anything is created: a
     run must never start without a limit the user asked for.
     """
-    from ..cgroups import RESOURCE_FLAGS
     given = {name: flags.pop(name) for name in RESOURCE_FLAGS if name in flags}
     given = {name: value for name, value in given.items() if value not in (None, (), [])}
     if not given:
         return None
-    from ..cgroups.hierarchy import preflight
-    from ..cgroups.limits import limits_from_cli
     limits = limits_from_cli(**{name: tuple(value) if isinstance(value, list) else value
                                 for name, value in given.items()})
     if limits.is_empty():
@@ -50,8 +51,6 @@ def join_existing(kernel, container_id: str, pid: int) -> None:
     (while it waits for "go", like the container's own PID 1), so it counts
     against the same limits. A container started without a cgroup (no limit
     asked, on a host without cgroup v2) has none to join."""
-    from ..cgroups.hierarchy import Cgroup
-    from .device_access import join_v1
     cgroup = Cgroup.of(container_id, explain=kernel.explain)
     if cgroup.exists():
         cgroup.add_pid(pid)
@@ -68,8 +67,6 @@ def release(container_id: str, explain=None, root=None) -> tuple[bool, str | Non
     Returns (a cgroup was removed, the OOM sentence or None). Safe to call
     for a container that never had a cgroup, or twice.
     """
-    from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup
-    from .device_access import release_v1
     removed_v1 = release_v1(container_id, explain)   # a cgroup v1 devices cgroup, if any
     cgroup = Cgroup.of(container_id, root or DEFAULT_ROOT, explain)
     if not cgroup.exists():
@@ -95,8 +92,6 @@ def remove_orphans(owned: set[str], ours: set[str], explain=None, root=None) -> 
     Returns the ids whose cgroups were removed. (`root`: the cgroup
     hierarchy, /sys/fs/cgroup unless a test hands in a fake one.)
     """
-    from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, container_path
-    from ..cgroups.hierarchy import remove_orphans as remove
     root = root or DEFAULT_ROOT
 
     def is_live_in(hierarchy):
@@ -108,21 +103,28 @@ def remove_orphans(owned: set[str], ours: set[str], explain=None, root=None) -> 
             return Cgroup(container_path(hierarchy, container_id)).populated()
         return is_live
 
-    cleaned = remove(is_live_in(root), root, explain)
-    from .device_access import configured_v1_root
+    cleaned = remove_orphan_cgroups(is_live_in(root), root, explain)
     v1_root = configured_v1_root()
     if v1_root is not None:   # the same for cgroup v1 devices cgroups (device_access.py)
-        cleaned += [c for c in remove(is_live_in(v1_root), v1_root, explain) if c not in cleaned]
+        cleaned += [c for c in remove_orphan_cgroups(is_live_in(v1_root), v1_root, explain)
+                    if c not in cleaned]
     return cleaned
+
+
+def stats_targets(config, names) -> list[Target]:
+    """`minict stats`: the named containers, or every running one when no name is given."""
+    layout = state.Layout.of(config)
+    names = list(names)
+    records = [state.find(layout, name) for name in names] if names else state.list_records(layout)
+    targets = [Target(r.id, r.name, state.status(r).running, container_path(DEFAULT_ROOT, r.id))
+               for r in records]
+    return targets if names else [t for t in targets if t.running]
 
 
 def update(config, refs, changes, explain=None) -> list[str]:
     """`minict update`: write the changed limits into each running
     container's cgroup, then save them in its record (so `inspect` shows
     them and `minict start` applies them again). Returns the names."""
-    from ..cgroups.hierarchy import DEFAULT_ROOT, container_path
-    from ..cgroups.limits import Limits
-    from ..cgroups.report import Target, update_limits
     layout = state.Layout.of(config)
     records = [state.find(layout, ref) for ref in refs]
     targets = [Target(r.id, r.name, state.status(r).running, container_path(DEFAULT_ROOT, r.id))

@@ -219,7 +219,7 @@ def is_alive(pid: int | None, start_time: int | None) -> bool:
 # ---- records ----------------------------------------------------------------------------
 
 def _load_record(layout: Layout, directory: Path) -> Record | None:
-    from ..spec import ContainerSpec
+    from .spec import ContainerSpec
     data = read_json(directory / "config.json")
     if not data:
         return None

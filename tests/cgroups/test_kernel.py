@@ -248,7 +248,8 @@ def test_orphan_of_a_sigkilled_owner_is_found_and_removed():
     orphan_id = new_id()
     owner_code = (
         "import subprocess, sys, time\n"
-        "from minicontainer.cgroups import Cgroup, limits_from_cli\n"
+        "from minicontainer.cgroups.hierarchy import Cgroup\n"
+        "from minicontainer.cgroups.limits import limits_from_cli\n"
         "cg = Cgroup.create(sys.argv[1], limits_from_cli(pids_limit='10'))\n"
         "p = subprocess.Popen(['/bin/busybox', 'sh', '-c', 'read go; exec sleep 600'],\n"
         "                     stdin=subprocess.PIPE)\n"

@@ -3,7 +3,7 @@
 import pytest
 
 from minicontainer.errors import BadReference
-from minicontainer.reference import parse
+from minicontainer.image.reference import parse
 
 pytestmark = pytest.mark.unit
 

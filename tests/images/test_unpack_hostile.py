@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from minicontainer.errors import LayerTooLarge, UnsafeLayer
-from minicontainer.unpack import LayerExtractor
+from minicontainer.image.extract import LayerExtractor
 from tests.helpers.images import Entry, tar_of
 from tests.helpers.trees import snapshot
 from tests.images.unpack_helpers import make_host, unpack

@@ -172,11 +172,11 @@ def test_diff_id_is_checked(tmp_path):
 @pytest.mark.parametrize("compression", [None, "gzip", "zstd"])
 def test_truncated_layer_is_an_archive_error(tmp_path, compression):
     import io
-    from minicontainer.layerops import unpack_layer
+    from minicontainer.image.extract import extract_layer
     from tests.helpers.images import compress
     blob = compress(tar_of([Entry.file("big", os.urandom(200_000))]), compression)
     with pytest.raises(ArchiveError) as info:
-        unpack_layer(io.BytesIO(blob[:len(blob) // 2]), tmp_path / "fs", blob_digest=None,
+        extract_layer(io.BytesIO(blob[:len(blob) // 2]), tmp_path / "fs", blob_digest=None,
                      diff_id=None, what="layer 1", max_bytes=1 << 30)
     assert "truncated or corrupt" in info.value.one_line()
 
@@ -195,7 +195,7 @@ def read_all(reader, n=4096):
 def test_gunzip_concatenated_members_and_padding():
     import gzip
     import io
-    from minicontainer.layerstream import GunzipReader
+    from minicontainer.image.blob_reader import GunzipReader
     a, b = os.urandom(100_000), b"second member" * 1000
     blob = gzip.compress(a) + b"\0" * 700 + gzip.compress(b) + b"\0" * 10
     assert read_all(GunzipReader(io.BytesIO(blob))) == a + b
@@ -207,7 +207,7 @@ def test_gunzip_checks_crc_and_end(damage):
     import gzip
     import io
     import zlib
-    from minicontainer.layerstream import GunzipReader
+    from minicontainer.image.blob_reader import GunzipReader
     blob = bytearray(gzip.compress(os.urandom(50_000)))
     if damage == "crc":
         blob[-8] ^= 0xFF  # the trailer's CRC-32
@@ -222,7 +222,7 @@ def test_gunzip_checks_crc_and_end(damage):
 def test_gunzip_output_is_bounded_per_read():
     import gzip
     import io
-    from minicontainer.layerstream import GunzipReader
+    from minicontainer.image.blob_reader import GunzipReader
     bomb = gzip.compress(bytes(50 << 20))  # 50 MiB of zeros in ~50 kB
     reader = GunzipReader(io.BytesIO(bomb))
     assert len(reader.read(1 << 20)) <= 1 << 20

@@ -3,14 +3,14 @@
 import io
 from pathlib import Path
 
-from minicontainer.layerops import unpack_layer
+from minicontainer.image.extract import extract_layer
 from tests.helpers.images import compress, sha256
 
 
 def unpack(tar_bytes: bytes, dest: Path, compression=None, max_bytes=1 << 30, diff_id="auto"):
     """Unpack a layer tar (optionally compressed) into dest; return the result."""
     blob = compress(tar_bytes, compression)
-    return unpack_layer(io.BytesIO(blob), dest, blob_digest=sha256(blob),
+    return extract_layer(io.BytesIO(blob), dest, blob_digest=sha256(blob),
                         diff_id=sha256(tar_bytes) if diff_id == "auto" else diff_id,
                         what="test layer", max_bytes=max_bytes)
 

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from minicontainer import errors
-from minicontainer.store import Store
+from minicontainer.image.store import Store
 from tests.registry.conftest import needs_registry
 from tests.helpers.trees import snapshot
 

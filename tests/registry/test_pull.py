@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from minicontainer.pull import pull
-from minicontainer.store import Store
+from minicontainer.image.pull import pull
+from minicontainer.image.store import Store
 from tests.conftest import VENV_BIN
 from tests.registry.conftest import needs_registry
 

@@ -7,10 +7,10 @@ import stat
 import pytest
 
 from minicontainer.errors import BadArgument, RegistryError
-from minicontainer.registry import credentials
-from minicontainer.registry.auth import parse_challenge, pull_scope
-from minicontainer.registry.client import check_descriptor
-from minicontainer.registry.endpoint import (api_host, is_loopback, normalize_server,
+from minicontainer.image.registry import credentials
+from minicontainer.image.registry.auth import parse_challenge, pull_scope
+from minicontainer.image.registry.client import check_descriptor
+from minicontainer.image.registry.endpoint import (api_host, is_loopback, normalize_server,
                                              plain_http_allowed)
 
 pytestmark = pytest.mark.unit

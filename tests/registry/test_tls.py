@@ -8,8 +8,8 @@ system CA store that trusts it.
 import pytest
 
 from minicontainer import errors
-from minicontainer.registry import RegistryClient
-from minicontainer.store import Store
+from minicontainer.image.registry import RegistryClient
+from minicontainer.image.store import Store
 from tests.registry.conftest import loopback_hostname, needs_registry
 from tests.helpers.trees import snapshot
 from tests.registry.pushing import skopeo_push

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from minicontainer import errors
-from minicontainer.registry import RegistryClient
-from minicontainer.store import Store
+from minicontainer.image.registry import RegistryClient
+from minicontainer.image.store import Store
 from tests.conftest import VENV_BIN
 from tests.helpers.images import Entry, ImageBuilder, tar_of
 from tests.helpers.trees import snapshot

@@ -14,7 +14,7 @@ from minicontainer.cgroups.device_program import assemble
 from minicontainer.cgroups.devices import rules_for
 from minicontainer.errors import BadArgument, CgroupUnavailable
 from minicontainer.runtime import child, device_access
-from minicontainer.spec import Bind, ContainerSpec, DeviceNode, Tmpfs, parse_device
+from minicontainer.runtime.spec import Bind, ContainerSpec, DeviceNode, Tmpfs, parse_device
 from tests.helpers.kernels import TreeKernel
 
 pytestmark = pytest.mark.unit

@@ -23,9 +23,9 @@ from minicontainer.cgroups.device_program import assemble
 from minicontainer.cgroups.devices import DeviceRule
 from minicontainer.cgroups.hierarchy import container_cgroups
 from minicontainer.config import Config
-from minicontainer.entry import run_command
 from minicontainer.errors import ContainerNotFound
 from minicontainer.runtime import lifecycle
+from minicontainer.runtime.run import run_image
 from tests.helpers.images import Entry, ImageBuilder, tar_from_dir, tar_of
 from tests.helpers.waiting import wait_for
 from tests.runtime.conftest import MINICT, Minict
@@ -185,7 +185,7 @@ def test_the_rules_explain_shows_are_the_program_attached(mt, disk):
 def test_fifty_runs_leave_no_program_and_no_cgroup(mt):
     before = device_program_ids()
     for _ in range(50):
-        assert run_command(config(mt), "busybox", ["true"], {"auto_remove": True}) == 0
+        assert run_image(config(mt), "busybox", ["true"], {"auto_remove": True})[0] == 0
     assert container_cgroups(Path("/sys/fs/cgroup")) == []
     wait_for(lambda: device_program_ids() <= before, 60, "every device program to be freed")
 

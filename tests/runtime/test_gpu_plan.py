@@ -25,7 +25,7 @@ from hpcshim.plan import DeviceNode as PlanDevice
 from hpcshim.plan import Library, Plan
 from minicontainer.errors import BadGpuPlan
 from minicontainer.runtime.gpu import injection_from, with_library_path
-from minicontainer.spec import Bind, DeviceNode
+from minicontainer.runtime.spec import Bind, DeviceNode
 from tests.hpcshim.drivertree import (DRIVER_VERSION, LIB64_DIR, LibraryStore, build_driver_tree,
                                      compile_library)
 from tests.runtime.conftest import MINICT, Minict, container_dirs, mount_table
@@ -218,24 +218,24 @@ def test_plans_naming_impossible_things_are_refused(tmp_path, change, words):
     assert words in caught.value.message and caught.value.exit_code == 50
 
 
-# ---- unit: `--gpu` alone never swallows IMAGE, on either parser ------------------------------------
+# ---- unit: `--gpu` alone never swallows IMAGE ------------------------------------------------------
 
 @pytest.mark.unit
-@pytest.mark.parametrize("argv, gpu, image, command", [
-    (["--gpu", "busybox", "sh"], "any", "busybox", ["sh"]),
-    (["--rm", "--gpu=auto", "busybox"], "auto", "busybox", []),
-    (["--gpu=nvidia", "-e", "--gpu", "img", "x"], "nvidia", "img", ["x"]),   # -e's value stays a value
-    (["-ie", "A=1", "--gpu", "img", "--gpu"], "any", "img", ["--gpu"]),     # after IMAGE: the command's
-    (["--gpu-plan", "/dev/fd/3", "img", "true"], None, "img", ["true"]),
+@pytest.mark.parametrize("argv, gpu, plan, image, command", [
+    (["--gpu", "busybox", "sh"], "any", None, "busybox", ["sh"]),
+    (["--rm", "--gpu=auto", "busybox"], "auto", None, "busybox", []),
+    (["--gpu=nvidia", "-e", "--gpu", "img", "x"], "nvidia", None, "img", ["x"]),   # -e's value stays
+    (["-ie", "A=1", "--gpu", "img", "--gpu"], "any", None, "img", ["--gpu"]),     # after IMAGE: the command's
+    (["-eA=1", "--gpu", "img"], "any", None, "img", []),                        # -e's value attached
+    (["--gpu-plan", "/dev/fd/3", "img", "true"], None, "/dev/fd/3", "img", ["true"]),
 ])
-def test_fast_path_and_click_read_gpu_flags_alike(argv, gpu, image, command):
+def test_gpu_alone_never_takes_the_image_as_its_mode(argv, gpu, plan, image, command):
+    """--gpu's mode must be attached (--gpu=auto): alone it means any GPU,
+    and the next word stays IMAGE (cli/containers.py's RunCommand)."""
     from minicontainer.cli.containers import run_cmd
-    from minicontainer.entry import parse_run
-    fast = parse_run(["run", *argv])
     params = run_cmd.make_context("run", list(argv)).params
-    assert (fast["image"], fast["command"]) == (params["image"], list(params["command"])) == (image, command)
-    assert fast["run"].get("gpu") == params["gpu"] == gpu
-    assert fast["run"].get("gpu_plan") == params["gpu_plan"]
+    assert (params["image"], list(params["command"])) == (image, command)
+    assert (params["gpu"], params["gpu_plan"]) == (gpu, plan)
 
 
 # ---- real runs: --gpu-plan ------------------------------------------------------------------------
@@ -437,16 +437,16 @@ def test_bad_gpu_flags(gmt, args, words):
     assert leftovers(gmt) == []
 
 
-# ---- start-up cost ------------------------------------------------------------------------------
+# ---- hpcshim is imported only when a GPU flag asks for it ------------------------------------------------------------------------------
 
 @pytest.mark.root
 def test_a_run_without_gpu_flags_imports_no_gpu_code(gmt):
-    code = ("import sys; from minicontainer.entry import main; "
+    code = ("import sys; from minicontainer.cli import main; "
             "sys.argv = ['minict', 'run', '--rm', 'busybox', 'true']; main()")
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=gmt.env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")]
-    assert "minicontainer.spec" in imported                         # the log is really there
+    assert "minicontainer.runtime.spec" in imported                         # the log is really there
     assert not [m for m in imported if m.startswith("hpcshim") or m == "minicontainer.runtime.gpu"]

@@ -165,7 +165,7 @@ def test_name_in_use(mt):
 def test_rmi_refuses_an_image_a_container_uses(mt, image_root):
     from minicontainer.config import Config
     from minicontainer.runtime.state import containers_using_image
-    from minicontainer.store import Store
+    from minicontainer.image.store import Store
     mt.out("run", "--name", "user-of-image", "busybox", "true")
     try:
         image = Store(image_root).resolve("busybox")

@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from tests.conftest import _cgroup2_usable
-from tests.helpers.probe import probe_run
 from tests.runtime.conftest import container_dirs, mount_table, tree
 
 pytestmark = pytest.mark.root
@@ -104,19 +103,6 @@ def test_inspect_shows_no_limits_and_no_oom(mt):
         assert host["BlkioDeviceWriteBps"] == []
     finally:
         mt.out("rm", "plain")
-
-
-def test_a_run_without_limits_does_not_import_the_limit_parsers(mt, tmp_path):
-    """Start-up time is benchmarked (bench/start): no flag, no parser."""
-    report = probe_run(["run", "--rm", "busybox", "true"], mt.env, tmp_path / "probe.json")
-    loaded = [m for m in report["modules"] if m.startswith("minicontainer.cgroups")]
-    assert "minicontainer.cgroups.limits" not in loaded
-    assert "minicontainer.cgroups.stats" not in loaded
-    if NO_CGROUP_V2:
-        # devices: the device rules every container gets (runtime/device_access.py);
-        # without a cgroup no eBPF program is assembled (device_program).
-        assert loaded == ["minicontainer.cgroups", "minicontainer.cgroups.detect",
-                          "minicontainer.cgroups.devices", "minicontainer.cgroups.hierarchy"]
 
 
 def test_update_of_a_container_without_a_cgroup_is_refused(mt):

@@ -9,8 +9,8 @@ import pytest
 
 from minicontainer.config import Config
 from minicontainer.runtime import lifecycle
-from minicontainer.spec import Bind, DeviceNode, build_spec
-from minicontainer.store import Store
+from minicontainer.runtime.spec import Bind, DeviceNode, build_spec
+from minicontainer.image.store import Store
 from minicontainer.syscalls import Kernel
 from tests.runtime.conftest import container_dirs, mount_table
 

@@ -4,7 +4,7 @@ remove, what inspect shows, and that the flags reach the spec."""
 
 import pytest
 
-from minicontainer.cgroups import RESOURCE_FLAGS
+from minicontainer.cgroups.limits import RESOURCE_FLAGS
 from minicontainer.cgroups.limits import limits_from_cli
 from minicontainer.runtime import resources
 from tests.cgroups.fakes import Narration, fake_root

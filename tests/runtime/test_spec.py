@@ -10,8 +10,8 @@ import pytest
 from minicontainer.errors import BadArgument, UnknownUser
 from minicontainer.runtime import capabilities as caps
 from minicontainer.runtime.users import find_in_layers, resolve_user
-from minicontainer.spec import ContainerSpec, DeviceNode, build_spec, parse_tmpfs, parse_volume
-from minicontainer.store import Image
+from minicontainer.runtime.spec import ContainerSpec, DeviceNode, build_spec, parse_tmpfs, parse_volume
+from minicontainer.image.store import Image
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nstudent:x:1000:1000::/home/student:/bin/sh\n"
 GROUP = "root:x:0:\nusers:x:100:student\nstudent:x:1000:\nwheel:x:10:student,other\n"

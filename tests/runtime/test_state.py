@@ -10,7 +10,7 @@ import pytest
 from minicontainer.config import Config
 from minicontainer.errors import BadArgument, ContainerNotFound, NameInUse
 from minicontainer.runtime import recovery, state
-from minicontainer.spec import ContainerSpec, new_container_id
+from minicontainer.runtime.spec import ContainerSpec, new_container_id
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ from minicontainer import syscalls as sc
 from minicontainer.errors import BadArgument, RunFailed
 from minicontainer.runtime import capabilities as caps
 from minicontainer.runtime import syscall_filter
-from minicontainer.spec import ContainerSpec
+from minicontainer.runtime.spec import ContainerSpec
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from . import mediatypes as mt
-from .errors import ArchiveError, BadArgument
+from ..errors import ArchiveError, BadArgument
 from .platforms import host_platform
 from .reference import parse
 from .store import Image, Store

@@ -25,7 +25,7 @@ import sys
 from contextlib import contextmanager
 
 from . import mediatypes as mt
-from .errors import ImageNotFound, NoMatchingPlatform, RegistryError, StoreCorrupt
+from ..errors import ImageNotFound, NoMatchingPlatform, RegistryError, StoreCorrupt
 from .platforms import Platform, host_platform, parse_platform, select_manifest
 from .reference import Reference, parse
 from .registry import RegistryClient

@@ -18,8 +18,8 @@ import queue
 import threading
 import zlib
 
-from .errors import ArchiveError, LayerTooLarge, UnsupportedMediaType
-from .fsutil import CHUNK
+from ..errors import ArchiveError, LayerTooLarge, UnsupportedMediaType
+from ..fsutil import CHUNK
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -19,7 +19,7 @@ The grammar is the one in distribution's `reference` package
 import re
 from collections import namedtuple
 
-from .errors import BadReference
+from ..errors import BadReference
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"

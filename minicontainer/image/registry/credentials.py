@@ -27,8 +27,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BadArgument
-from ..fsutil import atomic_write
+from ...errors import BadArgument
+from ...fsutil import atomic_write
 from .endpoint import normalize_server
 
 AUTH_FILE_ENV = "MINICT_AUTH_FILE"

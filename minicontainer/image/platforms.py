@@ -9,7 +9,7 @@ matches the machine it runs on, or the one the user asked for with
 import platform as _platform
 from dataclasses import dataclass
 
-from .errors import BadArgument, NoMatchingPlatform
+from ..errors import BadArgument, NoMatchingPlatform
 
 # uname -m -> the GOARCH names OCI uses (image-spec config.md "architecture")
 _MACHINE_TO_ARCH = {

@@ -14,7 +14,7 @@ One module per concern, the way Charliecloud's ch-image splits it:
 
 The specification is the OCI Distribution Specification v1.1
 (github.com/opencontainers/distribution-spec, spec.md); section names are
-cited in each docstring. `minicontainer.pull` drives these to put an image
+cited in each docstring. `minicontainer.image.pull` drives these to put an image
 into the store.
 """
 

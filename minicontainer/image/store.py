@@ -39,9 +39,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import mediatypes as mt
-from .errors import (BadReference, DigestMismatch, ImageInUse, ImageNotFound, MinictError, MissingBlob,
+from ..errors import (BadReference, DigestMismatch, ImageInUse, ImageNotFound, MinictError, MissingBlob,
                      StoreCorrupt, UnsupportedMediaType)
-from .fsutil import TEMP_MARK, atomic_write, file_lock, raise_if_disk_full, sha256_bytes
+from ..fsutil import TEMP_MARK, atomic_write, file_lock, raise_if_disk_full, sha256_bytes
 from .reference import Reference, parse
 
 DEFAULT_MAX_UNPACK = 64 * 1024**3  # bytes per image; a bomb stops here
@@ -397,13 +397,13 @@ class Ingest:
         the blob digest and the diff id where given (None: computed, as for
         `minict import`), and keep a copy of the blob.
 
-        Returns the layer's UnpackedLayer record; when diff_id is given and
+        Returns the layer's ExtractedLayer record; when diff_id is given and
         the store already has that layer, returns None without reading
         `source`.
         """
         import shutil
         import tempfile
-        from .layerops import unpack_layer  # lazy: only writers need tarfile & co
+        from .extract import extract_layer  # lazy: only writers need tarfile & co
         if media_type is not None and media_type not in mt.LAYER_TYPES:
             raise UnsupportedMediaType(f"{what} has media type {media_type!r}, which is not an "
                                        f"image layer minict can unpack",
@@ -412,7 +412,7 @@ class Ingest:
             return None
         layer_tmp = Path(tempfile.mkdtemp(prefix="layer-", dir=self.work))
         blob_tmp = self.temp_path() if keep_blob else None
-        layer = unpack_layer(source, layer_tmp / "fs", blob_digest=blob_digest, diff_id=diff_id,
+        layer = extract_layer(source, layer_tmp / "fs", blob_digest=blob_digest, diff_id=diff_id,
                              what=what, max_bytes=self.store.max_unpack, tee_path=blob_tmp)
         (layer_tmp / "meta.json").write_text(json.dumps(
             {"diff_id": layer.diff_id, "size": layer.size, "blob": layer.blob_digest,

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import mediatypes as mt
-from .errors import ArchiveError, BadReference, DigestMismatch, MissingBlob
-from .fsutil import CHUNK, sha256_bytes
-from .layerstream import (DECOMPRESS_ERRORS, GZIP_MAGIC, ZSTD_MAGIC, HashingReader, corrupt,
+from ..errors import ArchiveError, BadReference, DigestMismatch, MissingBlob
+from ..fsutil import CHUNK, sha256_bytes
+from .blob_reader import (DECOMPRESS_ERRORS, GZIP_MAGIC, ZSTD_MAGIC, HashingReader, corrupt,
                           zstd_errors)
 from .platforms import host_platform, parse_platform, select_manifest
 from .reference import Reference, parse
@@ -385,7 +385,7 @@ class _BlobInfo:
 
 
 def _describe_blob(blob) -> _BlobInfo:
-    from .layerstream import sniff_compression
+    from .blob_reader import sniff_compression
     reader = HashingReader(blob)
     compression = sniff_compression(reader, "layer")
     reader.drain()

@@ -1,4 +1,8 @@
-"""Unpack one image layer (an untrusted tar) into its own directory.
+"""Extract one image layer (an untrusted tar blob) into its own directory.
+
+extract_layer() is the front: it streams the blob through blob_reader.py
+(decompression, both digests, the size cap) into LayerExtractor, which
+writes each tar member itself, safely.
 
 Why not tarfile.extractall? Its filters are wrong for a root filesystem:
 `data` rejects absolute symlinks and device nodes (both normal in images),
@@ -43,10 +47,13 @@ import shutil
 import stat
 import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import unquote
 
-from .errors import NotRoot, UnsafeLayer
-from .fsutil import CHUNK
+from ..errors import DigestMismatch, NotRoot, UnsafeLayer
+from ..fsutil import CHUNK
+from .blob_reader import (DECOMPRESS_ERRORS, DecompressThread, HashingReader, TarStream, corrupt,
+                          open_decompressed, sniff_compression, zstd_errors)
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -415,3 +422,59 @@ def _set_xattr(fd: int, key: str, value: bytes, name: str, stats: UnpackStats) -
             stats.skipped.append(f"xattr {key} on {name} ({exc.strerror})")
         else:
             raise
+
+
+# ---- a whole layer blob: stream it, extract it, check its digests ----------------
+
+@dataclass
+class ExtractedLayer:
+    """What extract_layer found out about a layer while extracting it."""
+    size: int            # bytes of the uncompressed tar
+    blob_digest: str     # sha256 of the blob as read (compressed)
+    blob_size: int
+    diff_id: str         # sha256 of the uncompressed tar
+    compression: str | None  # "gzip", "zstd" or None
+
+
+def extract_layer(source, dest: Path, *, blob_digest: str | None, diff_id: str | None,
+                 what: str, max_bytes: int, tee_path: Path | None = None) -> ExtractedLayer:
+    """Extract the layer blob read from `source` into `dest` (created here).
+
+    The digests are checked after the bytes have streamed through. That is
+    safe because the extractor never writes outside `dest` whatever the tar
+    holds, and the caller throws `dest` away when a check fails.
+    A digest given as None is computed, not checked (docker save archives
+    name no layer digests).
+    """
+    dest.mkdir(mode=0o755)
+    tee = open(tee_path, "wb") if tee_path else None
+    producer = None
+    try:
+        blob = HashingReader(source, tee)
+        try:
+            compression = sniff_compression(blob, what)
+            producer = DecompressThread(open_decompressed(blob, what), max_bytes, what)
+            producer.start()
+            tar_stream = TarStream(producer)
+            tar = tarfile.TarFile(fileobj=tar_stream, mode="r")
+            with LayerExtractor(str(dest)) as extractor:
+                extractor.extract_all(tar)
+            tar_stream.drain()  # the end-of-archive blocks count in the diff id
+            producer.join()
+            blob.drain()
+        except (tarfile.TarError, *DECOMPRESS_ERRORS, *zstd_errors()) as exc:
+            raise corrupt(what, exc) from exc
+    finally:
+        if producer is not None:
+            producer.stop()
+        if tee:
+            tee.close()
+    if blob_digest and blob.digest() != blob_digest:
+        raise DigestMismatch(f"{what} has digest {blob.digest()}, expected {blob_digest}",
+                             "the blob is corrupt or was tampered with; fetch it again")
+    if diff_id and tar_stream.diff_id() != diff_id:
+        raise DigestMismatch(f"{what} unpacks to diff id {tar_stream.diff_id()}, but the image "
+                             f"config says {diff_id}",
+                             "the image is corrupt or was tampered with; fetch it again")
+    return ExtractedLayer(size=producer.size, blob_digest=blob.digest(), blob_size=blob.size,
+                         diff_id=tar_stream.diff_id(), compression=compression)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.utils import parse_dict_header
 
-from ..errors import AuthenticationRequired, InsecureRegistry, RegistryError, RegistryUnreachable
+from ...errors import AuthenticationRequired, InsecureRegistry, RegistryError, RegistryUnreachable
 from .credentials import Credentials
 from .endpoint import plain_http_allowed
 from .transport import TIMEOUT

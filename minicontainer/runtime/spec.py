@@ -28,11 +28,11 @@ import stat
 from collections import namedtuple
 from pathlib import Path
 
-from .cgroups.devices import check_access
-from .errors import BadArgument
-from .runtime.capabilities import resolve as resolve_capabilities
-from .runtime.syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
-from .runtime.users import resolve_user
+from ..cgroups.devices import check_access
+from ..errors import BadArgument
+from .capabilities import resolve as resolve_capabilities
+from .syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
+from .users import resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NETWORK_MODES = ("default", "none", "host")
@@ -157,7 +157,7 @@ class ContainerSpec:
         """The saved limits as a cgroups Limits, or None when none were asked."""
         if not self.limits:
             return None
-        from .cgroups.limits import Limits
+        from ..cgroups.limits import Limits
         return Limits.from_dict(self.limits)
 
     def to_dict(self) -> dict:

@@ -27,9 +27,9 @@ import urllib3
 from urllib3.exceptions import InsecureRequestWarning
 
 from .. import mediatypes as mt
-from ..errors import (AuthenticationRequired, DigestMismatch, InsecureRegistry, ManifestUnknown,
+from ...errors import (AuthenticationRequired, DigestMismatch, InsecureRegistry, ManifestUnknown,
                       MissingBlob, RegistryError, RegistryUnreachable)
-from ..fsutil import sha256_bytes
+from ...fsutil import sha256_bytes
 from .auth import Authenticator, pull_scope
 from .credentials import Credentials, lookup
 from .endpoint import api_host, plain_http_allowed, split_host_port

@@ -1,0 +1,61 @@
+"""`minict run IMAGE [COMMAND...]`: from the command line's flags to a container.
+
+In order, and nothing is created before the last step:
+
+    limits    --memory, --cpus...: validated, and this host asked whether it
+              can enforce them (resources.limits_from_flags)
+    GPUs      --gpu / --gpu-plan: hpcshim's Plan, as binds, device nodes and
+              variables (gpu.py)
+    image     the store, or a pull (image.resolve)
+    spec      the image's config merged with the flags, checked (spec.build_spec)
+    run       the record, the container's process, its end (lifecycle.run)
+"""
+
+import os
+
+from ..errors import NotRoot
+from ..syscalls import Kernel, Narrator
+from . import lifecycle
+from .resources import limits_from_flags
+from .spec import build_spec
+
+
+def run_image(config, image: str, command, options: dict) -> tuple[int | None, str]:
+    """Run `command` in a new container from `image`, with the options of
+    `minict run` (click's parameter names). Returns (exit code, container
+    id); the code is None for a detached container, which runs on."""
+    if os.geteuid() != 0:
+        raise NotRoot("minict run needs root (namespaces and mounts)",
+                      "run it as root: sudo minict run ...")
+    options = dict(options)
+    limits = limits_from_flags(options)
+    kernel = Kernel(Narrator(config.explain))
+    gpu = _gpu_injection(kernel, options.pop("gpu", None), options.pop("gpu_plan", None))
+    if gpu is not None:
+        options["env"] = [*gpu.env, *options.get("env", ())]   # the user's -e comes later and wins
+    from ..image import resolve
+    spec = build_spec(resolve(config, image), image_ref=image, command=tuple(command),
+                      env_files=tuple(options.pop("env_file", ())),
+                      volumes=tuple(options.pop("volume", ())),
+                      binds=gpu.binds if gpu is not None else (),
+                      devices=gpu.devices if gpu is not None else (),
+                      limits=limits, **{k: tuple(v) if isinstance(v, list) else v
+                                        for k, v in options.items()})
+    if gpu is not None:
+        from .gpu import with_library_path
+        spec.env = with_library_path(spec.env, gpu.ld_library_path)
+    return lifecycle.run(config, spec, kernel)
+
+
+def _gpu_injection(kernel, mode: str | None, plan_file: str | None):
+    """What --gpu / --gpu-plan add to the container, or None (hpcshim is
+    imported only when one of them is given: it is a separate program)."""
+    if mode is None and plan_file is None:
+        return None
+    from . import gpu
+    plan = gpu.plan_for_flags(mode, plan_file)
+    if plan is None:
+        return None
+    injection = gpu.injection_from(plan)
+    gpu.narrate(kernel, plan, plan_file or "found on this host", injection)
+    return injection
