@@ -7,6 +7,7 @@
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_ROOT = "/var/lib/minict"
@@ -17,21 +18,13 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+@dataclass
 class Config:
-    """(A plain class, not a dataclass: `minict run` imports this first, and
-    the dataclasses module alone costs more start-up time than the whole
-    container setup. See bench/start.)"""
-
-    def __init__(self, root: Path, state: Path, explain: bool = False):
-        self.root = root
-        self.state = state
-        self.explain = explain
-
-    def __repr__(self) -> str:
-        return f"Config(root={self.root!r}, state={self.state!r}, explain={self.explain!r})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Config) and vars(self) == vars(other)
+    """The settings every minict command reads (the global flags, or their
+    environment variables)."""
+    root: Path              # --root / MINICT_ROOT
+    state: Path             # --state / MINICT_STATE
+    explain: bool = False   # --explain / MINICT_EXPLAIN=1
 
     @classmethod
     def from_env(cls, root: str | None = None, state: str | None = None,

@@ -10,6 +10,7 @@ Two rules carry the whole design (DESIGN.md, "State on disk"):
 
 import errno
 import fcntl
+import hashlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,20 +20,7 @@ from .errors import DiskFull
 CHUNK = 1 << 20  # 1 MiB reads: big enough to amortise syscalls, small enough for memory
 
 
-# hashlib is imported inside the functions that use it: `minict run`
-# imports this module and does not need it (start-up time).
-
-def sha256_file(path: Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def sha256_bytes(data: bytes) -> str:
-    import hashlib
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -27,7 +27,9 @@ the call and its arguments.
 
 import ctypes
 import errno
+import fcntl
 import os
+import signal
 import struct
 
 # ---- constants from <sched.h>, <sys/mount.h>, <linux/prctl.h> ---------------
@@ -294,6 +296,28 @@ class Kernel:
 
     # -- process attributes and security --
 
+    def redirect_stdio(self, fd: int, targets, why: str) -> None:
+        """Make each of `targets` (0, 1, 2) a copy of `fd`."""
+        self.explain(why, "; ".join(f"dup2({fd}, {target})" for target in targets))
+        for target in targets:
+            self._do_dup2(fd, target)
+
+    def become_foreground_job(self, why: str) -> None:
+        """A process group of our own, in the terminal's foreground (job control)."""
+        self.explain(why, "setpgid(0, 0); tcsetpgrp(0, getpid())")
+        self._do_become_foreground_job()
+
+    def pidfd_open(self, pid: int, why: str) -> int:
+        """A file descriptor that names process `pid` itself: a signal sent
+        through it can never reach another process that reuses the pid."""
+        self.explain(why, f"pidfd_open({pid}, 0)")
+        return self._do_pidfd_open(pid)
+
+    def pidfd_send_signal(self, pidfd: int, sig: int, why: str, pid: int | None = None) -> None:
+        shown = f"pidfd_open({pid})" if pid is not None else str(pidfd)
+        self.explain(why, f"pidfd_send_signal({shown}, {signal.Signals(sig).name})")
+        self._do_pidfd_send_signal(pidfd, sig)
+
     def setsid(self, why: str) -> None:
         self.explain(why, "setsid()")
         self._do_setsid()
@@ -320,13 +344,8 @@ class Kernel:
         self._do_prctl_value("set_dumpable", int(value))
 
     def set_pdeathsig(self, sig: int, why: str) -> None:
-        import signal as _signal
-        self.explain(why, f"prctl(PR_SET_PDEATHSIG, {_signal.Signals(sig).name})")
+        self.explain(why, f"prctl(PR_SET_PDEATHSIG, {signal.Signals(sig).name})")
         self._do_prctl_value("set_pdeathsig", sig)
-
-    def set_child_subreaper(self, why: str) -> None:
-        self.explain(why, "prctl(PR_SET_CHILD_SUBREAPER, 1)")
-        self._do_prctl_value("set_child_subreaper", 1)
 
     def setgroups(self, gids: list[int], why: str) -> None:
         self.explain(why, f"setgroups({len(gids)}, {gids})")
@@ -452,7 +471,6 @@ class Kernel:
         _check(_libc().sethostname(raw, len(raw)), "sethostname", name)
 
     def _do_link_up(self, ifname):
-        import fcntl
         fd = _libc().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)
         _check(fd, "socket", "AF_INET", "SOCK_DGRAM")
         try:
@@ -463,19 +481,30 @@ class Kernel:
         finally:
             os.close(fd)
 
+    def _do_dup2(self, fd, target):
+        os.dup2(fd, target)
+
+    def _do_become_foreground_job(self):
+        os.setpgid(0, 0)
+        os.tcsetpgrp(0, os.getpid())
+
+    def _do_pidfd_open(self, pid):
+        return os.pidfd_open(pid)
+
+    def _do_pidfd_send_signal(self, pidfd, sig):
+        signal.pidfd_send_signal(pidfd, sig)
+
     def _do_setsid(self):
         os.setsid()
 
     def _do_set_controlling_tty(self, fd):
-        import fcntl
         fcntl.ioctl(fd, TIOCSCTTY, 0)
 
     def _do_drop_bounding_cap(self, cap):
-        import prctl
-        prctl.capbset_drop(cap)
+        import_prctl().capbset_drop(cap)
 
     def _do_set_capabilities(self, keep):
-        import prctl
+        prctl = import_prctl()
         flags = [prctl.CAP_EFFECTIVE, prctl.CAP_PERMITTED, prctl.CAP_INHERITABLE]
         drop = [c for c in prctl.ALL_CAPS if c not in keep]
         prctl.set_caps((drop, flags, False),
@@ -483,8 +512,7 @@ class Kernel:
                        (keep, prctl.CAP_INHERITABLE, False))
 
     def _do_prctl_value(self, function, value):
-        import prctl
-        getattr(prctl, function)(value)
+        getattr(import_prctl(), function)(value)
 
     def _do_setgroups(self, gids):
         os.setgroups(gids)
@@ -529,6 +557,14 @@ class RecordingKernel(Kernel):
 
 
 # ---- helpers ----------------------------------------------------------------------
+
+def import_prctl():
+    """python-prctl (capabilities, no_new_privs...), imported when first used:
+    it compiles against libcap, so it is in minict's extra dependencies,
+    and the base install (hpcshim, minict's image commands) goes without."""
+    import prctl
+    return prctl
+
 
 _LIBC = None
 
@@ -683,7 +719,3 @@ def _max_fd() -> int:
         return os.sysconf("SC_OPEN_MAX")
     except (ValueError, OSError):
         return 1 << 20
-
-
-def errno_name(err: int) -> str:
-    return errno.errorcode.get(err, str(err))

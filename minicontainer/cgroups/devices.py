@@ -35,6 +35,8 @@ controller" section of cgroup-v2.rst.)
 from collections import namedtuple
 from pathlib import Path
 
+from .hierarchy import write
+
 ACCESS_LETTERS = "rwm"   # read, write, mknod
 
 
@@ -104,10 +106,9 @@ def apply_v1(cgroup_dir: Path, rules, explain) -> None:
     """Give a cgroup v1 devices cgroup exactly `rules`: deny everything,
     then allow each rule. (A new v1 cgroup inherits its parent's list,
     which may allow everything: hence the deny first.)"""
-    from .hierarchy import _write
-    _write(Path(cgroup_dir) / "devices.deny", "a",
+    write(Path(cgroup_dir) / "devices.deny", "a",
            "Deny every device in the container's v1 devices cgroup, then allow the list",
            explain)
     for rule in rules:
-        _write(Path(cgroup_dir) / "devices.allow", rule.v1_line(),
+        write(Path(cgroup_dir) / "devices.allow", rule.v1_line(),
                f"Allow {rule.what}", explain)

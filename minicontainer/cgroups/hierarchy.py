@@ -6,7 +6,7 @@
 
 Everything is a file operation under `root`, so tests hand in a temp
 directory of fake control files and the VM tier hands in the real tree.
-Every write the kernel sees goes through `_write()`, which narrates it
+Every write the kernel sees goes through `write()`, which narrates it
 (`--explain`) as one sentence plus the exact file and value.
 
 The rules this code follows (Documentation/admin-guide/cgroup-v2.rst):
@@ -34,21 +34,17 @@ The rules this code follows (Documentation/admin-guide/cgroup-v2.rst):
 
 import errno
 import os
+import re
 import signal
-import sys
 import time
-from collections.abc import Callable   # (already loaded by then: costs nothing)
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BadArgument, CgroupUnavailable, RunFailed
 from . import detect
-
-# limits.py (Limits, ControlWrite), stats.py (Sample) and units.py are
-# imported where they are used, and annotations name their classes in
-# quotes. A `minict run` with no limit on a host without cgroup v2 only asks
-# detect.py whether a cgroup can be made, and its start-up time is
-# benchmarked (bench/start). (Nor is `typing` imported: it alone would cost
-# more than all of this file.)
+from .limits import ControlWrite, Limits, cpuset_members
+from .stats import Sample, read_sample
+from .units import describe_bytes
 
 DEFAULT_ROOT = Path("/sys/fs/cgroup")
 SUBTREE = "minict"
@@ -62,17 +58,8 @@ Explain = Callable[..., None]   # explain(sentence, call=None), like syscalls.Ke
 
 
 def valid_id(name: str) -> bool:
-    """A container id usable as one directory name: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}.
-    (A plain character check: compiling a pattern would cost every start.)"""
-    def allowed(c: str, extra: str) -> bool:
-        return c.isascii() and (c.isalnum() or c in extra)
-    return 0 < len(name) <= 128 and allowed(name[0], "") and all(allowed(c, "_.-") for c in name)
-
-
-def explain_to_stderr(sentence: str, call: str | None = None) -> None:
-    """A plain narration hook in the format of syscalls.Narrator, for library users."""
-    print(f"[explain] {sentence}: {call}" if call else f"[explain] {sentence}",
-          file=sys.stderr, flush=True)
+    """A container id usable as one directory name."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name) is not None
 
 
 def _silent(sentence: str, call: str | None = None) -> None:
@@ -87,7 +74,7 @@ def _missing(exc: OSError, path: Path) -> bool:
     return exc.errno in (errno.ENOENT, errno.EACCES) and not path.exists()
 
 
-def _write(path: Path, value: str, sentence: str, explain: Explain) -> None:
+def write(path: Path, value: str, sentence: str, explain: Explain) -> None:
     """Write one value to one control file, narrating it first.
 
     Unbuffered, so exactly one write(2) per value: the kernel parses each
@@ -120,7 +107,7 @@ def _enable_controllers(cgroup_dir: Path, controllers: set[str], explain: Explai
         return
     value = " ".join(f"+{c}" for c in missing)
     try:
-        _write(control, value,
+        write(control, value,
                f"Let child cgroups of {cgroup_dir} use the {', '.join(missing)} controllers",
                explain)
     except OSError as exc:
@@ -146,7 +133,7 @@ def _evacuate_root(root: Path, explain: Explain) -> None:
         leaf.mkdir(exist_ok=True)
     for pid in _read_pids(root):
         try:
-            _write(leaf / "cgroup.procs", str(pid), f"Move process {pid} into that leaf", explain)
+            write(leaf / "cgroup.procs", str(pid), f"Move process {pid} into that leaf", explain)
         except ProcessLookupError:
             pass  # it exited meanwhile: nothing to move
 
@@ -201,7 +188,7 @@ class Cgroup:
     # -- creation ------------------------------------------------------------
 
     @classmethod
-    def create(cls, container_id: str, limits: "Limits | None", root: Path = DEFAULT_ROOT,
+    def create(cls, container_id: str, limits: Limits | None, root: Path = DEFAULT_ROOT,
                explain: Explain | None = None, proc: Path = Path("/proc")) -> "Cgroup":
         """Make <root>/minict/<container_id> with `limits` written (None: no
         limit, the cgroup only counts, for `minict stats`).
@@ -237,7 +224,7 @@ class Cgroup:
 
     # -- limits --------------------------------------------------------------
 
-    def apply(self, limits: "Limits") -> None:
+    def apply(self, limits: Limits) -> None:
         """Write every limit (creation and `minict update` both land here)."""
         current = self.memory_max() if limits.memory_swap is not None else None
         for w in limits.writes(current_memory=current):
@@ -245,10 +232,10 @@ class Cgroup:
 
     update = apply
 
-    def _write_control(self, w: "ControlWrite") -> None:
+    def _write_control(self, w: ControlWrite) -> None:
         path = self.path / w.filename
         try:
-            _write(path, w.value, w.sentence, self.explain)
+            write(path, w.value, w.sentence, self.explain)
         except OSError as exc:
             if _missing(exc, path):
                 if not w.required:
@@ -271,7 +258,7 @@ class Cgroup:
         Call it while the process is still waiting to exec (the runtime's
         sync pipe), so not one instruction of the workload runs unlimited."""
         try:
-            _write(self.path / "cgroup.procs", str(pid),
+            write(self.path / "cgroup.procs", str(pid),
                    f"Move process {pid} into the container's cgroup", self.explain)
         except OSError as exc:
             raise RunFailed(f"cannot move process {pid} into {self.path}: {exc.strerror}",
@@ -290,8 +277,7 @@ class Cgroup:
 
     # -- accounting ----------------------------------------------------------
 
-    def stats(self) -> "Sample":
-        from .stats import read_sample
+    def stats(self) -> Sample:
         return read_sample(self.path)
 
     def memory_max(self) -> int | None:
@@ -306,7 +292,6 @@ class Cgroup:
         if not self.oom_killed():
             return None
         limit = self.memory_max()
-        from .units import describe_bytes
         what = f"its memory limit of {describe_bytes(limit)}" if limit else "its memory limit"
         return f"the kernel's OOM killer ended the container: it reached {what} (memory.max)"
 
@@ -323,7 +308,7 @@ class Cgroup:
         """SIGKILL every process in the cgroup."""
         kill_file = self.path / "cgroup.kill"
         if kill_file.exists():
-            _write(kill_file, "1", "Kill every process of the container at once", self.explain)
+            write(kill_file, "1", "Kill every process of the container at once", self.explain)
             return
         self._kill_each(timeout)
 
@@ -335,7 +320,7 @@ class Cgroup:
         freeze = self.path / "cgroup.freeze"
         frozen = freeze.exists()
         if frozen:
-            _write(freeze, "1", "Freeze the container so nothing new can fork", self.explain)
+            write(freeze, "1", "Freeze the container so nothing new can fork", self.explain)
         deadline = time.monotonic() + timeout
         try:
             while pids := self.pids():
@@ -351,7 +336,7 @@ class Cgroup:
                 time.sleep(0.05)
         finally:
             if frozen and self.path.exists():
-                _write(freeze, "0", "Thaw the (now empty) cgroup", self.explain)
+                write(freeze, "0", "Thaw the (now empty) cgroup", self.explain)
 
     def destroy(self, timeout: float = 10.0) -> None:
         """Kill everything in the cgroup, wait until it is empty, remove it.
@@ -390,7 +375,7 @@ _REFUSAL_HINTS = {
 }
 
 
-def preflight(limits: "Limits | None", root: Path = DEFAULT_ROOT,
+def preflight(limits: Limits | None, root: Path = DEFAULT_ROOT,
               proc: Path = Path("/proc")) -> set[str]:
     """Every check that can fail before anything exists; returns the controllers offered.
 
@@ -404,11 +389,10 @@ def preflight(limits: "Limits | None", root: Path = DEFAULT_ROOT,
     return offered
 
 
-def _check_cpuset(root: Path, limits: "Limits") -> None:
+def _check_cpuset(root: Path, limits: Limits) -> None:
     """Refuse CPUs the machine does not have before anything is made."""
     if limits.cpuset_cpus is None:
         return
-    from .limits import cpuset_members
     effective = _text(root / "cpuset.cpus.effective").strip()
     if not effective:
         effective = f"0-{(os.cpu_count() or 1) - 1}"
@@ -420,7 +404,7 @@ def _check_cpuset(root: Path, limits: "Limits") -> None:
 
 # ---- what `minict run` calls, and the crash cleanup --------------------------------
 
-def create_for_container(container_id: str, limits: "Limits | None", root: Path = DEFAULT_ROOT,
+def create_for_container(container_id: str, limits: Limits | None, root: Path = DEFAULT_ROOT,
                          explain: Explain | None = None,
                          proc: Path = Path("/proc")) -> Cgroup | None:
     """The cgroup for a new container, or None when none can be made and none is needed.
@@ -439,9 +423,6 @@ def create_for_container(container_id: str, limits: "Limits | None", root: Path 
             explain(f"No cgroup was made (no limits asked, and {problem[0]}): "
                     "the container stays in minict's own cgroup")
             return None
-    # No limits go on as None, not as an empty Limits: a plain `minict run`
-    # then never imports limits.py (nor the dataclasses module it uses, which
-    # costs more start-up time than the container setup itself: bench/start).
     return Cgroup.create(container_id, limits, root, explain, proc)
 
 

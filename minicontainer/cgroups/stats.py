@@ -16,38 +16,27 @@ printed as "--".
 """
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .units import binary_size, decimal_size
 
 
+@dataclass
 class Sample:
-    """The counters of one cgroup at one moment (time.monotonic() seconds).
-
-    (A plain class, not a dataclass: every `minict run` on a cgroup v2 host
-    reads memory.events through here when its container ends, and importing
-    dataclasses costs more start-up time than the container setup itself.)"""
-
-    def __init__(self, taken_at: float, memory_current: int | None = None,
-                 memory_max: int | None = None, memory_events: dict[str, int] | None = None,
-                 pids_current: int | None = None, pids_max: int | None = None,
-                 cpu: dict[str, int] | None = None, io: dict[str, dict[str, int]] | None = None):
-        self.taken_at = taken_at
-        self.memory_current = memory_current
-        self.memory_max = memory_max                  # None: no limit ("max")
-        self.memory_events = memory_events or {}      # memory.events: "oom_kill" -> count...
-        self.pids_current = pids_current
-        self.pids_max = pids_max                      # None: no limit
-        self.cpu = cpu or {}                          # cpu.stat
-        self.io = io or {}                            # io.stat: "MAJ:MIN" -> counters
+    """The counters of one cgroup at one moment (time.monotonic() seconds)."""
+    taken_at: float
+    memory_current: int | None = None
+    memory_max: int | None = None                                   # None: no limit ("max")
+    memory_events: dict[str, int] = field(default_factory=dict)      # "oom_kill" -> count...
+    pids_current: int | None = None
+    pids_max: int | None = None                                     # None: no limit
+    cpu: dict[str, int] = field(default_factory=dict)                # cpu.stat
+    io: dict[str, dict[str, int]] = field(default_factory=dict)      # io.stat: "MAJ:MIN" -> counters
 
     @property
     def cpu_usage_usec(self) -> int | None:
         return self.cpu.get("usage_usec")
-
-    @property
-    def oom_kills(self) -> int:
-        return self.memory_events.get("oom_kill", 0)
 
     @property
     def io_read_bytes(self) -> int:

@@ -39,10 +39,8 @@ _HINT = "use NAME[:TAG] or NAME@sha256:DIGEST, e.g. busybox:latest or localhost:
 
 class Reference(namedtuple("Reference", "registry repository tag digest", defaults=(None, None))):
     """registry ("docker.io", "localhost:5000"), repository ("library/alpine"),
-    tag (None only when a digest pins the image), digest.
-
-    A namedtuple: immutable and hashable like a frozen dataclass, without
-    importing dataclasses (costly at `minict run` start-up)."""
+    tag (None only when a digest pins the image), digest. Immutable and
+    hashable, so it can key a dict."""
 
     __slots__ = ()
 
@@ -75,12 +73,6 @@ class Reference(namedtuple("Reference", "registry repository tag digest", defaul
         if self.digest:
             text += f"@{self.digest}"
         return text
-
-    def with_tag(self, tag: str | None) -> "Reference":
-        return self._replace(tag=tag)
-
-    def with_digest(self, digest: str | None) -> "Reference":
-        return self._replace(digest=digest)
 
 
 def _split_domain(name: str) -> tuple[str, str]:

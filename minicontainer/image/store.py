@@ -34,14 +34,18 @@ Safety (DESIGN.md "State on disk"):
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import mediatypes as mt
 from ..errors import (BadReference, DigestMismatch, ImageInUse, ImageNotFound, MinictError, MissingBlob,
                      StoreCorrupt, UnsupportedMediaType)
 from ..fsutil import TEMP_MARK, atomic_write, file_lock, raise_if_disk_full, sha256_bytes
+from .extract import extract_layer
 from .reference import Reference, parse
 
 DEFAULT_MAX_UNPACK = 64 * 1024**3  # bytes per image; a bomb stops here
@@ -54,27 +58,18 @@ def _hex(digest: str) -> str:
     return hexpart
 
 
+@dataclass
 class Image:
-    """One image in the store, as the runtime needs it.
-
-    (A plain class: `minict run` reads images, and importing dataclasses
-    costs more start-up time than the container setup itself.)"""
-
-    def __init__(self, manifest_digest: str, config_digest: str, manifest: dict, config: dict,
-                 diff_ids: list[str], layer_dirs: list[Path], names: list[str] = (),
-                 repo_digests: list[str] = (), size: int = 0):
-        self.manifest_digest = manifest_digest
-        self.config_digest = config_digest
-        self.manifest = manifest
-        self.config = config              # the whole image config (OCI image-spec config.md)
-        self.diff_ids = diff_ids
-        self.layer_dirs = layer_dirs      # unpacked layers, bottom (base) first
-        self.names = list(names)          # canonical references
-        self.repo_digests = list(repo_digests)
-        self.size = size                  # bytes of uncompressed layer tars
-
-    def __repr__(self) -> str:
-        return f"Image({self.manifest_digest}, names={self.names})"
+    """One image in the store, as the runtime needs it."""
+    manifest_digest: str
+    config_digest: str
+    manifest: dict = field(repr=False)
+    config: dict = field(repr=False)           # the whole image config (OCI image-spec config.md)
+    diff_ids: list[str] = field(repr=False)
+    layer_dirs: list[Path] = field(repr=False)  # unpacked layers, bottom (base) first
+    names: list[str] = field(default_factory=list)          # canonical references
+    repo_digests: list[str] = field(default_factory=list)
+    size: int = 0                               # bytes of uncompressed layer tars
 
     @property
     def id(self) -> str:
@@ -227,8 +222,6 @@ class Store:
     @contextmanager
     def ingest(self):
         """Hold the store open for adding images; see Ingest."""
-        import shutil
-        import tempfile
         fresh = not self.root.exists()
         self._create_dirs()
         self.recover()
@@ -270,8 +263,7 @@ class Store:
         committed to it (and no other load is running in it)."""
         with file_lock(self._gc_lock, blocking=False) as held:
             if held and not (self.root / "index.json").exists():
-                import shutil
-                shutil.rmtree(self.root, ignore_errors=True)
+                        shutil.rmtree(self.root, ignore_errors=True)
 
     def remove(self, ref: str, force: bool = False,
                in_use=lambda image: []) -> tuple[list[str], bool]:
@@ -339,7 +331,6 @@ class Store:
 
 
 def _remove(path: Path) -> None:
-    import shutil
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -362,7 +353,6 @@ class Ingest:
         return self.store.blob_path(digest).exists()
 
     def temp_path(self, prefix: str = "blob-") -> Path:
-        import tempfile
         fd, name = tempfile.mkstemp(prefix=prefix, dir=self.work)
         os.close(fd)
         return Path(name)
@@ -401,9 +391,6 @@ class Ingest:
         the store already has that layer, returns None without reading
         `source`.
         """
-        import shutil
-        import tempfile
-        from .extract import extract_layer  # lazy: only writers need tarfile & co
         if media_type is not None and media_type not in mt.LAYER_TYPES:
             raise UnsupportedMediaType(f"{what} has media type {media_type!r}, which is not an "
                                        f"image layer minict can unpack",

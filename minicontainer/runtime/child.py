@@ -1,7 +1,7 @@
 """Inside the container: everything between fork and execve.
 
 launch.py forks this process as PID 1 of a new PID namespace. Then, one
-small step at a time (DESIGN.md's data flow):
+small step at a time (docs/ARCHITECTURE.md, "Data flow"):
 
     wait for the owner's go-ahead (it puts us in our cgroup first, if any)
     -> unshare the mount, UTS, IPC, network and cgroup namespaces
@@ -11,7 +11,8 @@ small step at a time (DESIGN.md's data flow):
        -> stdio (a pty for -t)
     -> capabilities, user, no_new_privs -> seccomp filter -> close fds
     -> working directory
-    -> execve the command (or, with --init, fork it under a tiny reaper)
+    -> execve the command (command.py; with --init, fork it under a
+       tiny reaper: reaper.py)
 
 Nothing here may return into the caller's code: the process ends in
 execve or in os._exit. A failure is written as one JSON line to the error
@@ -19,46 +20,36 @@ pipe (close-on-exec, so the owner reads end-of-file exactly when execve
 succeeded), which the owner turns into the right error and exit code.
 """
 
-import errno
-import json
 import os
 import signal
-import stat
+import socket
+from dataclasses import dataclass
 
 from .. import syscalls as sc
-from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
-from . import devices, mounts, rootfs, security, syscall_filter
+from . import devices, mounts, rootfs, security, syscall_filter, tty
+from .command import exec_command, run_or_report, umask_and_signals
+from .reaper import run_reaper
 
 
+@dataclass
 class Channels:
-    """The fds that tie the container's first process to its owner.
-    (A plain class: dataclasses is not imported by `minict run`, see spec.py.)"""
-
-    def __init__(self, go_read: int, go_write: int, error_read: int, error_write: int,
-                 log_fd: int | None = None):
-        self.go_read = go_read            # the owner writes one byte: "go on"
-        self.go_write = go_write
-        self.error_read = error_read      # the child writes one JSON line if it fails
-        self.error_write = error_write    # (both error ends are close-on-exec)
-        self.log_fd = log_fd              # detached without -t: stdout and stderr go here
-        self.console_child = None         # socket: the child sends the pty master here (-t)
-        self.console_parent = None
+    """The fds that tie the container's first process to its owner."""
+    go_read: int                                # the owner writes one byte: "go on"
+    go_write: int
+    error_read: int                             # the child writes one JSON line if it fails
+    error_write: int                            # (both error ends are close-on-exec)
+    log_fd: int | None = None                   # detached without -t: stdout and stderr go here
+    console_child: socket.socket | None = None  # the child sends the pty master here (-t)
+    console_parent: socket.socket | None = None
 
 
 def preload(spec) -> None:
-    """Import now what the child needs after pivot_root: from then on the
-    host's files, Python's own library included, are out of reach."""
-    import fcntl  # noqa: F401
-    import prctl  # noqa: F401
-    from . import users  # noqa: F401  (minict exec -u reads the container's /etc/passwd)
+    """Import now the optional libraries the child needs after pivot_root:
+    from then on the host's files, Python's own library included, are out
+    of reach. (Everything else the child runs is imported with this module.)"""
+    sc.import_prctl()
     if syscall_filter.confined(spec):
         syscall_filter.import_library()
-    if spec.tty:
-        import socket  # noqa: F401
-        import termios  # noqa: F401
-        from . import tty  # noqa: F401
-    if spec.init:
-        from . import init  # noqa: F401
 
 
 def container_main(kernel: sc.Kernel, spec, record_dir: str, channels: Channels,
@@ -68,44 +59,6 @@ def container_main(kernel: sc.Kernel, spec, record_dir: str, channels: Channels,
     so every mount but /dev is made nodev."""
     run_or_report(channels.error_write,
                    lambda: _setup_and_exec(kernel, spec, record_dir, channels, close_early, nodev))
-
-
-def container_main_exec_only(kernel: sc.Kernel, spec, error_fd: int) -> None:
-    """The command's process under --init (everything else is done). Never returns."""
-    def start():
-        if spec.tty:
-            # Job control: the command gets its own process group and the
-            # terminal's foreground, as a shell started by login would.
-            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
-            os.setpgid(0, 0)
-            os.tcsetpgrp(0, os.getpid())
-        umask_and_signals()
-        exec_command(kernel, spec.argv, spec.env)
-    run_or_report(error_fd, start)
-
-
-def run_or_report(error_fd: int, body) -> None:
-    """Run body (which ends in execve); on any failure, report it on the
-    error pipe and _exit with docker's code (125, 126 or 127)."""
-    code = 125
-    try:
-        body()
-    except MinictError as exc:
-        code = exc.exit_code if exc.exit_code in (126, 127) else 125
-        _report(error_fd, type(exc).__name__, exc.message, exc.hint)
-    except OSError as exc:
-        _report(error_fd, "RunFailed", f"could not set up the container: {exc}", None)
-    except BaseException as exc:   # noqa: B902 - anything at all must end in _exit
-        _report(error_fd, "RunFailed",
-                f"could not set up the container: {type(exc).__name__}: {exc}", None)
-    os._exit(code)
-
-
-def _report(fd: int, kind: str, message: str, hint: str | None) -> None:
-    try:
-        os.write(fd, json.dumps({"kind": kind, "message": message, "hint": hint}).encode() + b"\n")
-    except OSError:
-        pass
 
 
 def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) -> None:
@@ -154,8 +107,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) 
     security.close_inherited_fds(kernel, keep)
     security.enter_workdir(kernel, spec.workdir)
     if spec.init:
-        from .init import run_init
-        run_init(kernel, spec, ch.error_write)
+        run_reaper(kernel, spec, ch.error_write)
     exec_command(kernel, spec.argv, spec.env)
 
 
@@ -187,24 +139,21 @@ def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
 def setup_stdio(kernel, spec, ch: Channels) -> None:
     """Point fds 0, 1, 2 where the container's output belongs."""
     if spec.tty:
-        from .tty import hand_over_master, open_container_pty
-        master, peer = open_container_pty()
-        hand_over_master(ch.console_child, master)
+        master, peer = tty.open_container_pty()
+        tty.hand_over_master(ch.console_child, master)
         os.close(master)
         ch.console_child.close()
         kernel.set_controlling_tty(peer, "Make the container's pty our controlling terminal")
-        for fd in (0, 1, 2):
-            os.dup2(peer, fd)
+        kernel.redirect_stdio(peer, (0, 1, 2), "The pty is the command's stdin, stdout and stderr")
         if peer > 2:
             os.close(peer)
         return
     if not spec.interactive:
         null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
+        kernel.redirect_stdio(null, (0,), "No -i: stdin reads nothing (/dev/null)")
         os.close(null)
     if ch.log_fd is not None:
-        os.dup2(ch.log_fd, 1)
-        os.dup2(ch.log_fd, 2)
+        kernel.redirect_stdio(ch.log_fd, (1, 2), "Detached: stdout and stderr go to the log file")
         os.close(ch.log_fd)
 
 
@@ -220,53 +169,3 @@ def ensure_workdir(kernel, workdir: str) -> None:
         kernel.mkdir(directory, 0o755, f"Create the working directory {directory}")
 
 
-def umask_and_signals() -> None:
-    """Undo what Python did to this process that execve would keep:
-    Python ignores SIGPIPE and SIGXFSZ (ignored signals survive execve,
-    and `yes | head` would then never end)."""
-    os.umask(0o022)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-
-
-def find_command(name: str, env: list[str]) -> str:
-    """Resolve argv[0] the way a shell would, in the container's PATH.
-    docker's codes: 127 when not found, 126 when found but not executable."""
-    if "/" in name:
-        if not os.path.exists(name):
-            raise CommandNotFound(f"{name}: no such file or directory in the container",
-                                  "check the path, e.g. minict run IMAGE ls -l " + os.path.dirname(name))
-        if os.path.isdir(name) or not os.access(name, os.X_OK):
-            raise CommandNotExecutable(f"{name} is not executable", "check its permissions")
-        return name
-    path_var = next((e[5:] for e in env if e.startswith("PATH=")), "")
-    denied = None
-    for directory in path_var.split(":"):
-        candidate = os.path.join(directory or ".", name)
-        try:
-            st = os.stat(candidate)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            if os.access(candidate, os.X_OK):
-                return candidate
-            denied = candidate
-    if denied:
-        raise CommandNotExecutable(f"{denied} is not executable", "check its permissions")
-    raise CommandNotFound(f"executable {name!r} not found in the container's PATH ({path_var})",
-                          "check the command exists in the image")
-
-
-def exec_command(kernel, argv: list[str], env: list[str]) -> None:
-    path = find_command(argv[0], env)
-    try:
-        kernel.execve(path, argv, env, "Replace this process with the container's command")
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:   # e.g. a script whose #! interpreter is missing
-            raise CommandNotFound(f"cannot run {path}: {exc.strerror} (a missing interpreter?)",
-                                  "check the #! line and that its interpreter is in the image") from None
-        if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM):
-            raise CommandNotExecutable(f"cannot execute {path}: {exc.strerror}",
-                                       "check it is a program for this machine") from None
-        raise RunFailed(f"execve {path} failed: {exc}") from None

@@ -35,7 +35,9 @@ from collections import namedtuple
 from pathlib import Path
 
 from .. import syscalls as sc
+from ..cgroups.device_program import assemble
 from ..cgroups.devices import apply_v1, rules_for
+from ..cgroups.hierarchy import Cgroup
 from ..errors import CgroupUnavailable
 
 EBPF, CGROUP_V1, NODEV, PRIVILEGED = "ebpf", "cgroup-v1", "nodev", "privileged"
@@ -78,7 +80,6 @@ def install(kernel: sc.Kernel, spec, cgroup) -> DeviceGuard:
     for rule in rules:
         kernel.explain(f"Device rule: {rule.text()}")
     if cgroup is not None:
-        from ..cgroups.device_program import assemble
         try:
             kernel.attach_device_program(cgroup.path, assemble(rules),
                                          "Hand the rules to the kernel as an eBPF program, run at "
@@ -136,7 +137,6 @@ def v1_path(root: Path, container_id: str) -> Path:
 
 
 def _make_v1_cgroup(kernel, root: Path, container_id: str, rules):
-    from ..cgroups.hierarchy import Cgroup
     path = v1_path(root, container_id)
     kernel.explain("Make the container's cgroup in the v1 devices hierarchy", f"mkdir -p {path}")
     path.parent.mkdir(exist_ok=True)
@@ -161,7 +161,6 @@ def release_v1(container_id: str, explain=None) -> bool:
     root = configured_v1_root()
     if root is None:
         return False
-    from ..cgroups.hierarchy import Cgroup
     cgroup = Cgroup(v1_path(root, container_id), explain)
     if not cgroup.exists():
         return False
@@ -174,7 +173,6 @@ def join_v1(kernel, container_id: str, pid: int) -> None:
     root = configured_v1_root()
     if root is None:
         return
-    from ..cgroups.hierarchy import Cgroup
     cgroup = Cgroup(v1_path(root, container_id), kernel.explain)
     if cgroup.exists():
         cgroup.add_pid(pid)
@@ -190,7 +188,6 @@ def describe(mechanism: str | None, container_id: str, running: bool) -> dict:
         return {"Mechanism": "", "Description": "not started by this minict"}
     shown = {"Mechanism": mechanism, "Description": DESCRIPTIONS.get(mechanism, mechanism)}
     if mechanism == EBPF and running:
-        from ..cgroups.hierarchy import Cgroup
         cgroup = Cgroup.of(container_id)
         try:
             shown["ProgramIds"] = sc.cgroup_device_programs(cgroup.path)

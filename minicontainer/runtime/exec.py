@@ -19,13 +19,20 @@ Order matters:
 """
 
 import os
+import signal
+import socket
 
 from .. import syscalls as sc
-from ..errors import ContainerNotRunning
+from ..errors import BadArgument, ContainerNotRunning
 from . import child, device_access, security, state, syscall_filter
-from .init import exit_code_of
-from .launch import error_from_child, read_all
+from .command import exec_command, exit_code_of, run_or_report, umask_and_signals
+from .launch import Started, error_from_child, read_all
+from .lifecycle import wait_in_foreground
+from .process import is_alive
 from .resources import join_existing
+from .spec import merge_env
+from .tty import take_master
+from .users import resolve_user
 
 NAMESPACES = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
               ("cgroup", sc.CLONE_NEWCGROUP), ("mnt", sc.CLONE_NEWNS)]
@@ -34,8 +41,6 @@ NAMESPACES = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLO
 def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, interactive=False,
             env=(), user=None, workdir=None) -> int:
     """Run argv in the container; returns its exit code (128+N if killed by N)."""
-    from ..errors import BadArgument
-    from .spec import merge_env
     if tty and interactive and not os.isatty(0):
         raise BadArgument("the input device is not a TTY (-i -t reads a terminal)",
                           "drop -t to pipe input into the command, or run from a terminal")
@@ -58,14 +63,13 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     ns_fds = [(name, flag, os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
               for name, flag in joined]
     pid_ns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    if not state.is_alive(pid, runtime.get("pid_start")):
+    if not is_alive(pid, runtime.get("pid_start")):
         raise ContainerNotRunning(f"container {record.name} stopped meanwhile", "start it again")
     child.preload(spec)
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     channels = child.Channels(go_read, go_write, error_read, error_write)
     if tty:
-        import socket
         channels.console_parent, channels.console_child = socket.socketpair(socket.AF_UNIX,
                                                                             socket.SOCK_STREAM)
     kernel.setns(pid_ns, sc.CLONE_NEWPID, "Children forked from now on are born in the "
@@ -73,7 +77,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     os.close(pid_ns)
     child_pid = os.fork()
     if child_pid == 0:
-        child.run_or_report(error_write, lambda: _joiner(kernel, spec, pid, ns_fds, channels, user))
+        run_or_report(error_write, lambda: _joiner(kernel, spec, pid, ns_fds, channels, user))
     for _, _, fd in ns_fds:
         os.close(fd)
     os.close(go_read)
@@ -85,7 +89,6 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
         os.write(go_write, b"g")
         master = None
         if tty:
-            from .tty import take_master
             master = take_master(channels.console_parent)
             channels.console_parent.close()
         failure = read_all(error_read)
@@ -95,14 +98,11 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     if failure:
         os.waitpid(child_pid, 0)
         raise error_from_child(failure)
-    from .lifecycle import wait_in_foreground
-    from .launch import Started
     return exit_code_of(wait_in_foreground(Started(child_pid, master), spec))
 
 
 def _joiner(kernel, spec, container_pid, ns_fds, ch: child.Channels, user) -> None:
     """The process that joins the container and becomes the command."""
-    import signal
     kernel.set_pdeathsig(signal.SIGKILL, "Die if minict exec dies")
     os.close(ch.go_write)
     os.close(ch.error_read)
@@ -118,15 +118,14 @@ def _joiner(kernel, spec, container_pid, ns_fds, ch: child.Channels, user) -> No
         os.close(fd)
     kernel.chdir("/", "Stand at the container's root")
     if user is not None:
-        from .users import resolve_user
         account = resolve_user(user, ["/"])   # the container's own /etc/passwd, now at /
         spec = spec.replace(uid=account.uid, gid=account.gid,
                             additional_gids=account.additional_gids)
     child.setup_stdio(kernel, spec, ch)
-    child.umask_and_signals()
+    umask_and_signals()
     security.restrict_capabilities_and_identity(kernel, spec)
     syscall_filter.install(kernel, spec)
     keep = {ch.error_write} | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
     security.close_inherited_fds(kernel, keep)
     security.enter_workdir(kernel, spec.workdir)
-    child.exec_command(kernel, spec.argv, spec.env)
+    exec_command(kernel, spec.argv, spec.env)

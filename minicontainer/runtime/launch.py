@@ -21,19 +21,21 @@ foreground `minict run`, or the supervisor of a detached one. It
 
 import json
 import os
+import signal
+import socket
+from dataclasses import dataclass
 
+from ..cgroups.hierarchy import create_for_container
+from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
 from .. import syscalls as sc
-from ..errors import CommandNotExecutable, CommandNotFound, RunFailed
-from . import child, device_access, state
+from . import child, device_access, state, tty
 
 
+@dataclass
 class Started:
-    """A container process that has exec'd its command.
-    (A plain class: dataclasses is not imported by `minict run`, see spec.py.)"""
-
-    def __init__(self, pid: int, master: int | None = None):
-        self.pid = pid          # host pid of the container's PID 1
-        self.master = master    # pty master, with -t
+    """A container process that has exec'd its command."""
+    pid: int                    # host pid of the container's PID 1
+    master: int | None = None   # pty master, with -t
 
 
 def make_cgroup(kernel: sc.Kernel, spec):
@@ -48,14 +50,12 @@ def make_cgroup(kernel: sc.Kernel, spec):
     CLONE_NEWCGROUP, which makes this cgroup the root of its view.
     (`minict exec` joins the existing cgroup instead: resources.join_existing.)
     """
-    from ..cgroups.hierarchy import create_for_container
     return create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
 
 
 def _drop_cgroups(*cgroups) -> None:
     """The container never started: its cgroups go too (the error that
     stopped it is the one to report, so a failure here is left to cleanup)."""
-    from ..errors import MinictError
     for cgroup in cgroups:
         if cgroup is None:
             continue
@@ -85,7 +85,6 @@ def _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early) -> Start
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     channels = child.Channels(go_read, go_write, error_read, error_write, log_fd=log_fd)
     if spec.tty:
-        import socket
         channels.console_parent, channels.console_child = socket.socketpair(socket.AF_UNIX,
                                                                             socket.SOCK_STREAM)
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -118,8 +117,7 @@ def _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early) -> Start
         go_write = None
         master = None
         if spec.tty:
-            from .tty import take_master
-            master = take_master(channels.console_parent)
+            master = tty.take_master(channels.console_parent)
             channels.console_parent.close()
         failure = read_all(error_read)
     except BaseException:
@@ -159,7 +157,6 @@ def error_from_child(data: bytes):
 def kill_and_reap(pid: int) -> None:
     """SIGKILL a child of ours and wait for it, so that no zombie is left
     (a process already gone is fine)."""
-    import signal
     try:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -14,11 +14,14 @@ import os
 import signal
 import sys
 import time
+from contextlib import nullcontext
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
-from . import device_access, etcfiles, state, syscall_filter
-from .init import exit_code_of
+from ..cgroups.hierarchy import preflight
+from . import device_access, etcfiles, state, syscall_filter, tty
+from .command import exit_code_of
+from .process import ContainerProcess
 from .launch import kill_and_reap, launch
 from .resources import host_config, release
 from .supervisor import finish, start_detached
@@ -38,7 +41,6 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
         # Refuse (CgroupUnavailable) before the record exists, not halfway
         # through starting. (`minict run` checked already; this is for
         # callers of the library that built a spec themselves.)
-        from ..cgroups.hierarchy import preflight
         preflight(limits)
     record, lock = state.create_record(layout, spec, etcfiles.files_for(spec))
     kernel.explain(f"Created container {record.name} ({record.id[:12]}) in {record.dir}")
@@ -77,23 +79,14 @@ def wait_in_foreground(started, spec) -> int:
                 for sig in OWNER_FORWARDED}
     try:
         if started.master is not None:
-            from .tty import RawTerminal, relay
             stdin_fd = 0 if spec.interactive else None
-            with RawTerminal(0) if spec.interactive else _Nothing():
-                return relay(started.master, pid, stdin_fd, 1)   # (relay closes the master)
+            with tty.RawTerminal(0) if spec.interactive else nullcontext():
+                return tty.relay(started.master, pid, stdin_fd, 1)   # (relay closes the master)
         _, status = os.waitpid(pid, 0)
         return status
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _forward(pid: int, number: int) -> None:
@@ -115,7 +108,6 @@ def start(config, ref: str, kernel: sc.Kernel) -> state.Record:
                                f"stop it first: minict stop {record.name}")
     limits = record.spec.resource_limits()
     if limits is not None:
-        from ..cgroups.hierarchy import preflight
         try:
             preflight(limits)    # CgroupUnavailable here, not as a failed start
         except BaseException:
@@ -130,84 +122,35 @@ def start(config, ref: str, kernel: sc.Kernel) -> state.Record:
 
 # ---- signals: stop and kill ---------------------------------------------------------------------
 
-class _Process:
-    """The container's PID 1, held by a pidfd: signals through it cannot
-    reach another process that later reuses the pid."""
-
-    def __init__(self, record: state.Record):
-        runtime = state.read_json(record.runtime_file) or {}
-        self.pid = runtime.get("pid")
-        self.fd = None
-        if not self.pid:
-            return
-        try:
-            self.fd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            return
-        # The fd now pins this process; check it is the container's (start time).
-        if not state.is_alive(self.pid, runtime.get("pid_start")):
-            os.close(self.fd)
-            self.fd = None
-
-    @property
-    def alive(self) -> bool:
-        return self.fd is not None and not self.exited(0)
-
-    def signal(self, number: int) -> None:
-        try:
-            signal.pidfd_send_signal(self.fd, number)
-        except ProcessLookupError:
-            pass
-
-    def exited(self, timeout: float) -> bool:
-        import select
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        return bool(poller.poll(int(timeout * 1000)))
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-
-
 def stop(config, ref: str, timeout: float = 10, kernel: sc.Kernel | None = None) -> state.Record:
     """The stop signal (SIGTERM unless the image says otherwise), then
     SIGKILL after `timeout` seconds; returns once the exit is recorded."""
+    kernel = kernel or sc.Kernel()
     layout = state.Layout.of(config)
     record = state.find(layout, ref)
-    process = _Process(record)
-    try:
-        if not process.alive:
-            return record   # already stopped: nothing to do (docker says the same)
+    process = ContainerProcess.open(kernel, state.read_json(record.runtime_file) or {})
+    if process is None:
+        return record   # already stopped: nothing to do (docker says the same)
+    with process:
         sig = record.spec.stop_signal
-        _explain(kernel, f"Send {signal.Signals(sig).name} to the container's PID 1 (host PID "
-                         f"{process.pid}) and give it {timeout:g}s",
-                 f"pidfd_send_signal(pidfd_open({process.pid}), {signal.Signals(sig).name})")
-        process.signal(sig)
+        process.signal(sig, f"Send {signal.Signals(sig).name} to the container's PID 1 (host PID "
+                            f"{process.pid}) and give it {timeout:g}s")
         if not process.exited(timeout):
-            _explain(kernel, "It did not stop in time: kill it",
-                     f"pidfd_send_signal(pidfd_open({process.pid}), SIGKILL)")
-            process.signal(signal.SIGKILL)
+            process.signal(signal.SIGKILL, "It did not stop in time: kill it")
             process.exited(10)
-    finally:
-        process.close()
     _wait_for_owner(record)
     return record
 
 
 def kill(config, ref: str, sig: int = signal.SIGKILL, kernel: sc.Kernel | None = None) -> state.Record:
+    kernel = kernel or sc.Kernel()
     layout = state.Layout.of(config)
     record = state.find(layout, ref)
-    process = _Process(record)
-    try:
-        if not process.alive:
-            raise ContainerNotRunning(f"container {record.name} is not running",
-                                      "see minict ps -a")
-        _explain(kernel, f"Send {signal.Signals(sig).name} to the container's PID 1",
-                 f"pidfd_send_signal(pidfd_open({process.pid}), {signal.Signals(sig).name})")
-        process.signal(sig)
-    finally:
-        process.close()
+    process = ContainerProcess.open(kernel, state.read_json(record.runtime_file) or {})
+    if process is None:
+        raise ContainerNotRunning(f"container {record.name} is not running", "see minict ps -a")
+    with process:
+        process.signal(sig, f"Send {signal.Signals(sig).name} to the container's PID 1")
     return record
 
 
@@ -220,11 +163,6 @@ def _wait_for_owner(record: state.Record, timeout: float = 15) -> None:
     lock.release()
 
 
-def _explain(kernel, sentence, call):
-    if kernel is not None:
-        kernel.explain(sentence, call)
-
-
 # ---- rm -------------------------------------------------------------------------------------------
 
 def remove(config, ref: str, force: bool = False) -> state.Record:
@@ -234,13 +172,11 @@ def remove(config, ref: str, force: bool = False) -> state.Record:
         if not force:
             raise ContainerRunning(f"container {record.name} is running",
                                    f"stop it first with minict stop {record.name}, or use rm -f")
-        process = _Process(record)
-        try:
-            if process.alive:
-                process.signal(signal.SIGKILL)
+        process = ContainerProcess.open(sc.Kernel(), state.read_json(record.runtime_file) or {})
+        if process is not None:
+            with process:
+                process.signal(signal.SIGKILL, "rm -f: kill the container's PID 1")
                 process.exited(10)
-        finally:
-            process.close()
     lock = state.Lock.acquire(record.lock_file, timeout=15)
     if lock is None:
         raise ContainerRunning(f"container {record.name} is still being looked after by "

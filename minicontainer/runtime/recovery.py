@@ -24,11 +24,13 @@ Runs under the names lock and touches only containers nobody owns, so it
 is safe while other containers run.
 """
 
-import os
 import signal
 
+from .. import syscalls as sc
+from ..errors import MinictError
 from ..fsutil import stale_temp_files
 from . import state
+from .process import ContainerProcess
 from .resources import release, remove_orphans
 
 
@@ -124,7 +126,6 @@ def _recover_record(record: state.Record) -> list[str] | None:
 
 
 def _release_cgroup(record: state.Record, done: list[str]) -> tuple[bool, str | None]:
-    from ..errors import MinictError
     try:
         return release(record.id)
     except MinictError as exc:
@@ -133,21 +134,11 @@ def _release_cgroup(record: state.Record, done: list[str]) -> tuple[bool, str | 
 
 
 def _kill_if_alive(runtime: dict) -> bool:
-    pid = runtime.get("pid")
-    if not pid:
+    """SIGKILL the container process `runtime` records, if it still runs."""
+    process = ContainerProcess.open(sc.Kernel(), runtime)
+    if process is None:
         return False
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return False
-    try:
-        if not state.is_alive(pid, runtime.get("pid_start")):
-            return False
-        signal.pidfd_send_signal(fd, signal.SIGKILL)
-        import select
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.poll(10_000)
-        return True
-    finally:
-        os.close(fd)
+    with process:
+        process.signal(signal.SIGKILL, "Its owner is gone: kill the container's PID 1")
+        process.exited(10)
+    return True

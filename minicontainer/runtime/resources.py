@@ -17,8 +17,7 @@ A container's cgroup is always <cgroup root>/minict/<container id>
 the limits themselves, which live in the spec (spec.limits, a plain dict).
 """
 
-from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, container_path, create_for_container, \
-    preflight
+from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, container_path, preflight
 from ..cgroups.hierarchy import remove_orphans as remove_orphan_cgroups
 from ..cgroups.limits import RESOURCE_FLAGS, Limits, limits_from_cli
 from ..cgroups.report import Target, update_limits

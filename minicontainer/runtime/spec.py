@@ -18,17 +18,20 @@ container's /dev.
 
 `limits` holds the resource limits (`--memory`, `--cpus`...) as the plain
 dict of minicontainer.cgroups.limits.Limits.to_dict(), already validated;
-empty when none was asked. A dict, not a Limits, so that reading a spec
-(every `minict ps`) never imports the cgroups code.
+empty when none was asked (resource_limits() gives the Limits back).
 """
 
+import dataclasses
 import os
+import re
 import signal
 import stat
 from collections import namedtuple
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cgroups.devices import check_access
+from ..cgroups.limits import Limits
 from ..errors import BadArgument
 from .capabilities import resolve as resolve_capabilities
 from .syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
@@ -38,33 +41,24 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NETWORK_MODES = ("default", "none", "host")
 
 
-# (Plain character checks rather than regular expressions: compiling a
-# pattern costs time at every start of minict, and these rules are simple.)
-def _made_of(text: str, extra: str) -> bool:
-    return all(c.isascii() and (c.isalnum() or c in extra) for c in text)
-
-
 def valid_name(name: str) -> bool:
-    """docker's rule for container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+"""
-    return len(name) >= 2 and _made_of(name[0], "") and _made_of(name, "_.-")
+    """docker's rule for container names."""
+    return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name) is not None
 
 
 def valid_hostname(name: str) -> bool:
     """Letters, digits, dots and dashes; at most 64; no dash or dot at either end."""
-    return 0 < len(name) <= 64 and _made_of(name, ".-") and name[0] not in ".-" \
-        and name[-1] not in ".-"
+    return len(name) <= 64 and re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?",
+                                              name) is not None
 
 
 def valid_env_key(key: str) -> bool:
     return bool(key) and "=" not in key and not any(c.isspace() for c in key)
+
+
 TMPFS_FLAG_OPTIONS = {"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev"}
 TMPFS_DATA_OPTIONS = {"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"}
 
-
-# The records below are namedtuples and ContainerSpec is a plain class, not
-# dataclasses: `minict run` imports this module, and importing dataclasses
-# (which pulls in inspect and ast) costs more start-up time than setting up
-# the whole container (bench/start).
 
 class Bind(namedtuple("Bind", "source destination readonly", defaults=(False,))):
     """A host file or directory (source) made visible at `destination` in
@@ -87,82 +81,58 @@ class DeviceNode(namedtuple("DeviceNode", "path type major minor mode uid gid ac
     __slots__ = ()
 
 
+@dataclass(kw_only=True)
 class ContainerSpec:
-    """Everything decided about one container; saved as its config.json.
+    """Everything decided about one container; saved as its config.json
+    (fields in this order)."""
+    id: str                                   # 64 hex digits
+    image_ref: str                            # what the user typed (shown by ps)
+    image_id: str                             # config digest (what rmi checks)
+    layer_dirs: list[str]                     # bottom layer first
+    argv: list[str]                           # the command, Entrypoint + Cmd merged
+    env: list[str]                            # "NAME=value" items
+    workdir: str = "/"
+    user: str = ""                            # as given, for inspect
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    hostname: str = ""
+    name: str | None = None                   # None until state.create_record picks one
+    tty: bool = False                         # -t
+    interactive: bool = False                 # -i
+    detach: bool = False                      # -d
+    auto_remove: bool = False                 # --rm
+    init: bool = False                        # --init
+    read_only: bool = False                   # --read-only
+    privileged: bool = False
+    network: str = "default"                  # one of NETWORK_MODES
+    capabilities: list[str] = field(default_factory=list)   # names, e.g. "CAP_CHOWN"
+    seccomp: str = DEFAULT_SECCOMP            # "default" filter or "unconfined" (--security-opt)
+    binds: list[Bind] = field(default_factory=list)
+    tmpfs: list[Tmpfs] = field(default_factory=list)
+    devices: list[DeviceNode] = field(default_factory=list)
+    stop_signal: int = signal.SIGTERM         # what `minict stop` sends first
+    limits: dict = field(default_factory=dict)  # Limits.to_dict(); {} = no limits
 
-    Every field is a keyword argument of the constructor (commented there);
-    FIELDS lists them in the order config.json shows them.
-    """
-
-    FIELDS = ("id", "image_ref", "image_id", "layer_dirs", "argv", "env", "workdir", "user",
-              "uid", "gid", "additional_gids", "hostname", "name", "tty", "interactive",
-              "detach", "auto_remove", "init", "read_only", "privileged", "network",
-              "capabilities", "seccomp", "binds", "tmpfs", "devices", "stop_signal", "limits")
-
-    def __init__(self, *, id: str, image_ref: str, image_id: str, layer_dirs, argv, env,
-                 workdir: str = "/", user: str = "", uid: int = 0, gid: int = 0,
-                 additional_gids=(), hostname: str = "", name: str | None = None,
-                 tty: bool = False, interactive: bool = False, detach: bool = False,
-                 auto_remove: bool = False, init: bool = False, read_only: bool = False,
-                 privileged: bool = False, network: str = "default", capabilities=(),
-                 seccomp: str = DEFAULT_SECCOMP, binds=(), tmpfs=(), devices=(),
-                 stop_signal: int = signal.SIGTERM, limits: dict | None = None):
-        self.id = id                              # 64 hex digits
-        self.image_ref = image_ref                # what the user typed (shown by ps)
-        self.image_id = image_id                  # config digest (what rmi checks)
-        self.layer_dirs = list(layer_dirs)        # bottom layer first
-        self.argv = list(argv)                    # the command, Entrypoint + Cmd merged
-        self.env = list(env)                      # "NAME=value" items
-        self.workdir = workdir
-        self.user = user                          # as given, for inspect
-        self.uid = uid
-        self.gid = gid
-        self.additional_gids = list(additional_gids)
-        self.hostname = hostname
-        self.name = name                          # None until state.create_record picks one
-        self.tty = tty                            # -t
-        self.interactive = interactive            # -i
-        self.detach = detach                      # -d
-        self.auto_remove = auto_remove            # --rm
-        self.init = init                          # --init
-        self.read_only = read_only                # --read-only
-        self.privileged = privileged
-        self.network = network                    # one of NETWORK_MODES
-        self.capabilities = list(capabilities)    # names, e.g. "CAP_CHOWN"
-        self.seccomp = seccomp                    # "default" filter or "unconfined" (--security-opt)
-        self.binds = list(binds)                  # Bind records
-        self.tmpfs = list(tmpfs)                  # Tmpfs records
-        self.devices = list(devices)              # DeviceNode records
-        self.stop_signal = stop_signal            # what `minict stop` sends first
-        self.limits = dict(limits or {})          # Limits.to_dict(); {} = no limits
-
-    def __repr__(self) -> str:
-        return f"ContainerSpec({', '.join(f'{k}={v!r}' for k, v in self._values().items())})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, ContainerSpec) and self._values() == other._values()
-
-    def _values(self) -> dict:
-        return {name: getattr(self, name) for name in self.FIELDS}
+    def __post_init__(self):
+        # Sequences are kept as lists and the limits as a dict, whatever was
+        # passed in, so a spec read back from config.json equals the one written.
+        for name in ("layer_dirs", "argv", "env", "additional_gids", "capabilities", "binds",
+                     "tmpfs", "devices"):
+            setattr(self, name, list(getattr(self, name)))
+        self.limits = dict(self.limits or {})
 
     def replace(self, **changes) -> "ContainerSpec":
         """A copy with some fields changed (minict exec's command, user...)."""
-        return ContainerSpec(**{**self._values(), **changes})
+        return dataclasses.replace(self, **changes)
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-    def resource_limits(self):
+    def resource_limits(self) -> Limits | None:
         """The saved limits as a cgroups Limits, or None when none were asked."""
-        if not self.limits:
-            return None
-        from ..cgroups.limits import Limits
-        return Limits.from_dict(self.limits)
+        return Limits.from_dict(self.limits) if self.limits else None
 
     def to_dict(self) -> dict:
         """The fields as plain JSON types (the records become objects)."""
-        data = self._values()
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in ("binds", "tmpfs", "devices"):
             data[name] = [record._asdict() for record in data[name]]
         return data
@@ -174,7 +144,8 @@ class ContainerSpec:
         data["tmpfs"] = [Tmpfs(**t) for t in data.get("tmpfs", [])]
         data["devices"] = [DeviceNode(**d) for d in data.get("devices", [])]
         # A key this minict does not know (written by a newer one) is left out.
-        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def new_container_id() -> str:

@@ -33,27 +33,27 @@ Why this survives a SIGKILL of any minict process at any moment:
   22), so a recycled pid is never mistaken for the container.
 """
 
+import calendar
+import fcntl
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadArgument, ContainerNotFound, ContainerStateError, NameInUse
 from ..fsutil import atomic_write
-
-# Layout, Record and Status are plain classes, not dataclasses: every
-# `minict run` imports this module, and importing dataclasses costs more
-# start-up time than setting up the whole container (bench/start).
+from .process import is_alive, start_time
+from .spec import ContainerSpec
 
 
+@dataclass
 class Layout:
     """Where a minict root keeps its container records (nothing is created here:
     commands that only look, like ps or inspect, leave no directories behind)."""
-
-    def __init__(self, containers: Path, runtime: Path, locks: Path):
-        self.containers = containers    # ROOT/containers
-        self.runtime = runtime          # STATE/containers
-        self.locks = locks              # STATE/locks
+    containers: Path    # ROOT/containers
+    runtime: Path       # STATE/containers
+    locks: Path         # STATE/locks
 
     @classmethod
     def of(cls, config) -> "Layout":
@@ -68,19 +68,15 @@ class Layout:
         return self.locks / "names.lock"
 
 
+@dataclass
 class Record:
     """One container as stored: its spec plus where its files are."""
-
-    def __init__(self, id: str, name: str, created: str, spec, dir: Path, layout: Layout):
-        self.id = id
-        self.name = name
-        self.created = created          # RFC 3339, see now()
-        self.spec = spec                # its ContainerSpec
-        self.dir = dir                  # ROOT/containers/<id>
-        self.layout = layout
-
-    def __repr__(self) -> str:
-        return f"Record({self.name}, {self.id[:12]})"
+    id: str
+    name: str
+    created: str            # RFC 3339, see now()
+    spec: ContainerSpec
+    dir: Path               # ROOT/containers/<id>
+    layout: Layout = field(repr=False)
 
     @property
     def runtime_file(self) -> Path:
@@ -99,25 +95,18 @@ class Record:
         return self.dir / "container.log"
 
 
+@dataclass
 class Status:
     """What is true of a container right now (see status())."""
-
-    def __init__(self, state: str, pid: int | None = None, exit_code: int | None = None,
-                 started_at: str | None = None, finished_at: str | None = None,
-                 error: str | None = None, owner_pid: int | None = None,
-                 oom_killed: bool = False, devices: str | None = None):
-        self.state = state              # created | running | exited
-        self.pid = pid                  # the container's PID 1 on the host, while running
-        self.exit_code = exit_code
-        self.started_at = started_at
-        self.finished_at = finished_at
-        self.error = error              # why minict could not record a normal end
-        self.owner_pid = owner_pid      # the foreground minict or the supervisor
-        self.oom_killed = oom_killed    # the kernel's OOM killer killed a process of it
-        self.devices = devices          # what controlled its devices (device_access.py)
-
-    def __repr__(self) -> str:
-        return f"Status({self.state!r}, pid={self.pid}, exit_code={self.exit_code})"
+    state: str                      # created | running | exited
+    pid: int | None = None          # the container's PID 1 on the host, while running
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None        # why minict could not record a normal end
+    owner_pid: int | None = None    # the foreground minict or the supervisor
+    oom_killed: bool = False        # the kernel's OOM killer killed a process of it
+    devices: str | None = None      # what controlled its devices (device_access.py)
 
     @property
     def running(self) -> bool:
@@ -131,7 +120,6 @@ def now() -> str:
 
 
 def parse_time(text: str) -> float:
-    import calendar
     whole, _, fraction = text.rstrip("Z").partition(".")
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (fraction or "0"))
 
@@ -165,7 +153,6 @@ class Lock:
 
     @classmethod
     def acquire(cls, path: Path, blocking: bool = True, timeout: float | None = None) -> "Lock | None":
-        import fcntl
         path.parent.mkdir(parents=True, exist_ok=True)   # the state dir is gone after a reboot
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -195,31 +182,9 @@ def names_lock(layout: Layout) -> Lock:
     return Lock.acquire(layout.names_lock())
 
 
-# ---- processes -------------------------------------------------------------------------
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if gone.
-    Together with the pid it names one process for good: pids are reused,
-    (pid, start time) pairs are not."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":   # a zombie has finished; only its parent's wait is missing
-        return None
-    return int(fields[19])
-
-
-def is_alive(pid: int | None, start_time: int | None) -> bool:
-    return bool(pid) and process_start_time(pid) == start_time
-
-
 # ---- records ----------------------------------------------------------------------------
 
 def _load_record(layout: Layout, directory: Path) -> Record | None:
-    from .spec import ContainerSpec
     data = read_json(directory / "config.json")
     if not data:
         return None
@@ -324,8 +289,11 @@ def remove_tree(path: str) -> None:
     the stack holds one fd, so a tree deeper than the fd limit fails with
     OSError (EMFILE) and stays, as does anything else that cannot be
     removed (a .rm-* directory, which `minict cleanup` tries again).
-    (shutil.rmtree does the same, but importing shutil, which imports
-    bz2 and lzma, costs every `minict run --rm` about 2 ms: bench/start.)
+    (Why not shutil.rmtree, which is as careful with symlinks? In the
+    Python 3.11 of Debian 12 it recurses, one Python call per level, and
+    stops with RecursionError on a tree deeper than about 1000 levels,
+    which a container can make in a second: its directory would then stay
+    for good. tests/runtime/test_state.py removes a 1500-deep tree.)
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     stack = [(os.open(path, flags), None)]      # (fd of a directory, its name in the one below)
@@ -360,7 +328,7 @@ def write_running(record: Record, pid: int, owner_pid: int, devices: str | None 
     `inspect` read it)."""
     record.exit_file.unlink(missing_ok=True)
     record.runtime_file.parent.mkdir(parents=True, exist_ok=True)   # gone after a reboot
-    write_json(record.runtime_file, {"pid": pid, "pid_start": process_start_time(pid),
+    write_json(record.runtime_file, {"pid": pid, "pid_start": start_time(pid),
                                      "owner_pid": owner_pid, "started_at": now(),
                                      "devices": devices})
 

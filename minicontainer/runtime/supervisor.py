@@ -22,10 +22,10 @@ import os
 
 from .. import syscalls as sc
 from ..errors import MinictError, RunFailed
-from . import state
+from . import state, tty
+from .command import exit_code_of
 from .launch import error_from_child, launch, read_all
 from .resources import release
-from .init import exit_code_of
 
 
 def start_detached(kernel: sc.Kernel, record, lock: state.Lock, new: bool) -> str:
@@ -99,8 +99,7 @@ def _supervise(kernel, record, lock, report_write, new: bool) -> None:
     os.write(report_write, json.dumps({"ok": True, "pid": started.pid}).encode())
     os.close(report_write)
     if started.master is not None:
-        from .tty import relay
-        status = relay(started.master, started.pid, None, log_fd)   # (closes the master)
+        status = tty.relay(started.master, started.pid, None, log_fd)   # (closes the master)
     else:
         _, status = os.waitpid(started.pid, 0)
     finish(record, exit_code_of(status), lock)

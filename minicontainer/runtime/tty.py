@@ -18,8 +18,11 @@ import fcntl
 import os
 import select
 import signal
+import socket
 import struct
+import termios
 import time
+import tty as terminal_modes   # the standard library's tty (raw mode), not this module
 
 TIOCGPTN = 0x80045430     # _IOR('T', 0x30, unsigned int): which /dev/pts/N
 TIOCSPTLCK = 0x40045431   # _IOW('T', 0x31, int): unlock the peer
@@ -51,7 +54,6 @@ def hand_over_master(sock, master: int) -> None:
     """Child side: send the master to the owner (SCM_RIGHTS), then wait
     until it has set the window size, so the command starts with the right
     size instead of getting a SIGWINCH (and redrawing) right after it starts."""
-    import socket
     socket.send_fds(sock, [b"pty"], [master])
     sock.recv(1)   # the owner's "size set" (or end-of-file if it died: go on)
 
@@ -61,7 +63,6 @@ def take_master(sock, size_from: int = 0) -> int | None:
     `size_from` (when that is a terminal) copied onto it; None if the
     container closed the socket without sending (its start-up failed; the
     error pipe says why)."""
-    import socket
     try:
         _, fds, _, _ = socket.recv_fds(sock, 16, 1)
     except OSError:
@@ -96,15 +97,12 @@ class RawTerminal:
 
     def __enter__(self):
         if os.isatty(self.fd):
-            import termios
-            import tty
             self.saved = termios.tcgetattr(self.fd)
-            tty.setraw(self.fd)
+            terminal_modes.setraw(self.fd)
         return self
 
     def __exit__(self, *exc):
         if self.saved is not None:
-            import termios
             try:
                 termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
             except termios.error:

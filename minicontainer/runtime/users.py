@@ -12,22 +12,20 @@ anything is created.
 
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UnknownUser
 
 
+@dataclass
 class User:
-    """A resolved account. (A plain class: dataclasses is not imported by
-    `minict run`, see spec.py.)"""
-
-    def __init__(self, uid: int, gid: int, additional_gids=(), name: str | None = None,
-                 home: str = "/"):
-        self.uid = uid
-        self.gid = gid
-        self.additional_gids = list(additional_gids)   # supplementary groups
-        self.name = name                                # from /etc/passwd, if listed there
-        self.home = home                                # HOME, unless the env sets one
+    """A resolved account."""
+    uid: int
+    gid: int
+    additional_gids: list[int] = field(default_factory=list)   # supplementary groups
+    name: str | None = None                                     # from /etc/passwd, if listed there
+    home: str = "/"                                             # HOME, unless the env sets one
 
 
 def _is_whiteout(path: Path) -> bool:

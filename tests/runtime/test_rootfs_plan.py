@@ -10,7 +10,7 @@ import pytest
 
 from minicontainer import syscalls as sc
 from minicontainer.errors import RunFailed
-from minicontainer.runtime import child, devices, mounts, rootfs
+from minicontainer.runtime import child, command, devices, mounts, rootfs
 from minicontainer.runtime.spec import Bind, DeviceNode, Tmpfs
 from tests.helpers.kernels import TreeKernel, where
 
@@ -291,13 +291,13 @@ def test_command_lookup_codes(tmp_path):
     (tmp_path / "bin/tool").chmod(0o755)
     (tmp_path / "bin/data").write_text("x")
     env = [f"PATH=/nonexistent:{tmp_path}/bin"]
-    assert child.find_command("tool", env) == f"{tmp_path}/bin/tool"
+    assert command.find_command("tool", env) == f"{tmp_path}/bin/tool"
     with pytest.raises(CommandNotFound):
-        child.find_command("missing", env)
+        command.find_command("missing", env)
     with pytest.raises(CommandNotExecutable):
-        child.find_command("data", env)
+        command.find_command("data", env)
     with pytest.raises(CommandNotExecutable):
-        child.find_command(str(tmp_path / "bin"), env)
+        command.find_command(str(tmp_path / "bin"), env)
 
 
 def test_a_working_directory_outside_the_root_is_refused(tmp_path):

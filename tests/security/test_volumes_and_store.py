@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import MINICT, Minict, make_env, minict_cmd, mount_table
+from tests.runtime.conftest import MINICT, Minict, make_env, mount_table
 
 pytestmark = pytest.mark.root
 

@@ -17,21 +17,21 @@ can open /proc/1/exe and write to the host's binary (CVE-2019-5736).
 import os
 import signal
 
+from .command import exit_code_of, start_command
 from .security import make_non_dumpable
 
 FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
              signal.SIGTERM, signal.SIGWINCH, signal.SIGCONT]
 
 
-def run_init(kernel, spec, error_fd: int) -> None:
+def run_reaper(kernel, spec, error_fd: int) -> None:
     """Never returns: forks the command, then reaps until it exits."""
     make_non_dumpable(kernel, "The reaper stays in the container: make it non-dumpable so "
                               "/proc/1/exe cannot be opened from inside (CVE-2019-5736)")
     kernel.explain("--init: stay as PID 1, a reaper that forwards signals; fork the command as PID 2")
     pid = os.fork()
     if pid == 0:
-        from .child import container_main_exec_only
-        container_main_exec_only(kernel, spec, error_fd)
+        start_command(kernel, spec, error_fd)
     os.close(error_fd)   # only the command's copy may hold it: its execve closes it
     kernel.narrator.close()
     for sig in FORWARDED:
@@ -51,9 +51,3 @@ def _forward(pid: int, number: int) -> None:
         os.kill(pid, number)
     except ProcessLookupError:
         pass
-
-
-def exit_code_of(status: int) -> int:
-    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
-    code = os.waitstatus_to_exitcode(status)
-    return code if code >= 0 else 128 - code

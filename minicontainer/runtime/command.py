@@ -1,0 +1,118 @@
+"""The container's command: find it, exec it, and read how it ended.
+
+Used by the container's first process (child.py), by --init's reaper for
+the command it forks (reaper.py), and by `minict exec` (exec.py).
+
+- find_command resolves argv[0] in the container's PATH, as a shell does,
+  with docker's exit codes: 127 when it is not there, 126 when it cannot
+  be executed.
+- run_or_report runs the steps before execve; a failure becomes one JSON
+  line on the error pipe (close-on-exec, so the owner reads end-of-file
+  exactly when execve succeeded) and the process _exits with docker's code.
+- exit_code_of turns a wait status into what a shell reports.
+"""
+
+import errno
+import json
+import os
+import signal
+import stat
+
+from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
+
+
+def run_or_report(error_fd: int, body) -> None:
+    """Run body (which ends in execve); on any failure, report it on the
+    error pipe and _exit with docker's code (125, 126 or 127)."""
+    code = 125
+    try:
+        body()
+    except MinictError as exc:
+        code = exc.exit_code if exc.exit_code in (126, 127) else 125
+        _report(error_fd, type(exc).__name__, exc.message, exc.hint)
+    except OSError as exc:
+        _report(error_fd, "RunFailed", f"could not set up the container: {exc}", None)
+    except BaseException as exc:   # noqa: B902 - anything at all must end in _exit
+        _report(error_fd, "RunFailed",
+                f"could not set up the container: {type(exc).__name__}: {exc}", None)
+    os._exit(code)
+
+
+def _report(fd: int, kind: str, message: str, hint: str | None) -> None:
+    try:
+        os.write(fd, json.dumps({"kind": kind, "message": message, "hint": hint}).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def start_command(kernel, spec, error_fd: int) -> None:
+    """The command's process under --init (everything else is done). Never returns."""
+    def start():
+        if spec.tty:
+            # Job control: the command gets its own process group and the
+            # terminal's foreground, as a shell started by login would.
+            # (SIGTTOU blocked: a background process may then take the terminal.)
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
+            kernel.become_foreground_job("Give the command the terminal (its own process group "
+                                        "in the foreground)")
+        umask_and_signals()
+        exec_command(kernel, spec.argv, spec.env)
+    run_or_report(error_fd, start)
+
+
+def umask_and_signals() -> None:
+    """Undo what Python did to this process that execve would keep:
+    Python ignores SIGPIPE and SIGXFSZ (ignored signals survive execve,
+    and `yes | head` would then never end)."""
+    os.umask(0o022)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def find_command(name: str, env: list[str]) -> str:
+    """Resolve argv[0] the way a shell would, in the container's PATH.
+    docker's codes: 127 when not found, 126 when found but not executable."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise CommandNotFound(f"{name}: no such file or directory in the container",
+                                  "check the path, e.g. minict run IMAGE ls -l " + os.path.dirname(name))
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            raise CommandNotExecutable(f"{name} is not executable", "check its permissions")
+        return name
+    path_var = next((e[5:] for e in env if e.startswith("PATH=")), "")
+    denied = None
+    for directory in path_var.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = candidate
+    if denied:
+        raise CommandNotExecutable(f"{denied} is not executable", "check its permissions")
+    raise CommandNotFound(f"executable {name!r} not found in the container's PATH ({path_var})",
+                          "check the command exists in the image")
+
+
+def exec_command(kernel, argv: list[str], env: list[str]) -> None:
+    path = find_command(argv[0], env)
+    try:
+        kernel.execve(path, argv, env, "Replace this process with the container's command")
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:   # e.g. a script whose #! interpreter is missing
+            raise CommandNotFound(f"cannot run {path}: {exc.strerror} (a missing interpreter?)",
+                                  "check the #! line and that its interpreter is in the image") from None
+        if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM):
+            raise CommandNotExecutable(f"cannot execute {path}: {exc.strerror}",
+                                       "check it is a program for this machine") from None
+        raise RunFailed(f"execve {path} failed: {exc}") from None
+
+
+def exit_code_of(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
