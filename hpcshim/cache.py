@@ -13,9 +13,11 @@ HPCSHIM_NO_CACHE=1 turns it off. A cache that cannot be read or written is
 ignored (it is only ever an optimisation); writes are temp file + rename.
 """
 
+import hashlib
 import json
 import os
-import zlib
+
+from baselib.files import atomic_write
 
 FORMAT = 1
 
@@ -38,10 +40,9 @@ def _signature(path: str) -> list:
 
 
 def _file_for(directory: str, key: dict) -> str:
-    # The name only has to spread keys apart (the key itself is checked on load);
-    # crc32 avoids hashlib, whose OpenSSL import costs milliseconds.
-    digest = zlib.crc32(json.dumps(key, sort_keys=True).encode())
-    return os.path.join(directory, f"discovery-{digest:08x}.json")
+    # The name only has to spread keys apart (the key itself is checked on load).
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(directory, f"discovery-{digest}.json")
 
 
 def load(directory: str | None, key: dict) -> dict | None:
@@ -66,15 +67,10 @@ def store(directory: str | None, key: dict, consulted: set[str], data: dict) -> 
         return
     doc = {"format": FORMAT, "key": key,
            "validators": [_signature(p) for p in sorted(consulted)], "data": data}
-    import tempfile  # only when writing, which is rare
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".discovery-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-        os.replace(tmp, _file_for(directory, key))
+        # Only an optimisation: no fsync, and a failed write is simply no cache.
+        atomic_write(_file_for(directory, key), json.dumps(doc).encode(), mode=0o600,
+                     durable=False)
     except OSError:
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+        pass

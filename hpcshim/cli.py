@@ -33,22 +33,8 @@ GPU_FLAGS = {"--gpu": "any", "--gpu=auto": "auto", "--gpu=nvidia": "nvidia",
              "--gpu=rocm": "rocm", "--gpu=none": "none", "--nv": "nvidia", "--rocm": "rocm"}
 
 
-def _help_formatter(prog):
-    """argparse's formatter with the width found here: its default asks shutil,
-    whose import (bz2, lzma) costs milliseconds on every `hpcshim exec`."""
-    try:
-        width = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
-    except (OSError, ValueError):
-        width = 80
-    return argparse.HelpFormatter(prog, width=max(width - 2, 40))
-
-
 class Parser(argparse.ArgumentParser):
-    """argparse with hpcshim's one-line error format and no shutil import."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", _help_formatter)
-        super().__init__(*args, **kwargs)
+    """argparse with hpcshim's one-line error format."""
 
     def error(self, message):
         if "--gpu" in message and "explicit argument" in message:
@@ -251,17 +237,11 @@ def _cdi_generate(args) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
+    from baselib.files import atomic_write
     from .errors import OutputError
-    tmp = f"{args.output}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
+        atomic_write(args.output, text.encode())   # a runtime may read it at any moment
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise OutputError(f"cannot write {args.output}: {exc.strerror}",
                           hint="choose a directory you can write, e.g. --output ./nvidia.json") from exc
     print(f"hpcshim: wrote {args.output} ({len(plan.gpus)} GPU(s) + all)", file=sys.stderr)

@@ -12,20 +12,12 @@ runtimes (apptainer, ch-run, minict) already use 125-127 for "runtime
 failed", "cannot execute" and "not found".
 """
 
+from baselib.errors import UserError
 
-class HpcshimError(Exception):
-    """Base class: a problem the user can act on."""
 
-    exit_code = 1
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def one_line(self) -> str:
-        text = self.message if not self.hint else f"{self.message} ({self.hint})"
-        return " ".join(text.split())  # one line, whatever the parts held
+class HpcshimError(UserError):
+    """Base class of hpcshim's errors: a problem the user can act on
+    (message, hint, exit_code and one_line() come from baselib)."""
 
 
 # ---- what the user asked for (codes 10-19) --------------------------------

@@ -11,20 +11,12 @@ minict itself failed, 126 when the command cannot be executed, 127 when it
 is not found (see RunFailed and friends).
 """
 
+from baselib.errors import UserError
 
-class MinictError(Exception):
-    """Base class: a problem the user can act on."""
 
-    exit_code = 1
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def one_line(self) -> str:
-        text = self.message if not self.hint else f"{self.message} ({self.hint})"
-        return " ".join(text.split())  # one line, whatever the parts held
+class MinictError(UserError):
+    """Base class of minict's errors: a problem the user can act on
+    (message, hint, exit_code and one_line() come from baselib)."""
 
 
 # ---- images: references, the store, archives (codes 10-29) ----------------

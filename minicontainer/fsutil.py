@@ -1,6 +1,6 @@
 """Small file-system helpers that make the store crash- and concurrency-safe.
 
-Two rules carry the whole design (DESIGN.md, "State on disk"):
+Two rules carry the whole design (docs/ARCHITECTURE.md, "State on disk"):
 - every write that must survive a crash goes to a temporary name in the same
   directory and is then renamed over the real name: rename(2) is atomic, so a
   reader sees the old file or the new one, never half of one;
@@ -15,6 +15,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
+from baselib import files
 from .errors import DiskFull
 
 CHUNK = 1 << 20  # 1 MiB reads: big enough to amortise syscalls, small enough for memory
@@ -32,38 +35,13 @@ def raise_if_disk_full(exc: OSError, what: str):
     raise exc
 
 
-TEMP_MARK = ".tmp-"   # atomic_write's temp files: .<name>.tmp-<writer pid>-<random>
-
-
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
-    """Write data to path so that a crash leaves either the old or the new file.
-
-    `durable` fsyncs the data before the rename, so that even a power cut
-    cannot leave the new name pointing at empty blocks; records that only
-    matter while the machine is up (a running container's pid) skip it.
-    """
-    path = Path(path)
-    # A name no other writer uses (pid + random; O_EXCL makes sure), made
-    # here rather than by tempfile.mkstemp: `minict run` writes its records
-    # through this function, and importing tempfile costs every start ~2 ms.
-    # The writer's pid in the name lets a cleanup tell a temp file whose
-    # writer was killed before the rename from one still being written.
-    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}")
+    """baselib's atomic_write (the old file or the new one, never half), with
+    a full disk reported as DiskFull."""
     try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                if durable:
-                    f.flush()
-                    os.fsync(f.fileno())  # the rename must not land before the data
-            os.chmod(tmp, mode)
-            os.rename(tmp, path)
-        except OSError as exc:
-            raise_if_disk_full(exc, f"writing {path}")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        files.atomic_write(path, data, mode, durable)
+    except OSError as exc:
+        raise_if_disk_full(exc, f"writing {path}")
 
 
 def stale_temp_files(directory: Path) -> list[Path]:
@@ -76,22 +54,10 @@ def stale_temp_files(directory: Path) -> list[Path]:
     """
     stale = []
     for entry in os.scandir(directory):
-        if not entry.name.startswith(".") or TEMP_MARK not in entry.name:
-            continue
-        writer = entry.name.rsplit(TEMP_MARK, 1)[1].split("-", 1)[0]
-        if writer.isdigit() and not _running(int(writer)):
+        writer = files.writer_pid(entry.name) if entry.name.startswith(".") else None
+        if writer is not None and not psutil.pid_exists(writer):
             stale.append(Path(entry.path))
     return sorted(stale)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)          # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True              # it exists, but belongs to someone else
-    return True
 
 
 @contextmanager

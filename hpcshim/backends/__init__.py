@@ -12,6 +12,7 @@ os.execvpe()s the Command, so the workload's exit status is hpcshim's.
 """
 
 import os
+import shutil
 from collections import namedtuple
 
 from ..errors import BadArgument, RuntimeNotFound
@@ -88,28 +89,19 @@ def kept_host_env(host_env: dict[str, str]) -> dict[str, str]:
             if k in KEEP_ENV_EXACT or k.startswith(KEEP_ENV_PREFIXES)}
 
 
-def which(name: str, path: str) -> str | None:
-    """The first executable `name` in the PATH string `path` (shutil.which, without its imports)."""
-    for directory in path.split(os.pathsep):
-        candidate = os.path.join(directory or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def find_runtime(name: str, env: dict[str, str]) -> tuple[str, str]:
     """(runtime name, executable path) for --runtime NAME (or auto)."""
     path = env.get("PATH", os.defpath)
     if name == "auto":
         for candidate in RUNTIMES:
-            exe = which(candidate, path)
+            exe = shutil.which(candidate, path=path)
             if exe:
                 return candidate, exe
         raise RuntimeNotFound("no container runtime on PATH (looked for " + ", ".join(RUNTIMES) + ")",
                               hint="load a module (e.g. `module load apptainer`) or pass --runtime")
     if name not in RUNTIMES:
         raise BadArgument(f"unknown runtime {name!r}", hint="choose auto, " + ", ".join(RUNTIMES))
-    exe = which(name, path)
+    exe = shutil.which(name, path=path)
     if exe is None:
         raise RuntimeNotFound(f"--runtime {name}: `{name}` is not on PATH",
                               hint="install it, load its module, or choose another --runtime")

@@ -2,11 +2,14 @@
 
 A fake driver tree in a temp dir must behave like `/`: an absolute symlink
 `/usr/lib/libcuda.so.1 -> /usr/lib/libcuda.so.550` inside the tree points at
-the tree's file, not the real host's. `resolve()` follows links itself,
-re-rooting absolute targets, so a bind source is always inside the prefix.
+the tree's file, not the real host's. `resolve()` has the kernel follow
+links as if the prefix were `/` (baselib.inroot: openat2 RESOLVE_IN_ROOT),
+so a bind source is always inside the prefix.
 """
 
 import os
+
+from baselib.inroot import resolve_in_root
 
 
 class HostRoot:
@@ -25,47 +28,14 @@ class HostRoot:
             return path
         return os.path.join(self.root, path.lstrip("/"))
 
-    def unjoin(self, real: str) -> str:
-        """The host path (as seen from the host's `/`) of a real path under the root."""
-        if self.root == "/":
-            return real
-        rel = os.path.relpath(real, self.root)
-        return "/" if rel == "." else "/" + rel
-
     def exists(self, path: str) -> bool:
         return os.path.lexists(self.join(path))
 
-    def resolve(self, path: str, max_links: int = 40) -> str | None:
-        """The host path that `path` finally names, following symlinks inside the root.
-
-        None when a link dangles or loops. Like the kernel, give up after 40 links.
-        """
-        parts = [p for p in path.split("/") if p]
-        done: list[str] = []
-        links = 0
-        while parts:
-            part = parts.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = "/" + "/".join(done + [part])
-            real = self.join(candidate)
-            if os.path.islink(real):
-                links += 1
-                if links > max_links:
-                    return None
-                target = os.readlink(real)
-                if target.startswith("/"):
-                    done = []
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            if not os.path.lexists(real):
-                return None
-            done.append(part)
-        return "/" + "/".join(done)
+    def resolve(self, path: str) -> str | None:
+        """The host path that `path` finally names, following symlinks inside
+        the root (as the kernel would from `/`); None when a link dangles
+        or loops."""
+        return resolve_in_root(self.root, path)
 
     def listdir(self, path: str) -> list[str]:
         try:

@@ -10,12 +10,14 @@ Why not tarfile.extractall? Its filters are wrong for a root filesystem:
 checking. So we parse with tarfile (headers, pax, GNU long names) and do every
 write ourselves, relative to directory file descriptors:
 
-- Every path is walked one component at a time with openat(O_NOFOLLOW), from
-  a descriptor of the layer directory. A symlink met on the way is never
-  followed: an entry that would be written through one is rejected. This is
-  the defence against the classic "symlink then write through it" escape
-  (CVE-2018-15664 and the docker cp / tar-split family); doing it with
-  descriptors leaves no window between check and use.
+- Every entry's directory is opened by the kernel from a descriptor of the
+  layer directory with no symlink allowed anywhere on the way (openat2
+  RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, baselib.inroot), and the entry is
+  made relative to that descriptor. An entry that would be written through
+  a symlink is rejected. This is the defence against the classic "symlink
+  then write through it" escape (CVE-2018-15664 and the docker cp /
+  tar-split family); doing it with descriptors leaves no window between
+  check and use.
 - `..` components are rejected; absolute names are taken relative to the
   layer (contained), as every image tool does.
 - A hardlink may only point at an entry already unpacked in this layer.
@@ -49,6 +51,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
+
+from baselib.inroot import open_in_root
 
 from ..errors import DigestMismatch, NotRoot, UnsafeLayer
 from ..fsutil import CHUNK
@@ -121,7 +125,6 @@ class LayerExtractor:
         self.privileged = os.geteuid() == 0
         self.stats = UnpackStats()
         self._dir_times: list[tuple[tuple[str, ...], int]] = []
-        self._stack: list[tuple[str, int]] = []  # see _parent_fd
 
     def __enter__(self):
         return self
@@ -130,71 +133,60 @@ class LayerExtractor:
         self.close()
 
     def close(self):
-        self._drop_stack(0)
         if self.root_fd >= 0:
             os.close(self.root_fd)
             self.root_fd = -1
 
-    # ---- walking -----------------------------------------------------------
-
-    def _step(self, fd: int, part: str, create: bool, entry: str, where: str) -> int:
-        """Open one directory below fd, never following a symlink; create it
-        (0755, as docker does) if missing and create is true."""
-        try:
-            return os.open(part, DIR_FLAGS, dir_fd=fd)
-        except FileNotFoundError:
-            if not create:
-                raise
-            os.mkdir(part, 0o755, dir_fd=fd)
-            return os.open(part, DIR_FLAGS, dir_fd=fd)
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                raise
-            if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
-                raise UnsafeLayer(f"layer entry {entry!r} would be written through the "
-                                  f"symlink {where!r}", _UNSAFE_HINT) from None
-            raise UnsafeLayer(f"layer entry {entry!r} needs {where!r} to be a directory, "
-                              f"but it is a file", _UNSAFE_HINT) from None
+    # ---- walking ----------------------------------------------------------------
 
     def _open_dir(self, parts: list[str], create: bool, entry: str) -> int:
-        """Open the directory at parts (relative to the layer root) with
-        _step, one component at a time. Returns a new fd the caller closes."""
-        fd = os.dup(self.root_fd)
+        """A new fd (the caller closes it) on the directory `parts` of the
+        layer, opened without following any symlink on the way (the kernel
+        checks every component: baselib.inroot, RESOLVE_NO_SYMLINKS) and,
+        with `create`, made first (0755, as docker does) with any missing
+        parents."""
         try:
-            for i, part in enumerate(parts):
-                nxt = self._step(fd, part, create, entry, "/".join(parts[:i + 1]))
-                os.close(fd)
-                fd = nxt
-            return fd
-        except BaseException:
-            os.close(fd)
+            return open_in_root(self.root_fd, "/".join(parts), DIR_FLAGS, follow_symlinks=False)
+        except FileNotFoundError:
+            if not create or not parts:
+                raise
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise self._no_directory_at(parts, entry) from None
             raise
+        parent = self._open_dir(parts[:-1], True, entry)
+        try:
+            try:
+                os.mkdir(parts[-1], 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass   # another entry's parent, or something that is no directory (below)
+            return os.open(parts[-1], DIR_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise self._no_directory_at(parts, entry) from None
+            raise
+        finally:
+            os.close(parent)
 
-    def _drop_stack(self, keep: int) -> None:
-        for _, fd in self._stack[keep:]:
-            os.close(fd)
-        del self._stack[keep:]
-
-    def _parent_fd(self, parts: list[str], entry: str) -> int:
-        """The parent directory of an entry.
-
-        Keeps the fds of the directories on the path of the last entry (a
-        stack, like a shell's cwd), so the next entry opens only what is
-        new: tars list a directory's entries together. The fds stay valid:
-        replacing a directory X means clearing it from X's parent, and
-        reaching that parent first trims X and below off the stack.
-        """
-        want = parts[:-1]
-        common = 0
-        while (common < len(self._stack) and common < len(want)
-               and self._stack[common][0] == want[common]):
-            common += 1
-        self._drop_stack(common)
-        fd = self._stack[-1][1] if self._stack else self.root_fd
-        for i in range(common, len(want)):
-            fd = self._step(fd, want[i], True, entry, "/".join(want[:i + 1]))
-            self._stack.append((want[i], fd))
-        return fd
+    def _no_directory_at(self, parts: list[str], entry: str) -> UnsafeLayer:
+        """The error for a path of the layer that is not all directories: name
+        the first component that is a symlink or a file."""
+        for depth in range(1, len(parts) + 1):
+            where = "/".join(parts[:depth])
+            try:
+                # Every component before this one is a real directory (the
+                # loop got here), so the lookup follows no symlink.
+                mode = os.lstat(where, dir_fd=self.root_fd).st_mode
+            except FileNotFoundError:
+                break
+            if stat.S_ISLNK(mode):
+                return UnsafeLayer(f"layer entry {entry!r} would be written through the "
+                                   f"symlink {where!r}", _UNSAFE_HINT)
+            if not stat.S_ISDIR(mode):
+                return UnsafeLayer(f"layer entry {entry!r} needs {where!r} to be a directory, "
+                                   f"but it is a file", _UNSAFE_HINT)
+        return UnsafeLayer(f"layer entry {entry!r}: {'/'.join(parts)!r} changed while it was "
+                           f"being unpacked", _UNSAFE_HINT)
 
     def _clear(self, parent_fd: int, name: str) -> None:
         """Remove whatever is at name, so a new entry can take its place.
@@ -249,7 +241,16 @@ class LayerExtractor:
             self._whiteout(parts, name)
             return
 
-        parent = self._parent_fd(parts, name)
+        parent = self._open_dir(parts[:-1], True, name)
+        try:
+            self._extract_into(tar, member, parts, parent)
+        finally:
+            os.close(parent)
+
+    def _extract_into(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str],
+                      parent: int) -> None:
+        """Make one entry, `parts[-1]`, in the directory `parent` holds."""
+        name, base = member.name, parts[-1]
         if member.isdir():
             try:
                 os.mkdir(base, 0o700, dir_fd=parent)
@@ -375,14 +376,17 @@ class LayerExtractor:
         if hidden in ("", ".", ".."):
             raise UnsafeLayer(f"layer entry {entry!r} is a whiteout with an invalid name",
                               _UNSAFE_HINT)
-        parent = self._parent_fd(parts[:-1] + [hidden], entry)
+        parent = self._open_dir(parts[:-1], True, entry)
         try:
-            os.lstat(hidden, dir_fd=parent)
-            return  # the layer itself has NAME: a whiteout hides only lower layers
-        except FileNotFoundError:
-            pass
-        self._require_root("a whiteout")
-        os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+            try:
+                os.lstat(hidden, dir_fd=parent)
+                return  # the layer itself has NAME: a whiteout hides only lower layers
+            except FileNotFoundError:
+                pass
+            self._require_root("a whiteout")
+            os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+        finally:
+            os.close(parent)
 
     def _require_root(self, what: str) -> None:
         if not self.privileged:
@@ -390,7 +394,6 @@ class LayerExtractor:
                           "run minict as root (sudo)")
 
     def _apply_dir_times(self) -> None:
-        self._drop_stack(0)
         # Deepest first, so setting a parent's time is the last change to it.
         for parts, mtime in sorted(self._dir_times, key=lambda item: -len(item[0])):
             try:

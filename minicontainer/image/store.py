@@ -44,7 +44,9 @@ from pathlib import Path
 from . import mediatypes as mt
 from ..errors import (BadReference, DigestMismatch, ImageInUse, ImageNotFound, MinictError, MissingBlob,
                      StoreCorrupt, UnsupportedMediaType)
-from ..fsutil import TEMP_MARK, atomic_write, file_lock, raise_if_disk_full, sha256_bytes
+from baselib.files import TEMP_MARK
+
+from ..fsutil import atomic_write, file_lock, raise_if_disk_full, sha256_bytes
 from .extract import extract_layer
 from .reference import Reference, parse
 

@@ -10,7 +10,7 @@ Extra device nodes (hpcshim's GPU plan: /dev/nvidia0 ...) are added here too.
 import os
 
 from .. import syscalls as sc
-from .rootfs import mountpoint, open_mountpoint, secure_join
+from .rootfs import mountpoint, open_mountpoint, path_in_root
 
 # name, major, minor (Documentation/admin-guide/devices.txt)
 DEFAULT_DEVICES = [
@@ -29,7 +29,7 @@ def populate_dev(kernel: sc.Kernel, root: str, extra_devices=()) -> None:
     # From here on, plain paths: the tmpfs was made a moment ago, in this
     # process's own mount namespace, before any volume is mounted, so no
     # other process can reach it to swap a name for a symlink.
-    dev = secure_join(root, "/dev")
+    dev = path_in_root(root, "/dev")
     for name, major, minor in DEFAULT_DEVICES:
         kernel.mknod(os.path.join(dev, name), "c", major, minor, 0o666,
                      f"Create /dev/{name}")
@@ -55,7 +55,7 @@ def add_device(kernel: sc.Kernel, root: str, node) -> None:
     parent = os.path.dirname(node.path)
     if parent != "/dev":
         os.close(open_mountpoint(kernel, root, parent, True))   # creates the directories
-    path = secure_join(root, node.path)
+    path = path_in_root(root, node.path)
     if os.path.lexists(path):
         os.unlink(path)
     kernel.mknod(path, node.type, node.major, node.minor, node.mode,

@@ -27,9 +27,9 @@ minict does with them:
 - env: set in the container, like -e options given before the user's own:
   the image's values lose, an explicit -e wins.
 
-hpcshim is imported here, and only when a GPU flag is given: a plain
-`minict run` pays nothing for it (bench/start), and hpcshim itself never
-imports minicontainer.
+hpcshim is imported here, and only when a GPU flag is given: it is a
+program of its own with its own dependencies, and it never imports
+minicontainer.
 """
 
 import os
@@ -158,7 +158,7 @@ def _container_path(path: str, what: str) -> str:
         raise BadGpuPlan(f"the GPU plan's {what} path {path!r} is not an absolute path below /",
                          PLAN_HINT)
     # Normalised so that two spellings of one place count as one mount point;
-    # symlinks in the image are resolved safely later (rootfs.secure_join).
+    # symlinks in the image are resolved safely later (rootfs.open_mountpoint).
     return os.path.normpath(path)
 
 

@@ -9,14 +9,13 @@ host's namespace, and a SIGKILL cannot leave a mount behind.
   and the container's own `upperdir` receives every write, so containers
   of one image never see each other's changes and creating one costs the
   same whatever the image's size.
-- Mount destinations are resolved inside the root with `secure_join`, which
-  follows the image's symlinks as if the root were `/`: an image whose
-  /etc is a symlink to `../../../../host/etc` cannot make minict mount
-  over a host path (runc uses filepath-securejoin for the same reason).
-  Then each mount point is opened one name at a time without following
-  symlinks and mounted on through its file descriptor (`mountpoint`), so
-  that nothing swapped in after the check can redirect the mount: runc's
-  CVE-2021-30465.
+- Mount destinations are resolved inside the root by the kernel, following
+  the image's symlinks as if the root were `/` (openat2 RESOLVE_IN_ROOT,
+  baselib.inroot): an image whose /etc is a symlink to
+  `../../../../host/etc` cannot make minict mount over a host path (runc
+  uses filepath-securejoin for the same reason). Each mount point is then
+  mounted on through its file descriptor (`mountpoint`), so that nothing
+  swapped in after the lookup can redirect the mount: runc's CVE-2021-30465.
 - `pivot_root` (never chroot: a chroot can be escaped with a second chroot
   and `..`) swaps the root of the mount namespace, then the old root is
   detached so the host's filesystem is unreachable.
@@ -27,6 +26,8 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from baselib.inroot import MAX_SYMLINKS, open_in_root, resolve_in_root
 
 from .. import syscalls as sc
 from ..errors import RunFailed
@@ -140,51 +141,6 @@ def _short_overlay_options(kernel, lowers, record_dir) -> str:
 
 # ---- resolving paths inside the root ---------------------------------------------------------
 
-def secure_join(root: str, unsafe_path: str) -> str:
-    """`root` + `unsafe_path`, following symlinks as if `root` were `/`.
-
-    Each component is looked at in turn; a symlink's target is spliced in
-    (an absolute target restarts from `root`, `..` never climbs above it).
-    Components that do not exist yet are taken literally: they will be
-    created inside the root.
-    """
-    pending = [p for p in unsafe_path.split("/") if p]
-    resolved: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        except NotADirectoryError:
-            raise not_a_directory("/" + "/".join(resolved), unsafe_path) from None
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > 40:   # the kernel's own limit (MAXSYMLINKS)
-                raise RunFailed(f"too many symlinks resolving {unsafe_path} in the image",
-                                "the image has a symlink loop")
-            try:
-                target = os.readlink(candidate)
-            except OSError:   # gone, or no longer a symlink, since lstat looked at it
-                raise _changed_meanwhile("/" + "/".join([*resolved, part]) + " changed",
-                                         unsafe_path) from None
-            if target.startswith("/"):
-                resolved = []
-            pending = [p for p in target.split("/") if p] + pending
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
-
-
 # A handle on one place in the tree: O_PATH opens it for neither reading
 # nor writing (so it works on any file, and has no side effects), and
 # O_NOFOLLOW makes a symlink's handle the link itself, never its target.
@@ -196,19 +152,18 @@ def mountpoint(kernel: sc.Kernel, root: str, destination: str, directory: bool) 
     """The path to give mount(2) for `destination`: /proc/self/fd/N, where
     N is a handle on the mount point, held open while the mount is made.
 
-    Why not the path itself? secure_join looks at each component, but the
-    kernel walks the path again inside mount(2). In between, a process in
-    another container that shares a volume on the way could swap one of
-    its directories for a symlink to anywhere on the host, and the mount
-    would follow it: runc's symlink-exchange race, CVE-2021-30465. A handle
-    names the directory itself, not a path to it; mount(2) on
+    Why not the path itself? The kernel would walk it again inside
+    mount(2), and in between a process in another container that shares a
+    volume on the way could swap one of its directories for a symlink to
+    anywhere on the host: runc's symlink-exchange race, CVE-2021-30465. A
+    handle names the directory itself, not a path to it; mount(2) on
     /proc/self/fd/N lands exactly there, whatever is renamed meanwhile.
     (/proc here is still the host's: this runs before pivot_root.)
     """
     fd = open_mountpoint(kernel, root, destination, directory)
-    kernel.explain(f"Open {destination} from the new root one name at a time, refusing "
-                   f"symlinks (CVE-2021-30465); mount through that handle",
-                   f"openat(..., O_PATH|O_NOFOLLOW) = {fd}")
+    kernel.explain(f"Open {destination} inside the new root, its symlinks resolved as if that "
+                   f"root were / (CVE-2021-30465); mount through that handle",
+                   f"openat2(root, \"{destination.lstrip('/')}\", {{O_PATH, RESOLVE_IN_ROOT}}) = {fd}")
     try:
         yield f"/proc/self/fd/{fd}"
     finally:
@@ -220,71 +175,123 @@ def open_mountpoint(kernel: sc.Kernel, root: str, destination: str, directory: b
     inside `root`, creating what is missing: the parent directories and the
     mount point itself (a directory, or an empty file for a file bind).
     Writes land in the container's upper layer (or in a volume on the way),
-    never in the image.
+    never in the image, and never outside the root.
 
-    secure_join resolves the image's symlinks first; then the resolved path
-    is opened one name at a time, each relative to the handle on the
-    directory before it, with O_NOFOLLOW. A symlink met now was not there a
-    moment ago: something is changing the tree under us, so refuse.
+    The image's symlinks are followed as if the root were `/` (an image
+    whose /etc links to `../../../../host/etc` gets the root's own /etc), by
+    the kernel, in one call (baselib.inroot: openat2 RESOLVE_IN_ROOT), so
+    nothing swapped in meanwhile can lead the answer out of the root.
     """
-    relative = os.path.relpath(secure_join(root, destination), root)
-    names = relative.split(os.sep) if relative != "." else []
-    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for i, name in enumerate(names):
-            last = i == len(names) - 1
-            inner = _open_or_create(kernel, fd, name, "/" + "/".join(names[:i + 1]),
-                                    directory or not last, destination)
-            os.close(fd)
-            fd = inner
-        if stat.S_ISDIR(os.fstat(fd).st_mode) != directory:
-            kind = "directory" if directory else "file"
-            raise RunFailed(f"cannot mount a {kind} on {destination}: the image has a "
-                            f"{'file' if directory else 'directory'} there",
-                            "choose another destination")
-    except BaseException:
+        fd = _open_or_create(kernel, root_fd, "/" + destination.lstrip("/"), directory,
+                             destination, links=0)
+    finally:
+        os.close(root_fd)
+    if stat.S_ISDIR(os.fstat(fd).st_mode) != directory:
         os.close(fd)
-        raise
+        kind = "directory" if directory else "file"
+        raise RunFailed(f"cannot mount a {kind} on {destination}: the image has a "
+                        f"{'file' if directory else 'directory'} there", "choose another destination")
     return fd
 
 
-def _open_or_create(kernel, parent: int, name: str, shown: str, directory: bool,
-                    destination: str) -> int:
-    """A handle on `name` in the directory `parent` is a handle on; create
-    it first if it is missing. `shown` is its path inside the container."""
-    # The directory held open, then one name: nothing on the way to swap.
-    place = f"/proc/self/fd/{parent}/{name}"
+def _open_or_create(kernel, root_fd: int, path: str, directory: bool, destination: str,
+                    links: int) -> int:
+    """A handle on `path` inside the root, made first if it is missing.
+
+    When it is missing, its parent is opened the same way (and made if
+    missing too), then the name is looked at there: nothing (make it), or
+    a symlink that leads nowhere yet, such as an image's
+    /etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf: then what
+    the link names is made instead, as docker does.
+    """
     try:
-        fd = os.open(name, PLACE, dir_fd=parent)
-    except NotADirectoryError:       # a directory swapped for a file since secure_join looked
-        raise not_a_directory(os.path.dirname(shown), destination) from None
+        return open_in_root(root_fd, path)
     except FileNotFoundError:
+        pass
+    except NotADirectoryError:
+        raise not_a_directory(_first_non_directory(root_fd, path), destination) from None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise RunFailed(f"too many symlinks resolving {destination} in the image",
+                        "the image has a symlink loop") from None
+    parent, name = os.path.split(path)
+    parent_fd = _open_or_create(kernel, root_fd, parent, True, destination, links)
+    try:
         try:
-            if directory:
-                kernel.mkdir(place, 0o755, f"Create {shown} in the container (for a mount)")
-            else:
-                kernel.write_file(place, b"", 0o644,
-                                  f"Create an empty file in the container to mount {destination} onto")
-        except FileExistsError:
-            pass   # made by someone else meanwhile: it is looked at below like any other
-        except FileNotFoundError:   # the directory held open was deleted meanwhile
-            raise _changed_meanwhile(f"{os.path.dirname(shown)} vanished", destination) from None
-        except OSError as exc:
-            if exc.errno != errno.EROFS:
-                raise
-            raise RunFailed(f"cannot create {shown} to mount {destination} on: "
-                            f"{os.path.dirname(shown)} is read-only",
-                            "create it in the volume's source first, or mount that volume "
-                            "read-write") from None
+            mode = os.lstat(name, dir_fd=parent_fd).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and stat.S_ISLNK(mode):
+            if links >= MAX_SYMLINKS:
+                raise RunFailed(f"too many symlinks resolving {destination} in the image",
+                                "the image has a symlink loop")
+            target = os.readlink(name, dir_fd=parent_fd)
+            followed = target if target.startswith("/") else f"{parent.rstrip('/')}/{target}"
+            return _open_or_create(kernel, root_fd, followed, directory, destination, links + 1)
+        if mode is None:
+            _create(kernel, parent_fd, name, path, directory, destination)
         try:
-            fd = os.open(name, PLACE, dir_fd=parent)
+            fd = os.open(name, PLACE, dir_fd=parent_fd)
         except FileNotFoundError:   # removed again, just after it was made
-            raise _changed_meanwhile(f"{shown} vanished", destination) from None
+            raise _changed_meanwhile(f"{path} vanished", destination) from None
+    finally:
+        os.close(parent_fd)
     if stat.S_ISLNK(os.fstat(fd).st_mode):
         os.close(fd)
-        raise _changed_meanwhile(f"{shown} turned into a symlink", destination,
+        raise _changed_meanwhile(f"{path} turned into a symlink", destination,
                                  "refusing to follow it (CVE-2021-30465)")
     return fd
+
+
+def _create(kernel, parent_fd: int, name: str, shown: str, directory: bool,
+            destination: str) -> None:
+    """Make the mount point `name` in the directory `parent_fd` holds
+    (`shown`: its path in the container), through the held handle."""
+    place = f"/proc/self/fd/{parent_fd}/{name}"
+    try:
+        if directory:
+            kernel.mkdir(place, 0o755, f"Create {shown} in the container (for a mount)")
+        else:
+            kernel.write_file(place, b"", 0o644,
+                              f"Create an empty file in the container to mount {destination} onto")
+    except FileExistsError:
+        pass   # made by someone else meanwhile: opened and looked at like any other
+    except FileNotFoundError:   # the directory held open was deleted meanwhile
+        raise _changed_meanwhile(f"{os.path.dirname(shown)} vanished", destination) from None
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        raise RunFailed(f"cannot create {shown} to mount {destination} on: "
+                        f"{os.path.dirname(shown)} is read-only",
+                        "create it in the volume's source first, or mount that volume "
+                        "read-write") from None
+
+
+def _first_non_directory(root_fd: int, path: str) -> str:
+    """The shallowest ancestor of `path` that is not a directory (for the error)."""
+    parts = [p for p in path.split("/") if p]
+    for depth in range(1, len(parts)):
+        ancestor = "/" + "/".join(parts[:depth])
+        try:
+            fd = open_in_root(root_fd, ancestor)
+        except OSError:
+            return ancestor
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+        os.close(fd)
+        if not is_dir:
+            return ancestor
+    return os.path.dirname(path)
+
+
+def path_in_root(root: str, path: str) -> str:
+    """The host's path for `path` inside `root`, its directory resolved as if
+    `root` were `/`. Only for places no other process can reach: the /dev
+    tmpfs minict has just mounted in its own mount namespace."""
+    directory = resolve_in_root(root, os.path.dirname(path)) or os.path.dirname(path)
+    return os.path.join(root, directory.lstrip("/"), os.path.basename(path))
 
 
 def _changed_meanwhile(change: str, destination: str, then: str = "giving up") -> RunFailed:

@@ -63,14 +63,35 @@ def hostile_root(tmp_path) -> Path:
     return root
 
 
-def test_secure_join_keeps_symlinks_inside_the_root(hostile_root):
-    root = str(hostile_root)
-    assert rootfs.secure_join(root, "/etc/hosts") == f"{root}/usr/etc/hosts"
-    assert rootfs.secure_join(root, "/escape/x") == f"{root}/tmp/x"
-    assert rootfs.secure_join(root, "/../../etc/passwd") == f"{root}/usr/etc/passwd"
-    assert rootfs.secure_join(root, "/new/dir") == f"{root}/new/dir"
-    with pytest.raises(Exception, match="too many symlinks"):
-        rootfs.secure_join(root, "/loop/x")
+@pytest.mark.parametrize("destination, lands", [
+    ("/etc/hosts", "usr/etc/hosts"),            # an absolute link restarts at the root
+    ("/escape/x", "tmp/x"),                     # a climbing link stops at the root
+    ("/../../etc/passwd", "usr/etc/passwd"),    # so does a climbing destination
+    ("/new/dir", "new/dir"),
+])
+@pytest.mark.parametrize("openat2", [True, False], ids=["openat2", "walk"])
+def test_mount_points_resolve_symlinks_inside_the_root(hostile_root, monkeypatch, destination,
+                                                       lands, openat2):
+    from baselib import inroot
+    monkeypatch.setattr(inroot, "_openat2_missing", not openat2)   # a kernel before 5.6
+    kernel = TreeKernel()
+    with rootfs.mountpoint(kernel, str(hostile_root), destination, directory=True) as target:
+        assert where(target) == f"{hostile_root}/{lands}"
+    with pytest.raises(RunFailed, match="too many symlinks resolving /loop/x"):
+        rootfs.open_mountpoint(kernel, str(hostile_root), "/loop/x", True)
+
+
+def test_a_dangling_symlink_in_the_image_is_followed_inside_the_root(tmp_path):
+    """An image's /etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf:
+    the bind lands where the link points, made inside the root, as with docker."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
+    kernel = TreeKernel()
+    with rootfs.mountpoint(kernel, str(root), "/etc/resolv.conf", directory=False) as target:
+        assert where(target) == f"{root}/run/systemd/resolve/stub-resolv.conf"
+    assert [c[0] for c in kernel.named("mkdir")] == [f"{root}/run", f"{root}/run/systemd",
+                                                     f"{root}/run/systemd/resolve"]
 
 
 def test_mountpoints_are_created_inside_the_root(hostile_root):
@@ -99,26 +120,35 @@ def shared_volume(tmp_path):
 
 
 @pytest.mark.parametrize("destination", ["/data/sub/x", "/data/sub"])
-def test_a_symlink_swapped_in_after_the_check_is_refused(shared_volume, monkeypatch, destination):
+@pytest.mark.parametrize("openat2", [True, False], ids=["openat2", "walk"])
+def test_a_symlink_swapped_in_never_leads_out_of_the_root(shared_volume, monkeypatch, destination,
+                                                          openat2):
     """CVE-2021-30465: another container sharing the volume at /data swaps
-    /data/sub for a symlink to a host directory just after secure_join
-    looked at it. Nothing may be created or mounted through that link."""
+    /data/sub for a symlink to a host directory while minict looks up its
+    mount point. Whatever minict then does, nothing may be created or
+    mounted outside the root: the link is resolved inside it."""
+    from baselib import inroot
+    monkeypatch.setattr(inroot, "_openat2_missing", not openat2)
     root, outside = shared_volume
-    checked = rootfs.secure_join
+    looked_up = inroot.open_in_root
 
-    def check_then_swap(*args):
-        path = checked(*args)
-        os.rename(root / "data/sub", root / "data/sub-before")
-        os.symlink(outside, root / "data/sub")
-        return path
+    def swap_after_the_first_lookup(*args, **kwargs):
+        fd = looked_up(*args, **kwargs)
+        if not (root / "data/sub-before").exists():
+            os.rename(root / "data/sub", root / "data/sub-before")
+            os.symlink(outside, root / "data/sub")
+        return fd
 
-    monkeypatch.setattr(rootfs, "secure_join", check_then_swap)
+    monkeypatch.setattr(rootfs, "open_in_root", swap_after_the_first_lookup)
     kernel = TreeKernel()
     open_fds = os.listdir("/proc/self/fd")
-    with pytest.raises(RunFailed, match="/data/sub turned into a symlink .* refusing to follow it"):
-        with rootfs.mountpoint(kernel, str(root), destination, directory=True):
-            pytest.fail("a mount point was handed out")
-    assert list(outside.iterdir()) == [] and kernel.calls == []
+    try:
+        with rootfs.mountpoint(kernel, str(root), destination, directory=True) as target:
+            assert where(target).startswith(f"{root}/")
+    except RunFailed as refused:
+        assert "while minict was mounting" in refused.message
+    assert list(outside.iterdir()) == []
+    assert all(str(args[0]).startswith(f"{root}/") for _, args in kernel.calls)
     assert os.listdir("/proc/self/fd") == open_fds        # the handles taken on the way are closed
 
 
