@@ -15,9 +15,6 @@ import os
 
 from minicontainer import syscalls as sc
 
-MADE_FOR_REAL = ("_do_mkdir", "_do_write_file")
-
-
 def where(path):
     """The real path behind /proc/self/fd/N[/rest], read while N is open."""
     if not isinstance(path, str) or not path.startswith("/proc/self/fd/"):
@@ -28,17 +25,19 @@ def where(path):
 
 
 class TreeKernel(sc.RecordingKernel):
-    def __getattribute__(self, name):
-        if not name.startswith("_do_"):
-            return super().__getattribute__(name)
-        record = super().__getattribute__(name)
-        real = getattr(type(self), name).__get__(self) if name in MADE_FOR_REAL else None
+    """Records like RecordingKernel, paths as the places they name; makes
+    directories and files for real."""
 
-        def call(*args):
-            # symlink's first argument is the link's text, not a place: kept as written
-            # (/dev/stdin -> /proc/self/fd/0 must not turn into this test's own stdin)
-            kept = 1 if name == "_do_symlink" else 0
-            record(*args[:kept], *[where(a) for a in args[kept:]])
-            if real:
-                real(*args)
-        return call
+    def _record(self, name, *args):
+        # symlink's first argument is the link's text, not a place: kept as written
+        # (/dev/stdin -> /proc/self/fd/0 must not turn into this test's own stdin)
+        kept = 1 if name == "symlink" else 0
+        super()._record(name, *args[:kept], *[where(a) for a in args[kept:]])
+
+    def _do_mkdir(self, path, mode):
+        super()._do_mkdir(path, mode)
+        sc.Kernel._do_mkdir(self, path, mode)
+
+    def _do_write_file(self, path, data, mode):
+        super()._do_write_file(path, data, mode)
+        sc.Kernel._do_write_file(self, path, data, mode)

@@ -81,21 +81,11 @@ def test_privileged_without_a_cgroup_keeps_everything(monkeypatch):
     assert device_access.confine(spec(), guard.mechanism).capabilities == DEFAULT_CAPS
 
 
-class RefusingKernel(sc.RecordingKernel):
-    """A kernel without CONFIG_CGROUP_BPF, say: BPF_PROG_LOAD answers EINVAL."""
-
-    def __getattribute__(self, name):
-        if name == "_do_attach_device_program":
-            def refuse(*args):
-                raise OSError(errno.EINVAL, "Invalid argument")
-            return refuse
-        return super().__getattribute__(name)
-
-
 def test_a_refused_program_falls_back_to_nodev_not_to_trust(monkeypatch):
+    """A kernel without CONFIG_CGROUP_BPF, say: BPF_PROG_LOAD answers EINVAL."""
     monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
-    _, lines = narration()
-    kernel = RefusingKernel(_.narrator)
+    kernel, lines = narration()
+    kernel.fail_next("attach_device_program", errno.EINVAL)
     guard = device_access.install(kernel, spec(), FakeCgroup())
     assert guard.mechanism == device_access.NODEV
     assert any("the kernel refused the device program: Invalid argument" in line for line in lines)

@@ -202,13 +202,11 @@ def test_mount_points_under_a_file_or_a_read_only_volume_are_one_clear_error(sha
         with rootfs.mountpoint(TreeKernel(), str(root), "/data/file/x", True):
             pass
 
-    class ReadOnlyKernel(TreeKernel):
-        def _do_mkdir(self, path, mode):
-            raise OSError(errno.EROFS, "Read-only file system", path)
-
+    read_only = TreeKernel()
+    read_only.fail_next("mkdir", errno.EROFS)
     with pytest.raises(RunFailed, match="cannot create /data/new to mount /data/new/y on: "
                                         "/data is read-only") as caught:
-        with rootfs.mountpoint(ReadOnlyKernel(), str(root), "/data/new/y", True):
+        with rootfs.mountpoint(read_only, str(root), "/data/new/y", True):
             pass
     assert "create it in the volume's source first" in caught.value.hint
 

@@ -1,5 +1,6 @@
 """The kernel-facing module: narration text, flag rendering, the recording fake."""
 
+import errno
 import os
 
 import pytest
@@ -99,3 +100,18 @@ def test_write_file_never_opens_what_is_already_there(tmp_path):
         with pytest.raises(FileExistsError):
             kernel.write_file(str(tmp_path / name), b"", 0o644, "mount point")
     assert (tmp_path / "taken").read_bytes() == b"theirs"
+
+
+@pytest.mark.unit
+def test_the_recording_kernel_records_typed_calls_and_fails_on_request():
+    kernel = sc.RecordingKernel()
+    kernel.mkdir("/a", 0o755, "why")
+    kernel.fail_next("mount", errno.EBUSY)
+    with pytest.raises(OSError) as refused:
+        kernel.mount("none", "/a", "tmpfs", 0, None, "why")
+    assert refused.value.errno == errno.EBUSY
+    kernel.mount("none", "/a", "tmpfs", 0, None, "why")          # only the next one failed
+    assert kernel.calls == [sc.Call("mkdir", ("/a", 0o755)),
+                            sc.Call("mount", ("none", "/a", "tmpfs", 0, None)),
+                            sc.Call("mount", ("none", "/a", "tmpfs", 0, None))]
+    assert kernel.calls[0].name == "mkdir" and kernel.named("mount")[0][1] == "/a"
