@@ -33,6 +33,8 @@ import signal
 import struct
 from typing import NamedTuple
 
+from baselib import inroot
+
 # ---- constants from <sched.h>, <sys/mount.h>, <linux/prctl.h> ---------------
 
 CLONE_NEWNS = 0x00020000      # mount table
@@ -251,6 +253,14 @@ class Kernel:
         self.explain(why, "; ".join(steps))
         self._do_bind_with_attributes(source, target, readonly, nodev)
 
+    def open_in_root(self, root_fd: int, path: str, why: str) -> int:
+        """An O_PATH handle on `path` inside the directory `root_fd` holds,
+        its symlinks resolved as if that directory were `/` (baselib.inroot:
+        openat2 RESOLVE_IN_ROOT, or the same walk on older kernels)."""
+        self.explain(why, f'openat2({root_fd}, "{path.lstrip("/") or "."}", '
+                          f'{{O_PATH, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS}})')
+        return self._do_open_in_root(root_fd, path)
+
     def pivot_root(self, new_root, put_old, why: str) -> None:
         self.explain(why, f"pivot_root({_c(new_root)}, {_c(put_old)})")
         self._do_pivot_root(new_root, put_old)
@@ -433,6 +443,9 @@ class Kernel:
         finally:
             os.close(tree)
 
+    def _do_open_in_root(self, root_fd, path):
+        return inroot.open_in_root(root_fd, path, os.O_PATH)
+
     def _do_umount2(self, target, flags):
         _check(_libc().umount2(_b(target), flags), "umount2", target)
 
@@ -571,6 +584,11 @@ class RecordingKernel(Kernel):
         err = self._failures.pop(name, None)
         if err is not None:
             raise OSError(err, os.strerror(err), f"{name} (RecordingKernel.fail_next)")
+
+    def _do_open_in_root(self, root_fd, path):
+        # Looking up is harmless, and the code above needs a real handle: do it.
+        self._record("open_in_root", root_fd, path)
+        return Kernel._do_open_in_root(self, root_fd, path)
 
     def _do_unshare(self, flags): self._record("unshare", flags)
     def _do_setns(self, fd, nstype): self._record("setns", fd, nstype)

@@ -161,9 +161,6 @@ def mountpoint(kernel: sc.Kernel, root: str, destination: str, directory: bool) 
     (/proc here is still the host's: this runs before pivot_root.)
     """
     fd = open_mountpoint(kernel, root, destination, directory)
-    kernel.explain(f"Open {destination} inside the new root, its symlinks resolved as if that "
-                   f"root were / (CVE-2021-30465); mount through that handle",
-                   f"openat2(root, \"{destination.lstrip('/')}\", {{O_PATH, RESOLVE_IN_ROOT}}) = {fd}")
     try:
         yield f"/proc/self/fd/{fd}"
     finally:
@@ -207,7 +204,9 @@ def _open_or_create(kernel, root_fd: int, path: str, directory: bool, destinatio
     the link names is made instead, as docker does.
     """
     try:
-        return open_in_root(root_fd, path)
+        return kernel.open_in_root(root_fd, path, f"Find {path} inside the new root, its symlinks "
+                                                  f"resolved as if that root were / "
+                                                  f"(CVE-2021-30465); mount through the handle")
     except FileNotFoundError:
         pass
     except NotADirectoryError:
