@@ -144,7 +144,7 @@ class CommandNotFound(MinictError):
     exit_code = 127
 
 
-# ---- containers, continued (issue 3: run and the lifecycle) -----------------
+# ---- containers, continued: run and the lifecycle ---------------------------
 
 class UnknownUser(MinictError):
     """--user (or the image's User) names a user or group the image lacks."""
@@ -156,7 +156,7 @@ class ContainerStateError(MinictError):
     exit_code = 36
 
 
-# ---- GPUs (issue 5: hpcshim's Plan in `minict run`; codes 50-59) ------------
+# ---- GPUs: hpcshim's Plan in `minict run` (codes 50-59) ---------------------
 
 class BadGpuPlan(MinictError):
     """--gpu-plan FILE cannot be read, is not a version-1 hpcshim Plan, or

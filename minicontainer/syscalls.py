@@ -1,4 +1,4 @@
-"""The one module that talks to the kernel (DESIGN.md, "Boundaries").
+"""The one module that talks to the kernel (docs/ARCHITECTURE.md, "Boundaries").
 
 Every kernel-facing step minict takes to build a container goes through a
 `Kernel` object: namespaces (unshare, setns), mounts (mount, umount2,

@@ -16,7 +16,7 @@
 #              VM_BOOT_TIMEOUT (seconds until the guest must be up, 300),
 #              VM_TEST_TIMEOUT (seconds for the whole run, 1800).
 #
-# Pitfalls this handles (see DESIGN.md, "Tests"):
+# Pitfalls this handles (see docs/ARCHITECTURE.md, "Tests"):
 # - vng runs virtme-run and friends by name: .venv/bin goes on PATH.
 # - KVM hangs on these machines: --disable-kvm (TCG; a boot takes ~35 s).
 # - linux-image-cloud-amd64 has no 9p and cannot mount the host root: skipped.

@@ -1,4 +1,4 @@
-"""Shared fixtures and the marker rules (see DESIGN.md "Tests").
+"""Shared fixtures and the marker rules (see docs/ARCHITECTURE.md, "Tests").
 
 Markers: unit, root, cgroup2, gpu, slow. A test that cannot run on this
 machine is skipped with the reason; it never passes silently.

@@ -17,7 +17,7 @@ Two images that share a base share its layer directories, and a container
 needs only an upper/work dir of its own, so creating one costs the same
 whatever the image size.
 
-Safety (DESIGN.md "State on disk"):
+Safety (docs/ARCHITECTURE.md, "State on disk"):
 - Content appears by rename(2) from tmp/ only when complete and verified,
   so a crash leaves at worst unreferenced content, never half of something.
 - Loads and pulls hold `locks/gc.lock` shared; `rmi` and garbage collection

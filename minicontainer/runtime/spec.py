@@ -1,6 +1,6 @@
 """ContainerSpec: what one container will be, decided and checked once.
 
-DESIGN.md's data flow puts this between the image store and the runtime:
+docs/ARCHITECTURE.md's data flow puts this between the image store and the runtime:
 the image config (OCI image-spec config.md: Entrypoint, Cmd, Env,
 WorkingDir, User, StopSignal) is merged with the command-line flags the
 way `docker run` merges them, and every flag is validated here, before

@@ -1,6 +1,6 @@
 """Container records on disk, their locks, and the truth about their status.
 
-Layout (DESIGN.md "State on disk"):
+Layout (docs/ARCHITECTURE.md, "State on disk"):
 
     ROOT/containers/<id>/       survives a reboot
         config.json             the ContainerSpec and the name (written last:
