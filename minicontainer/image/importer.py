@@ -72,22 +72,28 @@ def import_rootfs(store: Store, source: Path, name: str, changes=(), message: st
         return ing.commit_image(json.dumps(manifest, sort_keys=True).encode(), [ref])
 
 
+def layer_member(root: Path, info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A tar member of a layer made from the directory `root`: numeric ids
+    only, and the file's capabilities kept as the pax record the extractor
+    reads back (tarfile does not record xattrs by itself; `ping` needs its
+    cap_net_raw)."""
+    info.uname = info.gname = ""
+    if info.isreg():
+        try:
+            cap = os.getxattr(root / info.name, "security.capability", follow_symlinks=False)
+            info.pax_headers["SCHILY.xattr.security.capability"] = cap.decode(
+                "utf-8", "surrogateescape")
+        except OSError:
+            pass
+    return info
+
+
 def _pack_dir(root: Path, dest: Path) -> None:
-    """Pack a directory into a tar as a layer: numeric ids, capability
-    xattrs kept (tarfile does not record xattrs by itself), sockets skipped
+    """Pack a directory into a tar as a layer (layer_member), sockets skipped
     (they cannot be archived and mean nothing in an image)."""
 
-    def describe(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        info.uname = info.gname = ""
-        host = root / info.name
-        if info.isreg():
-            try:
-                cap = os.getxattr(host, "security.capability", follow_symlinks=False)
-                info.pax_headers["SCHILY.xattr.security.capability"] = cap.decode(
-                    "utf-8", "surrogateescape")
-            except OSError:
-                pass
-        return info
+    def describe(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        return layer_member(root, info)
 
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
         for dirpath, dirnames, filenames in os.walk(root):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from .. import syscalls as sc
 from . import devices, mounts, rootfs, security, syscall_filter, tty
-from .command import exec_command, run_or_report, umask_and_signals
+from .command import exec_command, run_or_report
 from .reaper import run_reaper
 
 
@@ -100,12 +100,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) 
     ensure_workdir(kernel, spec.workdir)
     if spec.read_only:
         rootfs.remount_root_readonly(kernel)
-    umask_and_signals()
-    security.restrict_capabilities_and_identity(kernel, spec)
-    syscall_filter.install(kernel, spec)
-    keep = {ch.error_write} | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
-    security.close_inherited_fds(kernel, keep)
-    security.enter_workdir(kernel, spec.workdir)
+    security.last_steps_before_exec(kernel, spec, ch.error_write)
     if spec.init:
         run_reaper(kernel, spec, ch.error_write)
     exec_command(kernel, spec.argv, spec.env)

@@ -24,8 +24,8 @@ import socket
 
 from .. import syscalls as sc
 from ..errors import BadArgument, ContainerNotRunning
-from . import child, device_access, security, state, syscall_filter
-from .command import exec_command, exit_code_of, run_or_report, umask_and_signals
+from . import child, device_access, security, state
+from .command import exec_command, exit_code_of, run_or_report
 from .launch import Started, error_from_child, read_all
 from .lifecycle import wait_in_foreground
 from .process import is_alive
@@ -122,10 +122,5 @@ def _joiner(kernel, spec, container_pid, ns_fds, ch: child.Channels, user) -> No
         spec = spec.replace(uid=account.uid, gid=account.gid,
                             additional_gids=account.additional_gids)
     child.setup_stdio(kernel, spec, ch)
-    umask_and_signals()
-    security.restrict_capabilities_and_identity(kernel, spec)
-    syscall_filter.install(kernel, spec)
-    keep = {ch.error_write} | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
-    security.close_inherited_fds(kernel, keep)
-    security.enter_workdir(kernel, spec.workdir)
+    security.last_steps_before_exec(kernel, spec, ch.error_write)
     exec_command(kernel, spec.argv, spec.env)

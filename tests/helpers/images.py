@@ -17,11 +17,12 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from minicontainer.image.importer import layer_member
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -116,16 +117,7 @@ def tar_from_dir(root: Path) -> bytes:
     buf = io.BytesIO()
 
     def keep_caps(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        host = root / info.name
-        info.uname = info.gname = ""
-        if info.isreg():
-            try:
-                cap = os.getxattr(host, "security.capability", follow_symlinks=False)
-                info.pax_headers["SCHILY.xattr.security.capability"] = cap.decode(
-                    "utf-8", "surrogateescape")
-            except OSError:
-                pass
-        return info
+        return layer_member(root, info)   # as `minict import` packs a directory
 
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(root.rglob("*"), key=lambda p: str(p.relative_to(root))):
