@@ -254,7 +254,7 @@ def open_decompressed(blob: HashingReader, what: str):
     if compression == "gzip":
         return GunzipReader(blob)
     if compression == "zstd":
-        import zstandard  # lazy: only zstd layers pay for it
+        import zstandard  # one of minict's extra dependencies: only zstd layers need it
         return zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True)
     return blob
 

@@ -25,9 +25,7 @@ DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
 OFFICIAL_NAMESPACE = "library"
 
-# Patterns are kept as strings and given to re.match, which compiles each on
-# first use and caches it: `minict run busybox` needs only _PATH_COMPONENT,
-# and compiling all four at import cost every start about half a millisecond.
+# docker's grammar for references (distribution/reference, regexp.go).
 _PATH_COMPONENT = r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$"
 _TAG = r"^[\w][\w.-]{0,127}$"
 _DIGEST = r"^sha256:[a-f0-9]{64}$"
