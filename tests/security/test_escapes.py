@@ -149,7 +149,7 @@ def test_no_inherited_descriptor_leads_out(box, tmp_path):
     a working directory given as /proc/self/fd/N, led into the host."""
     out = sh(box, "ls /proc/1/fd; readlink /proc/1/cwd")
     assert out == ["0", "1", "2", "/"]
-    for fd in range(3, 10):
+    for fd in range(3, 7):     # what minict itself holds open while it starts a container
         result = box("run", "--rm", "-w", f"/proc/self/fd/{fd}", "escape", "sh", "-c",
                      "pwd; ls / | grep -c '^bin$'")
         if result.returncode == 0:                         # a real directory inside the container
