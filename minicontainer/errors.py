@@ -173,3 +173,31 @@ class GpuDiscoveryFailed(MinictError):
     """hpcshim's selection or discovery refused: a CUDA_VISIBLE_DEVICES naming
     GPUs that are not here, a corrupt ld.so.cache, a bad CDI spec..."""
     exit_code = 52
+
+
+# ---- networks (codes 60-69) -------------------------------------------------------
+
+class NetworkNotFound(MinictError):
+    """--network or `minict network inspect/rm` names no network there is."""
+    exit_code = 60
+
+
+class NetworkInUse(MinictError):
+    """`minict network rm` of a network that containers are attached to."""
+    exit_code = 61
+
+
+class PortInUse(MinictError):
+    """-p asks for a host port that something else already holds."""
+    exit_code = 62
+
+
+class AddressesExhausted(MinictError):
+    """Every address of the network's subnet is handed out."""
+    exit_code = 63
+
+
+class NetworkSetupFailed(MinictError):
+    """The kernel refused a step of a container's network (a bridge, a veth,
+    a firewall rule): the message says which."""
+    exit_code = 64

@@ -206,6 +206,7 @@ class Kernel:
 
     def __init__(self, narrator: Narrator | None = None):
         self.narrator = narrator or Narrator(False)
+        self._netlink = None   # a pyroute2 IPRoute, for the network namespace we are in
 
     def explain(self, sentence: str, call: str | None = None) -> None:
         """Narrate a step that is not a syscall (a decision, a fork)."""
@@ -220,6 +221,54 @@ class Kernel:
     def setns(self, fd: int, nstype: int, why: str, what: str = "") -> None:
         self.explain(why, f"setns({what or fd}, {clone_flags_text(nstype)})")
         self._do_setns(fd, nstype)
+
+    # -- networks: netlink (through pyroute2), sysctls, iptables --
+
+    def create_bridge(self, name: str, why: str) -> None:
+        self.explain(why, f'RTM_NEWLINK {{ifname="{name}", kind="bridge"}} '
+                          f'(ip link add {name} type bridge)')
+        self._do_create_bridge(name)
+
+    def create_veth(self, name: str, peer: str, netns_fd: int, pid: int, why: str) -> None:
+        """A veth pair: `name` here, `peer` made directly in the network
+        namespace `netns_fd` holds (the container's, PID `pid`)."""
+        self.explain(why, f'RTM_NEWLINK {{ifname="{name}", kind="veth", peer={{ifname="{peer}", '
+                          f'net_ns_fd={netns_fd}}}}} (ip link add {name} type veth peer name '
+                          f'{peer} netns {pid})')
+        self._do_create_veth(name, peer, netns_fd)
+
+    def set_link_up(self, ifname: str, why: str, master: str | None = None) -> None:
+        joined = f", master={master}" if master else ""
+        self.explain(why, f'RTM_NEWLINK {{ifname="{ifname}", state=up{joined}}} '
+                          f'(ip link set {ifname}{" master " + master if master else ""} up)')
+        self._do_set_link_up(ifname, master)
+
+    def add_address(self, ifname: str, address: str, prefixlen: int, why: str) -> None:
+        self.explain(why, f'RTM_NEWADDR {{ifname="{ifname}", address={address}, '
+                          f'prefixlen={prefixlen}}} (ip addr add {address}/{prefixlen} dev {ifname})')
+        self._do_add_address(ifname, address, prefixlen)
+
+    def add_default_route(self, gateway: str, why: str) -> None:
+        self.explain(why, f"RTM_NEWROUTE {{dst=0.0.0.0/0, gateway={gateway}}} "
+                          f"(ip route add default via {gateway})")
+        self._do_add_default_route(gateway)
+
+    def delete_link(self, ifname: str, why: str) -> None:
+        self.explain(why, f'RTM_DELLINK {{ifname="{ifname}"}} (ip link del {ifname})')
+        self._do_delete_link(ifname)
+
+    def write_sysctl(self, name: str, value: str, why: str) -> None:
+        """net.ipv4.ip_forward and the like, through /proc/sys."""
+        self.explain(why, f"write '{value}' to /proc/sys/{name.replace('.', '/')} "
+                          f"(sysctl -w {name}={value})")
+        self._do_write_sysctl(name, value)
+
+    def firewall(self, table: str, action: str, rule: list[str], why: str) -> None:
+        """One iptables change: `action` is -A (append), -D (delete), -N (a new
+        chain) or -I (insert at the top)."""
+        import shlex
+        self.explain(why, shlex.join(["iptables", "-t", table, action, *rule]))
+        self._do_firewall(table, action, rule)
 
     # -- mounts --
 
@@ -421,6 +470,70 @@ class Kernel:
 
     def _do_setns(self, fd, nstype):
         _check(_libc().setns(fd, nstype), "setns", fd, clone_flags_text(nstype))
+        if nstype & CLONE_NEWNET and self._netlink is not None:
+            self._netlink.close()    # its socket belongs to the namespace we left
+            self._netlink = None
+
+    def _ipr(self):
+        """The netlink socket of the network namespace we are in (pyroute2,
+        imported when a network is first set up: an optional dependency)."""
+        if self._netlink is None:
+            from pyroute2 import IPRoute
+            self._netlink = IPRoute()
+        return self._netlink
+
+    def _netlink_call(self, what: str, call):
+        from pyroute2.netlink.exceptions import NetlinkError
+        try:
+            return call(self._ipr())
+        except NetlinkError as exc:
+            raise OSError(exc.code, f"{what}: {os.strerror(exc.code)}") from None
+
+    def _index(self, ipr, ifname: str) -> int:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise OSError(errno.ENODEV, f"no interface {ifname}")
+        return found[0]
+
+    def _do_create_bridge(self, name):
+        self._netlink_call(f"create bridge {name}",
+                           lambda ipr: ipr.link("add", ifname=name, kind="bridge"))
+
+    def _do_create_veth(self, name, peer, netns_fd):
+        self._netlink_call(f"create veth {name}",
+                           lambda ipr: ipr.link("add", ifname=name, kind="veth",
+                                                peer={"ifname": peer, "net_ns_fd": netns_fd}))
+
+    def _do_set_link_up(self, ifname, master):
+        def up(ipr):
+            extra = {"master": self._index(ipr, master)} if master else {}
+            ipr.link("set", index=self._index(ipr, ifname), state="up", **extra)
+        self._netlink_call(f"set {ifname} up", up)
+
+    def _do_add_address(self, ifname, address, prefixlen):
+        self._netlink_call(f"add {address} to {ifname}",
+                           lambda ipr: ipr.addr("add", index=self._index(ipr, ifname),
+                                                address=address, prefixlen=prefixlen))
+
+    def _do_add_default_route(self, gateway):
+        self._netlink_call(f"route via {gateway}",
+                           lambda ipr: ipr.route("add", dst="0.0.0.0/0", gateway=gateway))
+
+    def _do_delete_link(self, ifname):
+        self._netlink_call(f"delete {ifname}",
+                           lambda ipr: ipr.link("del", index=self._index(ipr, ifname)))
+
+    def _do_write_sysctl(self, name, value):
+        with open(f"/proc/sys/{name.replace('.', '/')}", "w") as f:
+            f.write(value)
+
+    def _do_firewall(self, table, action, rule):
+        import subprocess
+        result = subprocess.run([iptables_path(), "-w", "-t", table, action, *rule],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise OSError(errno.EINVAL, f"iptables -t {table} {action} {' '.join(rule)}: "
+                                        f"{result.stderr.strip()}")
 
     def _do_mount(self, source, target, fstype, flags, data):
         _check(_libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
@@ -591,6 +704,15 @@ class RecordingKernel(Kernel):
         return Kernel._do_open_in_root(self, root_fd, path)
 
     def _do_unshare(self, flags): self._record("unshare", flags)
+    def _do_create_bridge(self, name): self._record("create_bridge", name)
+    def _do_create_veth(self, name, peer, netns_fd): self._record("create_veth", name, peer, netns_fd)
+    def _do_set_link_up(self, ifname, master): self._record("set_link_up", ifname, master)
+    def _do_add_address(self, ifname, address, prefixlen):
+        self._record("add_address", ifname, address, prefixlen)
+    def _do_add_default_route(self, gateway): self._record("add_default_route", gateway)
+    def _do_delete_link(self, ifname): self._record("delete_link", ifname)
+    def _do_write_sysctl(self, name, value): self._record("write_sysctl", name, value)
+    def _do_firewall(self, table, action, rule): self._record("firewall", table, action, rule)
     def _do_setns(self, fd, nstype): self._record("setns", fd, nstype)
     def _do_mount(self, source, target, fstype, flags, data):
         self._record("mount", source, target, fstype, flags, data)
@@ -666,6 +788,36 @@ def _mount_setattr(tree: int, attributes: int, recursive: bool) -> None:
     _check(_libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(tree), b"",
                            ctypes.c_uint(flags), attr, ctypes.c_size_t(32)),
            "mount_setattr", tree, flags_text(attributes, MOUNT_ATTR_NAMES))
+
+
+def iptables_path() -> str:
+    """iptables from the system's sbin directories (a user's PATH may lack them)."""
+    import shutil
+    return shutil.which("iptables", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") \
+        or "iptables"
+
+
+def link_exists(ifname: str) -> bool:
+    """Is there a network interface `ifname` in our network namespace? (read
+    only; asked with an ioctl, which answers for the namespace we are in,
+    unlike /sys/class/net, which shows the one /sys was mounted in)"""
+    import socket
+    try:
+        socket.if_nametoindex(ifname)
+        return True
+    except OSError:
+        return False
+
+
+def iptables_rules(table: str, chain: str) -> str:
+    """`iptables -S CHAIN` of `table` (read only); "" when the chain does not exist."""
+    import subprocess
+    try:
+        result = subprocess.run([iptables_path(), "-w", "-t", table, "-S", chain],
+                                capture_output=True, text=True)
+    except FileNotFoundError:
+        return ""   # no iptables here: no rules of minict's either
+    return result.stdout if result.returncode == 0 else ""
 
 
 def has_mount_setattr() -> bool:

@@ -18,8 +18,9 @@ APT_PACKAGES=(
     # Python and what python-prctl compiles against; libseccomp's own Python
     # bindings (minict's seccomp filter), which are not on PyPI
     python3 python3-venv python3-dev gcc libcap-dev python3-seccomp
-    # the busybox test/demo image, kernel-side tools, layer compression
-    busybox-static iproute2 util-linux zstd gzip tar
+    # the busybox test/demo image, kernel-side tools (iptables: container NAT and
+    # published ports), layer compression
+    busybox-static iproute2 iptables util-linux zstd gzip tar
     # images made by tools we did not write, a real registry, its auth helpers
     skopeo umoci docker-registry apache2-utils openssl
     # real runtimes: Charliecloud (hpcshim backend), runc/crun/podman (yardsticks)

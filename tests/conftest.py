@@ -36,6 +36,25 @@ def _gpu_usable() -> str | None:
     return None
 
 
+def pytest_configure(config):
+    """Run the tests in a network namespace of their own (as root).
+
+    minict's containers are on a bridge by default, with NAT and published
+    ports: a bridge (minict0), iptables rules and ip_forward on the machine
+    they run on. The test suite keeps all of that in a network namespace
+    it makes here, before any test runs, so the machine's own network is
+    never changed; every process the tests start (minict, a registry,
+    Slurm) inherits it. Only loopback is up in it, which is all the tests
+    use: their traffic stays on it, or in namespaces they make themselves.
+    """
+    if os.geteuid() != 0 or os.environ.get("MINICT_TESTS_HOST_NETWORK") == "1":
+        return
+    from minicontainer import syscalls as sc
+    kernel = sc.Kernel()
+    kernel.unshare(sc.CLONE_NEWNET, "the tests' own network namespace")
+    kernel.link_up("lo", "its loopback")
+
+
 def pytest_collection_modifyitems(config, items):
     is_root = os.geteuid() == 0
     cg_reason = _cgroup2_usable()

@@ -66,10 +66,12 @@ check "... and still has /bin/vi" "/bin/vi" "$("$MINICT" run --rm busybox sh -c 
 "$MINICT" rm lesson-writer >/dev/null
 check "rm removed its upper directory" "gone" "$([ -e "$upper" ] && echo there || echo gone)"
 
-step "4. A network namespace of its own: only a loopback interface"
-"$MINICT" run --rm busybox ip addr
-check "interfaces inside" "lo" "$("$MINICT" run --rm busybox ls /sys/class/net)"
-check "--net host shares the host's" "$(ls /sys/class/net | sort | tr '\n' ' ')" \
+step "4. A network namespace of its own: with --network none, only a loopback interface"
+"$MINICT" run --rm --network none busybox ip addr
+check "interfaces inside" "lo" "$("$MINICT" run --rm --network none busybox ls /sys/class/net)"
+# (ip, not /sys/class/net, on the host's side: /sys shows the network namespace it was
+# mounted in, which need not be the one this shell is in.)
+check "--net host shares the host's" "$(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')" \
       "$("$MINICT" run --rm --net host busybox ls /sys/class/net | sort | tr '\n' ' ')"
 
 step "5. What it may not do: capabilities, masked paths, a seccomp filter"

@@ -15,7 +15,8 @@ from typing import Callable
 from ..errors import ContainerNotRunning
 from .hierarchy import Cgroup, Explain
 from .limits import Limits
-from .stats import Sample, format_table, host_memory_bytes, read_sample, stats_row
+from .stats import (Sample, format_table, host_memory_bytes, net_io_text, read_net_io, read_sample,
+                    stats_row)
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Target:
     name: str
     running: bool
     cgroup_path: Path
+    pid: int | None = None     # the container's PID 1, for its network counters
 
 
 def _sample(target: Target) -> Sample | None:
@@ -43,9 +45,13 @@ def stats_table(targets: list[Target], interval: float = 1.0,
     for t in targets:
         after = _sample(t)
         if before[t.id] is None or after is None:
-            rows.append((t.id[:12], t.name, "--", "--", "--", "--", "--"))
+            # No cgroup to read (stopped, or none was made on a host without
+            # cgroup v2): its network counters are still there while it runs.
+            net = read_net_io(t.pid) if t.running else None
+            rows.append((t.id[:12], t.name, "--", "--", "--", net_io_text(net), "--", "--"))
         else:
-            rows.append(stats_row(t.id, t.name, before[t.id], after, host_memory))
+            rows.append(stats_row(t.id, t.name, before[t.id], after, host_memory,
+                                  read_net_io(t.pid)))
     return format_table(rows)
 
 

@@ -118,13 +118,32 @@ def host_memory_bytes(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     return None
 
 
-HEADER = ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "BLOCK I/O", "PIDS")
+HEADER = ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O",
+          "PIDS")
+
+
+def read_net_io(pid: int | None, proc: Path = Path("/proc")) -> tuple[int, int] | None:
+    """(bytes received, bytes sent) by the network namespace of process
+    `pid`, loopback left out: /proc/PID/net/dev shows the counters of the
+    namespace the process is in (a network-namespace counter, not a cgroup
+    one). None when it cannot be read."""
+    text = _read(proc / str(pid) / "net" / "dev") if pid else None
+    if text is None:
+        return None
+    received = sent = 0
+    for line in text.splitlines()[2:]:            # two header lines
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            received += int(fields[0])
+            sent += int(fields[8])
+    return received, sent
 
 
 def stats_row(container_id: str, name: str, before: Sample, after: Sample,
-              host_memory: int | None) -> tuple[str, ...]:
-    """One row of `minict stats`, the columns docker prints (no NET I/O:
-    that is a network-namespace counter, not a cgroup one)."""
+              host_memory: int | None, net: tuple[int, int] | None = None) -> tuple[str, ...]:
+    """One row of `minict stats`, the columns docker prints (`net`: from
+    read_net_io)."""
     cpu = cpu_percent(before, after)
     limit = after.memory_max if after.memory_max is not None else host_memory
     used = after.memory_current
@@ -136,7 +155,12 @@ def stats_row(container_id: str, name: str, before: Sample, after: Sample,
     block = f"{decimal_size(after.io_read_bytes)} / {decimal_size(after.io_write_bytes)}"
     pids = "--" if after.pids_current is None else str(after.pids_current)
     return (container_id[:12], name, "--" if cpu is None else f"{cpu:.2f}%",
-            mem, mem_pct, block, pids)
+            mem, mem_pct, net_io_text(net), block, pids)
+
+
+def net_io_text(net: tuple[int, int] | None) -> str:
+    """The NET I/O cell: received / sent, as docker prints it."""
+    return "--" if net is None else f"{decimal_size(net[0])} / {decimal_size(net[1])}"
 
 
 def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:

@@ -16,7 +16,7 @@ import click
 
 from ..config import Config
 from ..errors import MinictError
-from . import cgroups, containers, images, registry
+from . import cgroups, containers, images, network, registry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,7 +42,7 @@ for command in (images.images_cmd, images.image_group, images.rmi_cmd, images.lo
                 containers.run_cmd, containers.ps_cmd, containers.stop_cmd, containers.kill_cmd,
                 containers.rm_cmd, containers.start_cmd, containers.exec_cmd, containers.logs_cmd,
                 containers.inspect_cmd, containers.cleanup_cmd, cgroups.stats_cmd,
-                cgroups.update_cmd):
+                cgroups.update_cmd, network.network_group, network.port_cmd):
     cli.add_command(command)
 
 

@@ -99,8 +99,14 @@ def _takes_next_word(word: str, takes_value: set[str]) -> bool:
 @click.option("--security-opt", "security_opt", multiple=True, metavar="seccomp=unconfined",
               help="Load no seccomp filter (the default filter refuses calls such as keyctl, "
                    "unshare, mount: see runtime/syscall_filter.py).")
-@click.option("--net", "--network", "network", default="default", show_default=True, metavar="MODE",
-              help="none (own network namespace, loopback only; the default for now) or host.")
+@click.option("--net", "--network", "network", default="bridge", show_default=True,
+              metavar="NETWORK",
+              help="bridge (the default network), none (loopback only), host, "
+                   "container:NAME (share its network), or a network of `minict network create`.")
+@click.option("-p", "--publish", multiple=True, metavar="[IP:]HOST:CTR[/proto]",
+              help="Publish a container port on the host, e.g. -p 8080:80 (-p 80: a free host port).")
+@click.option("-P", "--publish-all", is_flag=True,
+              help="Publish every port of the image's ExposedPorts, each on a free host port.")
 @click.option("--init", is_flag=True, help="Run a tiny reaper as PID 1 that forwards signals.")
 @click.option("--device", multiple=True, metavar="HOST[:CTR][:rwm]",
               help="Give the container a device of this host: the node is made in its /dev and "

@@ -26,7 +26,7 @@ import socket
 from dataclasses import dataclass
 
 from .. import syscalls as sc
-from . import devices, mounts, rootfs, security, syscall_filter, tty
+from . import devices, mounts, networking, rootfs, security, syscall_filter, tty
 from .command import exec_command, run_or_report
 from .reaper import run_reaper
 
@@ -77,12 +77,9 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) 
 
     kernel.setsid("Start a new session: keyboard signals go to minict, which forwards them")
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP
-    parts = "mount table, hostname, IPC objects, cgroup view"
-    if spec.network != "host":
-        flags |= sc.CLONE_NEWNET
-        parts += ", network stack"
-    kernel.unshare(flags, f"Give the container its own {parts} (its PID namespace was made "
-                          f"before this process was forked, so it is PID 1)")
+    kernel.unshare(flags, "Give the container its own mount table, hostname, IPC objects and "
+                          "cgroup view (its PID and network namespaces were made before this "
+                          "process was forked: it is PID 1, with a network of its own)")
     kernel.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None,
                  "Make every mount private, so nothing we mount propagates to the host")
 
@@ -93,7 +90,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) 
         mounts.mask_paths(kernel)
         mounts.readonly_paths(kernel)
     kernel.sethostname(spec.hostname, "Name the container (its own UTS namespace: the host keeps its name)")
-    if spec.network != "host":
+    if networking.own_namespace(spec):
         kernel.link_up("lo", "Bring up the loopback interface of the new network namespace "
                              "(it starts down)")
     setup_stdio(kernel, spec, ch)

@@ -18,27 +18,58 @@ def hostname_file(spec) -> bytes:
 
 
 def hosts_file(spec, host_hosts: str = "/etc/hosts") -> bytes:
+    """What /etc/hosts starts as. On a network, runtime/networking.py writes
+    it again once the container has its address (networked_hosts)."""
     if spec.network == "host":
         return _read(host_hosts) or LOCALHOST.encode()
-    # No other interface than lo yet: the hostname resolves to a loopback
+    # No interface but lo (yet): the hostname resolves to a loopback
     # address, as on a machine without a network (Debian's 127.0.1.1 rule).
     return (LOCALHOST + f"127.0.1.1\t{spec.hostname}\n").encode()
 
 
-def resolv_conf(spec, host_resolv: str = "/etc/resolv.conf") -> bytes:
+def networked_hosts(entries) -> bytes:
+    """/etc/hosts of a container on a network: localhost, then one line per
+    (address, names) of the containers that share it (itself included)."""
+    return (LOCALHOST + "".join(f"{address}\t{names}\n" for address, names in entries)).encode()
+
+
+SYSTEMD_RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
+
+
+def resolv_conf(spec, host_resolv: str = "/etc/resolv.conf",
+                resolved_upstream: str = SYSTEMD_RESOLVED_UPSTREAM) -> bytes:
+    """The host's resolv.conf, as the container can use it.
+
+    In its own network namespace the container cannot reach a resolver on
+    the host's loopback (systemd-resolved's 127.0.0.53, dnsmasq...): those
+    lines are kept as comments saying so. When nothing else is left and the
+    host runs systemd-resolved, its upstream servers are used instead (as
+    docker does); otherwise the container has no nameserver, and --dns
+    gives it one. --dns replaces the host's servers altogether.
+    """
     text = (_read(host_resolv) or b"").decode(errors="replace")
     if spec.network == "host":
         return text.encode()
-    # In its own network namespace the container cannot reach a resolver
-    # on the host's loopback (systemd-resolved's 127.0.0.53, dnsmasq...),
-    # so those lines are dropped, as docker does.
-    kept = []
+    kept, servers = [], []
     for line in text.splitlines():
         words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver" and _is_loopback(words[1]):
-            kept.append(f"# {line}  (host loopback: unreachable from the container)")
+        if len(words) >= 2 and words[0] == "nameserver":
+            if _is_loopback(words[1]):
+                kept.append(f"# {line}  (host loopback: unreachable from the container)")
+                continue
+            servers.append(words[1])
+        kept.append(line)
+    if getattr(spec, "dns", None):
+        kept = [f"# {line}" if line.startswith("nameserver") else line for line in kept]
+        kept += [f"nameserver {server}" for server in spec.dns]
+    elif not servers:
+        upstream = (_read(resolved_upstream) or b"").decode(errors="replace")
+        found = [line for line in upstream.splitlines() if line.startswith("nameserver")
+                 and not _is_loopback(line.split()[1] if len(line.split()) > 1 else "")]
+        if found:
+            kept += ["# the host's systemd-resolved forwards to these:"] + found
         else:
-            kept.append(line)
+            kept.append("# no nameserver the container can reach: give one with --dns")
     return ("\n".join(kept) + "\n").encode() if kept else b""
 
 

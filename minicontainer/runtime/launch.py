@@ -8,12 +8,13 @@ foreground `minict run`, or the supervisor of a detached one. It
 2. makes the container's cgroup (with its limits) and puts the device
    rules in force (device_access.py: an eBPF program attached to that
    cgroup, or the fallback when there is none), so the child is forked
-   knowing which,
-3. unshares a new PID namespace for its *next child*, forks (the child is
-   PID 1 in there), and steps back into its own PID namespace (setns),
-4. records the child's pid and moves it into the cgroup while it is still
-   waiting, so not one instruction of the container's code runs outside
-   its limits and its device rules,
+   knowing which; takes an address on its network (networking.prepare),
+3. forks the child into new PID and network namespaces (the child is PID 1
+   in there) and steps back into its own (_fork_into_namespaces),
+4. records the child's pid, plugs it into its network (veth, address,
+   route, published ports) and moves it into the cgroup while it is
+   still waiting, so not one instruction of the container's code runs
+   outside its limits, its device rules or its network,
 5. says "go", then reads the error pipe: end-of-file means execve
    succeeded (the pipe is close-on-exec); a JSON line means the child
    failed and says why.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from ..cgroups.hierarchy import create_for_container
 from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
 from .. import syscalls as sc
-from . import child, device_access, state, tty
+from . import child, device_access, networking, state, tty
 
 
 @dataclass
@@ -70,16 +71,19 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
     spec = record.spec
     child.preload(spec)
     cgroup = make_cgroup(kernel, spec)
-    guard = None
+    guard = network = None
     try:
         guard = device_access.install(kernel, spec, cgroup)
-        return _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early)
+        network = networking.prepare(record)
+        return _fork_and_start(kernel, record, guard, cgroup, network, log_fd, close_early)
     except BaseException:
         _drop_cgroups(cgroup, guard.v1_cgroup if guard else None)
+        if network is not None:
+            networking.detach(kernel, record)
         raise
 
 
-def _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early) -> Started:
+def _fork_and_start(kernel, record, guard, cgroup, network, log_fd, close_early) -> Started:
     spec = record.spec
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
@@ -87,28 +91,20 @@ def _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early) -> Start
     if spec.tty:
         channels.console_parent, channels.console_child = socket.socketpair(socket.AF_UNIX,
                                                                             socket.SOCK_STREAM)
-    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    kernel.unshare(sc.CLONE_NEWPID, "New PID namespace for the next child: it will be PID 1 there")
-    pid = -1
-    try:
-        pid = os.fork()
-        if pid == 0:   # the child: container_main ends in execve or os._exit
-            child.container_main(kernel, device_access.confine(spec, guard.mechanism),
-                                 str(record.dir), channels, close_early=(own_pid_ns, *close_early),
-                                 nodev=guard.nodev)
-    finally:
-        if pid != 0:   # the parent, or a failed fork
-            kernel.setns(own_pid_ns, sc.CLONE_NEWPID, "Back in minict: its later children are "
-                                                      "born in the host's PID namespace again",
-                         what="open(\"/proc/self/ns/pid\")")
-            os.close(own_pid_ns)
+    pid = _fork_into_namespaces(kernel, record, lambda: child.container_main(
+        kernel, device_access.confine(spec, guard.mechanism), str(record.dir), channels,
+        close_early=close_early, nodev=guard.nodev))
     kernel.explain(f"Forked the container's first process: PID {pid} on the host, PID 1 inside")
     for fd in (go_read, error_write):
         os.close(fd)
     if channels.console_child is not None:
         channels.console_child.close()
     try:
-        state.write_running(record, pid, os.getpid(), devices=guard.mechanism)
+        state.write_running(record, pid, os.getpid(), devices=guard.mechanism,
+                            network=network.to_dict() if network else None)
+        if network is not None:
+            networking.attach(kernel, network, pid)
+            networking.hosts_for(record, network)
         for joined in (cgroup, guard.v1_cgroup):
             if joined is not None:
                 joined.add_pid(pid)
@@ -133,6 +129,55 @@ def _fork_and_start(kernel, record, guard, cgroup, log_fd, close_early) -> Start
             os.close(master)
         raise error_from_child(failure)
     return Started(pid, master)
+
+
+def _fork_into_namespaces(kernel, record, container_main) -> int:
+    """Fork the container's first process, born in its PID and network
+    namespaces; returns its pid (the child runs container_main, never returns).
+
+    Both namespaces are made here rather than by the child, with the same
+    trick: the owner steps into a new one (unshare) or another container's
+    (setns), forks, and steps back into its own. unshare(CLONE_NEWPID)
+    only decides where the *next child* is born; CLONE_NEWNET moves the
+    owner itself for that moment. So the child's network namespace exists
+    from its first instruction, and the owner can plug a veth into it
+    (networking.attach) before saying "go".
+    """
+    spec = record.spec
+    own_pid = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    own_net = joined_net = None
+    flags, parts = sc.CLONE_NEWPID, "PID namespace: it will be PID 1 there"
+    if spec.network != "host":
+        own_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        joined_net = networking.joined_namespace(record)
+        if joined_net is None:
+            flags |= sc.CLONE_NEWNET
+            parts = "PID namespace (it will be PID 1 there) and network namespace"
+    pid = -1
+    try:
+        if joined_net is not None:
+            kernel.setns(joined_net, sc.CLONE_NEWNET, f"Step into the network namespace of "
+                                                      f"{spec.network}, for the next child to "
+                                                      f"be born in", what=spec.network)
+        kernel.unshare(flags, f"New {parts} for the next child")
+        pid = os.fork()
+        if pid == 0:   # the child: container_main ends in execve or os._exit
+            for fd in (own_pid, own_net, joined_net):
+                if fd is not None:
+                    os.close(fd)
+            container_main()
+    finally:
+        if pid != 0:   # the parent, or a failed fork
+            kernel.setns(own_pid, sc.CLONE_NEWPID, "Back in minict: its later children are "
+                                                   "born in the host's PID namespace again",
+                         what="open(\"/proc/self/ns/pid\")")
+            if own_net is not None:
+                kernel.setns(own_net, sc.CLONE_NEWNET, "Back in the host's network namespace",
+                             what="open(\"/proc/self/ns/net\")")
+            for fd in (own_pid, own_net, joined_net):
+                if fd is not None:
+                    os.close(fd)
+    return pid
 
 
 def read_all(fd: int) -> bytes:

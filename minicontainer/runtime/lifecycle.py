@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
 from ..cgroups.hierarchy import preflight
-from . import device_access, etcfiles, state, syscall_filter, tty
+from . import device_access, etcfiles, networking, state, syscall_filter, tty
 from .command import exit_code_of
 from .process import ContainerProcess
 from .launch import kill_and_reap, launch
@@ -62,10 +62,10 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
         # unattended, and say what happened in its record.
         kill_and_reap(started.pid)
         finish(record, None, lock, error=f"minict stopped waiting for it: {exc!r}",
-               explain=kernel.explain)
+               kernel=kernel)
         raise
     code = exit_code_of(status)
-    oom = finish(record, code, lock, explain=kernel.explain)
+    oom = finish(record, code, lock, kernel=kernel)
     if oom:
         # Exit status 137 alone could be any SIGKILL: say which one it was.
         print(f"minict: {oom}", file=sys.stderr, flush=True)
@@ -185,6 +185,7 @@ def remove(config, ref: str, force: bool = False) -> state.Record:
         # Its owner removed the cgroup when it ended, unless the owner was
         # killed: then this is the last chance before the record is gone.
         release(record.id)
+        networking.detach(sc.Kernel(), record)
         with state.names_lock(layout):
             if record.dir.exists():    # a --rm owner may have removed it meanwhile
                 state.remove_record(record)
@@ -253,8 +254,10 @@ def inspect(config, ref: str) -> dict:
             "Devices": [{"PathInContainer": d.path, "CgroupPermissions": d.access,
                          "Type": d.type, "Major": d.major, "Minor": d.minor} for d in spec.devices],
             "DeviceRules": [rule.text() for rule in device_access.rules_of(spec)],
+            "PortBindings": networking.port_bindings(spec.ports),
             **host_config(spec.limits),
         },
+        "NetworkSettings": networking.describe(st.network),
         "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.destination,
                     "RW": not b.readonly} for b in spec.binds],
         "GraphDriver": {"Name": "overlay", "Data": {

@@ -29,7 +29,7 @@ import signal
 from .. import syscalls as sc
 from ..errors import MinictError
 from ..fsutil import stale_temp_files
-from . import state
+from . import networking, state
 from .process import ContainerProcess
 from .resources import release, remove_orphans
 
@@ -78,6 +78,7 @@ def recover(config) -> list[str]:
             for path in stale_temp_files(directory):
                 path.unlink(missing_ok=True)
                 done.append(f"removed {path.name}, a write cut short")
+        done += networking.remove_orphans(sc.Kernel(), layout, owned)
         for container_id in remove_orphans(owned, ours):
             done.append(f"removed the orphaned cgroup of container {container_id[:12]}")
         for path in _entries(layout.locks, ".lock"):
@@ -110,6 +111,7 @@ def _recover_record(record: state.Record) -> list[str] | None:
         removed, oom = _release_cgroup(record, done)
         if removed:
             done.append(f"removed the cgroup of {record.name}")
+        networking.detach(sc.Kernel(), record)   # its address, its published ports
         if runtime:
             if not record.exit_file.exists():
                 state.write_exit(record, None, f"the minict process that ran it (pid "

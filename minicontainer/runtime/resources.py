@@ -115,8 +115,11 @@ def stats_targets(config, names) -> list[Target]:
     layout = state.Layout.of(config)
     names = list(names)
     records = [state.find(layout, name) for name in names] if names else state.list_records(layout)
-    targets = [Target(r.id, r.name, state.status(r).running, container_path(DEFAULT_ROOT, r.id))
-               for r in records]
+    targets = []
+    for r in records:
+        status = state.status(r)
+        targets.append(Target(r.id, r.name, status.running, container_path(DEFAULT_ROOT, r.id),
+                              status.pid))
     return targets if names else [t for t in targets if t.running]
 
 

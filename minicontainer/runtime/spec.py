@@ -33,12 +33,17 @@ from pathlib import Path
 from ..cgroups.devices import check_access
 from ..cgroups.limits import Limits
 from ..errors import BadArgument
+from ..network.config import valid_name as valid_network_name
+from ..network.ports import PortMapping, exposed as exposed_ports, parse as parse_port
 from .capabilities import resolve as resolve_capabilities
 from .syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
 from .users import resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-NETWORK_MODES = ("default", "none", "host")
+# --network: "bridge" (the default network), "none" (loopback only), "host",
+# "container:NAME" (another container's network stack), or a network that
+# `minict network create` made (checked when the container starts).
+SPECIAL_NETWORKS = ("bridge", "none", "host")
 
 
 def valid_name(name: str) -> bool:
@@ -105,7 +110,7 @@ class ContainerSpec:
     init: bool = False                        # --init
     read_only: bool = False                   # --read-only
     privileged: bool = False
-    network: str = "default"                  # one of NETWORK_MODES
+    network: str = "bridge"                   # --network (see SPECIAL_NETWORKS)
     capabilities: list[str] = field(default_factory=list)   # names, e.g. "CAP_CHOWN"
     seccomp: str = DEFAULT_SECCOMP            # "default" filter or "unconfined" (--security-opt)
     binds: list[Bind] = field(default_factory=list)
@@ -113,12 +118,13 @@ class ContainerSpec:
     devices: list[DeviceNode] = field(default_factory=list)
     stop_signal: int = signal.SIGTERM         # what `minict stop` sends first
     limits: dict = field(default_factory=dict)  # Limits.to_dict(); {} = no limits
+    ports: list[PortMapping] = field(default_factory=list)   # -p, -P
 
     def __post_init__(self):
         # Sequences are kept as lists and the limits as a dict, whatever was
         # passed in, so a spec read back from config.json equals the one written.
         for name in ("layer_dirs", "argv", "env", "additional_gids", "capabilities", "binds",
-                     "tmpfs", "devices"):
+                     "tmpfs", "devices", "ports"):
             setattr(self, name, list(getattr(self, name)))
         self.limits = dict(self.limits or {})
 
@@ -133,7 +139,7 @@ class ContainerSpec:
     def to_dict(self) -> dict:
         """The fields as plain JSON types (the records become objects)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name in ("binds", "tmpfs", "devices"):
+        for name in ("binds", "tmpfs", "devices", "ports"):
             data[name] = [record._asdict() for record in data[name]]
         return data
 
@@ -143,6 +149,7 @@ class ContainerSpec:
         data["binds"] = [Bind(**b) for b in data.get("binds", [])]
         data["tmpfs"] = [Tmpfs(**t) for t in data.get("tmpfs", [])]
         data["devices"] = [DeviceNode(**d) for d in data.get("devices", [])]
+        data["ports"] = [PortMapping(**p) for p in data.get("ports", [])]
         # A key this minict does not know (written by a newer one) is left out.
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -157,9 +164,10 @@ def new_container_id() -> str:
 
 def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), env_files=(),
                workdir=None, user=None, hostname=None, volumes=(), tmpfs=(), read_only=False,
-               cap_add=(), cap_drop=(), privileged=False, security_opt=(), network="default",
+               cap_add=(), cap_drop=(), privileged=False, security_opt=(), network="bridge",
                tty=False, interactive=False, detach=False, auto_remove=False, name=None, init=False,
-               binds=(), devices=(), device=(), host_env=None, limits=None) -> ContainerSpec:
+               binds=(), devices=(), device=(), publish=(), publish_all=False, host_env=None,
+               limits=None) -> ContainerSpec:
     """Merge `image` (a store.Image) with the flags of `minict run`.
     (`device`: the --device values; `devices`: DeviceNodes already made, a GPU plan's.)
 
@@ -174,11 +182,11 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
     if name is not None and not valid_name(name):
         raise BadArgument(f"invalid container name {name!r}",
                           "use 2+ characters from [a-zA-Z0-9_.-], starting with a letter or digit")
-    if network == "bridge":
-        raise BadArgument("bridge networking is not implemented yet",
-                          "use --net none for a network namespace with loopback only, or --net host")
-    if network not in NETWORK_MODES:
-        raise BadArgument(f"unknown network mode {network!r}", "use none or host")
+    check_network(network)
+    ports = [parse_port(p) for p in publish] + (exposed_ports(cfg) if publish_all else [])
+    if ports and (network in ("none", "host") or network.startswith("container:")):
+        raise BadArgument(f"-p/-P publish ports of a container's own network; --network {network} "
+                          f"has none", "use the default bridge network or one of your own")
 
     if tty and interactive and not os.isatty(0):
         raise BadArgument("the input device is not a TTY (-i -t reads a terminal)",
@@ -254,7 +262,19 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
         devices=all_devices,
         stop_signal=parse_signal(cfg.get("StopSignal") or "SIGTERM"),
         limits=limits.to_dict() if limits is not None and not limits.is_empty() else {},
+        ports=ports,
     )
+
+
+def check_network(network: str) -> None:
+    """--network: its form (whether a named network exists is checked at start)."""
+    target = network.removeprefix("container:")
+    if network in SPECIAL_NETWORKS or (network.startswith("container:") and target) \
+            or valid_network_name(network):
+        return
+    raise BadArgument(f"invalid --network {network!r}",
+                      "use bridge, none, host, container:NAME, or a network from "
+                      "`minict network create`")
 
 
 def merge_command(cfg: dict, command, entrypoint) -> list[str]:

@@ -107,6 +107,7 @@ class Status:
     owner_pid: int | None = None    # the foreground minict or the supervisor
     oom_killed: bool = False        # the kernel's OOM killer killed a process of it
     devices: str | None = None      # what controlled its devices (device_access.py)
+    network: dict | None = None     # where it is on its network, while it runs (networking.py)
 
     @property
     def running(self) -> bool:
@@ -322,15 +323,16 @@ def remove_tree(path: str) -> None:
 
 # ---- runtime state and exit status -----------------------------------------------------
 
-def write_running(record: Record, pid: int, owner_pid: int, devices: str | None = None) -> None:
+def write_running(record: Record, pid: int, owner_pid: int, devices: str | None = None,
+                  network: dict | None = None) -> None:
     """Say which process is the container (state dir: a reboot clears it),
-    and what controls its devices (device_access.py: `minict exec` and
-    `inspect` read it)."""
+    what controls its devices (device_access.py: `minict exec` and
+    `inspect` read it) and where it is on its network (networking.py)."""
     record.exit_file.unlink(missing_ok=True)
     record.runtime_file.parent.mkdir(parents=True, exist_ok=True)   # gone after a reboot
     write_json(record.runtime_file, {"pid": pid, "pid_start": start_time(pid),
                                      "owner_pid": owner_pid, "started_at": now(),
-                                     "devices": devices})
+                                     "devices": devices, "network": network})
 
 
 def write_exit(record: Record, exit_code: int | None, error: str | None = None,
@@ -347,7 +349,8 @@ def status(record: Record) -> Status:
     runtime = read_json(record.runtime_file)
     if runtime and is_alive(runtime.get("pid"), runtime.get("pid_start")):
         return Status("running", pid=runtime["pid"], started_at=runtime.get("started_at"),
-                      owner_pid=runtime.get("owner_pid"), devices=runtime.get("devices"))
+                      owner_pid=runtime.get("owner_pid"), devices=runtime.get("devices"),
+                      network=runtime.get("network"))
     exited = read_json(record.exit_file)
     if exited:
         return Status("exited", exit_code=exited.get("exit_code"), error=exited.get("error"),

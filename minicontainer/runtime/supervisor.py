@@ -22,7 +22,7 @@ import os
 
 from .. import syscalls as sc
 from ..errors import MinictError, RunFailed
-from . import state, tty
+from . import networking, state, tty
 from .command import exit_code_of
 from .launch import error_from_child, launch, read_all
 from .resources import release
@@ -107,15 +107,18 @@ def _supervise(kernel, record, lock, report_write, new: bool) -> None:
 
 
 def finish(record, code: int | None, lock: state.Lock, error: str | None = None,
-           explain=None) -> str | None:
-    """Record how the container ended; remove its cgroup (and the container
-    itself if it was --rm); let go. Every end of a container passes here
-    (its command exited, `stop`, `kill`, `rm -f`), foreground or detached.
+           kernel: sc.Kernel | None = None) -> str | None:
+    """Record how the container ended; remove its cgroup and take down its
+    network (and the container itself if it was --rm); let go. Every end
+    of a container passes here (its command exited, `stop`, `kill`, `rm -f`),
+    foreground or detached.
 
     Returns the sentence saying the kernel's OOM killer ended it, or None.
     """
+    kernel = kernel or sc.Kernel()
+    networking.detach(kernel, record)
     try:
-        _, oom = release(record.id, explain)
+        _, oom = release(record.id, kernel.explain)
     except MinictError as exc:
         # Still end it (record the exit, or remove an --rm container) and let
         # go: `minict cleanup` retries the cgroup.

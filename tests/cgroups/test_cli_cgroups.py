@@ -34,7 +34,7 @@ def test_stats_with_no_containers_prints_the_header(minict):
     result = minict("stats", "--no-stream")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/",
-                                     "LIMIT", "MEM", "%", "BLOCK", "I/O", "PIDS"]
+                                     "LIMIT", "MEM", "%", "NET", "I/O", "BLOCK", "I/O", "PIDS"]
 
 
 def test_help_lists_the_resource_flags(minict):

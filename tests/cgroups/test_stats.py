@@ -33,19 +33,20 @@ def test_row_with_limit():
     before = sample(0.0, 0)
     after = sample(1.0, 250_000, memory_current=2048000, memory_max=64 << 20, pids_current=3,
                    io={"7:0": {"rbytes": 4096, "wbytes": 3145728}})
-    row = stats_row("0123456789abcdef0123", "web", before, after, host_memory=2 << 30)
+    row = stats_row("0123456789abcdef0123", "web", before, after, host_memory=2 << 30,
+                    net=(1500, 648))
     assert row == ("0123456789ab", "web", "25.00%", "1.953MiB / 64MiB", "3.05%",
-                   "4.096kB / 3.146MB", "3")
+                   "1.5kB / 648B", "4.096kB / 3.146MB", "3")
 
 
 def test_row_without_limit_shows_host_memory_and_missing_counters():
     after = Sample(taken_at=1.0, memory_current=1 << 20)
     row = stats_row("abc", "abc", Sample(taken_at=0.0), after, host_memory=1 << 30)
-    assert row == ("abc", "abc", "--", "1MiB / 1GiB", "0.10%", "0B / 0B", "--")
+    assert row == ("abc", "abc", "--", "1MiB / 1GiB", "0.10%", "--", "0B / 0B", "--")
 
 
 def test_table_aligns_columns():
-    rows = [("abc", "n1", "1.00%", "1MiB / 1GiB", "0.10%", "0B / 0B", "1")]
+    rows = [("abc", "n1", "1.00%", "1MiB / 1GiB", "0.10%", "0B / 0B", "0B / 0B", "1")]
     lines = format_table(rows).splitlines()
     assert lines[0].startswith("CONTAINER ID   NAME   CPU %")
     assert lines[1].startswith("abc            n1     1.00%")
@@ -63,3 +64,18 @@ def test_host_memory(tmp_path):
     meminfo.write_text("MemTotal:        2011636 kB\nMemFree:         1873000 kB\n")
     assert host_memory_bytes(meminfo) == 2011636 * 1024
     assert host_memory_bytes(tmp_path / "missing") is None
+
+
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     500       5    0    0    0     0          0         0      500       5    0    0    0     0       0          0
+  eth0:    1500      10    0    0    0     0          0         0      648       6    0    0    0     0       0          0
+"""
+
+
+def test_net_io_reads_the_namespace_counters_without_loopback(tmp_path):
+    from minicontainer.cgroups.stats import read_net_io
+    (tmp_path / "42" / "net").mkdir(parents=True)
+    (tmp_path / "42" / "net" / "dev").write_text(NET_DEV)
+    assert read_net_io(42, proc=tmp_path) == (1500, 648)
+    assert read_net_io(43, proc=tmp_path) is None and read_net_io(None) is None

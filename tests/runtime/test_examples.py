@@ -23,7 +23,7 @@ def test_walkthrough_runs_and_its_checks_pass(tmp_path):
     assert "FAILED" not in out and out.rstrip().endswith("all checks passed")
     assert out.count("check: ") >= 10
     # the narration shown by the lesson comes from the real calls
-    assert "unshare(CLONE_NEWPID)" in out and 'pivot_root(".", ".")' in out
+    assert "unshare(CLONE_NEWPID|CLONE_NEWNET)" in out and 'pivot_root(".", ".")' in out
     assert "prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN)" in out
     assert "seccomp(SECCOMP_SET_MODE_FILTER, 0, {EPERM for " in out
     # the lesson tidies up after itself

@@ -148,8 +148,12 @@ class TestMountsAndFlags:
 
     @pytest.mark.parametrize("flags,match", [
         ({"workdir": "relative"}, "not an absolute path"), ({"hostname": "-bad"}, "invalid hostname"),
-        ({"name": "a"}, "invalid container name"), ({"network": "bridge"}, "bridge"),
-        ({"network": "weird"}, "unknown network"),
+        ({"name": "a"}, "invalid container name"),
+        ({"network": "we ird"}, "invalid --network"), ({"network": "container:"}, "invalid --network"),
+        ({"network": "host", "publish": ["80"]}, "has none"),
+        ({"network": "container:web", "publish": ["80"]}, "has none"),
+        ({"publish": ["80:99999"]}, "not between 1 and 65535"),
+        ({"publish": ["1.2.3:80:80"]}, "invalid -p"), ({"publish": ["80/sctp"]}, "invalid -p"),
         ({"devices": [DeviceNode("/etc/x", "c", 1, 3)]}, "device node"),
     ])
     def test_bad_flags(self, tmp_path, flags, match):
@@ -159,10 +163,18 @@ class TestMountsAndFlags:
     def test_stop_signal_from_image(self, tmp_path):
         assert spec_of(tmp_path, {"Cmd": ["sh"], "StopSignal": "SIGQUIT"}).stop_signal == signal.SIGQUIT
 
+    def test_ports_from_the_flags_and_the_image(self, tmp_path):
+        s = spec_of(tmp_path, {"Cmd": ["sh"], "ExposedPorts": {"53/udp": {}, "80/tcp": {}}},
+                    publish=["127.0.0.1:8080:80", "9000", "5353:53/udp"], publish_all=True)
+        assert [p.text() for p in s.ports] == [
+            "80/tcp -> 127.0.0.1:8080", "9000/tcp -> 0.0.0.0:0", "53/udp -> 0.0.0.0:5353",
+            "53/udp -> 0.0.0.0:0", "80/tcp -> 0.0.0.0:0"]
+        assert s.network == "bridge"      # docker's default
+
     def test_spec_round_trips_through_json(self, tmp_path):
         import json
         s = spec_of(tmp_path, volumes=[f"{tmp_path}:/v:ro"], tmpfs=["/t"],
-                    devices=[DeviceNode("/dev/nvidia0", "c", 195, 0)])
+                    devices=[DeviceNode("/dev/nvidia0", "c", 195, 0)], publish=["8080:80"])
         again = ContainerSpec.from_dict(json.loads(json.dumps(s.to_dict())))
         assert again == s
 
