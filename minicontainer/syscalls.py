@@ -29,6 +29,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import resource
 import signal
 import struct
 from typing import NamedTuple
@@ -302,6 +303,19 @@ class Kernel:
         self.explain(why, "; ".join(steps))
         self._do_bind_with_attributes(source, target, readonly, nodev)
 
+    def clone_mount(self, source, why: str) -> int:
+        """A copy of the mount at `source` (not its submounts), detached and
+        held by the returned fd until attach_mount puts it somewhere: unlike
+        a bind mount, a detached copy can cross into another mount namespace."""
+        self.explain(why, f"open_tree(AT_FDCWD, {_c(source)}, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)"
+                          f" = tree")
+        return self._do_clone_mount(source)
+
+    def attach_mount(self, tree: int, target, why: str) -> None:
+        """Attach the detached mount `tree` (clone_mount's) at `target`; closes `tree`."""
+        self.explain(why, f'move_mount(tree, "", AT_FDCWD, {_c(target)}, MOVE_MOUNT_F_EMPTY_PATH)')
+        self._do_attach_mount(tree, target)
+
     def open_in_root(self, root_fd: int, path: str, why: str) -> int:
         """An O_PATH handle on `path` inside the directory `root_fd` holds,
         its symlinks resolved as if that directory were `/` (baselib.inroot:
@@ -348,6 +362,13 @@ class Kernel:
     def sethostname(self, name: str, why: str) -> None:
         self.explain(why, f"sethostname({_c(name)}, {len(name.encode())})")
         self._do_sethostname(name)
+
+    def setrlimit(self, name: str, number: int, soft: int, hard: int, why: str) -> None:
+        """setrlimit(2) for this process (inherited across fork and execve);
+        -1 is RLIM_INFINITY. `name` is the RLIMIT_ suffix, for the narration."""
+        shown = ", ".join("RLIM_INFINITY" if v == -1 else str(v) for v in (soft, hard))
+        self.explain(why, f"setrlimit(RLIMIT_{name.upper()}, {{{shown}}})")
+        self._do_setrlimit(number, soft, hard)
 
     def link_up(self, ifname: str, why: str) -> None:
         self.explain(why, f"ioctl(socket(AF_INET, SOCK_DGRAM), SIOCSIFFLAGS, "
@@ -556,6 +577,20 @@ class Kernel:
         finally:
             os.close(tree)
 
+    def _do_clone_mount(self, source):
+        return _check(_libc().syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD),
+                                      _b(source), ctypes.c_uint(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
+                      "open_tree", source)
+
+    def _do_attach_mount(self, tree, target):
+        try:
+            _check(_libc().syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(tree), b"",
+                                   ctypes.c_int(AT_FDCWD), _b(target),
+                                   ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)),
+                   "move_mount", target)
+        finally:
+            os.close(tree)
+
     def _do_open_in_root(self, root_fd, path):
         return inroot.open_in_root(root_fd, path, os.O_PATH)
 
@@ -596,6 +631,10 @@ class Kernel:
     def _do_sethostname(self, name):
         raw = name.encode()
         _check(_libc().sethostname(raw, len(raw)), "sethostname", name)
+
+    def _do_setrlimit(self, number, soft, hard):
+        infinity = resource.RLIM_INFINITY
+        resource.setrlimit(number, (infinity if soft == -1 else soft, infinity if hard == -1 else hard))
 
     def _do_link_up(self, ifname):
         fd = _libc().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)
@@ -728,6 +767,11 @@ class RecordingKernel(Kernel):
         self._record("mknod", path, mode_with_type, device, mode, uid, gid)
     def _do_sethostname(self, name): self._record("sethostname", name)
     def _do_link_up(self, ifname): self._record("link_up", ifname)
+    def _do_setrlimit(self, number, soft, hard): self._record("setrlimit", number, soft, hard)
+    def _do_clone_mount(self, source):
+        self._record("clone_mount", source)
+        return -1   # no mount was copied: attach_mount only records it
+    def _do_attach_mount(self, tree, target): self._record("attach_mount", tree, target)
     def _do_dup2(self, fd, target): self._record("dup2", fd, target)
     def _do_become_foreground_job(self): self._record("become_foreground_job")
     def _do_setsid(self): self._record("setsid")

@@ -2,7 +2,7 @@
 # Lesson step 2: a command that starts 100 processes, without and then with --pids-limit 20.
 # Run as root in the Vagrant VM (or any host with cgroup v2): sudo ./fork-bomb.sh
 set -u
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../lesson.sh"
 ensure_busybox_image
 
 # A *bounded* bomb: 100 sleeping children, then wait for them. (The classic

@@ -2,7 +2,7 @@
 # Lesson step 1: a command that wants 128 MiB, without and then with --memory 64m.
 # Run as root in the Vagrant VM (or any host with cgroup v2): sudo ./memory-hog.sh
 set -u
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../lesson.sh"
 ensure_busybox_image
 
 # The shell doubles a 16-byte string 23 times: 128 MiB, and while it copies

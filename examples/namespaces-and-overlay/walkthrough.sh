@@ -4,36 +4,9 @@
 # Read README.md alongside. Run as root: sudo ./walkthrough.sh
 # Set EXPLAIN=0 to hide the --explain narration.
 set -u
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# MINICT may name the binary (the tests do); else the checkout's, else the PATH's (Vagrant VM).
-MINICT=${MINICT:-$repo/.venv/bin/minict}
-if [ ! -x "$MINICT" ]; then
-    MINICT=$(command -v minict) || { echo "minict not found: run scripts/setup.sh" >&2; exit 1; }
-fi
-failed=0
+. "$(dirname "${BASH_SOURCE[0]}")/../lesson.sh"
 
-step() { printf '\n== %s\n' "$*"; }
-check() {  # check "what" "expected" "actual"
-    if [ "$2" = "$3" ]; then
-        echo "check: $1: ok"
-    else
-        echo "check: $1: FAILED (expected '$2', got '$3')"
-        failed=1
-    fi
-}
-explain() {  # the narration, only the lines that match a pattern (to keep it short)
-    if [ "${EXPLAIN:-1}" = 1 ]; then
-        "$MINICT" --explain "$@" 2>&1 >/dev/null | grep -E "$NARRATION" | cut -c1-200
-    fi
-}
-
-if ! "$MINICT" image inspect busybox >/dev/null 2>&1; then
-    # Offline: the image is built from the host's busybox-static, as scripts/demo.sh does.
-    work=$(mktemp -d)
-    (cd "$repo" && .venv/bin/python -m tests.helpers.busybox "$work/rootfs" >/dev/null)
-    "$MINICT" import "$work/rootfs" busybox:latest >/dev/null
-    rm -rf "$work"
-fi
+ensure_busybox_image
 
 step "1. A container is a process in new namespaces: it is PID 1 and has its own hostname"
 host_name=$(hostname)
@@ -83,7 +56,4 @@ check "... unless the filter is turned off" "0" \
 NARRATION='CAP_SYS_ADMIN|NO_NEW_PRIVS|/proc/sys"|SECCOMP'
 explain run --rm busybox true
 
-if [ $failed = 0 ]; then
-    printf '\nall checks passed\n'
-fi
-exit $failed
+all_checks_passed

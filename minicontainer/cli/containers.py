@@ -114,6 +114,25 @@ def _takes_next_word(word: str, takes_value: set[str]) -> bool:
 @click.option("--gpu", metavar="[=MODE]",
               help="Give the container this host's GPUs (hpcshim's discovery). Alone: any vendor, "
                    "or fail; =auto: if there are any; =nvidia, =rocm; =none.")
+@click.option("--gpus", metavar="all|N|device=0,2",
+              help="docker's spelling of --gpu=nvidia: all (the job's GPUs, or every one), the "
+                   "first N, or these host GPUs.")
+@click.option("--mount", multiple=True, metavar="type=bind|tmpfs|volume,...",
+              help="docker's long form of -v/--tmpfs: type=bind,source=/h,target=/c[,readonly]; "
+                   "type=tmpfs,target=/c[,tmpfs-size=64m]; type=volume,source=NAME,target=/c.")
+@click.option("--ipc", default="private", show_default=True,
+              metavar="private|shareable|host|container:NAME",
+              help="IPC namespace and /dev/shm: the container's own, one others may join, "
+                   "the host's, or another container's.")
+@click.option("--shm-size", metavar="SIZE", help="Size of the container's own /dev/shm (default 64m).")
+@click.option("--pid", default="private", show_default=True, metavar="private|host",
+              help="host: share the host's PID namespace (see and signal its processes).")
+@click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]",
+              help="A resource limit, e.g. --ulimit nofile=1024:4096, --ulimit memlock=-1 (-1: unlimited).")
+@click.option("--add-host", multiple=True, metavar="NAME:IP",
+              help="Add a line to /etc/hosts (IP may be host-gateway: the host, from the container).")
+@click.option("--dns", multiple=True, metavar="IP", help="Use this nameserver (replaces the host's).")
+@click.option("-l", "--label", multiple=True, metavar="KEY=VALUE", help="Set metadata on the container.")
 @click.option("--gpu-plan", metavar="FILE",
               help="Inject the GPUs of an hpcshim Plan (JSON; `hpcshim exec --runtime minict` "
                    "passes /dev/fd/N).")

@@ -58,7 +58,7 @@ def network_inspect_cmd(config, names):
         network = networks.load(config.root, name)
         layout = state.Layout.of(config)
         containers = {container_id: {"Name": names_.split()[0], "IPv4Address": address}
-                      for address, names_, container_id
+                      for address, names_, container_id, _
                       in networking.hosts_entries(layout, config.root, network)}
         shown.append({**{k.capitalize(): v for k, v in asdict(network).items()},
                       "Containers": containers,

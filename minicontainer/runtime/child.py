@@ -53,15 +53,16 @@ def preload(spec) -> None:
 
 
 def container_main(kernel: sc.Kernel, spec, record_dir: str, channels: Channels,
-                   close_early=(), nodev: bool = False) -> None:
+                   close_early=(), nodev: bool = False, ipc=None) -> None:
     """The body of the container's first process. Never returns.
     `nodev`: no device controller guards this container (device_access.py),
-    so every mount but /dev is made nodev."""
-    run_or_report(channels.error_write,
-                   lambda: _setup_and_exec(kernel, spec, record_dir, channels, close_early, nodev))
+    so every mount but /dev is made nodev. `ipc`: --ipc container:NAME's
+    joining.JoinedIpc."""
+    run_or_report(channels.error_write, lambda: _setup_and_exec(kernel, spec, record_dir, channels,
+                                                                close_early, nodev, ipc))
 
 
-def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) -> None:
+def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev, ipc) -> None:
     kernel.set_pdeathsig(signal.SIGKILL, "Die if minict dies, so a crash never leaves "
                                          "the container running unattended")
     for fd in (ch.go_write, ch.error_read, *close_early):
@@ -76,15 +77,23 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) 
     own_cgroup = mounts.in_own_cgroup(spec.id)   # before the cgroup namespace hides the path
 
     kernel.setsid("Start a new session: keyboard signals go to minict, which forwards them")
-    flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP
-    kernel.unshare(flags, "Give the container its own mount table, hostname, IPC objects and "
-                          "cgroup view (its PID and network namespaces were made before this "
-                          "process was forked: it is PID 1, with a network of its own)")
+    flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWCGROUP
+    shm = None
+    if spec.ipc in ("private", "shareable"):
+        flags |= sc.CLONE_NEWIPC
+    elif ipc is not None:
+        shm = join_ipc(kernel, spec, ipc)
+    else:
+        kernel.explain("--ipc host: stay in the host's IPC namespace")
+    kernel.unshare(flags, "Give the container its own mount table, hostname, "
+                          f"{'IPC objects, ' if flags & sc.CLONE_NEWIPC else ''}and cgroup view "
+                          "(its PID and network namespaces were made before this process was "
+                          "forked, unless --pid/--network host)")
     kernel.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None,
                  "Make every mount private, so nothing we mount propagates to the host")
 
     root = os.path.join(record_dir, "merged")
-    build_root(kernel, spec, record_dir, root, own_cgroup, nodev)
+    build_root(kernel, spec, record_dir, root, own_cgroup, nodev, shm)
     rootfs.pivot(kernel, root)
     if not spec.privileged:
         mounts.mask_paths(kernel)
@@ -103,15 +112,47 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev) 
     exec_command(kernel, spec.argv, spec.env)
 
 
+def join_ipc(kernel, spec, ipc) -> int:
+    """--ipc container:NAME: join that container's IPC namespace, and take a
+    copy of its /dev/shm mount (returned as a detached mount's fd).
+
+    A bind mount cannot reach into another mount namespace (mount(2) says
+    EINVAL), so the copy is made from inside it: setns into the donor's
+    mount namespace, open_tree(OPEN_TREE_CLONE) its /dev/shm, setns back.
+    The detached copy then goes to the new /dev (devices.populate_dev)."""
+    kernel.setns(ipc.ipc_fd, sc.CLONE_NEWIPC, f"--ipc {spec.ipc}: join the IPC namespace of "
+                                              f"{ipc.name} (its shared memory, semaphores and "
+                                              f"message queues)", what=spec.ipc)
+    # Inside the donor's mount namespace for a moment: nothing there may
+    # reach this (root, host python) process through /proc/PID/exe.
+    security.make_non_dumpable(kernel)
+    own_mnt = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    kernel.setns(ipc.mnt_fd, sc.CLONE_NEWNS, f"Step into {ipc.name}'s mount namespace, to copy "
+                                             f"its /dev/shm", what=f"{ipc.name}'s mnt")
+    try:
+        shm = kernel.clone_mount("/dev/shm", f"A detached copy of {ipc.name}'s /dev/shm mount "
+                                             f"(the same tmpfs: the same files)")
+    finally:
+        kernel.setns(own_mnt, sc.CLONE_NEWNS, "Back in our own mount namespace",
+                     what="open(\"/proc/self/ns/mnt\")")
+        os.close(own_mnt)
+    for fd in (ipc.ipc_fd, ipc.mnt_fd):
+        os.close(fd)
+    return shm
+
+
 def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
-               nodev: bool = False) -> None:
+               nodev: bool = False, shm: int | None = None) -> None:
     """Everything mounted into the new root before pivot_root.
     `own_cgroup`: the container has a cgroup of its own to show at /sys/fs/cgroup.
     `nodev`: the root, volumes and tmpfs mounts are nodev (/proc, /sys and
-    /dev/shm always are); only /dev, filled by minict, is not."""
+    /dev/shm always are); only /dev, filled by minict, is not.
+    `shm`: --ipc container:'s /dev/shm (join_ipc's detached copy); with --ipc
+    host the host's is bound; else the container has one of spec.shm_size."""
     rootfs.mount_overlay(kernel, spec.layer_dirs, record_dir, root, nodev)
     mounts.mount_proc(kernel, root)
-    devices.populate_dev(kernel, root, spec.devices)
+    devices.populate_dev(kernel, root, spec.devices, spec.shm_size,
+                         "/dev/shm" if spec.ipc == "host" else shm)
     mounts.mount_sys(kernel, root, readonly=not spec.privileged)
     if own_cgroup:
         mounts.mount_cgroup(kernel, root, readonly=not spec.privileged)

@@ -7,6 +7,7 @@ instance for terminals, /dev/shm and /dev/mqueue, and the /dev/fd links.
 Extra device nodes (hpcshim's GPU plan: /dev/nvidia0 ...) are added here too.
 """
 
+import math
 import os
 
 from .. import syscalls as sc
@@ -22,7 +23,12 @@ LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/pro
          ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")]
 
 
-def populate_dev(kernel: sc.Kernel, root: str, extra_devices=()) -> None:
+def populate_dev(kernel: sc.Kernel, root: str, extra_devices=(), shm_size: int = 64 << 20,
+                 shared_shm: str | int | None = None) -> None:
+    """/dev: the default devices, ptys, /dev/shm, /dev/mqueue, the /dev/fd
+    links, then `extra_devices`. /dev/shm is a tmpfs of `shm_size` bytes,
+    unless `shared_shm` gives one to share: a path to bind (--ipc host: the
+    host's /dev/shm) or a detached mount's fd (--ipc container:NAME)."""
     with mountpoint(kernel, root, "/dev", True) as target:
         kernel.mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME,
                      "mode=755,size=65536k", "A fresh tmpfs for /dev: the host's devices stay out of reach")
@@ -38,8 +44,20 @@ def populate_dev(kernel: sc.Kernel, root: str, extra_devices=()) -> None:
                  "newinstance,ptmxmode=0666,mode=0620,gid=5",
                  "A devpts of its own (newinstance): the container sees only its own ptys")
     kernel.mkdir(os.path.join(dev, "shm"), 0o1777, "Mount point for POSIX shared memory")
-    kernel.mount("shm", os.path.join(dev, "shm"), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-                 "mode=1777,size=65536k", "/dev/shm: shared memory private to this container")
+    if shared_shm is None:
+        # PyTorch's DataLoader workers and NCCL pass tensors through /dev/shm:
+        # docker's 64 MiB is often too small for them (--shm-size, --ipc host).
+        kernel.mount("shm", os.path.join(dev, "shm"), "tmpfs",
+                     sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                     f"mode=1777,size={math.ceil(shm_size / 1024)}k",
+                     f"/dev/shm: shared memory private to this container "
+                     f"({shm_size / 2**20:g} MiB)")
+    elif isinstance(shared_shm, int):
+        kernel.attach_mount(shared_shm, os.path.join(dev, "shm"),
+                            "/dev/shm: the copy of the joined container's, so both see one tmpfs")
+    else:
+        kernel.mount(shared_shm, os.path.join(dev, "shm"), None, sc.MS_BIND, None,
+                     f"/dev/shm: bind the host's {shared_shm} (--ipc host)")
     kernel.mkdir(os.path.join(dev, "mqueue"), 0o755, "Mount point for POSIX message queues")
     kernel.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue",
                  sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None,

@@ -21,16 +21,37 @@ def hosts_file(spec, host_hosts: str = "/etc/hosts") -> bytes:
     """What /etc/hosts starts as. On a network, runtime/networking.py writes
     it again once the container has its address (networked_hosts)."""
     if spec.network == "host":
-        return _read(host_hosts) or LOCALHOST.encode()
+        own = (_read(host_hosts) or LOCALHOST.encode()).decode(errors="replace")
+        return (own + extra_host_lines(spec.extra_hosts, HOST_ITSELF)).encode()
     # No interface but lo (yet): the hostname resolves to a loopback
     # address, as on a machine without a network (Debian's 127.0.1.1 rule).
-    return (LOCALHOST + f"127.0.1.1\t{spec.hostname}\n").encode()
+    return (LOCALHOST + extra_host_lines(spec.extra_hosts, None)
+            + f"127.0.1.1\t{spec.hostname}\n").encode()
 
 
-def networked_hosts(entries) -> bytes:
-    """/etc/hosts of a container on a network: localhost, then one line per
-    (address, names) of the containers that share it (itself included)."""
-    return (LOCALHOST + "".join(f"{address}\t{names}\n" for address, names in entries)).encode()
+# --add-host NAME:host-gateway: the address at which the container reaches
+# the host: its network's gateway (the bridge's address), or the host's own
+# loopback when it shares the host's network.
+HOST_ITSELF = "127.0.0.1"
+
+
+def extra_host_lines(extra_hosts, gateway: str | None) -> str:
+    """--add-host NAME:IP items as hosts lines (host-gateway -> `gateway`)."""
+    lines = []
+    for item in extra_hosts:
+        name, _, address = item.partition(":")
+        if address == "host-gateway":
+            address = gateway or HOST_ITSELF
+        lines.append(f"{address}\t{name}\n")
+    return "".join(lines)
+
+
+def networked_hosts(entries, extra_hosts=(), gateway: str | None = None) -> bytes:
+    """/etc/hosts of a container on a network: localhost, its --add-host
+    lines, then one line per (address, names) of the containers that share
+    the network (itself included)."""
+    return (LOCALHOST + extra_host_lines(extra_hosts, gateway)
+            + "".join(f"{address}\t{names}\n" for address, names in entries)).encode()
 
 
 SYSTEMD_RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
@@ -59,7 +80,7 @@ def resolv_conf(spec, host_resolv: str = "/etc/resolv.conf",
                 continue
             servers.append(words[1])
         kept.append(line)
-    if getattr(spec, "dns", None):
+    if spec.dns:
         kept = [f"# {line}" if line.startswith("nameserver") else line for line in kept]
         kept += [f"nameserver {server}" for server in spec.dns]
     elif not servers:

@@ -36,6 +36,7 @@ import os
 from collections import namedtuple
 
 from ..errors import BadArgument, BadGpuPlan, GpuDiscoveryFailed, NoGpu
+from .docker_flags import gpus_environment
 from .spec import Bind, DeviceNode, valid_env_key
 
 GPU_MODES = ("auto", "nvidia", "rocm", "none")
@@ -52,9 +53,17 @@ class GpuInjection(namedtuple("GpuInjection", ["binds", "devices", "env", "ld_li
 
 # ---- getting a Plan -----------------------------------------------------------------------
 
-def plan_for_flags(gpu: str | None, gpu_plan: str | None, env=None):
-    """The hpcshim Plan that `--gpu[=MODE]` / `--gpu-plan FILE` ask for, or
-    None when neither asks for anything (no flag, or --gpu=none)."""
+def plan_for_flags(gpu: str | None, gpu_plan: str | None, env=None, gpus: str | None = None):
+    """The hpcshim Plan that `--gpu[=MODE]` / `--gpus WHICH` / `--gpu-plan FILE`
+    ask for, or None when none asks for anything (no flag, or --gpu=none)."""
+    env = os.environ if env is None else env
+    if gpus is not None:
+        # docker's --gpus: NVIDIA's, and which ones is the flag's to say
+        # (docker_flags.gpus_environment), not the job's variables.
+        if gpu is not None or gpu_plan is not None:
+            raise BadArgument("--gpus and --gpu/--gpu-plan both say which GPUs to use",
+                              "give one: --gpus is docker's spelling of --gpu=nvidia")
+        return discover_plan("nvidia", gpus_environment(gpus, env), flag=f"--gpus {gpus}")
     if gpu is not None and gpu not in GPU_MODES + (BARE_GPU,):
         raise BadArgument(f"--gpu={gpu} is not a GPU mode",
                           "use --gpu alone, or --gpu=auto, --gpu=nvidia, --gpu=rocm or --gpu=none")
@@ -65,7 +74,7 @@ def plan_for_flags(gpu: str | None, gpu_plan: str | None, env=None):
         return read_plan(gpu_plan)
     if gpu in (None, "none"):
         return None
-    return discover_plan(gpu, os.environ if env is None else env)
+    return discover_plan(gpu, env)
 
 
 def read_plan(path: str):
@@ -85,9 +94,10 @@ def read_plan(path: str):
         raise BadGpuPlan(f"--gpu-plan {path}: {exc.message}", exc.hint) from None
 
 
-def discover_plan(mode: str, env):
+def discover_plan(mode: str, env, flag: str = "--gpu"):
     """hpcshim's selection and discovery, in this process: the same Plan
-    `hpcshim exec --gpu[=MODE]` would hand to a runtime."""
+    `hpcshim exec --gpu[=MODE]` would hand to a runtime. (`flag`: the
+    minict flag that asked, for the error messages.)"""
     from hpcshim.build import GpuRequest, build_plan
     from hpcshim.errors import HpcshimError
     from hpcshim.errors import NoGpu as ShimNoGpu
@@ -95,9 +105,10 @@ def discover_plan(mode: str, env):
     try:
         return build_plan(request)
     except ShimNoGpu as exc:
-        raise NoGpu(exc.message.replace("--gpu", "minict run --gpu", 1), exc.hint) from None
+        message = exc.message if flag == "--gpu" else exc.message.replace(f"--gpu={mode}", flag, 1)
+        raise NoGpu(message.replace("--gpu", "minict run --gpu", 1), exc.hint) from None
     except HpcshimError as exc:
-        raise GpuDiscoveryFailed(f"--gpu: {exc.message}", exc.hint) from None
+        raise GpuDiscoveryFailed(f"{flag}: {exc.message}", exc.hint) from None
 
 
 # ---- Plan -> binds, devices, env --------------------------------------------------------------

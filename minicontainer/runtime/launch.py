@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from ..cgroups.hierarchy import create_for_container
 from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
 from .. import syscalls as sc
-from . import child, device_access, networking, state, tty
+from . import child, device_access, joining, networking, state, tty
 
 
 @dataclass
@@ -71,19 +71,23 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
     spec = record.spec
     child.preload(spec)
     cgroup = make_cgroup(kernel, spec)
-    guard = network = None
+    guard = network = ipc = None
     try:
         guard = device_access.install(kernel, spec, cgroup)
+        ipc = joining.joined_ipc(record)
         network = networking.prepare(record)
-        return _fork_and_start(kernel, record, guard, cgroup, network, log_fd, close_early)
+        return _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early)
     except BaseException:
         _drop_cgroups(cgroup, guard.v1_cgroup if guard else None)
         if network is not None:
             networking.detach(kernel, record)
         raise
+    finally:
+        if ipc is not None:
+            ipc.close()
 
 
-def _fork_and_start(kernel, record, guard, cgroup, network, log_fd, close_early) -> Started:
+def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early) -> Started:
     spec = record.spec
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
@@ -93,7 +97,7 @@ def _fork_and_start(kernel, record, guard, cgroup, network, log_fd, close_early)
                                                                             socket.SOCK_STREAM)
     pid = _fork_into_namespaces(kernel, record, lambda: child.container_main(
         kernel, device_access.confine(spec, guard.mechanism), str(record.dir), channels,
-        close_early=close_early, nodev=guard.nodev))
+        close_early=close_early, nodev=guard.nodev, ipc=ipc))
     kernel.explain(f"Forked the container's first process: PID {pid} on the host, PID 1 inside")
     for fd in (go_read, error_write):
         os.close(fd)
@@ -144,22 +148,25 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
     (networking.attach) before saying "go".
     """
     spec = record.spec
-    own_pid = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    own_net = joined_net = None
-    flags, parts = sc.CLONE_NEWPID, "PID namespace: it will be PID 1 there"
+    own_pid = own_net = joined_net = None
+    flags, parts = 0, []
+    if spec.pid_mode != "host":   # --pid host: it is born in the host's, as minict's children are
+        own_pid = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        flags, parts = sc.CLONE_NEWPID, ["PID namespace (it will be PID 1 there)"]
     if spec.network != "host":
         own_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         joined_net = networking.joined_namespace(record)
         if joined_net is None:
             flags |= sc.CLONE_NEWNET
-            parts = "PID namespace (it will be PID 1 there) and network namespace"
+            parts.append("network namespace")
     pid = -1
     try:
         if joined_net is not None:
             kernel.setns(joined_net, sc.CLONE_NEWNET, f"Step into the network namespace of "
                                                       f"{spec.network}, for the next child to "
                                                       f"be born in", what=spec.network)
-        kernel.unshare(flags, f"New {parts} for the next child")
+        if flags:
+            kernel.unshare(flags, f"New {' and '.join(parts)} for the next child")
         pid = os.fork()
         if pid == 0:   # the child: container_main ends in execve or os._exit
             for fd in (own_pid, own_net, joined_net):
@@ -168,9 +175,10 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
             container_main()
     finally:
         if pid != 0:   # the parent, or a failed fork
-            kernel.setns(own_pid, sc.CLONE_NEWPID, "Back in minict: its later children are "
-                                                   "born in the host's PID namespace again",
-                         what="open(\"/proc/self/ns/pid\")")
+            if own_pid is not None:
+                kernel.setns(own_pid, sc.CLONE_NEWPID, "Back in minict: its later children are "
+                                                       "born in the host's PID namespace again",
+                             what="open(\"/proc/self/ns/pid\")")
             if own_net is not None:
                 kernel.setns(own_net, sc.CLONE_NEWNET, "Back in the host's network namespace",
                              what="open(\"/proc/self/ns/net\")")

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
@@ -242,7 +243,7 @@ def inspect(config, ref: str) -> dict:
         "Config": {
             "Hostname": spec.hostname, "User": spec.user, "Env": spec.env, "Cmd": spec.argv,
             "WorkingDir": spec.workdir, "Tty": spec.tty, "OpenStdin": spec.interactive,
-            "StopSignal": signal.Signals(spec.stop_signal).name,
+            "StopSignal": signal.Signals(spec.stop_signal).name, "Labels": spec.labels,
         },
         "HostConfig": {
             "AutoRemove": spec.auto_remove, "Privileged": spec.privileged,
@@ -255,17 +256,26 @@ def inspect(config, ref: str) -> dict:
                          "Type": d.type, "Major": d.major, "Minor": d.minor} for d in spec.devices],
             "DeviceRules": [rule.text() for rule in device_access.rules_of(spec)],
             "PortBindings": networking.port_bindings(spec.ports),
+            "IpcMode": spec.ipc, "PidMode": "host" if spec.pid_mode == "host" else "",
+            "ShmSize": spec.shm_size, "ExtraHosts": spec.extra_hosts or None,
+            "Dns": spec.dns, "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard}
+                                         for u in spec.ulimits] or None,
             **host_config(spec.limits),
         },
         "NetworkSettings": networking.describe(st.network),
-        "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.destination,
-                    "RW": not b.readonly} for b in spec.binds],
+        "Mounts": [{"Type": mount_type(config, b.source), "Source": b.source,
+                    "Destination": b.destination, "RW": not b.readonly} for b in spec.binds],
         "GraphDriver": {"Name": "overlay", "Data": {
             "LowerDir": ":".join(reversed(spec.layer_dirs)),
             "UpperDir": str(record.dir / "upper"), "WorkDir": str(record.dir / "work"),
             "MergedDir": str(record.dir / "merged")}},
         "LogPath": str(record.log_file) if record.log_file.exists() else "",
     }
+
+
+def mount_type(config, source: str) -> str:
+    """docker's Mounts Type: a named volume lives in ROOT/volumes."""
+    return "volume" if Path(source).is_relative_to(config.root / "volumes") else "bind"
 
 
 def listing(config, all_containers: bool = False) -> list[dict]:

@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import syscalls as sc
-from ..errors import ContainerNotRunning, NetworkSetupFailed
+from ..errors import NetworkSetupFailed
 from ..network import config as networks
 from ..network import firewall, ipam
 from ..network.config import Network
 from ..network.ports import PortMapping, claim
-from . import etcfiles, state
-from .process import is_alive
+from . import etcfiles, joining, state
 
 
 @dataclass
@@ -73,12 +72,8 @@ def joined_namespace(record) -> int | None:
     (to be born in it), or None for any other mode."""
     if not record.spec.network.startswith("container:"):
         return None
-    target = state.find(record.layout, record.spec.network.removeprefix("container:"))
-    runtime = state.read_json(target.runtime_file) or {}
-    if not is_alive(runtime.get("pid"), runtime.get("pid_start")):
-        raise ContainerNotRunning(f"--network {record.spec.network}: container {target.name} is "
-                                  f"not running", f"start it first: minict start {target.name}")
-    return os.open(f"/proc/{runtime['pid']}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    pid, _ = joining.running_pid(record, f"--network {record.spec.network}")
+    return joining.open_namespace(pid, "net")
 
 
 def prepare(record) -> Attachment | None:
@@ -99,7 +94,7 @@ def attach(kernel: sc.Kernel, attachment: Attachment, pid: int) -> None:
     network = attachment.network
     try:
         ensure_network(kernel, network)
-        netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        netns = joining.open_namespace(pid, "net")
         own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             kernel.create_veth(attachment.veth, "eth0", netns, pid,
@@ -209,8 +204,9 @@ def unpublish(kernel: sc.Kernel, container_id: str) -> None:
 
 # ---- /etc/hosts: finding peers by name ---------------------------------------------------
 
-def hosts_entries(layout, root: Path, network: Network) -> list[tuple[str, str, str]]:
-    """(address, names, container id) of the containers on `network`."""
+def hosts_entries(layout, root: Path, network: Network) -> list[tuple[str, str, str, list]]:
+    """(address, names, container id, its --add-host items) of the containers
+    on `network`."""
     entries = []
     for address, container_id in ipam.holders(root, network).items():
         config = state.read_json(layout.containers / container_id / "config.json")
@@ -219,7 +215,7 @@ def hosts_entries(layout, root: Path, network: Network) -> list[tuple[str, str, 
         spec = config.get("spec", {})
         names = " ".join(dict.fromkeys(n for n in (config.get("name"), spec.get("hostname"),
                                                    container_id[:12]) if n))
-        entries.append((address, names, container_id))
+        entries.append((address, names, container_id, spec.get("extra_hosts") or []))
     return entries
 
 
@@ -229,13 +225,13 @@ def write_peer_hosts(layout, root: Path, network: Network) -> None:
     way, without a DNS server). The files are bind-mounted into the
     containers, so each is rewritten in place: the same inode, new lines."""
     entries = hosts_entries(layout, root, network)
-    lines = [(address, names) for address, names, _ in entries]
-    for address, _, container_id in entries:
+    lines = [(address, names) for address, names, _, _ in entries]
+    for _, _, container_id, extra_hosts in entries:
         path = layout.containers / container_id / "hosts"
         try:
             with open(path, "r+b") as f:
                 f.truncate(0)
-                f.write(etcfiles.networked_hosts(lines))
+                f.write(etcfiles.networked_hosts(lines, extra_hosts, network.gateway))
         except FileNotFoundError:
             pass   # being removed
 
@@ -250,7 +246,8 @@ def hosts_for(record, attachment: Attachment | None) -> None:
         write_peer_hosts(record.layout, root_of(record), network)
     else:
         names = f"{record.name} {record.spec.hostname}"
-        (record.dir / "hosts").write_bytes(etcfiles.networked_hosts([(attachment.address, names)]))
+        (record.dir / "hosts").write_bytes(etcfiles.networked_hosts(
+            [(attachment.address, names)], record.spec.extra_hosts, network.gateway))
 
 
 # ---- minict cleanup ----------------------------------------------------------------------------

@@ -4,8 +4,8 @@ In order, and nothing is created before the last step:
 
     limits    --memory, --cpus...: validated, and this host asked whether it
               can enforce them (resources.limits_from_flags)
-    GPUs      --gpu / --gpu-plan: hpcshim's Plan, as binds, device nodes and
-              variables (gpu.py)
+    GPUs      --gpu / --gpus / --gpu-plan: hpcshim's Plan, as binds, device
+              nodes and variables (gpu.py)
     image     the store, or a pull (image.resolve)
     spec      the image's config merged with the flags, checked (spec.build_spec)
     run       the record, the container's process, its end (lifecycle.run)
@@ -30,7 +30,8 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
     options = dict(options)
     limits = limits_from_flags(options)
     kernel = Kernel(Narrator(config.explain))
-    gpu = _gpu_injection(kernel, options.pop("gpu", None), options.pop("gpu_plan", None))
+    gpu = _gpu_injection(kernel, options.pop("gpu", None), options.pop("gpu_plan", None),
+                         options.pop("gpus", None))
     if gpu is not None:
         options["env"] = [*gpu.env, *options.get("env", ())]   # the user's -e comes later and wins
     from ..image import resolve
@@ -39,7 +40,8 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
                       volumes=tuple(options.pop("volume", ())),
                       binds=gpu.binds if gpu is not None else (),
                       devices=gpu.devices if gpu is not None else (),
-                      limits=limits, **{k: tuple(v) if isinstance(v, list) else v
+                      limits=limits, volumes_dir=config.root / "volumes",
+                      **{k: tuple(v) if isinstance(v, list) else v
                                         for k, v in options.items()})
     if gpu is not None:
         from .gpu import with_library_path
@@ -47,13 +49,13 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
     return lifecycle.run(config, spec, kernel)
 
 
-def _gpu_injection(kernel, mode: str | None, plan_file: str | None):
-    """What --gpu / --gpu-plan add to the container, or None (hpcshim is
-    imported only when one of them is given: it is a separate program)."""
-    if mode is None and plan_file is None:
+def _gpu_injection(kernel, mode: str | None, plan_file: str | None, gpus: str | None):
+    """What --gpu / --gpus / --gpu-plan add to the container, or None (hpcshim
+    is imported only when one of them is given: it is a separate program)."""
+    if mode is None and plan_file is None and gpus is None:
         return None
     from . import gpu
-    plan = gpu.plan_for_flags(mode, plan_file)
+    plan = gpu.plan_for_flags(mode, plan_file, gpus=gpus)
     if plan is None:
         return None
     injection = gpu.injection_from(plan)

@@ -22,19 +22,29 @@ from .. import syscalls as sc
 from . import capabilities as caps
 from . import syscall_filter
 from .command import umask_and_signals
+from .docker_flags import ULIMITS
 
 
 def last_steps_before_exec(kernel: sc.Kernel, spec, error_fd: int) -> None:
     """What the container's first process and `minict exec` both do last,
     in this order: signals and umask as a new process expects them,
-    capabilities and user, the seccomp filter, every inherited fd closed
+    resource limits (--ulimit), capabilities and user, the seccomp filter, every inherited fd closed
     (but the error pipe and the narration), then the working directory."""
     umask_and_signals()
+    apply_ulimits(kernel, spec)
     restrict_capabilities_and_identity(kernel, spec)
     syscall_filter.install(kernel, spec)
     keep = {error_fd} | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
     close_inherited_fds(kernel, keep)
     enter_workdir(kernel, spec.workdir)
+
+
+def apply_ulimits(kernel: sc.Kernel, spec) -> None:
+    """--ulimit: resource limits, set while we still hold CAP_SYS_RESOURCE
+    (raising a hard limit needs it); the command inherits them through execve."""
+    for limit in spec.ulimits:
+        kernel.setrlimit(limit.name, ULIMITS[limit.name], limit.soft, limit.hard,
+                         f"--ulimit {limit.name}: the container's processes inherit this limit")
 
 
 def restrict_capabilities_and_identity(kernel: sc.Kernel, spec) -> None:

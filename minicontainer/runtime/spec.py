@@ -36,6 +36,8 @@ from ..errors import BadArgument
 from ..network.config import valid_name as valid_network_name
 from ..network.ports import PortMapping, exposed as exposed_ports, parse as parse_port
 from .capabilities import resolve as resolve_capabilities
+from . import docker_flags
+from .docker_flags import Ulimit
 from .syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
 from .users import resolve_user
 
@@ -44,6 +46,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # "container:NAME" (another container's network stack), or a network that
 # `minict network create` made (checked when the container starts).
 SPECIAL_NETWORKS = ("bridge", "none", "host")
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024   # docker's /dev/shm size
 
 
 def valid_name(name: str) -> bool:
@@ -119,14 +122,22 @@ class ContainerSpec:
     stop_signal: int = signal.SIGTERM         # what `minict stop` sends first
     limits: dict = field(default_factory=dict)  # Limits.to_dict(); {} = no limits
     ports: list[PortMapping] = field(default_factory=list)   # -p, -P
+    extra_hosts: list[str] = field(default_factory=list)     # --add-host NAME:IP lines
+    dns: list[str] = field(default_factory=list)             # --dns nameservers
+    ipc: str = "private"                      # --ipc private|shareable|host|container:NAME
+    shm_size: int = DEFAULT_SHM_SIZE          # --shm-size, bytes (its own /dev/shm only)
+    pid_mode: str = "private"                 # --pid private|host
+    ulimits: list[Ulimit] = field(default_factory=list)      # --ulimit
+    labels: dict = field(default_factory=dict)               # the image's LABELs, then --label
 
     def __post_init__(self):
         # Sequences are kept as lists and the limits as a dict, whatever was
         # passed in, so a spec read back from config.json equals the one written.
         for name in ("layer_dirs", "argv", "env", "additional_gids", "capabilities", "binds",
-                     "tmpfs", "devices", "ports"):
+                     "tmpfs", "devices", "ports", "extra_hosts", "dns", "ulimits"):
             setattr(self, name, list(getattr(self, name)))
         self.limits = dict(self.limits or {})
+        self.labels = dict(self.labels or {})
 
     def replace(self, **changes) -> "ContainerSpec":
         """A copy with some fields changed (minict exec's command, user...)."""
@@ -139,7 +150,7 @@ class ContainerSpec:
     def to_dict(self) -> dict:
         """The fields as plain JSON types (the records become objects)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name in ("binds", "tmpfs", "devices", "ports"):
+        for name in ("binds", "tmpfs", "devices", "ports", "ulimits"):
             data[name] = [record._asdict() for record in data[name]]
         return data
 
@@ -150,6 +161,7 @@ class ContainerSpec:
         data["tmpfs"] = [Tmpfs(**t) for t in data.get("tmpfs", [])]
         data["devices"] = [DeviceNode(**d) for d in data.get("devices", [])]
         data["ports"] = [PortMapping(**p) for p in data.get("ports", [])]
+        data["ulimits"] = [Ulimit(**u) for u in data.get("ulimits", [])]
         # A key this minict does not know (written by a newer one) is left out.
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -167,9 +179,11 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
                cap_add=(), cap_drop=(), privileged=False, security_opt=(), network="bridge",
                tty=False, interactive=False, detach=False, auto_remove=False, name=None, init=False,
                binds=(), devices=(), device=(), publish=(), publish_all=False, host_env=None,
-               limits=None) -> ContainerSpec:
+               limits=None, mount=(), add_host=(), dns=(), ipc="private", shm_size=None,
+               pid="private", ulimit=(), label=(), volumes_dir=None) -> ContainerSpec:
     """Merge `image` (a store.Image) with the flags of `minict run`.
-    (`device`: the --device values; `devices`: DeviceNodes already made, a GPU plan's.)
+    (`device`: the --device values; `devices`: DeviceNodes already made, a GPU plan's;
+    `volumes_dir`: where named volumes live, ROOT/volumes.)
 
     Raises BadArgument / UnknownUser for anything malformed, before any
     state exists. `limits` is a cgroups Limits already validated (or None).
@@ -187,6 +201,8 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
     if ports and (network in ("none", "host") or network.startswith("container:")):
         raise BadArgument(f"-p/-P publish ports of a container's own network; --network {network} "
                           f"has none", "use the default bridge network or one of your own")
+
+    shared = _check_namespace_flags(network, ipc, pid, shm_size, add_host, dns)
 
     if tty and interactive and not os.isatty(0):
         raise BadArgument("the input device is not a TTY (-i -t reads a terminal)",
@@ -217,8 +233,16 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
     if tty and "TERM" not in keys:
         merged_env.append("TERM=xterm")
 
-    all_binds = [parse_volume(v) for v in volumes] + list(binds)
+    all_binds = [parse_volume(v, volumes_dir) for v in volumes] + list(binds)
     all_tmpfs = [parse_tmpfs(t) for t in tmpfs]
+    for item in mount:
+        kind, *rest = docker_flags.parse_mount(item)
+        if kind == "tmpfs":
+            all_tmpfs.append(parse_tmpfs(rest[0]))
+        elif kind == "volume":
+            all_binds.append(Bind(volume_path(rest[0], volumes_dir), rest[1], rest[2]))
+        else:
+            all_binds.append(Bind(*rest))
     seen = set()
     for dest in [b.destination for b in all_binds] + [t.destination for t in all_tmpfs]:
         if dest in seen:
@@ -233,7 +257,7 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
                               "give each device path in the container once")
         paths.add(dev.path)
 
-    return ContainerSpec(
+    spec = ContainerSpec(
         id=container_id,
         image_ref=image_ref,
         image_id=image.id,
@@ -263,7 +287,56 @@ def build_spec(image, *, image_ref: str, command=(), entrypoint=None, env=(), en
         stop_signal=parse_signal(cfg.get("StopSignal") or "SIGTERM"),
         limits=limits.to_dict() if limits is not None and not limits.is_empty() else {},
         ports=ports,
+        extra_hosts=[docker_flags.parse_add_host(h) for h in add_host],
+        dns=[docker_flags.parse_dns(d) for d in dns],
+        ipc=ipc,
+        shm_size=shared.shm_size,
+        pid_mode=pid,
+        ulimits=_ulimits(ulimit),
+        labels={**(cfg.get("Labels") or {}), **dict(docker_flags.parse_label(t) for t in label)},
     )
+    # Named volumes are made last, once every flag has been accepted.
+    for bind in spec.binds:
+        if volumes_dir is not None and Path(bind.source).is_relative_to(volumes_dir):
+            os.makedirs(bind.source, exist_ok=True)
+    return spec
+
+
+class _Shared(namedtuple("_Shared", "shm_size")):
+    __slots__ = ()
+
+
+def _check_namespace_flags(network, ipc, pid, shm_size, add_host, dns) -> _Shared:
+    """--ipc, --pid, --shm-size, --add-host and --dns, with the network
+    mode: what docker refuses together is refused here too."""
+    docker_flags.parse_ipc(ipc)
+    docker_flags.parse_pid(pid)
+    if shm_size is not None and (ipc == "host" or ipc.startswith("container:")):
+        raise BadArgument(f"--shm-size sizes a /dev/shm of the container's own; with --ipc {ipc} "
+                          f"it shares another's", "drop --shm-size, or use --ipc private")
+    borrowed = network.startswith("container:")
+    if network == "none" and any(h.endswith(":host-gateway") for h in add_host):
+        raise BadArgument("--add-host NAME:host-gateway: with --network none the container "
+                          "cannot reach the host", "use the default bridge network, or host")
+    if add_host and borrowed:
+        raise BadArgument(f"--add-host cannot be used with --network {network}: that container's "
+                          f"/etc/hosts is the one", "give --add-host to that container")
+    if dns and (borrowed or network == "host"):
+        raise BadArgument(f"--dns cannot be used with --network {network}: the resolver is "
+                          f"{'the host' if network == 'host' else 'that container'}'s",
+                          "use the default bridge network or one of your own")
+    size = DEFAULT_SHM_SIZE if shm_size is None else docker_flags.parse_shm_size(shm_size)
+    return _Shared(size)
+
+
+def _ulimits(texts) -> list[Ulimit]:
+    """--ulimit, one per resource (a later one for the same name wins, as in docker)."""
+    can_raise = docker_flags.may_raise_hard_limits()
+    chosen = {}
+    for text in texts:
+        limit = docker_flags.parse_ulimit(text, can_raise)
+        chosen[limit.name] = limit
+    return list(chosen.values())
 
 
 def check_network(network: str) -> None:
@@ -329,8 +402,9 @@ def read_env_file(path) -> list[str]:
             if line.strip() and not line.lstrip().startswith("#")]
 
 
-def parse_volume(text: str) -> Bind:
-    """`-v HOST:CONTAINER[:ro|rw]`: a bind mount of an existing host path."""
+def parse_volume(text: str, volumes_dir=None) -> Bind:
+    """`-v HOST:CONTAINER[:ro|rw]`: a bind mount of an existing host path;
+    `-v NAME:CONTAINER`: a named volume (volume_path)."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise BadArgument(f"invalid volume {text!r}", "write -v /host/path:/container/path[:ro]")
@@ -338,17 +412,28 @@ def parse_volume(text: str) -> Bind:
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw"):
         raise BadArgument(f"invalid volume mode {mode!r} in {text!r}", "use ro or rw")
-    if not source.startswith("/"):
-        raise BadArgument(f"volume source {source!r} is not an absolute path",
-                          "named volumes are not supported; give a host path starting with /")
-    if not os.path.exists(source):
-        raise BadArgument(f"volume source {source} does not exist",
-                          "create it first: minict does not create host paths")
     if not dest.startswith("/") or os.path.normpath(dest) == "/":
         raise BadArgument(f"volume destination {dest!r} must be an absolute path other than /",
                           "e.g. -v /srv/data:/data")
+    if not source.startswith("/"):
+        return Bind(source=volume_path(source, volumes_dir), destination=os.path.normpath(dest),
+                    readonly=(mode == "ro"))
+    if not os.path.exists(source):
+        raise BadArgument(f"volume source {source} does not exist",
+                          "create it first: minict does not create host paths")
     return Bind(source=os.path.realpath(source), destination=os.path.normpath(dest),
                 readonly=(mode == "ro"))
+
+
+def volume_path(name: str, volumes_dir) -> str:
+    """A named volume: a directory of minict's store, ROOT/volumes/NAME/_data
+    (docker's layout), made on first use (by build_spec) and kept after the
+    container goes."""
+    if volumes_dir is None or not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
+        raise BadArgument(f"invalid volume name {name!r}",
+                          "name a volume with letters, digits, _ . - (e.g. -v data:/data), "
+                          "or give a host path starting with /")
+    return str(Path(volumes_dir) / name / "_data")
 
 
 def parse_tmpfs(text: str) -> Tmpfs:

@@ -166,6 +166,7 @@ def test_nodev_reaches_the_root_every_bind_and_its_submounts_and_tmpfs(tmp_path)
         devices, privileged = [], False
         binds = [Bind(str(src), "/data"), Bind(str(src), "/ro", True)]
         tmpfs = [Tmpfs("/run", "exec,dev,nosuid")]     # asks for dev: the fallback says no
+        ipc, shm_size = "private", 64 << 20
 
     kernel = TreeKernel()
     child.build_root(kernel, Spec, str(tmp_path), str(root), nodev=True)

@@ -246,6 +246,7 @@ def test_build_root_order(tmp_path):
         privileged = False
         binds = [Bind(str(src), "/data/sub"), Bind(str(src), "/data", True)]
         tmpfs = [Tmpfs("/run", "noexec,nosuid,nodev,size=1m")]
+        ipc, shm_size = "private", 64 << 20
 
     kernel = TreeKernel()
     child.build_root(kernel, Spec, str(tmp_path), str(root))
@@ -266,6 +267,32 @@ def test_build_root_order(tmp_path):
     assert tmpfs[3] == sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV and tmpfs[4] == "size=1m"
 
 
+@pytest.mark.parametrize("ipc, shared, expected", [
+    ("private", None, ("shm", "tmpfs", "mode=1777,size=1048576k")),
+    ("host", None, ("/dev/shm", None, None)),
+    ("container:donor", 42, ("attach_mount", 42)),
+])
+def test_dev_shm_is_its_own_or_the_one_it_shares(tmp_path, ipc, shared, expected):
+    root = tmp_path / "merged"
+    root.mkdir()
+
+    class Spec:
+        layer_dirs = ["/l/0"]
+        devices, binds, tmpfs, privileged = [], [], [], False
+        shm_size = 1 << 30
+    Spec.ipc = ipc
+    kernel = TreeKernel()
+    child.build_root(kernel, Spec, str(tmp_path), str(root), shm=shared)
+    shm = f"{root}/dev/shm"
+    if shared is not None:
+        assert kernel.named("attach_mount") == [(shared, shm)]
+        assert not [m for m in kernel.named("mount") if m[1] == shm]
+    else:
+        (mounted,) = [m for m in kernel.named("mount") if m[1] == shm]
+        assert (mounted[0], mounted[2], mounted[4]) == expected
+        assert bool(mounted[3] & sc.MS_BIND) == (ipc == "host")
+
+
 @pytest.mark.parametrize("privileged", [False, True])
 def test_own_cgroup_is_mounted_over_sys_fs_cgroup(tmp_path, privileged):
     root = tmp_path / "merged"
@@ -274,6 +301,7 @@ def test_own_cgroup_is_mounted_over_sys_fs_cgroup(tmp_path, privileged):
     class Spec:
         layer_dirs = ["/l/0"]
         devices, binds, tmpfs = [], [], []
+        ipc, shm_size = "private", 64 << 20
 
     Spec.privileged = privileged
     kernel = TreeKernel()

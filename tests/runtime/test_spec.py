@@ -119,13 +119,14 @@ class TestMountsAndFlags:
         assert (ro.source, ro.destination, ro.readonly) == (str(tmp_path), "/srv", True)
 
     @pytest.mark.parametrize("bad,reason", [
-        ("relative:/x", "not an absolute path"), ("/nonexistent-minict:/x", "does not exist"),
+        ("./relative:/x", "invalid volume name './relative'"),   # (a plain name is a volume)
+        ("/nonexistent-minict:/x", "does not exist"),
         ("{tmp}:/x:rx", "invalid volume mode"), ("{tmp}", "invalid volume"),
         ("{tmp}:relative", "destination"), ("{tmp}:/", "destination"),
     ])
     def test_bad_volumes(self, tmp_path, bad, reason):
         with pytest.raises(BadArgument, match=reason):
-            parse_volume(bad.format(tmp=tmp_path))
+            parse_volume(bad.format(tmp=tmp_path), tmp_path / "volumes")
 
     def test_duplicate_destinations(self, tmp_path):
         with pytest.raises(BadArgument, match="duplicate mount point /x"):

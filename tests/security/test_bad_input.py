@@ -41,7 +41,7 @@ CASES = [
     (("run", "--rm", "--name", "../../x", "escape", "true"), 27, "invalid container name"),
     (("run", "--rm", "--hostname", "a\nb", "escape", "true"), 27, "invalid hostname"),
     (("run", "--rm", "-w", "relative", "escape", "true"), 27, "not an absolute path"),
-    (("run", "--rm", "-v", "relative:/x", "escape", "true"), 27, "not an absolute path"),
+    (("run", "--rm", "-v", "../etc:/x", "escape", "true"), 27, "invalid volume name '../etc'"),
     (("run", "--rm", "-v", "/tmp:/", "escape", "true"), 27, "other than /"),
     (("run", "--rm", "-e", "A B=1", "escape", "true"), 27, "invalid environment variable"),
     (("run", "--rm", "--memory", "lots", "escape", "true"), 27, "not a size"),
