@@ -25,7 +25,7 @@ this host offers, in this order:
   privileged  no device controller, and --privileged: every device is
               allowed anyway (as docker's --privileged), nothing to enforce.
 
-The choice is recorded with the running container (state.write_running),
+The choice is recorded with the running container (state.write_starting),
 so `minict exec` gives its process the same treatment and `minict
 inspect` shows it.
 """

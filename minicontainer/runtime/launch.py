@@ -104,8 +104,8 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
     if channels.console_child is not None:
         channels.console_child.close()
     try:
-        state.write_running(record, pid, os.getpid(), devices=guard.mechanism,
-                            network=network.to_dict() if network else None)
+        state.write_starting(record, pid, os.getpid(), devices=guard.mechanism,
+                             network=network.to_dict() if network else None)
         if network is not None:
             networking.attach(kernel, network, pid)
             networking.hosts_for(record, network)
@@ -132,6 +132,7 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
         if master is not None:
             os.close(master)
         raise error_from_child(failure)
+    state.write_running(record)
     return Started(pid, master)
 
 

@@ -147,7 +147,9 @@ def kill(config, ref: str, sig: int = signal.SIGKILL, kernel: sc.Kernel | None =
     kernel = kernel or sc.Kernel()
     layout = state.Layout.of(config)
     record = state.find(layout, ref)
-    process = ContainerProcess.open(kernel, state.read_json(record.runtime_file) or {})
+    process = None
+    if state.status(record).running:   # not while it starts: docker's rule too
+        process = ContainerProcess.open(kernel, state.read_json(record.runtime_file) or {})
     if process is None:
         raise ContainerNotRunning(f"container {record.name} is not running", "see minict ps -a")
     with process:
@@ -169,7 +171,7 @@ def _wait_for_owner(record: state.Record, timeout: float = 15) -> None:
 def remove(config, ref: str, force: bool = False) -> state.Record:
     layout = state.Layout.of(config)
     record = state.find(layout, ref)
-    if state.status(record).running:
+    if state.status(record).pid is not None:   # running, or still starting
         if not force:
             raise ContainerRunning(f"container {record.name} is running",
                                    f"stop it first with minict stop {record.name}, or use rm -f")

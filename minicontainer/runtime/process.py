@@ -2,7 +2,7 @@
 
 A pid names a process only while that process lives: the kernel hands the
 number out again later. So minict records the pid together with the
-process's start time when a container starts (state.write_running), and
+process's start time when a container starts (state.write_starting), and
 trusts a pid only while the process behind it started at that same time
 (psutil reads it from /proc/PID/stat). A finished process that its parent
 has not waited for yet (a zombie) counts as gone.

@@ -99,7 +99,7 @@ class Record:
 class Status:
     """What is true of a container right now (see status())."""
     state: str                      # created | running | exited
-    pid: int | None = None          # the container's PID 1 on the host, while running
+    pid: int | None = None          # the container's PID 1 on the host, while it exists
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -323,16 +323,27 @@ def remove_tree(path: str) -> None:
 
 # ---- runtime state and exit status -----------------------------------------------------
 
-def write_running(record: Record, pid: int, owner_pid: int, devices: str | None = None,
-                  network: dict | None = None) -> None:
+def write_starting(record: Record, pid: int, owner_pid: int, devices: str | None = None,
+                   network: dict | None = None) -> None:
     """Say which process is the container (state dir: a reboot clears it),
     what controls its devices (device_access.py: `minict exec` and
-    `inspect` read it) and where it is on its network (networking.py)."""
+    `inspect` read it) and where it is on its network (networking.py).
+
+    Written as soon as the process exists, so that `minict cleanup` finds
+    it if the owner dies while plugging it in; but the container is only
+    "starting" (shown as created, as docker does) until its command runs:
+    `minict kill` then has no half-made container to hit (write_running)."""
     record.exit_file.unlink(missing_ok=True)
     record.runtime_file.parent.mkdir(parents=True, exist_ok=True)   # gone after a reboot
     write_json(record.runtime_file, {"pid": pid, "pid_start": start_time(pid),
                                      "owner_pid": owner_pid, "started_at": now(),
-                                     "devices": devices, "network": network})
+                                     "devices": devices, "network": network, "starting": True})
+
+
+def write_running(record: Record) -> None:
+    """The container's command runs: from now on it is "running"."""
+    runtime = read_json(record.runtime_file) or {}
+    write_json(record.runtime_file, dict(runtime, starting=False))
 
 
 def write_exit(record: Record, exit_code: int | None, error: str | None = None,
@@ -348,7 +359,7 @@ def status(record: Record) -> Status:
     """What is true of this container right now (never what a stale file says)."""
     runtime = read_json(record.runtime_file)
     if runtime and is_alive(runtime.get("pid"), runtime.get("pid_start")):
-        return Status("running", pid=runtime["pid"], started_at=runtime.get("started_at"),
+        return Status("created" if runtime.get("starting") else "running", pid=runtime["pid"], started_at=runtime.get("started_at"),
                       owner_pid=runtime.get("owner_pid"), devices=runtime.get("devices"),
                       network=runtime.get("network"))
     exited = read_json(record.exit_file)

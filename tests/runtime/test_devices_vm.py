@@ -73,8 +73,14 @@ def remove(mt, name) -> None:
 
 
 def device_program_ids() -> set[int]:
-    return {i for i in sc.bpf_program_ids()
-            if sc.bpf_program_info(i)[0] == sc.BPF_PROG_TYPE_CGROUP_DEVICE}
+    ids = set()
+    for i in sc.bpf_program_ids():
+        try:
+            if sc.bpf_program_info(i)[0] == sc.BPF_PROG_TYPE_CGROUP_DEVICE:
+                ids.add(i)
+        except FileNotFoundError:   # freed between the listing and the look-up
+            pass
+    return ids
 
 
 # ---- the escape ---------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import time
 
 import pytest
 
@@ -14,6 +13,7 @@ from minicontainer.runtime import capabilities as caps
 from tests.conftest import _cgroup2_usable
 from tests.runtime.conftest import container_dirs
 from minicontainer.runtime.mounts import MASKED_PATHS
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -268,10 +268,8 @@ def test_docker_codes_for_commands_that_cannot_run(mt, command, code, words):
 def test_killed_by_a_signal_gives_128_plus_n(mt):
     proc = mt.popen("run", "--rm", "--name", "victim", "busybox", "sleep", "60")
     try:
-        for _ in range(100):
-            if '"running"' in mt("inspect", "victim").stdout:
-                break
-            time.sleep(0.05)
+        # (slow in the VM tier: a start there can take seconds)
+        wait_for(lambda: '"running"' in mt("inspect", "victim").stdout, 60, "victim to run")
         mt.out("kill", "victim")
         assert proc.wait(timeout=20) == 128 + signal.SIGKILL
     finally:

@@ -75,7 +75,10 @@ def test_status_trusts_a_pid_only_with_its_start_time(config):
     record, lock = create(config)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        state.write_running(record, sleeper.pid, os.getpid())
+        state.write_starting(record, sleeper.pid, os.getpid())
+        st = state.status(record)   # plugged in, its command not yet run: docker says created
+        assert (st.state, st.pid, st.running) == ("created", sleeper.pid, False)
+        state.write_running(record)
         assert state.status(record).state == "running"
         # A recycled pid: same number, other start time -> not our container.
         data = json.loads(record.runtime_file.read_text())
