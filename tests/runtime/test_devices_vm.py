@@ -191,7 +191,8 @@ def test_the_rules_explain_shows_are_the_program_attached(mt, disk):
 def test_fifty_runs_leave_no_program_and_no_cgroup(mt):
     before = device_program_ids()
     for _ in range(50):
-        assert run_image(config(mt), "busybox", ["true"], {"auto_remove": True})[0] == 0
+        assert run_image(config(mt), "busybox", ["true"],
+                         {"auto_remove": True, "network": "none"})[0] == 0
     assert container_cgroups(Path("/sys/fs/cgroup")) == []
     wait_for(lambda: device_program_ids() <= before, 60, "every device program to be freed")
 
