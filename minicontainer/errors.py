@@ -201,3 +201,24 @@ class NetworkSetupFailed(MinictError):
     """The kernel refused a step of a container's network (a bridge, a veth,
     a firewall rule): the message says which."""
     exit_code = 64
+
+
+# ---- building images (minict build) -------------------------------------------------------------
+
+class BadDockerfile(MinictError):
+    """A Dockerfile minict cannot build: the message names the file and line."""
+    exit_code = 70
+
+
+class BuildFailed(MinictError):
+    """A step of a build failed (a RUN's command exited non-zero, a COPY
+    source is missing...): the message names the file, line and why."""
+    exit_code = 71
+
+
+# ---- exporting images (minict save) ---------------------------------------------------------
+
+class OutputNotWritable(MinictError):
+    """`minict save -o FILE`: FILE cannot be created (its directory is
+    missing, it is a directory, or writing there is not allowed)."""
+    exit_code = 72

@@ -23,8 +23,8 @@ APT_PACKAGES=(
     busybox-static iproute2 iptables util-linux zstd gzip tar
     # images made by tools we did not write, a real registry, its auth helpers
     skopeo umoci docker-registry apache2-utils openssl
-    # real runtimes: Charliecloud (hpcshim backend), runc/crun/podman (yardsticks)
-    charliecloud-runtime runc crun podman
+    # real runtimes: Charliecloud (hpcshim backend), runc/crun/podman/buildah (yardsticks)
+    charliecloud-runtime runc crun podman buildah
     # the cgroup v2 VM test tier: a Debian kernel booted by virtme-ng under QEMU
     qemu-system-x86 linux-image-amd64
     # a real single-node Slurm for the GPU-selection tests; ruby to check the Vagrantfile

@@ -1,7 +1,7 @@
 """The `minict` command line: parse, call one library function, print.
 
 No logic lives here. Each command family has its own module in this
-package (images, registry, containers, cgroups); `cli` below is the group
+package (images, build, registry, containers, cgroups, network); `cli` below is the group
 they all hang from.
 
 Errors: libraries raise minicontainer.errors.MinictError subclasses; main()
@@ -16,7 +16,7 @@ import click
 
 from ..config import Config
 from ..errors import MinictError
-from . import cgroups, containers, images, network, registry
+from . import build, cgroups, containers, images, network, registry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +38,8 @@ def cli(ctx, root, state, explain, debug):
 
 
 for command in (images.images_cmd, images.image_group, images.rmi_cmd, images.load_cmd,
-                images.import_cmd, registry.pull_cmd, registry.login_cmd, registry.logout_cmd,
+                images.import_cmd, images.save_cmd, images.tag_cmd, build.build_cmd,
+                registry.pull_cmd, registry.push_cmd, registry.login_cmd, registry.logout_cmd,
                 containers.run_cmd, containers.ps_cmd, containers.stop_cmd, containers.kill_cmd,
                 containers.rm_cmd, containers.start_cmd, containers.exec_cmd, containers.logs_cmd,
                 containers.inspect_cmd, containers.cleanup_cmd, cgroups.stats_cmd,

@@ -1,4 +1,4 @@
-"""Image commands: images, image inspect, rmi, load, import."""
+"""Image commands: images, image inspect, rmi, load, import, save, tag."""
 
 import datetime
 import json
@@ -176,3 +176,32 @@ def import_cmd(ctx, source, name, changes, message):
     from ..image.importer import import_rootfs
     image = import_rootfs(_store(ctx), source, name, changes=changes, message=message)
     click.echo(image.id)
+
+
+@click.command("save")
+@click.argument("refs", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("-o", "--output", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write to FILE, whole or not at all (default: standard output).")
+@click.option("--format", "fmt", default="docker", metavar="docker|oci",
+              help="docker (default): what docker save writes since Docker 25; "
+                   "oci: an oci-archive, as skopeo writes it.")
+@click.pass_context
+def save_cmd(ctx, refs, output, fmt):
+    """Write images to a tar archive (IMAGE: NAME:TAG, NAME for all its tags, or an ID)."""
+    from ..image.export import save_to_file, save_to_stream
+    if output is not None:
+        save_to_file(_store(ctx), refs, output, fmt)
+        return
+    if sys.stdout.isatty():  # as docker does: a terminal is no place for a tar
+        raise click.UsageError("refusing to write an image archive to a terminal: "
+                               "give -o FILE or redirect standard output")
+    save_to_stream(_store(ctx), refs, click.get_binary_stream("stdout"), fmt)
+
+
+@click.command("tag")
+@click.argument("source", metavar="SOURCE")
+@click.argument("target", metavar="TARGET")
+@click.pass_context
+def tag_cmd(ctx, source, target):
+    """Give the image SOURCE (a name or an ID) the name TARGET (NAME[:TAG])."""
+    _store(ctx).tag(source, target)

@@ -1,4 +1,4 @@
-"""`minict pull`, `minict login`, `minict logout`: parse, call, print."""
+"""`minict pull`, `minict push`, `minict login`, `minict logout`: parse, call, print."""
 
 import sys
 
@@ -83,3 +83,18 @@ def logout_cmd(server):
         click.echo(f"Removing login credentials for {registry} from {auth_file()}")
     else:
         click.echo(f"Not logged in to {registry}")
+
+
+@click.command("push")
+@click.argument("ref")
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+              help="Allow plain HTTP to this registry (repeatable; also "
+                   "MINICT_INSECURE_REGISTRIES). Loopback registries are always allowed.")
+@click.pass_obj
+def push_cmd(config, ref, insecure):
+    """Push an image to the registry its name starts with,
+    e.g. `minict push localhost:5000/team/app:1.0`."""
+    from ..image.push import push
+    from ..image.store import Store
+    # A line per blob and the digest go to stdout, as docker's do.
+    push(Store(config.root), ref, insecure=insecure, out=sys.stdout)

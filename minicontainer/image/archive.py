@@ -315,10 +315,14 @@ def _load_one_oci(ing: Ingest, source, desc: dict, what: str, names: list[Refere
                            f"{len(diff_ids)} diff_ids", "the archive is malformed")
     for i, (layer, diff_id) in enumerate(zip(manifest["layers"], diff_ids)):
         name = _blob_name(layer["digest"], what)
-        if not ing.layer_present(diff_id):
-            if not source.exists(name):
-                _missing(layer["digest"], what)
-            with source.open(name) as blob:
+        if ing.layer_present(diff_id) and ing.has_blob(layer["digest"]):
+            continue
+        if not source.exists(name):
+            _missing(layer["digest"], what)
+        with source.open(name) as blob:
+            if ing.layer_present(diff_id):   # unpacked already, from a blob compressed otherwise
+                ing.add_blob_file(blob, layer["digest"], f"{what}: layer {i + 1}")
+            else:
                 ing.add_layer(blob, blob_digest=layer["digest"], diff_id=diff_id,
                               media_type=layer.get("mediaType"),
                               what=f"{what}: layer {i + 1} ({layer['digest'][:19]})")
@@ -355,9 +359,12 @@ def _load_docker_archive(ing: Ingest, source, what: str) -> list:
             with source.open(layer_name) as blob:
                 layer = ing.add_layer(blob, blob_digest=None, diff_id=diff_id, media_type=None,
                                       what=f"{what}: layer {i + 1} ({layer_name})")
-            if layer is None:  # already in the store: just describe the file
+            if layer is None:  # unpacked already: keep this image's own blob, and describe it
                 with source.open(layer_name) as blob:
                     layer = _describe_blob(blob)
+                if not ing.has_blob(layer.blob_digest):
+                    with source.open(layer_name) as blob:
+                        ing.add_blob_file(blob, layer.blob_digest, f"{what}: layer {i + 1}")
             descriptors.append({
                 "mediaType": {None: mt.DOCKER_LAYER, "gzip": mt.DOCKER_LAYER_GZIP}.get(
                     layer.compression, mt.OCI_LAYER_ZSTD),

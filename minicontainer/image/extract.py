@@ -118,9 +118,11 @@ class UnpackStats:
 class LayerExtractor:
     """Writes the members of one tar into `dest`, safely. Use as a context manager."""
 
-    def __init__(self, dest: str, max_entries: int = DEFAULT_MAX_ENTRIES):
+    def __init__(self, dest: str, max_entries: int = DEFAULT_MAX_ENTRIES,
+                 dest_fd: int | None = None):
+        """`dest_fd`: the directory as an fd already opened (then `dest` only names it)."""
         self.dest = dest
-        self.root_fd = os.open(dest, DIR_FLAGS)
+        self.root_fd = os.open(dest if dest_fd is None else ".", DIR_FLAGS, dir_fd=dest_fd)
         self.max_entries = max_entries
         self.privileged = os.geteuid() == 0
         self.stats = UnpackStats()

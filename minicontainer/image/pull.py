@@ -100,13 +100,19 @@ def _pull_layer(client: RegistryClient, ing, reference: Reference, descriptor: d
     so a layer shared with an image already here costs nothing).
     Returns whether anything was downloaded."""
     short = str(descriptor.get("digest", "")).partition(":")[2][:12]
-    if ing.layer_present(diff_id):
+    if ing.layer_present(diff_id) and ing.has_blob(descriptor["digest"]):
         report.line(f"{short}: Already exists")
         return False
     blob = ing.temp_path()
     with open(blob, "wb") as sink, report.bar(short, descriptor.get("size")) as tick:
         client.fetch_blob(reference.repository, descriptor, sink, f"layer {short}",
                           on_progress=tick)
+    if ing.layer_present(diff_id):
+        # Unpacked already, from a blob compressed otherwise (another image):
+        # keep this image's own blob for `minict save` and `push`.
+        ing.commit_blob(blob, descriptor["digest"])
+        report.line(f"{short}: Blob kept (layer already unpacked)")
+        return True
     with open(blob, "rb") as source:
         ing.add_layer(source, blob_digest=descriptor["digest"], diff_id=diff_id,
                       media_type=descriptor.get("mediaType", ""),

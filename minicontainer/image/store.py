@@ -20,10 +20,11 @@ whatever the image size.
 Safety (docs/ARCHITECTURE.md, "State on disk"):
 - Content appears by rename(2) from tmp/ only when complete and verified,
   so a crash leaves at worst unreferenced content, never half of something.
-- Loads and pulls hold `locks/gc.lock` shared; `rmi` and garbage collection
-  hold it exclusive. So two loads run at once (and share layers: whoever
-  renames a layer first wins, the other discards its copy), while nothing
-  is collected under a load's feet.
+- Loads and pulls hold `locks/gc.lock` shared (so does `minict save`, while
+  it copies blobs out); `rmi` and garbage collection hold it exclusive. So
+  two loads run at once (and share layers: whoever renames a layer first
+  wins, the other discards its copy), while nothing is collected under a
+  load's feet.
 - Every command that writes first tries the gc lock exclusively without
   waiting; if it gets it, no load is running, so anything in tmp/ and
   anything no image references was left by a crash and is removed.
@@ -31,6 +32,7 @@ Safety (docs/ARCHITECTURE.md, "State on disk"):
   temp + rename.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -306,6 +308,40 @@ class Store:
                 self._collect_garbage()
             return untag, delete
 
+    def tag(self, source: "str | Reference", target: str) -> Reference:
+        """Give the image `source` (a name, name@digest or ID prefix) the
+        name `target` (NAME[:TAG], normalized as every name in the store:
+        busybox -> docker.io/library/busybox:latest), as `docker tag` does.
+        Returns the normalized name.
+
+        A name belongs to one image at a time: if `target` already names
+        another image, the name moves, and that image keeps its other names
+        (or stays, untagged, until `minict rmi` of its ID), as with docker.
+        """
+        name = parse(target)
+        if name.digest:
+            # A digest names content; it cannot point somewhere else.
+            raise BadReference(f"cannot tag with a digest: {target!r}",
+                               "give the new name as NAME[:TAG], e.g. course/app:1.0")
+        self._lookup(self._read_index(), source)  # not found: fail before creating anything
+        self._create_dirs()
+        with self._index_update() as index:
+            # Looked up again under the lock: another command may have
+            # removed or re-tagged the image in between.
+            index["names"][str(name)] = self._lookup(index, source)
+        return name
+
+    @contextmanager
+    def keep_content(self):
+        """Hold the gc lock shared while blobs are read outside a load
+        (`minict save` copies them out): `rmi` and garbage collection wait,
+        so no blob disappears half-way through a copy."""
+        if not (self.root / "locks").is_dir():
+            yield  # no store yet: nothing to keep (the lookups will say so)
+            return
+        with file_lock(self._gc_lock, shared=True):
+            yield
+
     def _collect_garbage(self) -> None:
         """Delete tmp/ and whatever no image references. Caller holds the
         gc lock exclusively, so no load is in progress."""
@@ -376,6 +412,25 @@ class Ingest:
             tmp.write_bytes(data)
             self.commit_blob(tmp, digest)
         return digest
+
+    def add_blob_file(self, source, expected: str | None = None, what: str = "blob") -> str:
+        """Keep the blob read from the binary file `source` (checked against
+        `expected`); returns its digest. For a layer the store has already
+        unpacked from another image whose blob was compressed differently:
+        `minict save` and `push` hand on this image's own blob, byte for byte."""
+        tmp = self.temp_path()
+        digest = hashlib.sha256()
+        with open(tmp, "wb") as sink:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                digest.update(chunk)
+                sink.write(chunk)
+        found = "sha256:" + digest.hexdigest()
+        if expected and found != expected:
+            tmp.unlink()
+            raise DigestMismatch(f"{what} has digest {found}, expected {expected}",
+                                 "the source is corrupt or was tampered with; fetch it again")
+        self.commit_blob(tmp, found)
+        return found
 
     def layer_present(self, diff_id: str) -> bool:
         return (self.store.layer_dir(diff_id) / "meta.json").exists()

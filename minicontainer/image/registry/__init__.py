@@ -10,12 +10,13 @@ One module per concern, the way Charliecloud's ch-image splits it:
                     token flow (distribution's token authentication spec)
     credentials.py  `minict login/logout`'s credential file, and docker's
                     ~/.docker/config.json read as a fallback
-    client.py       the API calls a pull needs: /v2/, manifests, blobs
+    client.py       the API calls a pull and a push need: /v2/, manifests,
+                    blobs, uploads
 
 The specification is the OCI Distribution Specification v1.1
 (github.com/opencontainers/distribution-spec, spec.md); section names are
 cited in each docstring. `minicontainer.image.pull` drives these to put an image
-into the store.
+into the store, and `minicontainer.image.push` to send one from it.
 """
 
 from .client import RegistryClient

@@ -10,9 +10,10 @@ distribution-spec, "Determining Support"):
 - `Bearer realm="https://auth.example/token",service="...",scope="..."`
   (distribution's "Token Authentication Specification", docs/spec/auth/
   token.md, and RFC 6750): ask the token server at `realm` for a token,
-  `GET realm?service=SERVICE&scope=repository:NAME:pull`, sending Basic
-  credentials when we have some, and anonymously otherwise (Docker Hub
-  gives anonymous tokens for public images). Then send `Authorization:
+  `GET realm?service=SERVICE&scope=repository:NAME:pull` (`:pull,push`
+  for a push), sending Basic credentials when we have some, and
+  anonymously otherwise (Docker Hub gives anonymous tokens for public
+  images). Then send `Authorization:
   Bearer TOKEN` to the registry. Tokens are cached per scope until they
   expire (`expires_in`, 60 s when absent, as the spec says).
 
@@ -56,6 +57,12 @@ def parse_challenge(header: str | None) -> Challenge | None:
 def pull_scope(repository: str) -> str:
     """The token scope for reading a repository (token.md, "Requesting a Token")."""
     return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    """The token scope for writing a repository. A push also reads (it asks
+    which blobs are there already), so it asks for both, as docker does."""
+    return f"repository:{repository}:pull,push"
 
 
 class Authenticator:

@@ -1,10 +1,18 @@
-"""The registry API calls a pull and a login need, with every answer checked.
+"""The registry API calls a pull, a push and a login need, with every answer checked.
 
 OCI Distribution Specification v1.1 (spec.md), client side of "Pull":
 
     GET /v2/                              "Determining Support" (end-1)
     GET /v2/<name>/manifests/<reference>  "Pulling manifests" (end-3)
     GET /v2/<name>/blobs/<digest>         "Pulling blobs" (end-2)
+
+of "Push":
+
+    HEAD /v2/<name>/blobs/<digest>        "Checking if content exists" (end-2)
+    POST /v2/<name>/blobs/uploads/        open an upload session (end-4a)
+    PATCH <location>                      "Pushing a blob in chunks" (end-5)
+    PUT <location>?digest=<digest>        close it: "monolithically" (end-6)
+    PUT /v2/<name>/manifests/<reference>  "Pushing Manifests" (end-7)
 
 and the "Error Codes" section for what a failure's JSON body says.
 
@@ -21,6 +29,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -30,7 +39,7 @@ from .. import mediatypes as mt
 from ...errors import (AuthenticationRequired, DigestMismatch, InsecureRegistry, ManifestUnknown,
                       MissingBlob, RegistryError, RegistryUnreachable)
 from ...fsutil import sha256_bytes
-from .auth import Authenticator, pull_scope
+from .auth import Authenticator, pull_scope, push_scope
 from .credentials import Credentials, lookup
 from .endpoint import api_host, plain_http_allowed, split_host_port
 from .transport import TIMEOUT, make_session
@@ -121,7 +130,7 @@ class RegistryClient:
         for scheme in schemes:
             base = f"{scheme}://{self.host}"
             try:
-                resp = self._send(base + "/v2/", headers={})
+                resp = self._send("GET", base + "/v2/", headers={})
             except requests.exceptions.SSLError as exc:
                 failure = exc
                 continue
@@ -165,22 +174,37 @@ class RegistryClient:
                                    "check the name and port, that the registry runs, "
                                    "and your network or proxy settings")
 
-    def _send(self, url: str, headers: dict, stream: bool = False) -> requests.Response:
+    def _send(self, method: str, url: str, headers: dict, stream: bool = False,
+              data=None, params: dict | None = None) -> requests.Response:
         with warnings.catch_warnings():
             # verify=False is deliberate for insecure registries (see above).
             warnings.simplefilter("ignore", category=InsecureRequestWarning)
-            return self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT,
-                                    verify=self._verify_tls())
+            return self.session.request(method, url, headers=headers, stream=stream, data=data,
+                                        params=params, timeout=TIMEOUT, verify=self._verify_tls())
+
+    def _url(self, path: str) -> str:
+        """The full URL of an API path; the first call finds the scheme (ping)."""
+        if self.base_url is None:
+            self.ping()
+        return self.base_url + path
 
     def _get(self, path: str, scope: str | None, headers: dict | None = None,
              stream: bool = False) -> requests.Response:
-        """GET with authentication; after a 401, renew the token and try once more."""
-        if self.base_url is None:
-            self.ping()
+        return self._request("GET", self._url(path), scope, headers, stream=stream)
+
+    def _request(self, method: str, url: str, scope: str | None, headers: dict | None = None,
+                 stream: bool = False, data=None, params: dict | None = None
+                 ) -> requests.Response:
+        """One request with authentication; after a 401, renew the token and
+        try once more. `data`: bytes, or a file sent from where it stands."""
+        start = data.tell() if hasattr(data, "tell") else None
         for attempt in (1, 2):
             all_headers = {**(headers or {}), **self.auth.headers(scope)}
+            if start is not None:
+                data.seek(start)  # a second try sends the same bytes again
             try:
-                resp = self._send(self.base_url + path, all_headers, stream=stream)
+                resp = self._send(method, url, all_headers, stream=stream, data=data,
+                                  params=params)
             except requests.exceptions.RequestException as exc:
                 raise self._unreachable(exc) from exc
             if resp.status_code == 401 and attempt == 1 and self.auth.renew(resp, scope):
@@ -203,33 +227,39 @@ class RegistryClient:
             return "", ""  # not JSON, no errors array...: there is no detail
 
     def _raise_for(self, resp: requests.Response, repository: str, what: str, kind: str):
-        """Turn an unsuccessful answer into the error a user can act on."""
+        """Turn an unsuccessful answer into the error a user can act on.
+        kind: "manifest" or "blob" (reading), "push" (writing), "ping"."""
         code = resp.status_code
         error_code, message = self._error_detail(resp)
+        action = "push to" if kind == "push" else "pull"
         # The registry's own words help where the status alone does not
-        # say enough (403, 429, 5xx); for 401 and 404 they only repeat it.
-        suffix = f"; it says {message!r}" if message and code not in (401, 404) else ""
+        # say enough (403, 429, 5xx, a failed upload); for 401, and 404 on a
+        # read, they only repeat it.
+        repeats_status = code == 401 or (code == 404 and kind != "push")
+        suffix = f"; it says {message!r}" if message and not repeats_status else ""
         if code == 401:
             if self.credentials:
                 raise AuthenticationRequired(
                     f"registry {self.registry} refused {self.credentials.username!r} access to "
                     f"{repository}{suffix}",
-                    "check the image name, and that this account may pull it")
+                    f"check the image name, and that this account may {action} it")
+            hint = f"log in first with `minict login {self.registry}`"
+            if kind != "push":
+                hint += ("; Docker Hub also says this for images that do not exist, "
+                         "so check the name")
             raise AuthenticationRequired(
-                f"registry {self.registry} requires authentication for {repository}{suffix}",
-                f"log in first with `minict login {self.registry}`; Docker Hub also says this "
-                f"for images that do not exist, so check the name")
+                f"registry {self.registry} requires authentication for {repository}{suffix}", hint)
         if code == 403:
             raise AuthenticationRequired(f"registry {self.registry} denied access to "
                                          f"{repository}{suffix}",
-                                         "check that this account may pull the image")
+                                         f"check that this account may {action} the image")
         if code == 404 and kind == "manifest":
             if error_code == "NAME_UNKNOWN":
                 raise ManifestUnknown(f"registry {self.registry} has no repository {repository}",
                                       "check the image name")
             raise ManifestUnknown(f"registry {self.registry} has no {what} in {repository}{suffix}",
                                   "check the tag or digest")
-        if code == 404:
+        if code == 404 and kind == "blob":
             raise MissingBlob(f"registry {self.registry} has no {what} of {repository}, which "
                               f"its manifest names{suffix}",
                               "the image in the registry is incomplete; ask its publisher to push "
@@ -354,6 +384,134 @@ class RegistryClient:
         sink = io.BytesIO()
         self.fetch_blob(repository, descriptor, sink, what)
         return sink.getvalue()
+
+    # -- pushing ---------------------------------------------------------------------------------
+    #
+    # Every push request asks for the scope `repository:NAME:pull,push`: one
+    # token covers the whole push (HEAD needs pull, uploads need push).
+    # Uploads are not retried by the transport (POST, PATCH and PUT are not
+    # safe to repeat blindly); a failed one fails the push, and running the
+    # push again skips what already arrived.
+
+    def blob_exists(self, repository: str, digest: str, what: str) -> bool:
+        """"Checking if content exists in the registry": HEAD the blob.
+        200: the repository has it, and a push skips it; 404: it does not."""
+        resp = self._request("HEAD", self._url(f"/v2/{repository}/blobs/{digest}"),
+                             push_scope(repository))
+        with resp:
+            if resp.status_code == 200:
+                return True
+            if resp.status_code == 404:
+                return False
+            self._raise_for(resp, repository, what, "push")
+        raise AssertionError("unreachable")
+
+    def upload_blob(self, repository: str, digest: str, size: int, source, what: str,
+                    chunk_size: int) -> None:
+        """Upload one blob from `source` (a binary file at its start).
+
+        POST opens an upload session. A blob of at most `chunk_size` bytes
+        then goes in one PUT ("monolithic"): two requests in all, and the
+        one way every registry must support. A bigger blob goes as PATCH
+        requests of `chunk_size` bytes each, then a PUT that closes the
+        session: no single request carries more than a chunk, which keeps
+        under the request-size caps of proxies in front of registries.
+        The registry checks the digest when the session closes.
+        """
+        location, min_chunk = self._start_upload(repository, what)
+        if size <= chunk_size:
+            body = source        # monolithic: the whole blob in the closing PUT
+        else:
+            # "OCI-Chunk-Min-Length": the smallest chunk this registry takes.
+            location = self._upload_chunks(repository, location, source, size,
+                                           max(chunk_size, min_chunk), what)
+            body = b""           # all sent already: the PUT only closes the session
+        resp = self._request("PUT", location, push_scope(repository), data=body,
+                             headers={"Content-Type": "application/octet-stream"},
+                             params={"digest": digest})
+        with resp:
+            if resp.status_code != 201:
+                self._raise_for(resp, repository, what, "push")
+
+    def _start_upload(self, repository: str, what: str) -> tuple[str, int]:
+        """POST /v2/<name>/blobs/uploads/: (the session's URL, minimum chunk size)."""
+        resp = self._request("POST", self._url(f"/v2/{repository}/blobs/uploads/"),
+                             push_scope(repository))
+        with resp:
+            if resp.status_code != 202:
+                self._raise_for(resp, repository, what, "push")
+            location = self._upload_location(resp, repository, what)
+            min_chunk = resp.headers.get("OCI-Chunk-Min-Length", "")
+        return location, int(min_chunk) if min_chunk.isdigit() else 0
+
+    def _upload_chunks(self, repository: str, location: str, source, size: int,
+                       chunk_size: int, what: str) -> str:
+        """PATCH the blob in chunks; returns the URL to close the session at.
+        Each answer names the URL for the next request, and the range the
+        registry holds so far, which must be all we sent."""
+        sent = 0
+        while sent < size:
+            chunk = source.read(chunk_size)
+            if not chunk:
+                raise RegistryError(f"{what} ended after {sent} of {size} bytes in the store",
+                                    "the store is damaged: remove the image and load it again")
+            end = sent + len(chunk) - 1
+            resp = self._request("PATCH", location, push_scope(repository), data=chunk,
+                                 headers={"Content-Type": "application/octet-stream",
+                                          "Content-Range": f"{sent}-{end}"})
+            with resp:
+                if resp.status_code != 202:
+                    self._raise_for(resp, repository, what, "push")
+                held = resp.headers.get("Range")
+                if held is not None and held != f"0-{end}":
+                    raise RegistryError(f"registry {self.registry} holds bytes {held} of {what} "
+                                        f"after we sent 0-{end}",
+                                        "try again; if it persists, tell the registry's operator")
+                location = self._upload_location(resp, repository, what)
+            sent = end + 1
+        return location
+
+    def _upload_location(self, resp: requests.Response, repository: str, what: str) -> str:
+        """The Location an upload answer names, as a full URL.
+
+        It may be relative (resolved against the request's URL). It must be
+        on the registry itself: our Authorization header goes with it, and
+        only the registry may see that. (A registry behind a proxy that
+        names another host here needs distribution's `http.relativeurls`.)
+        """
+        location = resp.headers.get("Location")
+        if not location:
+            raise RegistryError(f"registry {self.registry} opened an upload of {what} to "
+                                f"{repository} but named no Location to send it to",
+                                "the registry does not follow the distribution spec")
+        url = urljoin(resp.url, location)
+        here, there = urlsplit(self.base_url), urlsplit(url)
+        if (there.scheme, there.netloc.lower()) != (here.scheme, here.netloc.lower()):
+            raise RegistryError(f"registry {self.registry} sends the upload of {what} to "
+                                f"{there.scheme}://{there.netloc}, which is not the registry",
+                                "minict uploads to the registry itself only; a registry behind "
+                                "a proxy needs `relativeurls: true` in its http configuration")
+        return url
+
+    def put_manifest(self, repository: str, reference: str, data: bytes,
+                     media_type: str) -> str:
+        """"Pushing Manifests": PUT /v2/<name>/manifests/<tag>, with the exact
+        bytes (they are what the digest covers) and their media type in
+        Content-Type. Returns the digest; the registry must agree on it."""
+        resp = self._request("PUT", self._url(f"/v2/{repository}/manifests/{reference}"),
+                             push_scope(repository), data=data,
+                             headers={"Content-Type": media_type})
+        what = f"manifest {reference!r}"
+        with resp:
+            if resp.status_code != 201:
+                self._raise_for(resp, repository, what, "push")
+            theirs = resp.headers.get("Docker-Content-Digest", "")
+        digest = sha256_bytes(data)
+        if theirs and theirs != digest:
+            raise RegistryError(f"registry {self.registry} stored {what} of {repository} as "
+                                f"{theirs}, but its bytes hash to {digest}",
+                                "the registry altered the manifest; tell its operator")
+        return digest
 
     # -- login -----------------------------------------------------------------------------------
 

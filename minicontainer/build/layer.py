@@ -1,0 +1,135 @@
+"""A container's upper directory, turned into an image layer (a tar).
+
+overlayfs records a change in the upper directory in its own way; the OCI
+image spec ("layer.md", whiteouts) records it in another:
+
+    overlayfs upper dir                        OCI layer tar
+    a file, dir, link...                       the same entry
+    char device 0:0 named X (X was deleted)    empty file .wh.X
+    dir with xattr trusted.overlay.opaque=y    the dir, and .wh..wh..opq in it
+    (its lower contents are hidden)
+
+Deterministic: entries in sorted order, numeric owners only, no user or
+group names, and every time clamped to the build's epoch (`epoch`, from
+SOURCE_DATE_EPOCH, 0 when unset: files keep older times, newer ones get the
+epoch). So building the same context twice gives the same bytes, hence the
+same digests, even though RUN made its files at another time. gzip's own
+header carries no name and time 0 for the same reason.
+
+Left out: the empty files and directories minict's runtime made only to
+mount onto (/etc/hosts, /proc...; docker keeps these in a separate "init"
+layer that is never committed): what a RUN writes to /etc/hosts goes to the
+container's own copy, not into the image, in docker too.
+"""
+
+import gzip
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+# Mount points the runtime makes in a container's root (rootfs.py, mounts.py).
+RUNTIME_MOUNT_POINTS = {"etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "sys", "dev"}
+KEPT_XATTRS = ("security.capability",)   # ping's cap_net_raw; the extractor reads it back
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def write_layer(upper: Path, dest: Path, epoch: int, lowers: list[Path] = ()) -> int:
+    """Write upper's changes as a gzip'd layer tar at dest; returns the number
+    of entries. `lowers`: the stage's layer dirs, bottom first (to tell a
+    directory copied up only for a mount point from one really changed)."""
+    count = 0
+    with open(dest, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped, \
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in _entries(upper):
+            rel = path.relative_to(upper).as_posix()
+            st = path.lstat()
+            if _is_placeholder(rel, st, path) or _only_holds_placeholders(rel, st, path, lowers):
+                continue
+            if is_whiteout(st):
+                parent, name = os.path.split(rel)
+                tar.addfile(_empty_file(os.path.join(parent, WHITEOUT_PREFIX + name), epoch))
+                count += 1
+                continue
+            info = tar.gettarinfo(str(path), arcname=rel)
+            _normalize(info, path, epoch)
+            if info.isreg():
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+            count += 1
+            if stat.S_ISDIR(st.st_mode) and _is_opaque(path):
+                tar.addfile(_empty_file(f"{rel}/{OPAQUE_MARKER}", epoch))
+                count += 1
+    return count
+
+
+def _entries(top: Path):
+    """Everything under top, sorted by name, each directory before its contents."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if path.is_socket():
+                continue          # a socket means nothing in an image (docker skips them too)
+            yield path
+
+
+def _is_placeholder(rel: str, st: os.stat_result, path: Path) -> bool:
+    if rel not in RUNTIME_MOUNT_POINTS:
+        return False
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size == 0
+    return stat.S_ISDIR(st.st_mode) and not any(path.iterdir())
+
+
+def _only_holds_placeholders(rel: str, st: os.stat_result, path: Path, lowers) -> bool:
+    """/etc, copied up by overlayfs only because the runtime made /etc/hosts
+    in it: unchanged, so not part of the layer (its mode and owner are the
+    ones the layers below give it)."""
+    if not stat.S_ISDIR(st.st_mode) or _is_opaque(path):
+        return False
+    names = os.listdir(path)
+    if not names or not all(_is_placeholder(f"{rel}/{name}", (path / name).lstat(), path / name)
+                            for name in names):
+        return False
+    for lower in reversed(list(lowers)):
+        try:
+            below = (Path(lower) / rel).lstat()
+        except FileNotFoundError:
+            continue
+        return (below.st_mode, below.st_uid, below.st_gid) == (st.st_mode, st.st_uid, st.st_gid)
+    return False
+
+
+def _is_opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _normalize(info: tarfile.TarInfo, path: Path, epoch: int) -> None:
+    info.uname = info.gname = ""
+    info.mtime = min(int(info.mtime), epoch)
+    for name in KEPT_XATTRS:
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        info.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
+
+
+def _empty_file(name: str, epoch: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mode = 0o644
+    info.mtime = epoch
+    return info
