@@ -14,7 +14,7 @@
 # Usage: scripts/vm-test.sh [PYTEST ARGS...]     default: -m "cgroup2 or vmtier" tests
 # Environment: VM_KERNEL (a /boot/vmlinuz-* path), VM_CPUS (2), VM_MEMORY (2G),
 #              VM_BOOT_TIMEOUT (seconds until the guest must be up, 300),
-#              VM_TEST_TIMEOUT (seconds for the whole run, 1800).
+#              VM_TEST_TIMEOUT (seconds for the whole run, 2700).
 #
 # Pitfalls this handles (see docs/ARCHITECTURE.md, "Tests"):
 # - vng runs virtme-run and friends by name: .venv/bin goes on PATH.
@@ -96,7 +96,7 @@ setsid vng --disable-kvm --run "$kernel" --cpus "${VM_CPUS:-2}" --memory "${VM_M
 vm_pid=$!
 
 boot_deadline=$(( $(date +%s) + ${VM_BOOT_TIMEOUT:-300} ))
-deadline=$(( $(date +%s) + ${VM_TEST_TIMEOUT:-1800} ))
+deadline=$(( $(date +%s) + ${VM_TEST_TIMEOUT:-2700} ))
 boot_s=
 while kill -0 "$vm_pid" 2>/dev/null; do
     if [ -z "$boot_s" ] && [ -e "$results/started" ]; then
@@ -107,7 +107,7 @@ while kill -0 "$vm_pid" 2>/dev/null; do
     if [ -z "$boot_s" ] && [ "$(date +%s)" -gt "$boot_deadline" ]; then
         reason="the guest did not come up within ${VM_BOOT_TIMEOUT:-300} s"
     elif [ "$(date +%s)" -gt "$deadline" ]; then
-        reason="no result after ${VM_TEST_TIMEOUT:-1800} s"
+        reason="no result after ${VM_TEST_TIMEOUT:-2700} s"
     fi
     if [ -n "$reason" ]; then
         echo "vm-test: $reason: killing the VM" >&2

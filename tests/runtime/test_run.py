@@ -295,7 +295,7 @@ def test_init_reaps_forwards_signals_and_hides_its_binary(mt):
 
 @pytest.mark.vmtier
 def test_explain_narrates_each_step_on_stderr_only(mt):
-    result = mt("--explain", "run", "--rm", "busybox", "echo", "hi")
+    result = mt("--explain", "run", "--rm", "--network", "bridge", "busybox", "echo", "hi")
     assert result.returncode == 0 and result.stdout == "hi\n"
     lines = result.stderr.splitlines()
     assert all(line.startswith("[explain] ") for line in lines)
