@@ -16,7 +16,7 @@ from .discovery.hostroot import HostRoot
 from .discovery.inventory import driver_files
 from .errors import NoGpu
 from .plan import Finding, Plan
-from .selection import (container_visible_devices, describe_constraint, read_request, select,
+from .selection import (bind_local_rank, container_visible_devices, describe_constraint, read_request, select,
                         slurm_cross_check)
 
 MODES = ("none", "auto", "any", "nvidia", "rocm")
@@ -26,8 +26,10 @@ class GpuRequest:
     """What the GPU flags of exec/doctor/cdi ask for (see MODES above)."""
 
     def __init__(self, mode: str = "none", root: str = "/", env: dict[str, str] | None = None,
-                 compat32: bool = False, cdi_devices: list[str] | None = None, use_cdi: bool = True):
+                 compat32: bool = False, cdi_devices: list[str] | None = None, use_cdi: bool = True,
+                 gpu_bind: str = "none"):
         self.mode = mode
+        self.gpu_bind = gpu_bind                      # none | local-rank (selection.bind_local_rank)
         self.root = root
         self.env = dict(env or {})
         self.compat32 = compat32
@@ -112,6 +114,8 @@ def _nvidia_plan(root: HostRoot, request: GpuRequest) -> Plan:
     if any(t.startswith("MIG-") and not t.startswith("MIG-GPU-") for t in gpu_request.tokens):
         parents = nvidia.mig_parents(root, nvidia.find_smi(root))
     selection = select(gpu_request, all_gpus, visible, parents)
+    if request.gpu_bind == "local-rank":
+        bind_local_rank(selection, env)
     plan.findings += selection.findings
     warning = slurm_cross_check(env, selection, all_gpus, visible)
     if warning:

@@ -2,8 +2,11 @@
 
     hpcshim exec [--gpu[=auto|nvidia|rocm|none]] [--nv] [--rocm] [--runtime R]
                  [-B SRC[:DST[:ro]]] [--env K=V] [--cleanenv] [--contain]
-                 [--compat32] [--device vendor.com/class=NAME] [--dry-run] [-v]
+                 [--compat32] [--device vendor.com/class=NAME]
+                 [--gpu-bind=none|local-rank] [--dry-run] [-v]
                  IMAGE CMD [ARGS...]
+    hpcshim run   [same options] IMAGE [ARGS...]   the image's runscript / ENTRYPOINT+CMD
+    hpcshim shell [same options] IMAGE             /bin/sh in the image
     hpcshim doctor [--json] [--compat32]
     hpcshim cdi generate [--output FILE]
 
@@ -53,30 +56,19 @@ def build_parser() -> Parser:
 
     run = commands.add_parser("exec", allow_abbrev=False, help="run a command in a container with the job's GPUs",
                               description="Run CMD in IMAGE with the GPUs this job owns injected.")
-    gpu = run.add_argument_group("GPU")
-    for flag, mode in GPU_FLAGS.items():
-        helps = {"--gpu": "inject this job's GPUs (any vendor); no GPU is an error",
-                 "--gpu=auto": "inject GPUs if the host has any, else run without",
-                 "--gpu=nvidia": "NVIDIA only (error without an NVIDIA driver)",
-                 "--gpu=rocm": "AMD ROCm only", "--gpu=none": "no GPU injection (the default)",
-                 "--nv": "same as --gpu=nvidia (Apptainer's flag)", "--rocm": "same as --gpu=rocm"}
-        gpu.add_argument(flag, dest="gpu", action="store_const", const=mode, help=helps[flag])
-    gpu.add_argument("--compat32", action="store_true", help="also inject 32-bit driver libraries")
-    gpu.add_argument("--device", action="append", default=[], metavar="KIND=NAME",
-                     help="a CDI device, e.g. nvidia.com/gpu=0 (repeatable)")
-    run.add_argument("--runtime", default="auto",
-                     choices=["auto", "apptainer", "singularity", "ch-run", "minict"],
-                     help="container runtime (auto: the first on PATH in this order)")
-    run.add_argument("-B", "--bind", action="append", default=[], metavar="SRC[:DST[:ro]]",
-                     help="bind mount (comma-separated lists allowed, as in Apptainer)")
-    run.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable in the container")
-    run.add_argument("-e", "--cleanenv", action="store_true", help="do not pass the host environment "
-                     "(the job's GPU, Slurm, PMIx and MPI variables are kept)")
-    run.add_argument("-c", "--contain", action="store_true", help="minimal /dev and no host home (Apptainer)")
-    run.add_argument("--dry-run", action="store_true", help="print the exact command and run nothing")
-    run.add_argument("-v", "--verbose", action="store_true", help="print what was injected and why, then run")
-    run.add_argument("image", metavar="IMAGE")
+    _container_options(run)
+    run.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]")
+    runscript = commands.add_parser("run", allow_abbrev=False, help="run the image's runscript/entrypoint",
+                                    description="Run IMAGE's own command (Apptainer's runscript, or the "
+                                                "OCI ENTRYPOINT+CMD; ARGS replace CMD) with the job's GPUs.")
+    _container_options(runscript)
+    runscript.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
+    runscript.add_argument("cmd", nargs=argparse.REMAINDER, metavar="ARGS")
+    shell = commands.add_parser("shell", allow_abbrev=False, help="an interactive shell in the image",
+                                description="Start /bin/sh in IMAGE with the job's GPUs.")
+    _container_options(shell)
+    shell.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
 
     doctor = commands.add_parser("doctor", allow_abbrev=False, help="show what would be injected and why")
     doctor.add_argument("--json", action="store_true", help="print the Plan as JSON")
@@ -91,10 +83,42 @@ def build_parser() -> Parser:
     return parser
 
 
+IMAGE_HELP = "a directory, a SIF file, or what the runtime takes (docker://...)"
+
+
+def _container_options(sub) -> None:
+    """The options exec, run and shell share."""
+    gpu = sub.add_argument_group("GPU")
+    for flag, mode in GPU_FLAGS.items():
+        helps = {"--gpu": "inject this job's GPUs (any vendor); no GPU is an error",
+                 "--gpu=auto": "inject GPUs if the host has any, else run without",
+                 "--gpu=nvidia": "NVIDIA only (error without an NVIDIA driver)",
+                 "--gpu=rocm": "AMD ROCm only", "--gpu=none": "no GPU injection (the default)",
+                 "--nv": "same as --gpu=nvidia (Apptainer's flag)", "--rocm": "same as --gpu=rocm"}
+        gpu.add_argument(flag, dest="gpu", action="store_const", const=mode, help=helps[flag])
+    gpu.add_argument("--compat32", action="store_true", help="also inject 32-bit driver libraries")
+    gpu.add_argument("--device", action="append", default=[], metavar="KIND=NAME",
+                     help="a CDI device, e.g. nvidia.com/gpu=0 (repeatable)")
+    gpu.add_argument("--gpu-bind", default="none", choices=["none", "local-rank"],
+                     help="local-rank: Slurm task SLURM_LOCALID of the N on this node gets its own "
+                          "1/N of the job's GPUs (they must divide evenly)")
+    sub.add_argument("--runtime", default="auto",
+                     choices=["auto", "apptainer", "singularity", "ch-run", "minict"],
+                     help="container runtime (auto: the first on PATH in this order)")
+    sub.add_argument("-B", "--bind", action="append", default=[], metavar="SRC[:DST[:ro]]",
+                     help="bind mount (comma-separated lists allowed, as in Apptainer)")
+    sub.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable in the container")
+    sub.add_argument("-e", "--cleanenv", action="store_true", help="do not pass the host environment "
+                     "(the job's GPU, Slurm, PMIx and MPI variables are kept)")
+    sub.add_argument("-c", "--contain", action="store_true", help="minimal /dev and no host home (Apptainer)")
+    sub.add_argument("--dry-run", action="store_true", help="print the exact command and run nothing")
+    sub.add_argument("-v", "--verbose", action="store_true", help="print what was injected and why, then run")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "exec":
+        if args.command in ("exec", "run", "shell"):
             return _exec(args)
         if args.command == "doctor":
             return _doctor(args)
@@ -155,19 +179,21 @@ def _exec(args) -> int:
     from .backends import ExecRequest, find_runtime, render
     from .plan import Plan
 
-    if not args.cmd:
+    command = list(getattr(args, "cmd", []))
+    if args.command == "exec" and not command:
         raise BadArgument("no command given after the image", hint="hpcshim exec IMAGE CMD [ARGS...]")
     env = dict(os.environ)
-    request = ExecRequest(image=args.image, command=list(args.cmd), binds=parse_binds(args.bind),
+    request = ExecRequest(image=args.image, command=command, binds=parse_binds(args.bind),
                           env=parse_env(args.env), cleanenv=args.cleanenv, contain=args.contain,
-                          host_env=env)
+                          host_env=env, action=args.command, tty=os.isatty(0))
     runtime, exe = find_runtime(args.runtime, env)
     if (args.gpu or "none") == "none" and not args.device:
         plan = Plan()      # no discovery at all (and none of its imports)
     else:
         from .build import GpuRequest, build_plan
         plan = build_plan(GpuRequest(mode=args.gpu, root=args.host_root, env=env,
-                                     compat32=args.compat32, cdi_devices=args.device))
+                                     compat32=args.compat32, cdi_devices=args.device,
+                                     gpu_bind=args.gpu_bind))
     plan_fd = None
     plan_path = None
     if runtime == "minict":
@@ -180,7 +206,7 @@ def _exec(args) -> int:
             print(f"hpcshim: note: {note}", file=sys.stderr)
     if args.verbose:
         from .doctor import summary_lines
-        for line in summary_lines(plan, command.container_env):
+        for line in summary_lines(plan, command.container_env, command.delivery):
             print(f"hpcshim: {line}", file=sys.stderr)
     if args.dry_run:
         print(command.display())

@@ -13,13 +13,16 @@ from .plan import Plan
 RUNTIME_NAMES = ("apptainer", "singularity", "ch-run", "minict")
 
 
-def summary_lines(plan: Plan, container_env: dict[str, str]) -> list[str]:
-    """A few lines for `exec -v`: what is injected, and the variables the runtime sets."""
+def summary_lines(plan: Plan, container_env: dict[str, str], delivery: list[str] | None = None) -> list[str]:
+    """A few lines for `exec -v`: what discovery found, what the runtime really
+    does with it (delivery: the backend's own account), and the variables it sets."""
     lines = ["no GPU injection"] if plan.empty else [
-        f"{plan.vendor} driver {plan.driver_version or '?'}: "
+        f"found: {plan.vendor} driver {plan.driver_version or '?'}, "
         f"{len(plan.gpus)} GPU(s), {len(plan.devices)} device node(s), "
         f"{len(plan.libraries)} librar{'y' if len(plan.libraries) == 1 else 'ies'}, "
         f"{len(plan.binds)} other bind(s)"]
+    if not plan.empty:
+        lines += delivery or []
     if container_env:
         lines.append("container env: " + " ".join(f"{k}={v}" for k, v in container_env.items()))
     return lines
@@ -79,7 +82,74 @@ def report(plan: Plan, host_root: str, env: dict[str, str]) -> str:
     if plan.pitfalls:
         out.append("Pitfalls:")
         out += [f"  ! {p}" for p in plan.pitfalls]
-    found = [f"{n} ({shutil.which(n, path=env.get('PATH', os.defpath))})" for n in RUNTIME_NAMES
-             if shutil.which(n, path=env.get("PATH", os.defpath))]
-    out.append("Runtimes on PATH: " + (", ".join(found) if found else "none of " + ", ".join(RUNTIME_NAMES)))
+    out += runtime_lines(plan, env)
+    out += job_sharing_lines()
     return "\n".join(out)
+
+
+# NCCL's docs and InfiniBand's verbs want locked memory without limit; 64 KiB
+# (a common distribution default) is enough to fail a registration.
+MEMLOCK_WANTED = "unlimited"
+
+
+def job_sharing_lines(shm: str = "/dev/shm") -> list[str]:
+    """Checks for what the ranks of one node share: /dev/shm (NCCL's and MPI's
+    shared-memory transports) and the memlock limit (pinned memory for NCCL and
+    InfiniBand). About this process, the one the job's containers inherit from."""
+    import resource
+    out = ["Job sharing (ranks on one node):"]
+    fstype = _mount_type(shm)
+    if fstype is None:
+        out.append(f"  ! {shm} is not a mount point: NCCL's shared-memory transport needs a tmpfs there")
+    elif fstype != "tmpfs":
+        out.append(f"  ! {shm} is a {fstype}, not a tmpfs: shared memory between ranks will be slow or fail")
+    elif not os.access(shm, os.W_OK):
+        out.append(f"  ! {shm} is not writable: NCCL and MPI cannot create their shared segments")
+    else:
+        st = os.statvfs(shm)
+        out.append(f"  ok {shm}: a writable tmpfs, {st.f_bavail * st.f_frsize // (1 << 20)} MiB free; "
+                   "containers of a job share the host's (minict: --ipc host; Apptainer: not with --contain)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft == resource.RLIM_INFINITY:
+        out.append("  ok memlock: unlimited (the containers get the same limit)")
+    else:
+        room = "unlimited" if hard == resource.RLIM_INFINITY else f"{hard // 1024} KiB"
+        out.append(f"  ! memlock: {soft // 1024} KiB (hard limit {room}): NCCL and InfiniBand want "
+                   f"{MEMLOCK_WANTED}; raise it with `ulimit -l` up to the hard limit, or ask the admins "
+                   "(Slurm's PropagateResourceLimits, /etc/security/limits.conf)")
+    return out
+
+
+def _mount_type(path: str) -> str | None:
+    """The filesystem type mounted exactly at path (the last such mount wins), from mountinfo."""
+    found = None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for line in f:
+                fields = line.split()
+                if fields[4] == path:
+                    found = fields[fields.index("-") + 1]
+    except OSError:
+        return None
+    return found
+
+
+def runtime_lines(plan: Plan, env: dict[str, str]) -> list[str]:
+    """The runtimes on PATH and, for each, what it really does with this Plan
+    (a runtime may accept a bind and still not show it: see backends.*.delivery)."""
+    from .backends import delivery
+    from .errors import HpcshimError
+    found = [(n, shutil.which(n, path=env.get("PATH", os.defpath))) for n in RUNTIME_NAMES]
+    found = [(n, exe) for n, exe in found if exe]
+    if not found:
+        return ["Runtimes on PATH: none of " + ", ".join(RUNTIME_NAMES)]
+    out = ["Runtimes on PATH: " + ", ".join(f"{n} ({exe})" for n, exe in found)]
+    if plan.empty:
+        return out
+    out.append("What each runtime does with this plan (exec without --contain):")
+    for name, exe in found:
+        try:
+            out += [f"  {line}" for line in delivery(name, exe, plan)]
+        except HpcshimError as exc:
+            out.append(f"  {name}: {exc.one_line()}")
+    return out

@@ -258,3 +258,53 @@ def container_visible_devices(selection: Selection, seen: list[Gpu]) -> str:
     parts = [str(positions[g.minor]) for g in selection.gpus if g.minor in positions]
     parts += [uuid for uuid, _parent in selection.migs]
     return ",".join(parts)
+
+
+# ---- --gpu-bind=local-rank ---------------------------------------------------
+
+def tasks_on_this_node(env: dict[str, str]) -> int:
+    """How many tasks of this step run on this node, from Slurm's compressed
+    list: SLURM_STEP_TASKS_PER_NODE (else SLURM_TASKS_PER_NODE), e.g. "2(x3),1"
+    means nodes 0-2 run 2 tasks and node 3 runs 1; SLURM_NODEID picks ours."""
+    name = "SLURM_STEP_TASKS_PER_NODE" if env.get("SLURM_STEP_TASKS_PER_NODE") else "SLURM_TASKS_PER_NODE"
+    text = env.get(name, "")
+    counts: list[int] = []
+    try:
+        for item in text.split(","):
+            number, _, repeat = item.partition("(x")
+            counts += [int(number)] * (int(repeat.rstrip(")")) if repeat else 1)
+        node = int(env.get("SLURM_NODEID", "0"))
+        return counts[node]
+    except (ValueError, IndexError):
+        raise BadSelection(f"--gpu-bind=local-rank: cannot read {name}={text!r} with "
+                           f"SLURM_NODEID={env.get('SLURM_NODEID', '')!r}",
+                           hint="run the step with srun, which sets both") from None
+
+
+def bind_local_rank(selection: Selection, env: dict[str, str]) -> None:
+    """Narrow the selection to this task's share: the job's GPUs on this node are
+    split into equal, consecutive shares, one per task, in the order selected;
+    task SLURM_LOCALID gets share number SLURM_LOCALID (as enroot/pyxis users
+    expect). GPUs that do not divide evenly are refused rather than shared
+    unevenly: an uneven split is rarely what a data-parallel job wants."""
+    local = env.get("SLURM_LOCALID", "")
+    if not local.isdigit():
+        raise BadSelection("--gpu-bind=local-rank needs SLURM_LOCALID (this task's rank on the node)",
+                           hint="run it as a Slurm step: srun ... hpcshim exec --gpu-bind=local-rank ...")
+    if selection.migs:
+        raise BadSelection("--gpu-bind=local-rank splits whole GPUs, and this job has MIG instances",
+                           hint="give each task its own MIG instance with srun --gpus-per-task")
+    tasks = tasks_on_this_node(env)
+    rank, gpus = int(local), selection.gpus
+    if tasks < 1 or rank >= tasks:
+        raise BadSelection(f"--gpu-bind=local-rank: SLURM_LOCALID={rank} but {tasks} task(s) on this node",
+                           hint="check the step's --ntasks-per-node")
+    if not gpus or len(gpus) % tasks:
+        raise BadSelection(f"--gpu-bind=local-rank: {len(gpus)} GPU(s) do not divide among {tasks} "
+                           "task(s) on this node",
+                           hint=f"ask for a multiple of {tasks} GPUs (e.g. --gres=gpu:{tasks}) or change --ntasks")
+    share = len(gpus) // tasks
+    selection.gpus = gpus[rank * share:(rank + 1) * share]
+    chosen = ", ".join(f"GPU {g.index}" for g in selection.gpus)
+    selection.findings.append(Finding("selection", "gpu-bind", None, "found",
+                                      f"--gpu-bind=local-rank: task {rank} of {tasks} on this node -> {chosen}"))

@@ -46,6 +46,11 @@ def pytest_configure(config):
     never changed; every process the tests start (minict, a registry,
     Slurm) inherits it. Only loopback is up in it, which is all the tests
     use: their traffic stays on it, or in namespaces they make themselves.
+
+    Loopback also gets 192.0.2.1 (TEST-NET-1, never routed): glibc's
+    getaddrinfo() with AI_ADDRCONFIG counts only non-loopback addresses, so
+    with 127.0.0.1 alone slurmd finds no address family to bind to
+    ("Unable to resolve (null)") and the Slurm tests could not start.
     """
     if os.geteuid() != 0 or os.environ.get("MINICT_TESTS_HOST_NETWORK") == "1":
         return
@@ -53,6 +58,7 @@ def pytest_configure(config):
     kernel = sc.Kernel()
     kernel.unshare(sc.CLONE_NEWNET, "the tests' own network namespace")
     kernel.link_up("lo", "its loopback")
+    kernel.add_address("lo", "192.0.2.1", 32, "an address glibc counts as configured")
 
 
 def pytest_collection_modifyitems(config, items):

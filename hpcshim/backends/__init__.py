@@ -32,14 +32,23 @@ class ExecRequest:
 
     def __init__(self, image: str, command: list[str], binds: list[Bind] | None = None,
                  env: dict[str, str] | None = None, cleanenv: bool = False, contain: bool = False,
-                 host_env: dict[str, str] | None = None):
+                 host_env: dict[str, str] | None = None, image_env: dict[str, str] | None = None,
+                 action: str = "exec", tty: bool = False, image_config: dict | None = None):
+        self.action = action                    # exec | run (the image's own command) | shell
+        self.tty = tty                          # stdin is a terminal (shell: ask for a tty)
         self.image = image
-        self.command = list(command)
+        self.command = list(command)            # exec: CMD ARGS; run: ARGS; shell: []
         self.binds = list(binds or [])          # -B/--bind
         self.env = dict(env or {})              # --env K=V
         self.cleanenv = cleanenv
         self.contain = contain
         self.host_env = dict(host_env or {})    # the environment hpcshim runs in
+        # The image's own variables, where hpcshim can read them (an OCI config,
+        # Charliecloud's /ch/environment); {} when unknown. Used to keep the
+        # image's LD_LIBRARY_PATH behind the injected library directories.
+        self.image_env = dict(image_env or {})
+        # The image's OCI config (Entrypoint, Cmd, Env), when hpcshim read it: `run` with ch-run.
+        self.image_config = dict(image_config or {})
 
 
 class PrepareStep(namedtuple("PrepareStep", ["action", "path"])):
@@ -64,13 +73,17 @@ class Command:
 
     def __init__(self, argv: list[str], env: dict[str, str], extra_env: dict[str, str] | None = None,
                  prepare: list[PrepareStep] | None = None, notes: list[str] | None = None,
-                 container_env: dict[str, str] | None = None):
+                 container_env: dict[str, str] | None = None, delivery: list[str] | None = None):
         self.argv = argv                            # argv[0] is the runtime's full path
         self.env = env                              # the runtime's whole environment
         self.extra_env = dict(extra_env or {})      # what hpcshim added to the host's
         self.prepare = list(prepare or [])
         self.notes = list(notes or [])
         self.container_env = dict(container_env or {})   # what the workload gets set
+        # What this runtime (and version) really does with each kind of item of
+        # the Plan: printed by `exec -v` and `doctor`, which must not claim that
+        # something handed to the runtime appears in the container when it does not.
+        self.delivery = list(delivery or [])
 
     def display(self) -> str:
         """The exact command, shell-quoted: preparation steps, then the runtime's line."""
@@ -87,6 +100,18 @@ def kept_host_env(host_env: dict[str, str]) -> dict[str, str]:
     """The host variables that survive --cleanenv (see KEEP_ENV_PREFIXES)."""
     return {k: v for k, v in host_env.items()
             if k in KEEP_ENV_EXACT or k.startswith(KEEP_ENV_PREFIXES)}
+
+
+def ld_library_path(lib_dirs: list[str], request: ExecRequest, *more: str) -> str:
+    """LD_LIBRARY_PATH for the workload: the injected library directories first
+    (the driver's libcuda must win over a stub in the image), then the value the
+    user gave with --env, then `more` (a runtime's own source, e.g. the host's),
+    then the image's own value; each directory once."""
+    parts = list(lib_dirs)
+    values = (request.env.get("LD_LIBRARY_PATH", ""), *more, request.image_env.get("LD_LIBRARY_PATH", ""))
+    for value in values:
+        parts += [p for p in value.split(":") if p and p not in parts]
+    return ":".join(parts)
 
 
 def find_runtime(name: str, env: dict[str, str]) -> tuple[str, str]:
@@ -118,3 +143,16 @@ def render(runtime: str, exe: str, plan, request: ExecRequest, plan_path: str | 
         return chrun.render(exe, plan, request)
     from . import minict
     return minict.render(exe, plan, request, plan_path or "/dev/fd/3")
+
+
+def delivery(runtime: str, exe: str, plan, contain: bool = False) -> list[str]:
+    """What `runtime` at `exe` would really do with the Plan's items (for doctor)."""
+    if runtime in ("apptainer", "singularity"):
+        from . import apptainer
+        flavour, version = apptainer.detect_version(exe)
+        return apptainer.delivery(plan, ExecRequest("IMAGE", [], contain=contain), flavour, version)
+    if runtime == "ch-run":
+        from . import chrun
+        return chrun.delivery(plan)
+    from . import minict
+    return minict.delivery(plan)

@@ -27,7 +27,7 @@ import pwd
 
 from ..errors import ImageNotPrepared, RuntimeUnsupported
 from ..plan import Plan
-from . import Command, ExecRequest, PrepareStep, kept_host_env
+from . import Command, ExecRequest, PrepareStep, kept_host_env, ld_library_path
 
 
 def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
@@ -54,15 +54,16 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
         env_set.update(kept_host_env(request.host_env))
     if not plan.empty:
         env_set.update(plan.env_for(host_dev=True))
-        if plan.ld_library_path:
-            before = "" if request.cleanenv else request.host_env.get("LD_LIBRARY_PATH", "")
-            env_set["LD_LIBRARY_PATH"] = ":".join(plan.ld_library_path + ([before] if before else []))
     env_set.update(request.env)
+    if not plan.empty and plan.ld_library_path:
+        # ch-run passes the host's environment on, so its LD_LIBRARY_PATH is kept too
+        host = "" if request.cleanenv else request.host_env.get("LD_LIBRARY_PATH", "")
+        env_set["LD_LIBRARY_PATH"] = ld_library_path(plan.ld_library_path, request, host)
     for src, dst, _is_dir in binds:
         argv.append(f"--bind={src}:{dst}")
     for key, value in env_set.items():
         argv.append(f"--set-env={key}={value}")
-    argv += [image, "--", *request.command]
+    argv += [image, "--", *container_command(request)]
 
     full_env = dict(request.host_env)
     extra_env = {}
@@ -70,7 +71,58 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
         extra_env["USER"] = pwd.getpwuid(os.getuid()).pw_name  # ch-run refuses to start without it
         full_env.update(extra_env)
     return Command(argv=argv, env=full_env, extra_env=extra_env, prepare=prepare, notes=notes,
-                   container_env=env_set)
+                   container_env=env_set, delivery=delivery(plan))
+
+
+RUNSCRIPT = "/.singularity.d/runscript"
+
+
+def container_command(request: ExecRequest) -> list[str]:
+    """The argv to start in the image: exec's CMD, the image's own command for
+    run, /bin/sh for shell. ch-run has no notion of an image's command, so for
+    `run` hpcshim looks it up: Apptainer's runscript, else the OCI ENTRYPOINT +
+    CMD of the image config (request.image_config, known when hpcshim
+    converted the image itself)."""
+    if request.action == "exec":
+        return list(request.command)
+    if request.action == "shell":
+        return ["/bin/sh"]
+    if os.path.isfile(os.path.join(request.image, RUNSCRIPT.lstrip("/"))):
+        return [RUNSCRIPT, *request.command]
+    config = request.image_config or {}
+    entrypoint = list(config.get("Entrypoint") or [])
+    cmd = list(request.command) or list(config.get("Cmd") or [])
+    if not entrypoint + cmd:
+        raise RuntimeUnsupported(f"hpcshim run: {request.image} has no {RUNSCRIPT} and no known "
+                                 "ENTRYPOINT or CMD", hint="use `hpcshim exec IMAGE CMD` and name the command")
+    return entrypoint + cmd
+
+
+def delivery(plan: Plan) -> list[str]:
+    """What ch-run really does with each kind of Plan item."""
+    if plan.empty:
+        return ["ch-run: no GPU items"]
+    shared = [n for n in plan.devices if n.host_path == n.path]
+    tree = [n for n in plan.devices if n.host_path != n.path]
+    lines = []
+    if shared:
+        lines.append(f"ch-run: {len(shared)} device node(s) present through the host's /dev, which "
+                     "ch-run binds whole (every other GPU node of the host is there too)")
+    if tree:
+        lines.append(f"ch-run: {len(tree)} device node(s) of the --host-root tree NOT in the container "
+                     "(ch-run shows the host's own /dev)")
+    lines.append(f"ch-run: {len(plan.libraries) + len(plan.libraries32)} librar(ies) bound in "
+                 f"{plan.lib_dir}" + (f" and {plan.lib32_dir}" if plan.libraries32 else "")
+                 + "; LD_LIBRARY_PATH set with --set-env")
+    if plan.binds:
+        lines.append(f"ch-run: {len(plan.binds)} other bind(s) at their paths (read-write: ch-run has "
+                     "no read-only bind)")
+    lines.append(SHARING)
+    return lines
+
+
+SHARING = ("ch-run: the host's network, IPC namespace and /dev/shm (it binds the host's /dev), "
+           "memlock as the caller's")
 
 
 def _mount_points(image: str, binds: list[tuple[str, str, bool]]) -> list[PrepareStep]:

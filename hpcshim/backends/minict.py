@@ -28,7 +28,56 @@ def plan_for_minict(plan: Plan, request: ExecRequest) -> Plan:
     return merged
 
 
+def job_flags() -> list[str]:
+    """What every container of a job gets, so that it behaves like one under
+    Apptainer or ch-run (which create no namespaces for these):
+
+    - --network host: the ranks, the PMIx server and the other nodes talk over
+      the host's interfaces, not through a bridge of minict's;
+    - --ipc host: the host's IPC namespace and /dev/shm, so the ranks of one
+      node share memory (NCCL's and MPI's shared-memory transports). A
+      `container:` peer would need one rank to start first, which srun does
+      not promise;
+    - --ulimit memlock=SOFT:HARD: the caller's own limits, never lower and
+      never higher (raising a hard limit needs CAP_SYS_RESOURCE, which a job
+      does not have): NCCL and InfiniBand pin memory, and a container start
+      must not quietly cut the limit Slurm gave the job.
+    """
+    return ["--network", "host", "--ipc", "host", "--ulimit", "memlock=" + memlock_value()]
+
+
+def memlock_value() -> str:
+    """This process's RLIMIT_MEMLOCK as minict's --ulimit SOFT:HARD (-1: unlimited)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+
+    def text(value: int) -> str:
+        return "-1" if value == resource.RLIM_INFINITY else str(value)
+    return f"{text(soft)}:{text(hard)}"
+
+
 def render(exe: str, plan: Plan, request: ExecRequest, plan_path: str) -> Command:
-    argv = [exe, "run", "--rm", "--gpu-plan", plan_path, request.image, *request.command]
+    argv = [exe, "run", "--rm", *job_flags(), "--gpu-plan", plan_path]
+    if request.action == "shell":
+        # Apptainer's shell is /bin/sh; -t only when there is a terminal to give it
+        argv += ["-i"] + (["-t"] if request.tty else []) + ["--entrypoint", "/bin/sh"]
+    # exec: CMD replaces the image's; run: ARGS replace its CMD (ENTRYPOINT stays), none: both kept
+    argv += [request.image, *request.command]
     return Command(argv=argv, env=dict(request.host_env),
-                   container_env=plan_for_minict(plan, request).env)
+                   container_env=plan_for_minict(plan, request).env, delivery=delivery(plan))
+
+
+def delivery(plan: Plan) -> list[str]:
+    """What minict really does with each kind of Plan item."""
+    if plan.empty:
+        return ["minict: no GPU items"]
+    return [f"minict: {len(plan.devices)} device node(s) made in the container's own /dev "
+            "(no other GPU node is there)",
+            f"minict: {len(plan.libraries) + len(plan.libraries32)} librar(ies) bound read-only in "
+            f"{plan.lib_dir}" + (f" and {plan.lib32_dir}" if plan.libraries32 else "")
+            + "; LD_LIBRARY_PATH prepended by minict",
+            f"minict: {len(plan.binds)} other bind(s) at their paths", SHARING]
+
+
+SHARING = ("minict: the host's network, IPC namespace and /dev/shm (--network host --ipc host), "
+           "memlock as the caller's (--ulimit memlock=SOFT:HARD)")

@@ -61,7 +61,7 @@ def test_apptainer_1x_golden_cleanenv_contain():
         "--bind", "/usr/bin/nvidia-smi:/usr/bin/nvidia-smi:ro",
         "--bind", "/run/nvidia-persistenced/socket",
         "--env", "CUDA_VISIBLE_DEVICES=0", "--env", "CUDA_DEVICE_ORDER=PCI_BUS_ID",
-        "--env", "OMP_NUM_THREADS=4",
+        "--env", "OMP_NUM_THREADS=4", "--env", "LD_LIBRARY_PATH=/.singularity.d/libs",
         "docker://nvcr.io/nvidia/pytorch:24.01-py3", "python", "train.py"]
     # --cleanenv would drop the launcher's variables: they go over as APPTAINERENV_*
     assert cmd.extra_env == {"APPTAINERENV_SLURM_JOB_ID": "77", "APPTAINERENV_SLURM_NTASKS": "4",
@@ -83,6 +83,7 @@ def test_apptainer_without_contain_uses_host_dev_numbering():
         "--bind", "/run/nvidia-persistenced/socket",
         # no device binds: the host's /dev is mounted, so CUDA counts among all GPUs
         "--env", "CUDA_VISIBLE_DEVICES=3", "--env", "CUDA_DEVICE_ORDER=PCI_BUS_ID",
+        "--env", "LD_LIBRARY_PATH=/.singularity.d/libs",
         "app.sif", "python", "train.py"]
     assert cmd.extra_env == {}
 
@@ -104,7 +105,8 @@ def test_singularity_35_golden_uses_singularityenv():
                             "--containlibs=/usr/lib64/libcuda.so.1,/usr/lib64/libnvidia-gpucomp.so.550.54.14"]
     assert cmd.extra_env == {
         "SINGULARITYENV_CUDA_VISIBLE_DEVICES": "3", "SINGULARITYENV_CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-        "SINGULARITYENV_OMP_NUM_THREADS": "4", "SINGULARITYENV_SLURM_JOB_ID": "77",
+        "SINGULARITYENV_OMP_NUM_THREADS": "4", "SINGULARITYENV_LD_LIBRARY_PATH": "/.singularity.d/libs",
+        "SINGULARITYENV_SLURM_JOB_ID": "77",
         "SINGULARITYENV_SLURM_NTASKS": "4", "SINGULARITYENV_PMIX_RANK": "0", "SINGULARITYENV_PMI_SIZE": "4",
         "SINGULARITYENV_OMPI_COMM_WORLD_SIZE": "4"}
     assert any("no --env" in note for note in cmd.notes)
@@ -120,7 +122,8 @@ def test_keep_list():
 def test_minict_golden_argv_and_plan():
     req = request(image="busybox", command=["sh", "-c", "nvidia-smi"])
     cmd = minict.render("/usr/bin/minict", PLAN, req, "/dev/fd/3")
-    assert cmd.argv == ["/usr/bin/minict", "run", "--rm", "--gpu-plan", "/dev/fd/3", "busybox",
+    assert cmd.argv == ["/usr/bin/minict", "run", "--rm", "--network", "host", "--ipc", "host",
+                        "--ulimit", f"memlock={minict.memlock_value()}", "--gpu-plan", "/dev/fd/3", "busybox",
                         "sh", "-c", "nvidia-smi"]
     folded = minict.plan_for_minict(PLAN, req)
     assert Bind("/scratch", "/data", True, "user") in folded.binds
@@ -234,14 +237,15 @@ def test_minict_exec_passes_the_plan_as_an_inherited_fd(stub_path, tmp_path):
     stub = make("minict", "minict 0.1.0")
     # This stand-in also copies the plan it was given, to prove the fd is readable in the child.
     stub.write_text(stub.read_text().replace('exit "${STUB_EXIT:-0}"',
-                                             'cat "$4" > "$STUB_RECORD/plan"\nexit 3'))
+                                             'cat "${10}" > "$STUB_RECORD/plan"\nexit 3'))
     env["SLURM_JOB_ID"] = "5"
     result = subprocess.run([HPCSHIM, "exec", "--runtime", "minict", "--env", "K=V", "-B", f"{tmp_path}:/w",
                              "busybox", "sh", "-c", "true"], env=env, capture_output=True, text=True)
     assert result.returncode == 3, result.stderr
     argv, _seen = read_record(record)
-    assert argv[:4] == ["run", "--rm", "--gpu-plan", argv[3]] and argv[3].startswith("/dev/fd/")
-    assert argv[4:] == ["busybox", "sh", "-c", "true"]
+    assert argv[:10] == ["run", "--rm", "--network", "host", "--ipc", "host", "--ulimit",
+                         f"memlock={minict.memlock_value()}", "--gpu-plan", argv[9]]
+    assert argv[9].startswith("/dev/fd/") and argv[10:] == ["busybox", "sh", "-c", "true"]
     plan = Plan.from_json((record / "plan").read_text())
     assert plan.vendor is None                  # no --gpu: no GPU, but the user's binds/env
     assert plan.env == {"SLURM_JOB_ID": "5", "K": "V"}

@@ -114,6 +114,6 @@ def test_exec_gpu_auto_on_a_host_without_gpu_runs(env, tmp_path):
 def test_dry_run_prints_the_minict_command_and_runs_nothing(env):
     result = shim(env, "exec", "--dry-run", "--gpu", "--runtime", "minict", "busybox", "sh", "-c", "echo hi")
     assert result.returncode == 0, result.stderr
-    assert re.fullmatch(re.escape(MINICT) + r" run --rm --gpu-plan /dev/fd/\d+ busybox sh -c 'echo hi'\n",
-                        result.stdout), result.stdout
+    assert re.fullmatch(re.escape(MINICT) + r" run --rm --network host --ipc host --ulimit memlock=[-0-9]+:[-0-9]+ "
+                        r"--gpu-plan /dev/fd/\d+ busybox sh -c 'echo hi'\n", result.stdout), result.stdout
     assert leftovers(env) == []

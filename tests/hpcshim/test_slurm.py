@@ -200,3 +200,52 @@ def test_second_job_gets_the_next_gpus(slurm, image, tmp_path):
     finally:
         holder.terminate()
         holder.wait(timeout=30)
+
+
+def rank_lines(result) -> list[str]:
+    return sorted(line for line in result.stdout.splitlines() if line.startswith("R="))
+
+
+@pytest.mark.parametrize("gpus, expected", [(2, ["R=0 CVD=0", "R=1 CVD=1"]),
+                                            (4, ["R=0 CVD=0,1", "R=1 CVD=2,3"])])
+def test_gpu_bind_local_rank_gives_each_task_its_share(slurm, image, gpus, expected):
+    # ch-run shares the host's /dev: CUDA counts among all GPUs, so task 1 of
+    # --gres=gpu:2 sees host GPU 1 as "1" (an isolating runtime would say 0)
+    result = slurm.srun("--ntasks=2", f"--gres=gpu:{gpus}", HPCSHIM, "exec", "--gpu", "--gpu-bind=local-rank",
+                        "--runtime", "ch-run", image, "sh", "-c", "echo R=$SLURM_LOCALID CVD=$CUDA_VISIBLE_DEVICES")
+    assert result.returncode == 0, result.stderr + slurm.logs()
+    assert rank_lines(result) == expected
+
+
+def test_gpu_bind_local_rank_refuses_an_uneven_split(slurm, image):
+    result = slurm.srun("--ntasks=2", "--gres=gpu:3", HPCSHIM, "exec", "--gpu", "--gpu-bind=local-rank",
+                        "--runtime", "ch-run", image, "echo", "ran")
+    assert result.returncode != 0 and "ran" not in result.stdout
+    refusals = [line for line in result.stderr.splitlines() if line.startswith("hpcshim:")]
+    assert len(refusals) == 2 and all(line.startswith(
+        "hpcshim: --gpu-bind=local-rank: 3 GPU(s) do not divide among 2 task(s) on this node") for line in refusals)
+    assert "exit code 11" in result.stderr
+
+
+def test_gpu_bind_local_rank_with_minict_nodes_shm_and_memlock(slurm, busybox_rootfs, tmp_path):
+    """Real minict containers under srun: each rank sees only its own /dev/nvidiaN
+    (numbered 0 inside), both share the host's /dev/shm, memlock is the caller's."""
+    from tests.runtime.test_gpu_plan import import_gpu_images
+    store = import_gpu_images(tmp_path / "images", busybox_rootfs)
+    marker = Path("/dev/shm") / f"hpcshim-test-{os.getpid()}"
+    marker.write_text("shared\n")
+    env = dict(slurm.env, MINICT_ROOT=str(store), MINICT_STATE=str(tmp_path / "state"),
+               PATH=f"{Path(sys.executable).parent}:{slurm.env['PATH']}")
+    script = (f"echo R=$SLURM_LOCALID CVD=$CUDA_VISIBLE_DEVICES NODES=$(ls /dev | grep '^nvidia[0-9]' | tr '\\n' ' ')"
+              f"SHM=$(cat {marker}) MEMLOCK=$(ulimit -l)")
+    try:
+        result = slurm.srun("--ntasks=2", "--gres=gpu:2", HPCSHIM, "exec", "--gpu", "--gpu-bind=local-rank",
+                            "--runtime", "minict", "busybox", "sh", "-c", script, env=env, timeout=180)
+    finally:
+        marker.unlink()
+    assert result.returncode == 0, result.stderr + slurm.logs()
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    limit = "unlimited" if soft == resource.RLIM_INFINITY else str(soft // 1024)
+    assert rank_lines(result) == [f"R=0 CVD=0 NODES=nvidia0 SHM=shared MEMLOCK={limit}",
+                                  f"R=1 CVD=0 NODES=nvidia1 SHM=shared MEMLOCK={limit}"]
