@@ -83,7 +83,8 @@ def build_parser() -> Parser:
     return parser
 
 
-IMAGE_HELP = "a directory, a SIF file, or what the runtime takes (docker://...)"
+IMAGE_HELP = ("a directory, a SIF file, oci-archive:FILE[:NAME], docker-archive:FILE[:NAME], an archive "
+              "FILE.tar, oci:DIR[:NAME], minict:NAME[:TAG], or what the runtime takes (docker://...)")
 
 
 def _container_options(sub) -> None:
@@ -187,6 +188,9 @@ def _exec(args) -> int:
                           env=parse_env(args.env), cleanenv=args.cleanenv, contain=args.contain,
                           host_env=env, action=args.command, tty=os.isatty(0))
     runtime, exe = find_runtime(args.runtime, env)
+    from .images import prepare_image
+    image = prepare_image(runtime, args.image, env, dry_run=args.dry_run)   # may unpack or convert
+    request.image, request.image_config, request.image_env = image.image, image.config, image.env
     if (args.gpu or "none") == "none" and not args.device:
         plan = Plan()      # no discovery at all (and none of its imports)
     else:
@@ -202,6 +206,8 @@ def _exec(args) -> int:
         plan_path = f"/dev/fd/{plan_fd}"
     command = render(runtime, exe, plan, request, plan_path)
     if args.verbose or args.dry_run:
+        for line in image.notes:
+            print(f"hpcshim: {line}", file=sys.stderr)
         for note in command.notes + plan.pitfalls:
             print(f"hpcshim: note: {note}", file=sys.stderr)
     if args.verbose:

@@ -79,3 +79,36 @@ class CdiDeviceNotFound(HpcshimError):
 class OutputError(HpcshimError):
     """An output file (cdi generate --output) cannot be written."""
     exit_code = 34
+
+
+# ---- images hpcshim reads or converts (codes 40-49) ------------------------
+
+class ImageNotFound(HpcshimError):
+    """IMAGE names a file or directory that is not there."""
+    exit_code = 40
+
+
+class NotAnImage(HpcshimError):
+    """A file that is neither an OCI archive nor a docker archive, or a layout
+    or archive whose index, manifest or config cannot be read."""
+    exit_code = 41
+
+
+class AmbiguousImage(HpcshimError):
+    """An archive or layout holds several images and IMAGE does not say which."""
+    exit_code = 42
+
+
+class UnknownImage(HpcshimError):
+    """The name given is not in the archive, layout or minict store."""
+    exit_code = 43
+
+
+class ToolNotFound(HpcshimError):
+    """A converter hpcshim needs for this image (minict, umoci) is not on PATH."""
+    exit_code = 44
+
+
+class ConversionFailed(HpcshimError):
+    """umoci unpack, minict save or minict load failed (its message is kept)."""
+    exit_code = 45

@@ -29,7 +29,8 @@ What `apptainer exec --nv` does, made explicit and version-aware:
   the Slurm/PMIx ones an MPI launch needs: those are handed over as
   APPTAINERENV_/SINGULARITYENV_ variables, which survive --cleanenv in all
   versions.
-- Images (`docker://...`, `*.sif`, sandbox directories) pass through untouched.
+- Images (`docker://...`, `*.sif`, sandbox directories) pass through untouched; archives,
+  OCI layouts and minict images arrive here already made into URIs (hpcshim.images).
 
 The version comes from `<runtime> --version` ("apptainer version 1.2.5",
 "singularity-ce version 3.11.4", "singularity version 3.5.3"). Apptainer

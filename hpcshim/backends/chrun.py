@@ -49,7 +49,13 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
     argv = [exe, "--env-no-expand"]
     if request.cleanenv:
         argv.append("--unset-env=*")
-    env_set: dict[str, str] = {}
+    workdir = request.image_config.get("WorkingDir")
+    if workdir:
+        argv.append(f"--cd={workdir}")      # the image's WORKDIR, as docker and minict start in
+    # The image's own Env first (PATH to its programs, ...), as docker gives it
+    # and Charliecloud's ch-convert records it; the job's variables, the Plan's
+    # and --env then win. Known only for images hpcshim read (an archive, oci:, minict:).
+    env_set: dict[str, str] = dict(request.image_env)
     if request.cleanenv:
         env_set.update(kept_host_env(request.host_env))
     if not plan.empty:
