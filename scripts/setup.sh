@@ -29,6 +29,10 @@ APT_PACKAGES=(
     qemu-system-x86 linux-image-amd64
     # a real single-node Slurm for the GPU-selection tests; ruby to check the Vagrantfile
     slurm-wlm munge ruby
+    # the workload tier: the ML image's Debian base (scripts/ml-image.sh), and the
+    # PMIx library Slurm's mpi/pmix plugin loads (srun --mpi=pmix; it opens
+    # pmix2/lib/libpmix.so, which only the -dev package has)
+    debootstrap libpmix2 libpmix-dev
 )
 
 # One dpkg-query for the whole list (it is slow to start, and very slow over

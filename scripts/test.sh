@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
 status=0
+# The workload tier's ML image (tests/workload), built before pytest because
+# the tests run with no network; cached, so a second run takes seconds. The
+# tests fail (not skip) without it when started from here.
+./scripts/ml-image.sh || status=$?
+export MINICT_WORKLOAD_IMAGE_REQUIRED=1
 .venv/bin/python -m pytest tests "$@" || status=$?
 if [ -x scripts/vm-test.sh ] && [ $# -eq 0 ]; then
     ./scripts/vm-test.sh || status=$?
