@@ -4,6 +4,10 @@
   container records that must survive a reboot.
 - state (`--state`, `MINICT_STATE`, default /run/minict): pids, live mounts,
   locks; a reboot clears it, which is exactly right for them.
+
+Without root (runtime/rootless.py) the defaults are the user's own places,
+as the XDG base directory spec names them: $XDG_DATA_HOME/minict (else
+~/.local/share/minict) and $XDG_RUNTIME_DIR/minict (else /tmp/minict-UID).
 """
 
 import os
@@ -18,6 +22,20 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def default_root() -> str:
+    if os.geteuid() == 0:
+        return DEFAULT_ROOT
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return os.path.join(data, "minict")
+
+
+def default_state() -> str:
+    if os.geteuid() == 0:
+        return DEFAULT_STATE
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(runtime, "minict") if runtime else f"/tmp/minict-{os.geteuid()}"
+
+
 @dataclass
 class Config:
     """The settings every minict command reads (the global flags, or their
@@ -30,7 +48,7 @@ class Config:
     def from_env(cls, root: str | None = None, state: str | None = None,
                  explain: bool | None = None) -> "Config":
         return cls(
-            root=Path(root or os.environ.get("MINICT_ROOT") or DEFAULT_ROOT).absolute(),
-            state=Path(state or os.environ.get("MINICT_STATE") or DEFAULT_STATE).absolute(),
+            root=Path(root or os.environ.get("MINICT_ROOT") or default_root()).absolute(),
+            state=Path(state or os.environ.get("MINICT_STATE") or default_state()).absolute(),
             explain=_env_flag("MINICT_EXPLAIN") if explain is None else explain,
         )

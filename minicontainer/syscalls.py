@@ -42,7 +42,7 @@ CLONE_NEWNS = 0x00020000      # mount table
 CLONE_NEWCGROUP = 0x02000000  # cgroup root view
 CLONE_NEWUTS = 0x04000000     # hostname
 CLONE_NEWIPC = 0x08000000     # System V IPC, POSIX message queues
-CLONE_NEWUSER = 0x10000000    # uids/gids (minict does not use it)
+CLONE_NEWUSER = 0x10000000    # uids/gids (only without root: runtime/rootless.py)
 CLONE_NEWPID = 0x20000000     # process ids
 CLONE_NEWNET = 0x40000000     # network devices, addresses, routes
 
@@ -350,6 +350,11 @@ class Kernel:
                           f'write(fd, "{shown}{more}", {len(data)})')
         self._do_write_file(path, data, mode)
 
+    def write_proc(self, path, text: str, why: str) -> None:
+        """Write `text` to an existing kernel file (/proc/PID/uid_map...)."""
+        self.explain(why, f'open({_c(path)}, O_WRONLY); write(fd, "{text.rstrip()}")')
+        self._do_write_proc(path, text)
+
     def mknod(self, path, kind: str, major: int, minor: int, mode: int, why: str,
               uid: int = 0, gid: int = 0) -> None:
         type_bits = {"c": 0o020000, "b": 0o060000}[kind]
@@ -622,6 +627,13 @@ class Kernel:
         finally:
             os.close(fd)
 
+    def _do_write_proc(self, path, text):
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())   # one write: the kernel takes a map in one go
+        finally:
+            os.close(fd)
+
     def _do_mknod(self, path, mode_with_type, device, mode, uid, gid):
         os.mknod(path, mode_with_type, device)
         os.chmod(path, mode)  # the umask applied to mknod(2) too
@@ -763,6 +775,14 @@ class RecordingKernel(Kernel):
     def _do_mkdir(self, path, mode): self._record("mkdir", path, mode)
     def _do_symlink(self, target, linkpath): self._record("symlink", target, linkpath)
     def _do_write_file(self, path, data, mode): self._record("write_file", path, data, mode)
+    def _do_write_proc(self, path, text): self._record("write_proc", path, text)
+    def _do_write_proc(self, path, text):
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())   # one write: the kernel takes a map in one go
+        finally:
+            os.close(fd)
+
     def _do_mknod(self, path, mode_with_type, device, mode, uid, gid):
         self._record("mknod", path, mode_with_type, device, mode, uid, gid)
     def _do_sethostname(self, name): self._record("sethostname", name)

@@ -143,6 +143,9 @@ def _takes_next_word(word: str, takes_value: set[str]) -> bool:
 def run_cmd(config, image, command, **options):
     """Run COMMAND in a new container from IMAGE."""
     from ..runtime.run import run_image
+    if os.geteuid() != 0:   # without root the default network differs (runtime/rootless.py)
+        source = click.get_current_context().get_parameter_source("network")
+        options["network_given"] = source != click.core.ParameterSource.DEFAULT
     code, container_id = run_image(config, image, command, options)
     if code is None:
         click.echo(container_id)   # detached: it runs on

@@ -36,6 +36,21 @@ here, once, so that running a container is a plain overlay mount:
 A whiteout never hides an entry of its own layer (layer.md: whiteouts apply
 only to lower layers), so NAME in the same layer wins over `.wh.NAME`.
 
+Without root (runtime/rootless.py) mknod and trusted.* xattrs are refused,
+and the overlay is mounted in a user namespace with `userxattr`, which
+reads user.overlay.* instead. So the layer gets overlayfs' other form
+(Documentation/filesystems/overlayfs.rst, "Whiteouts and opaque
+directories", Linux >= 6.7):
+- `.wh.NAME`      -> an empty regular file NAME with xattr
+                     user.overlay.whiteout, its directory marked
+                     user.overlay.opaque=x ("holds such whiteouts");
+- `.wh..wh..opq`  -> user.overlay.opaque=y on the directory.
+The layer's own user.overlay.* xattrs are dropped (they would forge these
+controls), owners cannot be set (every file is the caller's; inside the
+user namespace that is root), device nodes are skipped, and directories
+keep u+rwx so the user can remove the layer again. UnpackStats lists what
+was skipped or changed.
+
 Metadata is applied in the order the kernel requires: chown before chmod
 (chown clears setuid/setgid bits), xattrs after chown (chown clears
 security.capability), times last; directory times at the very end, since
@@ -62,6 +77,9 @@ from .blob_reader import (DECOMPRESS_ERRORS, DecompressThread, HashingReader, Ta
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+USER_OPAQUE_XATTR = "user.overlay.opaque"       # without root (userxattr)
+USER_WHITEOUT_XATTR = "user.overlay.whiteout"
+XATTR_WHITEOUT_KERNEL = (6, 7)                  # overlayfs reads xattr whiteouts from 6.7 on
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -307,7 +325,7 @@ class LayerExtractor:
             if self.privileged:
                 os.fchown(fd, member.uid, member.gid)
             os.fchmod(fd, member.mode & 0o7777)
-            for key, value in xattrs_of(member).items():
+            for key, value in self._xattrs(member).items():
                 _set_xattr(fd, key, value, member.name, self.stats)
             os.utime(fd, ns=(_ns(member.mtime), _ns(member.mtime)))
         finally:
@@ -316,10 +334,23 @@ class LayerExtractor:
     def _set_dir_meta(self, fd: int, member, parts: tuple[str, ...]) -> None:
         if self.privileged:
             os.fchown(fd, member.uid, member.gid)
-        os.fchmod(fd, member.mode & 0o7777)
-        for key, value in xattrs_of(member).items():
+            os.fchmod(fd, member.mode & 0o7777)
+        else:
+            # u+rwx: else a user could neither fill nor remove a 0555 directory.
+            os.fchmod(fd, (member.mode & 0o7777) | 0o700)
+        for key, value in self._xattrs(member).items():
             _set_xattr(fd, key, value, member.name, self.stats)
         self._dir_times.append((parts, _ns(member.mtime)))
+
+    def _xattrs(self, member) -> dict[str, bytes]:
+        found = xattrs_of(member)
+        if not self.privileged:
+            for key in [k for k in found if k.startswith("user.overlay.")]:
+                # In a user namespace these are overlayfs' own controls.
+                del found[key]
+                self.stats.skipped.append(f"xattr {key} on {member.name} (overlayfs' own "
+                                          f"control without root)")
+        return found
 
     def _set_link_meta(self, parent: int, base: str, member) -> None:
         if self.privileged:
@@ -367,8 +398,10 @@ class LayerExtractor:
             # entry comes later; that entry then keeps the xattr).
             fd = self._open_dir(parts[:-1], create=True, entry=entry)
             try:
-                self._require_root("an opaque-directory whiteout")
-                os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+                if self.privileged:
+                    os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+                else:
+                    self._user_opaque(fd)
             finally:
                 os.close(fd)
             return
@@ -385,15 +418,46 @@ class LayerExtractor:
                 return  # the layer itself has NAME: a whiteout hides only lower layers
             except FileNotFoundError:
                 pass
-            self._require_root("a whiteout")
-            os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+            if self.privileged:
+                os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+            else:
+                self._user_whiteout(parent, hidden)
         finally:
             os.close(parent)
 
-    def _require_root(self, what: str) -> None:
-        if not self.privileged:
-            raise NotRoot(f"the layer has {what}, which needs root to unpack as overlayfs expects",
-                          "run minict as root (sudo)")
+    def _user_opaque(self, fd: int) -> None:
+        """Without root: mark the directory opaque for a userxattr overlay.
+        Whiteouts already made in it are moot now (it hides everything
+        below), and an opaque ("y") directory's whiteout files would show as
+        empty files: remove them."""
+        os.setxattr(fd, USER_OPAQUE_XATTR, b"y")
+        for name in os.listdir(fd):
+            try:   # (getxattr takes no dir_fd: reach the entry through the fd's /proc link)
+                os.getxattr(f"/proc/self/fd/{fd}/{name}", USER_WHITEOUT_XATTR,
+                            follow_symlinks=False)
+            except OSError:
+                continue
+            os.unlink(name, dir_fd=fd)
+
+    def _user_whiteout(self, parent: int, hidden: str) -> None:
+        """Without root: NAME becomes an empty file with user.overlay.whiteout,
+        and its directory is marked as holding such whiteouts ("x")."""
+        if _kernel_version() < XATTR_WHITEOUT_KERNEL:
+            raise NotRoot("the layer deletes files (whiteouts); without root minict stores them "
+                          "as overlayfs xattr whiteouts, which need Linux >= 6.7, and this "
+                          f"kernel is {os.uname().release}", "run minict as root (sudo)")
+        try:
+            if os.getxattr(parent, USER_OPAQUE_XATTR) == b"y":
+                return   # an opaque directory hides everything below already
+        except OSError:
+            pass
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(hidden, flags, 0o600, dir_fd=parent)
+        try:
+            os.setxattr(fd, USER_WHITEOUT_XATTR, b"")
+        finally:
+            os.close(fd)
+        os.setxattr(parent, USER_OPAQUE_XATTR, b"x")
 
     def _apply_dir_times(self) -> None:
         # Deepest first, so setting a parent's time is the last change to it.
@@ -406,6 +470,14 @@ class LayerExtractor:
                 os.utime(fd, ns=(mtime, mtime))
             finally:
                 os.close(fd)
+
+
+def _kernel_version() -> tuple[int, int]:
+    major, minor = (os.uname().release.split(".") + ["0"])[:2]
+    try:
+        return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    except ValueError:
+        return (0, 0)
 
 
 def _ns(mtime) -> int:

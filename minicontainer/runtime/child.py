@@ -26,7 +26,7 @@ import socket
 from dataclasses import dataclass
 
 from .. import syscalls as sc
-from . import devices, mounts, networking, rootfs, security, syscall_filter, tty
+from . import devices, mounts, networking, rootfs, rootless, security, syscall_filter, tty
 from .command import exec_command, run_or_report
 from .reaper import run_reaper
 
@@ -149,11 +149,15 @@ def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
     /dev/shm always are); only /dev, filled by minict, is not.
     `shm`: --ipc container:'s /dev/shm (join_ipc's detached copy); with --ipc
     host the host's is bound; else the container has one of spec.shm_size."""
-    rootfs.mount_overlay(kernel, spec.layer_dirs, record_dir, root, nodev)
+    userns = rootless.in_user_namespace()   # without root: no mknod, user.* overlay xattrs
+    rootfs.mount_overlay(kernel, spec.layer_dirs, record_dir, root, nodev, userxattr=userns)
     mounts.mount_proc(kernel, root)
     devices.populate_dev(kernel, root, spec.devices, spec.shm_size,
-                         "/dev/shm" if spec.ipc == "host" else shm)
-    mounts.mount_sys(kernel, root, readonly=not spec.privileged)
+                         "/dev/shm" if spec.ipc == "host" else shm, bind_host=userns)
+    if userns and spec.network == "host":
+        mounts.bind_sys(kernel, root)
+    else:
+        mounts.mount_sys(kernel, root, readonly=not spec.privileged)
     if own_cgroup:
         mounts.mount_cgroup(kernel, root, readonly=not spec.privileged)
     mounts.bind_etc_files(kernel, root, record_dir, nodev)

@@ -79,6 +79,13 @@ def install(kernel: sc.Kernel, spec, cgroup) -> DeviceGuard:
                    "fails with EPERM, even with CAP_MKNOD")
     for rule in rules:
         kernel.explain(f"Device rule: {rule.text()}")
+    if cgroup is None and os.geteuid() != 0:
+        # Without root (rootless.py) the kernel itself holds the line: no
+        # mknod in a user namespace, and its mounts cannot open device nodes
+        # (SB_I_NODEV); /dev holds binds of the host's harmless devices.
+        kernel.explain("No device controller without root: the user namespace allows no mknod, "
+                       "and every mount but /dev is nodev")
+        return DeviceGuard(NODEV, rules, None)
     if cgroup is not None:
         try:
             kernel.attach_device_program(cgroup.path, assemble(rules),

@@ -24,11 +24,13 @@ LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/pro
 
 
 def populate_dev(kernel: sc.Kernel, root: str, extra_devices=(), shm_size: int = 64 << 20,
-                 shared_shm: str | int | None = None) -> None:
+                 shared_shm: str | int | None = None, bind_host: bool = False) -> None:
     """/dev: the default devices, ptys, /dev/shm, /dev/mqueue, the /dev/fd
     links, then `extra_devices`. /dev/shm is a tmpfs of `shm_size` bytes,
     unless `shared_shm` gives one to share: a path to bind (--ipc host: the
-    host's /dev/shm) or a detached mount's fd (--ipc container:NAME)."""
+    host's /dev/shm) or a detached mount's fd (--ipc container:NAME).
+    `bind_host`: in a user namespace (rootless.py), where mknod is refused,
+    the default devices are binds of the host's own nodes."""
     with mountpoint(kernel, root, "/dev", True) as target:
         kernel.mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME,
                      "mode=755,size=65536k", "A fresh tmpfs for /dev: the host's devices stay out of reach")
@@ -37,11 +39,15 @@ def populate_dev(kernel: sc.Kernel, root: str, extra_devices=(), shm_size: int =
     # other process can reach it to swap a name for a symlink.
     dev = path_in_root(root, "/dev")
     for name, major, minor in DEFAULT_DEVICES:
-        kernel.mknod(os.path.join(dev, name), "c", major, minor, 0o666,
-                     f"Create /dev/{name}")
+        if bind_host:
+            bind_host_device(kernel, dev, name)
+        else:
+            kernel.mknod(os.path.join(dev, name), "c", major, minor, 0o666,
+                         f"Create /dev/{name}")
     kernel.mkdir(os.path.join(dev, "pts"), 0o755, "Mount point for the container's terminals")
+    # gid=5 (tty) exists only where it is mapped: not in a one-id user namespace.
     kernel.mount("devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-                 "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                 "newinstance,ptmxmode=0666,mode=0620" + ("" if bind_host else ",gid=5"),
                  "A devpts of its own (newinstance): the container sees only its own ptys")
     kernel.mkdir(os.path.join(dev, "shm"), 0o1777, "Mount point for POSIX shared memory")
     if shared_shm is None:
@@ -66,6 +72,16 @@ def populate_dev(kernel: sc.Kernel, root: str, extra_devices=(), shm_size: int =
         kernel.symlink(target, os.path.join(dev, name), f"/dev/{name} -> {target}")
     for node in extra_devices:
         add_device(kernel, root, node)
+
+
+def bind_host_device(kernel: sc.Kernel, dev: str, name: str) -> None:
+    """/dev/NAME as a bind of the host's /dev/NAME (an empty file is the
+    mount point). The host's node is the same harmless device mknod would
+    have made; the bind is nosuid and noexec like the rest of /dev."""
+    path = os.path.join(dev, name)
+    kernel.write_file(path, b"", 0o666, f"Mount point for /dev/{name}")
+    kernel.mount(f"/dev/{name}", path, None, sc.MS_BIND, None,
+                 f"Bind the host's /dev/{name} (no mknod in a user namespace)")
 
 
 def add_device(kernel: sc.Kernel, root: str, node) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from ..cgroups.hierarchy import create_for_container
 from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
 from .. import syscalls as sc
-from . import child, device_access, joining, networking, state, tty
+from . import child, device_access, joining, networking, rootless, state, tty
 
 
 @dataclass
@@ -51,6 +51,10 @@ def make_cgroup(kernel: sc.Kernel, spec):
     CLONE_NEWCGROUP, which makes this cgroup the root of its view.
     (`minict exec` joins the existing cgroup instead: resources.join_existing.)
     """
+    if rootless.active():
+        kernel.explain("Without root minict cannot make a cgroup (no limit was asked): the "
+                       "container stays in the caller's own cgroup")
+        return None
     return create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
 
 
@@ -149,6 +153,8 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
     (networking.attach) before saying "go".
     """
     spec = record.spec
+    if rootless.active():
+        return _clone_into_user_namespace(kernel, spec, container_main)
     own_pid = own_net = joined_net = None
     flags, parts = 0, []
     if spec.pid_mode != "host":   # --pid host: it is born in the host's, as minict's children are
@@ -186,6 +192,26 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
             for fd in (own_pid, own_net, joined_net):
                 if fd is not None:
                     os.close(fd)
+    return pid
+
+
+def _clone_into_user_namespace(kernel, spec, container_main) -> int:
+    """Without root (rootless.py): the child is born in a new user namespace
+    and, owned by it, new PID and network namespaces (--network host: the
+    host's); minict writes its id maps while it waits for "go"."""
+    flags = sc.CLONE_NEWUSER | sc.CLONE_NEWPID
+    if spec.network != "host":
+        flags |= sc.CLONE_NEWNET
+    pid = rootless.clone_into_namespaces(
+        kernel, flags, "Without root: the first process is born in a new user namespace, and "
+                       "in PID and network namespaces that belong to it")
+    if pid == 0:
+        container_main()   # ends in execve or os._exit
+    try:
+        rootless.write_id_maps(kernel, pid, os.geteuid(), os.getegid())
+    except BaseException:
+        kill_and_reap(pid)
+        raise
     return pid
 
 

@@ -48,6 +48,17 @@ def mount_sys(kernel: sc.Kernel, root: str, readonly: bool) -> None:
                      "change them" if readonly else "/sys, writable (--privileged)")
 
 
+def bind_sys(kernel: sc.Kernel, root: str) -> None:
+    """/sys without root and without a network namespace of its own
+    (--network host): the kernel mounts a fresh sysfs only for a user
+    namespace that owns the network namespace, so the host's /sys is bound
+    instead, read-only and nodev, with its submounts."""
+    with mountpoint(kernel, root, "/sys", True) as target:
+        kernel.bind_with_attributes("/sys", target, True, True,
+                                    "/sys: the host's, bound read-only (no fresh sysfs without "
+                                    "a network namespace of our own)")
+
+
 def in_own_cgroup(container_id: str) -> bool:
     """Has the owner moved this process into the container's own cgroup?
 

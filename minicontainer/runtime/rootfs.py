@@ -48,9 +48,11 @@ def overlay_options(lowers_top_first: list[str], upper: str, work: str) -> str:
 
 
 def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, target: str,
-                  nodev: bool = False) -> None:
+                  nodev: bool = False, userxattr: bool = False) -> None:
     """Mount the container's root at `target` (layer_dirs: bottom first, as the store lists them).
-    `nodev`: device nodes on it cannot be opened (device_access.py's fallback)."""
+    `nodev`: device nodes on it cannot be opened (device_access.py's fallback).
+    `userxattr`: in a user namespace (rootless.py) overlayfs may not use its
+    trusted.overlay.* xattrs; it reads and writes user.overlay.* instead."""
     lowers = list(reversed(layer_dirs))   # overlay wants the top layer first
     if not lowers:
         # An image with no layers: overlay still needs one lower directory.
@@ -61,8 +63,10 @@ def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, tar
     upper = os.path.join(record_dir, "upper")
     work = os.path.join(record_dir, "work")
     options = overlay_options(lowers, upper, work)
-    if len(options) > MOUNT_DATA_MAX:
+    suffix = ",userxattr" if userxattr else ""
+    if len(options) + len(suffix) > MOUNT_DATA_MAX:
         options = _short_overlay_options(kernel, lowers, record_dir)
+    options += suffix
     try:
         kernel.mount("overlay", target, "overlay", sc.MS_NODEV if nodev else 0, options,
                      f"Stack the image's {len(layer_dirs)} layer(s) (read-only, top first) under "
@@ -72,6 +76,11 @@ def mount_overlay(kernel: sc.Kernel, layer_dirs: list[str], record_dir: str, tar
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
+        if userxattr:
+            raise RunFailed("overlayfs refused the container's root in a user namespace "
+                            "(option userxattr)", "this needs Linux >= 5.11, and the store on a "
+                            "local filesystem (ext4, xfs, btrfs, tmpfs); or run minict as "
+                            "root") from None
         raise _overlay_refused(upper) from None
 
 

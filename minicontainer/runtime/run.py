@@ -11,11 +11,8 @@ In order, and nothing is created before the last step:
     run       the record, the container's process, its end (lifecycle.run)
 """
 
-import os
-
-from ..errors import NotRoot
 from ..syscalls import Kernel, Narrator
-from . import lifecycle
+from . import lifecycle, rootless
 from .resources import limits_from_flags
 from .spec import build_spec
 
@@ -24,12 +21,16 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
     """Run `command` in a new container from `image`, with the options of
     `minict run` (click's parameter names). Returns (exit code, container
     id); the code is None for a detached container, which runs on."""
-    if os.geteuid() != 0:
-        raise NotRoot("minict run needs root (namespaces and mounts)",
-                      "run it as root: sudo minict run ...")
     options = dict(options)
+    network_given = options.pop("network_given", True)
+    if rootless.active():
+        # Without root: a user namespace first (rootless.py). What it cannot
+        # do yet is refused here, before anything is made.
+        rootless.check_request(config, options, network_given)
     limits = limits_from_flags(options)
     kernel = Kernel(Narrator(config.explain))
+    if rootless.active() and not network_given:
+        options["network"] = rootless.default_network(kernel)
     gpu = _gpu_injection(kernel, options.pop("gpu", None), options.pop("gpu_plan", None),
                          options.pop("gpus", None))
     if gpu is not None:

@@ -71,13 +71,28 @@ def restrict_capabilities_and_identity(kernel: sc.Kernel, spec) -> None:
 
 
 def switch_user(kernel: sc.Kernel, uid: int, gid: int, additional_gids: list[int]) -> None:
-    kernel.setgroups(list(additional_gids), "Set the supplementary groups from the image's /etc/group")
+    if _setgroups_denied():
+        # Without root (rootless.py) minict denied setgroups to write the gid
+        # map: the groups stay as they are (only the caller's gid exists).
+        kernel.explain("setgroups is denied in this user namespace: supplementary groups "
+                       "unchanged")
+    else:
+        kernel.setgroups(list(additional_gids),
+                         "Set the supplementary groups from the image's /etc/group")
     kernel.setgid(gid, f"Become group {gid}")
     kernel.setuid(uid, f"Become user {uid}" + ("" if uid == 0 else
                                                " (the kernel now clears our capabilities)"))
     # Changing credentials clears the parent-death signal (prctl(2)), so it
     # is set again: the container must still die with its owner.
     kernel.set_pdeathsig(signal.SIGKILL, "Die if minict dies (set again: changing user cleared it)")
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
 
 
 def _in_bounding_set(number: int) -> bool:

@@ -37,6 +37,7 @@ import calendar
 import fcntl
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,6 +310,8 @@ def remove_tree(path: str) -> None:
                         break
                     os.unlink(entry.name, dir_fd=fd)
             if subdir is not None:
+                if os.geteuid() != 0:
+                    _let_owner_in(fd, subdir)
                 stack.append((os.open(subdir, flags, dir_fd=fd), subdir))
                 continue
             _, name = stack.pop()                 # this directory is empty now
@@ -319,6 +322,20 @@ def remove_tree(path: str) -> None:
         for fd, _ in stack:
             os.close(fd)
     os.rmdir(path)
+
+
+def _let_owner_in(parent_fd: int, name: str) -> None:
+    """Without root (rootless.py) the container's upper and work directories
+    may hold directories their owner, the caller, cannot list or empty (the
+    container's root ignores modes; overlayfs makes work/work with mode 0).
+    Give the owner rwx first, through an O_PATH|O_NOFOLLOW handle, so that a
+    symlink swapped in meanwhile is never followed."""
+    handle = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    try:
+        if stat.S_ISDIR(os.fstat(handle).st_mode):
+            os.chmod(f"/proc/self/fd/{handle}", 0o700)
+    finally:
+        os.close(handle)
 
 
 # ---- runtime state and exit status -----------------------------------------------------
