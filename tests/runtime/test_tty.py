@@ -19,14 +19,14 @@ def test_interactive_shell_with_job_control_ctrl_c_and_resize(mt, terminal):
     assert "/dev/pts/0" in out and "33 101" in out and "term=xterm" in out
 
     # Ctrl-C reaches the container's line discipline: it interrupts `sleep`, not the shell.
-    term.type("sleep 30\r")
-    time.sleep(0.5)
+    term.type("sleep 33\r")
+    wait_until_foreground(b"sleep\x0033\x00")
     term.type("\x03")
     assert "still-here" in term.run("echo still-here")
 
     # Job control: Ctrl-Z stops the foreground job; jobs lists it.
     term.type("sleep 31\r")
-    time.sleep(0.5)
+    wait_until_foreground(b"sleep\x0031\x00")
     term.type("\x1a")
     assert "sleep 31" in term.run("jobs")
     term.run("kill -9 %1; wait")   # (a stopped job ignores SIGTERM until continued)
@@ -38,6 +38,30 @@ def test_interactive_shell_with_job_control_ctrl_c_and_resize(mt, terminal):
 
     term.type("exit 7\r")
     assert term.wait() == 7
+
+
+def wait_until_foreground(cmdline: bytes, timeout: float = 15) -> None:
+    """Wait until a process with this command line is its terminal's
+    foreground process group. Until the shell has made a new job the
+    foreground group (tcsetpgrp, just after its fork), a Ctrl-C or Ctrl-Z
+    goes to the shell, not to the job: a fixed sleep loses that race on a
+    busy machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read() != cmdline:
+                        continue
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pgrp, tpgid = int(fields[2]), int(fields[5])   # stat(5): pgrp, tpgid
+            if pgrp == tpgid:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{cmdline!r} never became the terminal's foreground job")
 
 
 def test_exec_with_a_tty_in_a_detached_container(mt, terminal):
