@@ -61,12 +61,21 @@ def start_command(kernel, spec, error_fd: int) -> None:
 
 
 def umask_and_signals() -> None:
-    """Undo what Python did to this process that execve would keep:
-    Python ignores SIGPIPE and SIGXFSZ (ignored signals survive execve,
-    and `yes | head` would then never end)."""
+    """Start the command as a fresh process would start: ignored signals
+    survive execve, and minict's own process may ignore some. Python
+    ignores SIGPIPE and SIGXFSZ (`yes | head` would then never end), and
+    whoever started minict may have ignored more: `nohup` SIGHUP, a shell
+    script's background job SIGINT and SIGQUIT (Ctrl-C in the container's
+    terminal would then do nothing). So every signal goes back to its
+    default, and none is blocked."""
     os.umask(0o022)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue              # their dispositions cannot be changed
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass                  # signals the C library keeps for itself (glibc's 32 and 33)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 

@@ -293,6 +293,20 @@ def test_init_reaps_forwards_signals_and_hides_its_binary(mt):
 
 # ---- narration ------------------------------------------------------------------------------------
 
+def test_signals_ignored_where_minict_was_started_are_not_ignored_inside(mt):
+    """nohup ignores SIGHUP; a script's background job ignores SIGINT and
+    SIGQUIT; Python ignores SIGPIPE. The container's command starts with
+    none of them ignored (SigIgn: the mask of ignored signals)."""
+    def ignore_like_nohup_in_a_background_job():
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
+    proc = mt.popen("run", "--rm", "busybox", "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status",
+                    preexec_fn=ignore_like_nohup_in_a_background_job)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
+
+
 @pytest.mark.vmtier
 def test_explain_narrates_each_step_on_stderr_only(mt):
     result = mt("--explain", "run", "--rm", "--network", "bridge", "busybox", "echo", "hi")
