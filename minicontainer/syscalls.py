@@ -776,12 +776,6 @@ class RecordingKernel(Kernel):
     def _do_symlink(self, target, linkpath): self._record("symlink", target, linkpath)
     def _do_write_file(self, path, data, mode): self._record("write_file", path, data, mode)
     def _do_write_proc(self, path, text): self._record("write_proc", path, text)
-    def _do_write_proc(self, path, text):
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, text.encode())   # one write: the kernel takes a map in one go
-        finally:
-            os.close(fd)
 
     def _do_mknod(self, path, mode_with_type, device, mode, uid, gid):
         self._record("mknod", path, mode_with_type, device, mode, uid, gid)
