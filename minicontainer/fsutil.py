@@ -80,3 +80,16 @@ def file_lock(path: Path, shared: bool = False, blocking: bool = True):
         yield True
     finally:
         os.close(fd)  # closing the last fd drops the lock
+
+
+def walk_sorted(top: Path):
+    """Every path under `top`, sorted by name, each directory before its
+    contents, sockets left out (they cannot be archived and mean nothing in
+    an image; docker skips them too). The order of a layer's tar entries:
+    the same tree gives the same bytes."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if not path.is_socket():
+                yield path

@@ -28,12 +28,14 @@ import stat
 import tarfile
 from pathlib import Path
 
+from ..fsutil import walk_sorted
+from ..image.importer import layer_member
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 # Mount points the runtime makes in a container's root (rootfs.py, mounts.py).
 RUNTIME_MOUNT_POINTS = {"etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "sys", "dev"}
-KEPT_XATTRS = ("security.capability",)   # ping's cap_net_raw; the extractor reads it back
 # gzip's level 6 (Go's and docker's default): level 9, Python's default, takes
 # about twice as long for a few percent less, which a 1 GB layer of Python
 # packages feels.
@@ -53,7 +55,7 @@ def write_layer(upper: Path, dest: Path, epoch: int, lowers: list[Path] = ()) ->
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
                           compresslevel=GZIP_LEVEL) as zipped, \
             tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in _entries(upper):
+        for path in walk_sorted(upper):
             rel = path.relative_to(upper).as_posix()
             st = path.lstat()
             if _is_placeholder(rel, st, path) or _only_holds_placeholders(rel, st, path, lowers):
@@ -64,7 +66,7 @@ def write_layer(upper: Path, dest: Path, epoch: int, lowers: list[Path] = ()) ->
                 count += 1
                 continue
             info = tar.gettarinfo(str(path), arcname=rel)
-            _normalize(info, path, epoch)
+            _normalize(info, upper, epoch)
             if info.isreg():
                 with open(path, "rb") as f:
                     tar.addfile(info, f)
@@ -75,17 +77,6 @@ def write_layer(upper: Path, dest: Path, epoch: int, lowers: list[Path] = ()) ->
                 tar.addfile(_empty_file(f"{rel}/{OPAQUE_MARKER}", epoch))
                 count += 1
     return count
-
-
-def _entries(top: Path):
-    """Everything under top, sorted by name, each directory before its contents."""
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath) / name
-            if path.is_socket():
-                continue          # a socket means nothing in an image (docker skips them too)
-            yield path
 
 
 def _is_placeholder(rel: str, st: os.stat_result, path: Path) -> bool:
@@ -122,15 +113,11 @@ def _is_opaque(path: Path) -> bool:
         return False
 
 
-def _normalize(info: tarfile.TarInfo, path: Path, epoch: int) -> None:
-    info.uname = info.gname = ""
+def _normalize(info: tarfile.TarInfo, upper: Path, epoch: int) -> None:
+    """A layer member as `minict import` writes one (numeric ids, file
+    capabilities kept), its time clamped to the epoch."""
+    layer_member(upper, info)
     info.mtime = min(int(info.mtime), epoch)
-    for name in KEPT_XATTRS:
-        try:
-            value = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
-        info.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
 
 
 def _empty_file(name: str, epoch: int) -> tarfile.TarInfo:

@@ -13,21 +13,11 @@ import sys
 
 import click
 
-from ..errors import NotRoot
 from .cgroups import limit_options
+from .common import kernel_for, need_root
 from .listing import print_rows, shorten
 
 
-def _kernel(config):
-    from ..syscalls import Kernel, Narrator
-    return Kernel(Narrator(config.explain))
-
-
-def _need_root(what: str) -> None:
-    """Containers, their state and their processes belong to root."""
-    if os.geteuid() != 0:
-        raise NotRoot(f"minict {what} needs root (containers run as root, in namespaces)",
-                      f"run it as root: sudo minict {what} ...")
 
 
 def _exit_with(code: int) -> None:
@@ -163,7 +153,7 @@ def run_cmd(config, image, command, **options):
 @click.pass_obj
 def ps_cmd(config, all_containers, quiet, fmt):
     """List containers."""
-    _need_root("ps")
+    need_root("ps")
     from ..runtime import lifecycle
     rows = lifecycle.listing(config, all_containers)
     print_rows(rows, [("CONTAINER ID", "ID"), ("IMAGE", "Image"),
@@ -178,10 +168,10 @@ def ps_cmd(config, all_containers, quiet, fmt):
 @click.pass_obj
 def stop_cmd(config, timeout, containers):
     """Stop running containers (their stop signal, then SIGKILL)."""
-    _need_root("stop")
+    need_root("stop")
     from ..runtime import lifecycle
     for ref in containers:
-        lifecycle.stop(config, ref, timeout, _kernel(config))
+        lifecycle.stop(config, ref, timeout, kernel_for(config))
         click.echo(ref)
 
 
@@ -191,12 +181,12 @@ def stop_cmd(config, timeout, containers):
 @click.pass_obj
 def kill_cmd(config, sig, containers):
     """Send a signal to running containers."""
-    _need_root("kill")
+    need_root("kill")
     from ..runtime import lifecycle
     from ..runtime.spec import parse_signal
     number = parse_signal(sig)
     for ref in containers:
-        lifecycle.kill(config, ref, number, _kernel(config))
+        lifecycle.kill(config, ref, number, kernel_for(config))
         click.echo(ref)
 
 
@@ -206,7 +196,7 @@ def kill_cmd(config, sig, containers):
 @click.pass_obj
 def rm_cmd(config, force, containers):
     """Remove containers."""
-    _need_root("rm")
+    need_root("rm")
     from ..runtime import lifecycle
     for ref in containers:
         lifecycle.remove(config, ref, force)
@@ -218,10 +208,10 @@ def rm_cmd(config, force, containers):
 @click.pass_obj
 def start_cmd(config, containers):
     """Start stopped containers (detached)."""
-    _need_root("start")
+    need_root("start")
     from ..runtime import lifecycle
     for ref in containers:
-        lifecycle.start(config, ref, _kernel(config))
+        lifecycle.start(config, ref, kernel_for(config))
         click.echo(ref)
 
 
@@ -236,9 +226,9 @@ def start_cmd(config, containers):
 @click.pass_obj
 def exec_cmd(config, container, command, tty, interactive, env, user, workdir):
     """Run COMMAND in a running container."""
-    _need_root("exec")
+    need_root("exec")
     from ..runtime.exec import exec_in
-    code = exec_in(config, _kernel(config), container, list(command), tty=tty,
+    code = exec_in(config, kernel_for(config), container, list(command), tty=tty,
                    interactive=interactive, env=env, user=user, workdir=workdir)
     _exit_with(code)
 
@@ -249,7 +239,7 @@ def exec_cmd(config, container, command, tty, interactive, env, user, workdir):
 @click.pass_obj
 def logs_cmd(config, follow, container):
     """Print the output of a detached container."""
-    _need_root("logs")
+    need_root("logs")
     from ..runtime import lifecycle
     sys.stdout.flush()
     lifecycle.logs(config, container, 1, follow)
@@ -260,7 +250,7 @@ def logs_cmd(config, follow, container):
 @click.pass_obj
 def inspect_cmd(config, containers):
     """Show what minict knows about containers, as JSON."""
-    _need_root("inspect")
+    need_root("inspect")
     from ..runtime import lifecycle
     click.echo(json.dumps([lifecycle.inspect(config, ref) for ref in containers], indent=2))
 
@@ -272,7 +262,7 @@ def cleanup_cmd(config):
 
     Safe to run at any time: it only touches containers whose minict
     process has died."""
-    _need_root("cleanup")
+    need_root("cleanup")
     from ..runtime.recovery import recover
     done = recover(config)
     for line in done:

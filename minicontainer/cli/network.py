@@ -8,17 +8,8 @@ import click
 from ..network import config as networks
 from ..network import ipam
 from ..runtime import networking, state
+from .common import kernel_for, need_root
 from .listing import print_rows
-
-
-def _need_root(what: str) -> None:
-    from .containers import _need_root as need
-    need(what)
-
-
-def _kernel(config):
-    from ..syscalls import Kernel, Narrator
-    return Kernel(Narrator(config.explain))
 
 
 @click.group("network")
@@ -32,7 +23,7 @@ def network_group():
 @click.pass_obj
 def network_create_cmd(config, subnet, name):
     """Make a network: containers on it find each other by name."""
-    _need_root("network create")
+    need_root("network create")
     network = networks.create(config.root, name, subnet)
     click.echo(network.name)
 
@@ -71,9 +62,9 @@ def network_inspect_cmd(config, names):
 @click.pass_obj
 def network_rm_cmd(config, names):
     """Remove networks no container uses any more."""
-    _need_root("network rm")
+    need_root("network rm")
     for name in names:
-        networking.remove_network(config, name, _kernel(config))
+        networking.remove_network(config, name, kernel_for(config))
         click.echo(name)
 
 
@@ -82,7 +73,7 @@ def network_rm_cmd(config, names):
 @click.pass_obj
 def port_cmd(config, container):
     """List a container's published ports (80/tcp -> 0.0.0.0:8080)."""
-    _need_root("port")
+    need_root("port")
     record = state.find(state.Layout.of(config), container)
     for line in networking.port_lines(record):
         click.echo(line)

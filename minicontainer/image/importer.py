@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import mediatypes as mt
 from ..errors import ArchiveError, BadArgument
+from ..fsutil import walk_sorted
 from .platforms import host_platform
 from .reference import parse
 from .store import Image, Store
@@ -96,14 +97,8 @@ def _pack_dir(root: Path, dest: Path) -> None:
         return layer_member(root, info)
 
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for entry in sorted(dirnames + filenames):
-                path = Path(dirpath) / entry
-                if path.is_socket():
-                    continue
-                tar.add(path, arcname=str(path.relative_to(root)), recursive=False,
-                        filter=describe)
+        for path in walk_sorted(root):
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False, filter=describe)
 
 
 # ---- --change ----------------------------------------------------------------
