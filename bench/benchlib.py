@@ -46,4 +46,5 @@ def in_private_namespaces() -> None:
 def summary(name: str, times: list[float]) -> dict:
     ordered = sorted(times)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"name": name, "median": statistics.median(times), "p10": pick(0.1), "p90": pick(0.9)}
+    return {"name": name, "median": statistics.median(times), "mean": statistics.mean(times),
+            "p10": pick(0.1), "p90": pick(0.9)}

@@ -25,6 +25,9 @@ APT_PACKAGES=(
     skopeo umoci docker-registry apache2-utils openssl
     # real runtimes: Charliecloud (hpcshim backend), runc/crun/podman/buildah (yardsticks)
     charliecloud-runtime runc crun podman buildah
+    # minict without root: newuidmap/newgidmap write subordinate id ranges;
+    # slirp4netns is a rootless container's network (runtime/usernet.py)
+    uidmap slirp4netns
     # the cgroup v2 VM test tier: a Debian kernel booted by virtme-ng under QEMU
     qemu-system-x86 linux-image-amd64
     # a real single-node Slurm for the GPU-selection tests; ruby to check the Vagrantfile

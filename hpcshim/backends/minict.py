@@ -13,6 +13,8 @@ across exec, and passes `/dev/fd/N`. Nothing is left on disk, whatever
 happens to the job; --dry-run shows the same /dev/fd path.
 """
 
+import os
+
 from ..plan import Bind, Plan
 from . import Command, ExecRequest, kept_host_env
 
@@ -37,7 +39,8 @@ def job_flags() -> list[str]:
     - --ipc host: the host's IPC namespace and /dev/shm, so the ranks of one
       node share memory (NCCL's and MPI's shared-memory transports). A
       `container:` peer would need one rank to start first, which srun does
-      not promise;
+      not promise. minict allows it without root too: its container then
+      stays in the host's IPC namespace, which needs no privilege;
     - --ulimit memlock=SOFT:HARD: the caller's own limits, never lower and
       never higher (raising a hard limit needs CAP_SYS_RESOURCE, which a job
       does not have): NCCL and InfiniBand pin memory, and a container start
@@ -71,12 +74,22 @@ def delivery(plan: Plan) -> list[str]:
     """What minict really does with each kind of Plan item."""
     if plan.empty:
         return ["minict: no GPU items"]
-    return [f"minict: {len(plan.devices)} device node(s) made in the container's own /dev "
-            "(no other GPU node is there)",
+    return [device_line(plan),
             f"minict: {len(plan.libraries) + len(plan.libraries32)} librar(ies) bound read-only in "
             f"{plan.lib_dir}" + (f" and {plan.lib32_dir}" if plan.libraries32 else "")
             + "; LD_LIBRARY_PATH prepended by minict",
             f"minict: {len(plan.binds)} other bind(s) at their paths", SHARING]
+
+
+def device_line(plan: Plan) -> str:
+    """As root minict makes the nodes with mknod; without root (in a user
+    namespace, which refuses mknod) it binds the host's nodes instead, and
+    opening one is the kernel's check of the caller against the host's node."""
+    if os.geteuid() == 0:
+        how = "made in the container's own /dev"
+    else:
+        how = "bound from the host into the container's own /dev (no mknod without root)"
+    return f"minict: {len(plan.devices)} device node(s) {how} (no other GPU node is there)"
 
 
 SHARING = ("minict: the host's network, IPC namespace and /dev/shm (--network host --ipc host), "

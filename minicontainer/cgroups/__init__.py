@@ -6,6 +6,7 @@ One module per job:
   limits.py     `--memory 64m ...` -> a validated Limits -> control-file writes
   detect.py     is cgroup v2 usable here? if not, the one-line reason and fix
   hierarchy.py  <root>/minict/<id>: create, limit, join, kill, remove, orphans
+  delegated.py  without root: the same, under the cgroup v2 subtree delegated to the caller
   stats.py      read the counters, CPU % between two samples, `minict stats` rows
   report.py     `minict stats` and `minict update` over several containers
   devices.py    which device nodes a container may use (runc's list, --device...)

@@ -43,6 +43,13 @@ RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "pids_limit", "
                   "cpu_shares", "cpu_weight", "cpuset_cpus", "device_read_bps",
                   "device_write_bps")
 
+# The controller each of those flags needs (the first word of its control
+# file in the table above). Without root, a flag whose controller is not
+# delegated to the caller is refused by name (delegated.py).
+FLAG_CONTROLLERS = {"memory": "memory", "memory_swap": "memory", "memory_reservation": "memory",
+                    "pids_limit": "pids", "cpus": "cpu", "cpu_shares": "cpu", "cpu_weight": "cpu",
+                    "cpuset_cpus": "cpuset", "device_read_bps": "io", "device_write_bps": "io"}
+
 SIZE_HINT = "use a number with an optional binary unit (64m, 1g, 512k) or plain bytes"
 
 

@@ -1,6 +1,7 @@
 """What the container commands share: the root check and a narrated Kernel."""
 
 import os
+from pathlib import Path
 
 from ..errors import NotRoot
 
@@ -10,6 +11,29 @@ def need_root(what: str) -> None:
     if os.geteuid() != 0:
         raise NotRoot(f"minict {what} needs root (containers run as root, in namespaces)",
                       f"run it as root: sudo minict {what} ...")
+
+
+def need_root_or_own_store(config, what: str) -> None:
+    """ps, inspect, logs, stop, kill, rm, exec, port: root, or a user on a store of their own.
+
+    Without root `minict run` works in the user's own store and state dir
+    (runtime/rootless.py), and its containers are the user's own processes
+    and files. Listing, signalling and removing them must work without
+    root too: else a container `run --name NAME` made could never be
+    removed, and NAME would stay taken (NameInUse says "minict rm NAME",
+    which then needed root). Root's store stays root's: needs root."""
+    if os.geteuid() == 0:
+        return
+    for path in (config.root, config.state):
+        existing = Path(path)
+        # os.path.exists, not Path.exists: below a directory the user may
+        # not enter, Path.exists raises PermissionError; this walks up to it.
+        while not os.path.exists(existing):
+            existing = existing.parent
+        if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
+            raise NotRoot(f"minict {what} on {path} needs root: it is not writable by uid "
+                          f"{os.geteuid()}", "use a store of your own (without root the default "
+                          "is ~/.local/share/minict; or --root/--state), or run it as root")
 
 
 def kernel_for(config):

@@ -14,10 +14,8 @@ import sys
 import click
 
 from .cgroups import limit_options
-from .common import kernel_for, need_root
+from .common import kernel_for, need_root_or_own_store
 from .listing import print_rows, shorten
-
-
 
 
 def _exit_with(code: int) -> None:
@@ -153,7 +151,7 @@ def run_cmd(config, image, command, **options):
 @click.pass_obj
 def ps_cmd(config, all_containers, quiet, fmt):
     """List containers."""
-    need_root("ps")
+    need_root_or_own_store(config, "ps")
     from ..runtime import lifecycle
     rows = lifecycle.listing(config, all_containers)
     print_rows(rows, [("CONTAINER ID", "ID"), ("IMAGE", "Image"),
@@ -168,7 +166,7 @@ def ps_cmd(config, all_containers, quiet, fmt):
 @click.pass_obj
 def stop_cmd(config, timeout, containers):
     """Stop running containers (their stop signal, then SIGKILL)."""
-    need_root("stop")
+    need_root_or_own_store(config, "stop")
     from ..runtime import lifecycle
     for ref in containers:
         lifecycle.stop(config, ref, timeout, kernel_for(config))
@@ -181,7 +179,7 @@ def stop_cmd(config, timeout, containers):
 @click.pass_obj
 def kill_cmd(config, sig, containers):
     """Send a signal to running containers."""
-    need_root("kill")
+    need_root_or_own_store(config, "kill")
     from ..runtime import lifecycle
     from ..runtime.spec import parse_signal
     number = parse_signal(sig)
@@ -196,7 +194,7 @@ def kill_cmd(config, sig, containers):
 @click.pass_obj
 def rm_cmd(config, force, containers):
     """Remove containers."""
-    need_root("rm")
+    need_root_or_own_store(config, "rm")
     from ..runtime import lifecycle
     for ref in containers:
         lifecycle.remove(config, ref, force)
@@ -208,7 +206,7 @@ def rm_cmd(config, force, containers):
 @click.pass_obj
 def start_cmd(config, containers):
     """Start stopped containers (detached)."""
-    need_root("start")
+    need_root_or_own_store(config, "start")
     from ..runtime import lifecycle
     for ref in containers:
         lifecycle.start(config, ref, kernel_for(config))
@@ -226,7 +224,7 @@ def start_cmd(config, containers):
 @click.pass_obj
 def exec_cmd(config, container, command, tty, interactive, env, user, workdir):
     """Run COMMAND in a running container."""
-    need_root("exec")
+    need_root_or_own_store(config, "exec")
     from ..runtime.exec import exec_in
     code = exec_in(config, kernel_for(config), container, list(command), tty=tty,
                    interactive=interactive, env=env, user=user, workdir=workdir)
@@ -239,7 +237,7 @@ def exec_cmd(config, container, command, tty, interactive, env, user, workdir):
 @click.pass_obj
 def logs_cmd(config, follow, container):
     """Print the output of a detached container."""
-    need_root("logs")
+    need_root_or_own_store(config, "logs")
     from ..runtime import lifecycle
     sys.stdout.flush()
     lifecycle.logs(config, container, 1, follow)
@@ -250,7 +248,7 @@ def logs_cmd(config, follow, container):
 @click.pass_obj
 def inspect_cmd(config, containers):
     """Show what minict knows about containers, as JSON."""
-    need_root("inspect")
+    need_root_or_own_store(config, "inspect")
     from ..runtime import lifecycle
     click.echo(json.dumps([lifecycle.inspect(config, ref) for ref in containers], indent=2))
 
@@ -262,7 +260,7 @@ def cleanup_cmd(config):
 
     Safe to run at any time: it only touches containers whose minict
     process has died."""
-    need_root("cleanup")
+    need_root_or_own_store(config, "cleanup")
     from ..runtime.recovery import recover
     done = recover(config)
     for line in done:

@@ -110,6 +110,9 @@ def image_inspect_cmd(ctx, refs):
             "Layers": [{"DiffID": d, "Directory": str(p)}
                        for d, p in zip(image.diff_ids, image.layer_dirs)],
         })
+        owners = store.owners_of(image)     # without root only: see idmap.py
+        if owners is not None:
+            out[-1]["Rootless"] = owners
     click.echo(json.dumps(out, indent=4))
 
 

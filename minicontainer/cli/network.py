@@ -8,7 +8,7 @@ import click
 from ..network import config as networks
 from ..network import ipam
 from ..runtime import networking, state
-from .common import kernel_for, need_root
+from .common import kernel_for, need_root, need_root_or_own_store
 from .listing import print_rows
 
 
@@ -73,7 +73,7 @@ def network_rm_cmd(config, names):
 @click.pass_obj
 def port_cmd(config, container):
     """List a container's published ports (80/tcp -> 0.0.0.0:8080)."""
-    need_root("port")
+    need_root_or_own_store(config, "port")
     record = state.find(state.Layout.of(config), container)
     for line in networking.port_lines(record):
         click.echo(line)

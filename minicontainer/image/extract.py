@@ -46,10 +46,12 @@ directories", Linux >= 6.7):
                      user.overlay.opaque=x ("holds such whiteouts");
 - `.wh..wh..opq`  -> user.overlay.opaque=y on the directory.
 The layer's own user.overlay.* xattrs are dropped (they would forge these
-controls), owners cannot be set (every file is the caller's; inside the
-user namespace that is root), device nodes are skipped, and directories
-keep u+rwx so the user can remove the layer again. UnpackStats lists what
-was skipped or changed.
+controls), device nodes are skipped, and directories keep u+rwx so the
+user can remove the layer again. Owners cannot be set here: every file is
+the caller's (root inside the user namespace). UnpackStats.owners records
+the image's other owners, which the store then sets in a user namespace
+with subordinate ids (keep_owners, idmap.py), or leaves squashed. UnpackStats
+lists what was skipped or changed.
 
 Metadata is applied in the order the kernel requires: chown before chmod
 (chown clears setuid/setgid bits), xattrs after chown (chown clears
@@ -131,6 +133,9 @@ class UnpackStats:
     entries: int = 0
     bytes_written: int = 0
     skipped: list[str] = field(default_factory=list)  # e.g. device nodes when not root
+    # Without root: the entries the image gives another owner than root,
+    # {path parts: (uid, gid, mode)}, for idmap-mapped stores (keep_owners)
+    owners: dict[tuple[str, ...], tuple[int, int, int]] = field(default_factory=dict)
 
 
 class LayerExtractor:
@@ -254,6 +259,7 @@ class LayerExtractor:
                 raise UnsafeLayer(f"layer entry {name!r} would replace the layer's root "
                                   f"directory with a non-directory", _UNSAFE_HINT)
             self._set_dir_meta(self.root_fd, member, ())
+            self._note_owner(member, ())
             return
 
         base = parts[-1]
@@ -266,6 +272,17 @@ class LayerExtractor:
             self._extract_into(tar, member, parts, parent)
         finally:
             os.close(parent)
+        self._note_owner(member, tuple(parts))
+
+    def _note_owner(self, member, parts: tuple[str, ...]) -> None:
+        """Without root the owner cannot be set now: remember it (the last
+        entry of a path wins, as its file does)."""
+        if self.privileged:
+            return
+        if member.uid or member.gid:
+            self.stats.owners[parts] = (member.uid, member.gid, member.mode & 0o7777)
+        else:
+            self.stats.owners.pop(parts, None)
 
     def _extract_into(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str],
                       parent: int) -> None:
@@ -511,6 +528,8 @@ class ExtractedLayer:
     blob_size: int
     diff_id: str         # sha256 of the uncompressed tar
     compression: str | None  # "gzip", "zstd" or None
+    owners: dict = field(default_factory=dict)   # UnpackStats.owners (without root)
+    skipped: list = field(default_factory=list)  # UnpackStats.skipped
 
 
 def extract_layer(source, dest: Path, *, blob_digest: str | None, diff_id: str | None,
@@ -535,7 +554,7 @@ def extract_layer(source, dest: Path, *, blob_digest: str | None, diff_id: str |
             tar_stream = TarStream(producer)
             tar = tarfile.TarFile(fileobj=tar_stream, mode="r")
             with LayerExtractor(str(dest)) as extractor:
-                extractor.extract_all(tar)
+                stats = extractor.extract_all(tar)
             tar_stream.drain()  # the end-of-archive blocks count in the diff id
             producer.join()
             blob.drain()
@@ -554,4 +573,40 @@ def extract_layer(source, dest: Path, *, blob_digest: str | None, diff_id: str |
                              f"config says {diff_id}",
                              "the image is corrupt or was tampered with; fetch it again")
     return ExtractedLayer(size=producer.size, blob_digest=blob.digest(), blob_size=blob.size,
-                         diff_id=tar_stream.diff_id(), compression=compression)
+                         diff_id=tar_stream.diff_id(), compression=compression,
+                         owners=stats.owners, skipped=stats.skipped)
+
+
+def keep_owners(dest: str, owners: dict[tuple[str, ...], tuple[int, int, int]]) -> None:
+    """Give each entry of an unpacked layer the owner the image gave it.
+
+    Without root, and only inside a user namespace whose map has the
+    owners' ids (idmap.run_in_user_namespace; the caller leaves out the
+    ids the map lacks). Nothing follows a symlink on the way: each parent
+    is opened with RESOLVE_NO_SYMLINKS, and a symlink entry is chowned
+    itself. chown clears setuid/setgid bits, so the image's mode is set
+    again afterwards, as the root extractor does (chown before chmod).
+    """
+    root_fd = os.open(dest, DIR_FLAGS)
+    try:
+        for parts, (uid, gid, mode) in owners.items():
+            if not parts:
+                os.fchown(root_fd, uid, gid)
+                os.fchmod(root_fd, mode)
+                continue
+            try:
+                parent = open_in_root(root_fd, "/".join(parts[:-1]),
+                                      os.O_PATH | os.O_DIRECTORY, follow_symlinks=False)
+            except FileNotFoundError:
+                continue    # e.g. a device node, skipped without root
+            try:
+                kind = os.lstat(parts[-1], dir_fd=parent).st_mode
+                os.chown(parts[-1], uid, gid, dir_fd=parent, follow_symlinks=False)
+                if not stat.S_ISLNK(kind):
+                    os.chmod(parts[-1], mode, dir_fd=parent)
+            except FileNotFoundError:
+                continue
+            finally:
+                os.close(parent)
+    finally:
+        os.close(root_fd)

@@ -44,15 +44,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import mediatypes as mt
+from .. import idmap
 from ..errors import (BadReference, DigestMismatch, ImageInUse, ImageNotFound, MinictError, MissingBlob,
                      StoreCorrupt, UnsupportedMediaType)
 from baselib.files import TEMP_MARK
 
 from ..fsutil import atomic_write, file_lock, raise_if_disk_full, sha256_bytes
-from .extract import extract_layer
+from .extract import extract_layer, keep_owners
 from .reference import Reference, parse
 
 DEFAULT_MAX_UNPACK = 64 * 1024**3  # bytes per image; a bomb stops here
+MAX_IDS_SHOWN = 20                 # owners, skipped entries listed in a layer's meta.json
 
 
 def _hex(digest: str) -> str:
@@ -242,7 +244,7 @@ class Store:
                     failed = True
                     raise
                 finally:
-                    shutil.rmtree(work, ignore_errors=True)
+                    self.remove_trees([work])
         finally:
             # A failed ingest may have renamed some layers into place before
             # failing; collect them now (if no other load is running) so
@@ -267,7 +269,7 @@ class Store:
         committed to it (and no other load is running in it)."""
         with file_lock(self._gc_lock, blocking=False) as held:
             if held and not (self.root / "index.json").exists():
-                        shutil.rmtree(self.root, ignore_errors=True)
+                        self.remove_trees([self.root])
 
     def remove(self, ref: str, force: bool = False,
                in_use=lambda image: []) -> tuple[list[str], bool]:
@@ -346,8 +348,7 @@ class Store:
         """Delete tmp/ and whatever no image references. Caller holds the
         gc lock exclusively, so no load is in progress."""
         tmp = self.root / "tmp"
-        for entry in tmp.iterdir():
-            _remove(entry)
+        doomed = list(tmp.iterdir())
         # atomic_write's temp file, when a writer died between write and rename
         # (every index writer holds the gc lock, so under it exclusively none is alive)
         for stale in self.root.glob(f".index.json{TEMP_MARK}*"):
@@ -362,10 +363,55 @@ class Store:
         keep_layer_hex = {_hex(d) for d in keep_layers}
         for blob in (self.root / "blobs/sha256").iterdir():
             if blob.name not in keep_blob_hex:
-                _remove(blob)
+                doomed.append(blob)
         for layer in (self.root / "layers").iterdir():
             if layer.name not in keep_layer_hex:
-                _remove(layer)
+                doomed.append(layer)
+        if doomed:
+            self.remove_trees(doomed)
+
+    # ---- owners without root (idmap.py) ------------------------------------------
+
+    def id_map(self) -> idmap.IdMap | None:
+        """Without root: the id map this store's files are owned through
+        (idmap.of_store); None for root, who owns every id."""
+        return None if os.geteuid() == 0 else idmap.of_store(self.root)
+
+    def owners_of(self, image: "Image") -> dict | None:
+        """Without root: what became of the image's file owners (for `minict
+        image inspect`): kept through a ranged id map, or squashed to the
+        caller. None for root, who keeps every owner."""
+        id_map = self.id_map()
+        if id_map is None:
+            return None
+        metas = [json.loads((self.layer_dir(d) / "meta.json").read_text()) for d in image.diff_ids]
+        squashed = sorted({i for meta in metas for i in meta.get("squashed_ids", [])})
+        if id_map.ranged:
+            statement = "kept: inside, each file has the owner the image gave it"
+            if squashed:
+                statement += f"; except ids {squashed}, which the map lacks: they are root's"
+        else:
+            statement = ("squashed: every file of the image is yours on the host, root's inside"
+                         + (f"; the image's own owners (ids {squashed}) are not kept, and "
+                            f"--user with them fails" if squashed else "")
+                         + ". With subordinate ids (/etc/subuid, /etc/subgid, and newuidmap "
+                           "from Debian's uidmap) a new store keeps them")
+        skipped = [item for meta in metas for item in meta.get("skipped", [])]
+        return {"IdMap": id_map.describe(), "Owners": statement,
+                **({"Skipped": skipped} if skipped else {})}
+
+    def remove_trees(self, paths: list[Path]) -> None:
+        """Remove files and directory trees of the store, whoever inside owns
+        them: with a ranged id map, files kept as uid 1000 are owned by a
+        subordinate id the caller cannot delete, so the removal runs in a
+        user namespace with that map, where the caller is root over them."""
+        id_map = self.id_map() if self.root.exists() else None
+        if id_map is None or not id_map.ranged:
+            for path in paths:
+                _remove(path)
+            return
+        idmap.run_in_user_namespace(id_map, lambda: [_remove(p) for p in paths],
+                                    f"remove {len(paths)} item(s) of the store {self.root}")
 
 
 def _remove(path: Path) -> None:
@@ -458,9 +504,11 @@ class Ingest:
         blob_tmp = self.temp_path() if keep_blob else None
         layer = extract_layer(source, layer_tmp / "fs", blob_digest=blob_digest, diff_id=diff_id,
                              what=what, max_bytes=self.store.max_unpack, tee_path=blob_tmp)
+        owners = self._set_owners(layer_tmp / "fs", layer.owners, what)
         (layer_tmp / "meta.json").write_text(json.dumps(
             {"diff_id": layer.diff_id, "size": layer.size, "blob": layer.blob_digest,
-             "compression": layer.compression}))
+             "compression": layer.compression, **owners,
+             **({"skipped": layer.skipped[:MAX_IDS_SHOWN]} if layer.skipped else {})}))
         if blob_tmp is not None:
             self.commit_blob(blob_tmp, layer.blob_digest)
         try:
@@ -468,8 +516,27 @@ class Ingest:
         except OSError:
             if not self.layer_present(layer.diff_id):
                 raise
-            shutil.rmtree(layer_tmp)  # another load got there first: share theirs
+            self.store.remove_trees([layer_tmp])  # another load got there first: share theirs
         return layer
+
+    def _set_owners(self, layer_fs: Path, owners: dict, what: str) -> dict:
+        """Without root, the owners extract_layer could not set: kept (a
+        ranged id map has their ids: set now, in a user namespace with that
+        map) or squashed (every file stays the caller's: root inside).
+        Returns what the layer's meta.json says of them."""
+        id_map = self.store.id_map()
+        if id_map is None:
+            return {}
+        ids = sorted({uid for uid, _, _ in owners.values()} | {gid for _, gid, _ in owners.values()})
+        if not id_map.ranged:
+            return {"owners": "squashed", "squashed_ids": ids[:MAX_IDS_SHOWN]}
+        kept = {path: owner for path, owner in owners.items() if id_map.holds(owner[0], owner[1])}
+        if kept:
+            idmap.run_in_user_namespace(id_map, lambda: keep_owners(str(layer_fs), kept),
+                                        f"set the owners in {what}")
+        missing = sorted({i for path, (uid, gid, _) in owners.items() if path not in kept
+                          for i in (uid, gid)})
+        return {"owners": "kept", "squashed_ids": missing[:MAX_IDS_SHOWN]}
 
     # ---- images ----------------------------------------------------------------
 

@@ -146,7 +146,9 @@ def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
     """Everything mounted into the new root before pivot_root.
     `own_cgroup`: the container has a cgroup of its own to show at /sys/fs/cgroup.
     `nodev`: the root, volumes and tmpfs mounts are nodev (/proc, /sys and
-    /dev/shm always are); only /dev, filled by minict, is not.
+    /dev/shm always are); only /dev, filled by minict, is not, and without
+    root the binds of single host device nodes (a GPU plan's: gpu.py), which
+    stand where root would have made the nodes with mknod.
     `shm`: --ipc container:'s /dev/shm (join_ipc's detached copy); with --ipc
     host the host's is bound; else the container has one of spec.shm_size."""
     userns = rootless.in_user_namespace()   # without root: no mknod, user.* overlay xattrs
@@ -165,7 +167,9 @@ def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
     planned = [(b.destination, "bind", b) for b in spec.binds] + \
               [(t.destination, "tmpfs", t) for t in spec.tmpfs]
     for destination, kind, item in sorted(planned, key=lambda p: p[0].count("/")):
-        if kind == "bind":
+        if kind == "bind" and userns and devices.is_device_node(item.source):
+            devices.bind_host_node(kernel, root, item.source, destination)
+        elif kind == "bind":
             rootfs.bind_mount(kernel, root, item.source, destination, item.readonly,
                               f"Bind {item.source} at {destination}"
                               f"{' (read-only)' if item.readonly else ''}", nodev)

@@ -25,6 +25,11 @@ this host offers, in this order:
   privileged  no device controller, and --privileged: every device is
               allowed anyway (as docker's --privileged), nothing to enforce.
 
+Without root (rootless.py) it is always nodev: there is no cgroup to attach
+anything to, and the user namespace refuses mknod. The nodes in /dev are
+binds of the host's (devices.py), and opening one is the kernel's own check
+of the caller against the host's node, the same as outside the container.
+
 The choice is recorded with the running container (state.write_starting),
 so `minict exec` gives its process the same treatment and `minict
 inspect` shows it.
@@ -75,17 +80,22 @@ def install(kernel: sc.Kernel, spec, cgroup) -> DeviceGuard:
     cgroup is `cgroup` (None: it has none). Called by the owner before the
     container's first process exists (launch.py)."""
     rules = rules_of(spec)
+    if os.geteuid() != 0:
+        # Without root (rootless.py) there is no device controller, even in a
+        # delegated cgroup: loading a device program needs CAP_BPF on the host,
+        # and cgroup v1 is root's. The kernel itself holds the line: no mknod
+        # in a user namespace, and its mounts cannot open device nodes
+        # (SB_I_NODEV). /dev holds binds of host nodes (the harmless defaults,
+        # a GPU plan's), which open only if the caller may open them outside.
+        kernel.explain("No device controller without root (a device program needs CAP_BPF on "
+                       "the host): the user namespace allows no mknod, every mount but /dev is "
+                       "nodev, and /dev holds binds of host nodes, each opened under the kernel's "
+                       "own permission check of your uid and groups against the host's node")
+        return DeviceGuard(NODEV, rules, None)
     kernel.explain("The container may use only these devices; opening any other device node "
                    "fails with EPERM, even with CAP_MKNOD")
     for rule in rules:
         kernel.explain(f"Device rule: {rule.text()}")
-    if cgroup is None and os.geteuid() != 0:
-        # Without root (rootless.py) the kernel itself holds the line: no
-        # mknod in a user namespace, and its mounts cannot open device nodes
-        # (SB_I_NODEV); /dev holds binds of the host's harmless devices.
-        kernel.explain("No device controller without root: the user namespace allows no mknod, "
-                       "and every mount but /dev is nodev")
-        return DeviceGuard(NODEV, rules, None)
     if cgroup is not None:
         try:
             kernel.attach_device_program(cgroup.path, assemble(rules),

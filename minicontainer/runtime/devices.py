@@ -5,13 +5,17 @@ gets a fresh tmpfs instead, with the handful of harmless character devices
 every program expects (the same list as runc's default), its own devpts
 instance for terminals, /dev/shm and /dev/mqueue, and the /dev/fd links.
 Extra device nodes (hpcshim's GPU plan: /dev/nvidia0 ...) are added here too.
+Without root (in a user namespace, where mknod is refused) every node in it
+is a bind of the host's own node instead: the defaults here
+(bind_host_device), a GPU plan's with the other binds (bind_host_node).
 """
 
 import math
 import os
+import stat
 
 from .. import syscalls as sc
-from .rootfs import mountpoint, open_mountpoint, path_in_root
+from .rootfs import bind_mount, mountpoint, open_mountpoint, path_in_root
 
 # name, major, minor (Documentation/admin-guide/devices.txt)
 DEFAULT_DEVICES = [
@@ -65,9 +69,13 @@ def populate_dev(kernel: sc.Kernel, root: str, extra_devices=(), shm_size: int =
         kernel.mount(shared_shm, os.path.join(dev, "shm"), None, sc.MS_BIND, None,
                      f"/dev/shm: bind the host's {shared_shm} (--ipc host)")
     kernel.mkdir(os.path.join(dev, "mqueue"), 0o755, "Mount point for POSIX message queues")
-    kernel.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue",
-                 sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None,
-                 "/dev/mqueue: the message queues of the container's IPC namespace")
+    host_ipc = isinstance(shared_shm, str)   # --ipc host: shared_shm is the host's /dev/shm
+    if bind_host and host_ipc:
+        bind_host_mqueue(kernel, dev)
+    else:
+        kernel.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue",
+                     sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None,
+                     "/dev/mqueue: the message queues of the container's IPC namespace")
     for name, target in LINKS:
         kernel.symlink(target, os.path.join(dev, name), f"/dev/{name} -> {target}")
     for node in extra_devices:
@@ -82,6 +90,41 @@ def bind_host_device(kernel: sc.Kernel, dev: str, name: str) -> None:
     kernel.write_file(path, b"", 0o666, f"Mount point for /dev/{name}")
     kernel.mount(f"/dev/{name}", path, None, sc.MS_BIND, None,
                  f"Bind the host's /dev/{name} (no mknod in a user namespace)")
+
+
+def bind_host_mqueue(kernel: sc.Kernel, dev: str) -> None:
+    """--ipc host without root: the kernel lets only the owner of an IPC
+    namespace's user namespace mount its mqueue filesystem, and the host's
+    belongs to the host's. So the host's /dev/mqueue is bound, when it has
+    one; without it /dev/mqueue stays empty (mq_open(3) works all the same:
+    the directory only lists the queues)."""
+    if not os.path.isdir("/dev/mqueue"):
+        kernel.explain("The host has no /dev/mqueue to bind: the container's stays empty "
+                       "(mq_open still reaches the host's queues)")
+        return
+    kernel.mount("/dev/mqueue", os.path.join(dev, "mqueue"), None, sc.MS_BIND, None,
+                 "/dev/mqueue: bind the host's (--ipc host; mounting one needs root)")
+
+
+def is_device_node(path: str) -> bool:
+    """Is `path` (on the host) a character or block device node?"""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+def bind_host_node(kernel: sc.Kernel, root: str, source: str, destination: str) -> None:
+    """Without root: the host's device node `source` bound onto an empty
+    file at `destination` (a GPU plan's node: gpu.py), where root would
+    mknod it. Not nodev, or it could not be opened. That gives nothing away:
+    opening it is the kernel's check of the caller's own uid and groups
+    against the host's node (root in the user namespace is not root to a
+    node that namespace does not own), exactly as outside the container."""
+    bind_mount(kernel, root, source, destination, False,
+               f"Bind the host's device node {source} at {destination} (no mknod in a user "
+               f"namespace; opening it is the kernel's check of your access to the host's node)")
 
 
 def add_device(kernel: sc.Kernel, root: str, node) -> None:

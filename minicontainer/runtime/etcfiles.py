@@ -5,6 +5,8 @@ image's copies, so the image stays untouched and each container can have
 its own. Contents follow what docker writes for the same network mode.
 """
 
+from . import usernet
+
 LOCALHOST = ("127.0.0.1\tlocalhost\n"
              "::1\tlocalhost ip6-localhost ip6-loopback\n"
              "fe00::0\tip6-localnet\n"
@@ -71,6 +73,12 @@ def resolv_conf(spec, host_resolv: str = "/etc/resolv.conf",
     text = (_read(host_resolv) or b"").decode(errors="replace")
     if spec.network == "host":
         return text.encode()
+    if spec.network == usernet.NAME and not spec.dns:
+        # slirp4netns answers at 10.0.2.3 and asks the host's own resolver,
+        # loopback ones included (its queries are the user's sockets).
+        kept = [f"# {line}" if line.startswith("nameserver") else line
+                for line in text.splitlines()]
+        return ("\n".join(kept + [f"nameserver {usernet.NAMESERVER}"]) + "\n").encode()
     kept, servers = [], []
     for line in text.splitlines():
         words = line.split()

@@ -16,6 +16,8 @@ Order matters:
 - setns(CLONE_NEWPID) only decides where the *children* of the caller
   are born, so minict joins it itself and forks; the child joins the
   rest, the mount namespace last (after it, the host's paths are gone).
+- without root, minict joins the container's user namespace before all
+  of them (_join_user_namespace).
 """
 
 import os
@@ -24,7 +26,7 @@ import socket
 
 from .. import syscalls as sc
 from ..errors import BadArgument, ContainerNotRunning
-from . import child, device_access, security, state
+from . import child, device_access, rootless, security, state
 from .command import exec_command, exit_code_of, run_or_report
 from .launch import Started, error_from_child, read_all
 from .lifecycle import wait_in_foreground
@@ -72,6 +74,8 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     if tty:
         channels.console_parent, channels.console_child = socket.socketpair(socket.AF_UNIX,
                                                                             socket.SOCK_STREAM)
+    if rootless.active():
+        _join_user_namespace(kernel, pid)
     kernel.setns(pid_ns, sc.CLONE_NEWPID, "Children forked from now on are born in the "
                                           "container's PID namespace", what=f"/proc/{pid}/ns/pid")
     os.close(pid_ns)
@@ -99,6 +103,22 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
         os.waitpid(child_pid, 0)
         raise error_from_child(failure)
     return exit_code_of(wait_in_foreground(Started(child_pid, master), spec))
+
+
+def _join_user_namespace(kernel, pid: int) -> None:
+    """Without root (rootless.py): joining a namespace takes CAP_SYS_ADMIN
+    over it, which the caller has only inside the container's user
+    namespace, as its owner. So minict exec joins that one first, for good:
+    it is single-threaded (setns(2) requires it), non-dumpable already, and
+    outside the container's PID namespace, where no process of the
+    container can see it. Its ids there are the container's (you are root)."""
+    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        kernel.setns(fd, sc.CLONE_NEWUSER, "Without root: join the container's user namespace "
+                                           "first, where you (its owner) may join the others",
+                     what=f"/proc/{pid}/ns/user")
+    finally:
+        os.close(fd)
 
 
 def _joiner(kernel, spec, container_pid, ns_fds, ch: child.Channels, user) -> None:

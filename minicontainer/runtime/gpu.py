@@ -17,6 +17,12 @@ minict does with them:
   so it has CAP_MKNOD). Only the listed nodes exist there, so the GPUs that
   were not selected cannot even be opened, and the Plan's `env` (indices
   counted among the selected GPUs) is the right one, not `envIfHostDev`.
+  Without root (rootless.py) the user namespace refuses mknod: each node's
+  `hostPath` is bound instead, onto an empty file at its path in that same
+  /dev (the Plan allows either), so still only the listed nodes are there.
+  Opening one is then the kernel's own check of the caller against the
+  host's node (there is no device cgroup without root), and a node the
+  caller may not open is refused here, before anything is made.
 - binds: bind mounts, read-only when asked; the runtime creates a missing
   destination in the container's upper layer, never in the image.
 - libraries / libraries32: each file bound read-only at libDir/name (name
@@ -33,9 +39,11 @@ minicontainer.
 """
 
 import os
+import stat
 from collections import namedtuple
 
 from ..errors import BadArgument, BadGpuPlan, GpuDiscoveryFailed, NoGpu
+from . import rootless
 from .docker_flags import gpus_environment
 from .spec import Bind, DeviceNode, valid_env_key
 
@@ -120,9 +128,13 @@ def injection_from(plan) -> GpuInjection:
     that names a missing file fails with one line and leaves nothing
     behind (the runtime would only notice half-way through its mounts).
     """
-    devices = [_device(d) for d in plan.devices]
     binds = [Bind(_host_path(b.src, "bind"), _container_path(b.dst, "bind"), bool(b.ro))
              for b in plan.binds]
+    if rootless.active():
+        devices = []
+        binds += [_device_bind(d) for d in plan.devices]
+    else:
+        devices = [_device(d) for d in plan.devices]
     for directory, libraries in ((plan.lib_dir, plan.libraries), (plan.lib32_dir, plan.libraries32)):
         for lib in libraries:
             if not lib.name or "/" in lib.name or lib.name in (".", ".."):
@@ -153,6 +165,59 @@ def _device(node) -> DeviceNode:
                          f"major {node.major}, minor {node.minor}, mode {node.mode:#o}",
                          "type is c or b, mode the permission bits (e.g. 438 for 0o666)")
     return DeviceNode(path=path, type=node.type, major=node.major, minor=node.minor, mode=node.mode)
+
+
+def _device_bind(node) -> Bind:
+    """Without root: the host's node `node.host_path`, bound at its path in
+    the container's /dev (no mknod in a user namespace). Checked first: it
+    must be the node the Plan describes, and one the caller may open."""
+    wanted = _device(node)
+    source = _host_path(node.host_path, "device")
+    _check_same_node(source, wanted)
+    _check_caller_may_open(source, wanted)
+    # Not read-only: a read-only mount does not stop writes to a device, and
+    # the node's own permissions are what count.
+    return Bind(source, wanted.path, False)
+
+
+def _check_same_node(source: str, wanted: DeviceNode) -> None:
+    """The host node is of the Plan's type and numbers (else the Plan is stale:
+    the driver was reloaded and its dynamic majors changed, or it is another host's)."""
+    st = os.stat(source)
+    if stat.S_ISCHR(st.st_mode):
+        found = f"c {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    elif stat.S_ISBLK(st.st_mode):
+        found = f"b {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    else:
+        found = "not a device node"
+    expected = f"{wanted.type} {wanted.major}:{wanted.minor}"
+    if found != expected:
+        raise BadGpuPlan(f"the GPU plan's device {wanted.path} is {expected}, but its host node "
+                         f"{source} is {found}",
+                         "regenerate the plan on this host (`hpcshim doctor --json`)")
+
+
+def _check_caller_may_open(source: str, wanted: DeviceNode) -> None:
+    """Refuse, in one line, a node the caller cannot open on the host.
+
+    ch-run binds the host's whole /dev and lets open() fail inside the job,
+    where CUDA reports it as "no CUDA-capable device", far from the cause.
+    access(2) asks the kernel the same question open() will: the caller's
+    uid and groups against the node's owner and mode (minict is not setuid,
+    so its real ids are the ones open() uses). Write access is asked only
+    when the Plan's mode gives some (nvidia-caps nodes are read-only).
+    A device cgroup on the host (Slurm's) is not seen by access(2): a node
+    it denies is still bound, and fails at open() as it would outside."""
+    needed = os.R_OK | (os.W_OK if wanted.mode & 0o222 else 0)
+    if os.access(source, needed):
+        return
+    st = os.stat(source)
+    how = "read and write" if needed & os.W_OK else "read"
+    raise BadGpuPlan(f"the GPU plan's device {wanted.path}: uid {os.getuid()} may not {how} "
+                     f"the host's {source} (mode {stat.S_IMODE(st.st_mode):04o}, owner "
+                     f"{st.st_uid}:{st.st_gid})",
+                     "ask the administrator for access (often a group such as video or "
+                     "render), or run minict as root")
 
 
 def _host_path(path: str, what: str) -> str:
@@ -204,8 +269,9 @@ def narrate(kernel, plan, source: str, injection: GpuInjection) -> None:
         gpus = ", ".join(str(g.index) for g in plan.gpus) or "none"
         kernel.explain(f"GPU plan ({source}): {vendor}{driver}, host GPU(s) {gpus}")
         libraries = len(plan.libraries) + len(plan.libraries32)
-        kernel.explain(f"It asks for {len(injection.devices)} device node(s) in the container's own "
-                       f"/dev (no other GPU is reachable), {libraries} driver librar"
+        how = "binds of the host's nodes, no mknod without root" if rootless.active() else "mknod"
+        kernel.explain(f"It asks for {len(plan.devices)} device node(s) in the container's own "
+                       f"/dev ({how}; no other GPU is reachable), {libraries} driver librar"
                        f"{'y' if libraries == 1 else 'ies'} bound read-only under {plan.lib_dir}"
                        f"{' and ' + plan.lib32_dir if plan.libraries32 else ''}, and "
                        f"{len(plan.binds)} other bind(s) (tools, firmware, sockets)")

@@ -27,9 +27,9 @@ import socket
 from dataclasses import dataclass
 
 from ..cgroups.hierarchy import create_for_container
-from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
+from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
 from .. import syscalls as sc
-from . import child, device_access, joining, networking, rootless, state, tty
+from . import child, device_access, joining, networking, rootless, state, tty, usernet
 
 
 @dataclass
@@ -50,11 +50,14 @@ def make_cgroup(kernel: sc.Kernel, spec):
     is born inside its limits and its device rules. The child then unshares
     CLONE_NEWCGROUP, which makes this cgroup the root of its view.
     (`minict exec` joins the existing cgroup instead: resources.join_existing.)
+
+    Without root it is made only for a limit, and only in the cgroup v2
+    subtree delegated to the caller (cgroups/delegated.py); check_request
+    has refused a limit that cannot be had there.
     """
     if rootless.active():
-        kernel.explain("Without root minict cannot make a cgroup (no limit was asked): the "
-                       "container stays in the caller's own cgroup")
-        return None
+        from ..cgroups import delegated
+        return delegated.create_for_container(spec.id, spec.resource_limits(), kernel.explain)
     return create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
 
 
@@ -79,11 +82,11 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
     try:
         guard = device_access.install(kernel, spec, cgroup)
         ipc = joining.joined_ipc(record)
-        network = networking.prepare(record)
+        network = networking.prepare(record) or usernet.prepare(record)
         return _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early)
     except BaseException:
         _drop_cgroups(cgroup, guard.v1_cgroup if guard else None)
-        if network is not None:
+        if isinstance(network, networking.Attachment):
             networking.detach(kernel, record)
         raise
     finally:
@@ -110,7 +113,9 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
     try:
         state.write_starting(record, pid, os.getpid(), devices=guard.mechanism,
                              network=network.to_dict() if network else None)
-        if network is not None:
+        if isinstance(network, usernet.UserNet):      # without root: slirp4netns
+            usernet.start(kernel, network, pid, record.dir / "slirp4netns.log")
+        elif network is not None:
             networking.attach(kernel, network, pid)
             networking.hosts_for(record, network)
         for joined in (cgroup, guard.v1_cgroup):
@@ -154,7 +159,8 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
     """
     spec = record.spec
     if rootless.active():
-        return _clone_into_user_namespace(kernel, spec, container_main)
+        return _clone_into_user_namespace(kernel, spec, record.layout.containers.parent,
+                                          container_main)
     own_pid = own_net = joined_net = None
     flags, parts = 0, []
     if spec.pid_mode != "host":   # --pid host: it is born in the host's, as minict's children are
@@ -195,10 +201,11 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
     return pid
 
 
-def _clone_into_user_namespace(kernel, spec, container_main) -> int:
+def _clone_into_user_namespace(kernel, spec, store_root, container_main) -> int:
     """Without root (rootless.py): the child is born in a new user namespace
     and, owned by it, new PID and network namespaces (--network host: the
     host's); minict writes its id maps while it waits for "go"."""
+    id_map = rootless.choose_id_map(kernel, store_root)
     flags = sc.CLONE_NEWUSER | sc.CLONE_NEWPID
     if spec.network != "host":
         flags |= sc.CLONE_NEWNET
@@ -208,7 +215,7 @@ def _clone_into_user_namespace(kernel, spec, container_main) -> int:
     if pid == 0:
         container_main()   # ends in execve or os._exit
     try:
-        rootless.write_id_maps(kernel, pid, os.geteuid(), os.getegid())
+        rootless.write_id_maps(kernel, pid, id_map)
     except BaseException:
         kill_and_reap(pid)
         raise
@@ -229,7 +236,8 @@ def error_from_child(data: bytes):
     except (ValueError, IndexError):
         return RunFailed("the container's process failed before starting the command",
                          f"it said: {data[:200]!r}")
-    classes = {"CommandNotFound": CommandNotFound, "CommandNotExecutable": CommandNotExecutable}
+    classes = {"CommandNotFound": CommandNotFound, "CommandNotExecutable": CommandNotExecutable,
+               "UnknownUser": UnknownUser}
     cls = classes.get(report.get("kind"), RunFailed)
     return cls(report.get("message") or "the container failed to start", report.get("hint"))
 

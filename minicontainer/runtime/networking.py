@@ -64,7 +64,7 @@ def own_namespace(spec) -> bool:
 
 def is_attached(spec) -> bool:
     """Is it on a network of minict's (a bridge), not just loopback?"""
-    return own_namespace(spec) and spec.network not in ("none", "default")
+    return own_namespace(spec) and spec.network not in ("none", "default", "slirp4netns")
 
 
 def joined_namespace(record) -> int | None:

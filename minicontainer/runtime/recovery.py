@@ -50,7 +50,7 @@ def recover(config) -> list[str]:
             if entry.name.startswith((".tmp-", ".rm-")):
                 ours.add(entry.name.split("-", 1)[1])
                 try:
-                    state.remove_tree(str(entry))
+                    state.remove_container_tree(layout, str(entry))
                     done.append(f"removed unfinished container directory {entry.name}")
                 except OSError as exc:
                     done.append(f"could not remove unfinished container directory "

@@ -14,10 +14,12 @@ is still the same user: every file it makes on the host is the caller's.
     /proc/PID/gid_map   "0 G 1"
     "go" -------------------------------> uid 0 inside = U outside
 
-The map is one id: the caller's. (Ranges from /etc/subuid written by
-newuidmap, so that an image's other users exist too, are not done yet;
-see docs/ARCHITECTURE.md.) What root mode does for security still holds
-inside: the capability bounding set, no_new_privs, seccomp, masked paths.
+That map is one id, the caller's. When an administrator granted the
+caller subordinate ids (/etc/subuid) and newuidmap is installed, the map
+has ranges too, written by newuidmap/newgidmap, so that an image's other
+users exist inside: idmap.py explains both. What root mode does for
+security still holds inside: the capability bounding set, no_new_privs,
+seccomp, masked paths.
 
 What the kernel refuses a user namespace, and what minict does instead:
 - mknod (device nodes): /dev gets binds of the host's null, zero, full,
@@ -25,23 +27,24 @@ What the kernel refuses a user namespace, and what minict does instead:
 - overlayfs' trusted.* xattrs: the overlay is mounted with `userxattr`
   (Linux >= 5.11), and image layers are unpacked with user.overlay.*
   xattrs (image/extract.py);
-- a veth into the host's bridge, and cgroup writes: see check_request.
+- a veth into the host's bridge: the default network is slirp4netns, a
+  network in user space (usernet.py), when it is installed;
+- cgroups outside a subtree delegated to the user (cgroups/delegated.py)
+  and the rest check_request refuses.
 """
 
-import ctypes
 import os
 import platform
-import signal
+import shutil
 
+from .. import idmap
 from .. import syscalls as sc
-from ..errors import BadArgument, CgroupUnavailable, NotRoot, RunFailed
+from ..errors import BadArgument, NotRoot, RunFailed
+from . import usernet
 
 # overlayfs accepts user.overlay.* xattrs (mount option userxattr) from
 # Linux 5.11 on (Documentation/filesystems/overlayfs.rst, "User xattr").
 OVERLAY_USERXATTR_KERNEL = (5, 11)
-
-SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}
-
 
 def active() -> bool:
     """Does this minict run without root (and so in a user namespace)?"""
@@ -58,8 +61,8 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
 
 
 def check_request(config, options: dict, network_given: bool) -> None:
-    """Refuse, before anything is made, what phase 1 of rootless minict
-    cannot do; each error says what to do instead. `options`: `minict run`'s
+    """Refuse, before anything is made, what minict cannot do without
+    root; each error says what to do instead. `options`: `minict run`'s
     (click's names). `network_given`: --network was on the command line.
     Without it the rootless default is `none` (see default_network)."""
     if kernel_version() < OVERLAY_USERXATTR_KERNEL:
@@ -68,34 +71,67 @@ def check_request(config, options: dict, network_given: bool) -> None:
                         f"{platform.release()}", "run it as root, or on a newer kernel")
     from .resources import RESOURCE_FLAGS
     _check_own_store(config)
+    idmap.of_store(config.root)    # a store whose id map is gone fails here, before any change
     limits = [name for name in RESOURCE_FLAGS if options.get(name) not in (None, (), [], "")]
     if limits:
-        flag = "--" + limits[0].replace("_", "-")
-        raise CgroupUnavailable(f"{flag} needs a cgroup, and minict without root cannot make one "
-                                f"(delegated cgroup v2 is not supported yet)",
-                                f"drop {flag}, or run minict as root")
-    network = options.get("network") or "bridge"
-    if network_given and network not in ("none", "host"):
+        # Only in a cgroup v2 subtree delegated to the caller (systemd's
+        # Delegate=yes), with each limit's controller delegated too; else
+        # CgroupUnavailable says why, and what to do (cgroups/delegated.py).
+        from ..cgroups.delegated import check_flags
+        check_flags(limits)
+    network = (options.get("network") or "bridge") if network_given else default_network_name()
+    if network not in ("none", "host", usernet.NAME):
         raise BadArgument(f"--network {network} needs root (a veth into the host's bridge); "
-                          f"without root minict has none and host",
-                          "pass --network none (loopback only) or --network host "
-                          "(slirp4netns/pasta is not supported yet)")
-    if options.get("publish") or options.get("publish_all"):
-        raise BadArgument("-p/-P need a bridge network, which needs root",
-                          "drop -p/-P (with --network host the container's ports are the "
-                          "host's), or run minict as root")
-    for name, flag in (("detach", "-d"), ("gpu", "--gpu"), ("gpus", "--gpus"),
-                       ("gpu_plan", "--gpu-plan"), ("device", "--device"),
-                       ("privileged", "--privileged")):
+                          f"without root minict has {usernet.NAME}, none and host",
+                          f"pass --network {usernet.NAME} (a network in user space), none "
+                          f"(loopback only) or host (the host's own)")
+    if (options.get("publish") or options.get("publish_all")) and network != usernet.NAME:
+        raise BadArgument(f"-p/-P without root need --network {usernet.NAME} (installed: "
+                          f"{'yes' if shutil.which(usernet.NAME) else 'no'})",
+                          f"install {usernet.NAME} and pass --network {usernet.NAME}, or drop "
+                          f"-p/-P (with --network host the container's ports are the host's)")
+    # -d works: the supervisor is the user's process like any other.
+    # --gpu, --gpus, --gpu-plan and --device work: device nodes are bound
+    # from the host instead of made with mknod (gpu.py, device_binds).
+    for name, flag in (("privileged", "--privileged"),):
         if options.get(name) not in (None, False, (), [], ""):
             raise BadArgument(f"{flag} is not supported without root yet",
                               f"drop {flag}, or run minict as root")
-    for name in ("pid", "ipc"):
+    # --ipc host needs no privilege: the container's process just does not
+    # unshare its IPC namespace (child.py), and binds the host's /dev/shm.
+    # hpcshim's jobs ask for it, so that the ranks of one node share memory.
+    for name, allowed in (("pid", ("private", "shareable")),
+                          ("ipc", ("private", "shareable", "host"))):
         value = options.get(name)
-        if value not in (None, "", "private", "shareable"):
+        if value not in (None, "", *allowed):
             raise BadArgument(f"--{name} {value} is not supported without root yet "
                               f"(the container must own its {name.upper()} namespace)",
                               f"drop --{name}, or run minict as root")
+
+
+def device_binds(kernel: sc.Kernel, flags) -> list:
+    """--device HOST[:CONTAINER][:rwm] without root: the host's node, bound at
+    CONTAINER (mknod is refused in a user namespace). Checked as root mode
+    checks it (spec.parse_device), and that the caller may open it: root
+    inside is still you outside, and the kernel checks your uid and groups
+    against the host's node. Without a device controller the rwm letters
+    cannot narrow that further: the node's own mode is what counts."""
+    from .spec import Bind, parse_device
+    binds = []
+    for text in flags:
+        node = parse_device(text)
+        host = text.split(":")[0]
+        needed = os.R_OK | (os.W_OK if "w" in node.access else 0)
+        if not os.access(host, needed):
+            st = os.stat(host)
+            raise BadArgument(f"--device {host}: uid {os.getuid()} may not open it (mode "
+                              f"{st.st_mode & 0o7777:04o}, owner {st.st_uid}:{st.st_gid})",
+                              "ask for access to it (often a group such as video, render or "
+                              "disk), or run minict as root")
+        kernel.explain(f"--device {host}: bound from the host at {node.path} (no mknod without "
+                       f"root); the kernel checks your access to the host's node")
+        binds.append(Bind(host, node.path, False))
+    return binds
 
 
 def _check_own_store(config) -> None:
@@ -111,52 +147,55 @@ def _check_own_store(config) -> None:
                           "without root is ~/.local/share/minict and $XDG_RUNTIME_DIR/minict")
 
 
+def default_network_name() -> str:
+    """The network of a rootless container that named none: a network in
+    user space (usernet.py) when slirp4netns is installed, as podman and
+    Docker's rootless mode give; else `none`, loopback only (sharing the
+    host's network silently would be a surprise)."""
+    return usernet.NAME if shutil.which(usernet.NAME) else "none"
+
+
 def default_network(kernel: sc.Kernel) -> str:
-    """The network of a rootless container that asked for none: `none`.
-    Docker's rootless mode gives it a user-mode network stack (slirp4netns);
-    minict has none yet, and sharing the host's network silently would be a
-    surprise, so it gets its own namespace with only loopback."""
-    kernel.explain("Without root there is no bridge (its veth needs root): the container "
-                   "gets --network none, loopback only (pass --network host for the host's)")
-    return "none"
+    network = default_network_name()
+    if network == usernet.NAME:
+        kernel.explain(f"Without root there is no bridge (its veth needs root): the container "
+                       f"gets --network {usernet.NAME}, a network in user space")
+    else:
+        kernel.explain(f"Without root there is no bridge (its veth needs root), and {usernet.NAME} "
+                       f"is not installed: the container gets --network none, loopback only "
+                       f"(pass --network host for the host's)")
+    return network
 
 
 def clone_into_namespaces(kernel: sc.Kernel, flags: int, why: str) -> int:
     """fork(), but born in new namespaces, CLONE_NEWUSER among them; returns
-    the child's pid (0 in the child). os.fork cannot take clone flags, and
-    unshare(CLONE_NEWUSER) would move minict itself into the new user
-    namespace, from which it could never step back. clone(2) with SIGCHLD
-    and no new stack is exactly fork plus flags. The caller is a single
-    thread (the owner forks nothing else meanwhile), as fork needs too."""
+    the child's pid (0 in the child). See idmap.clone_new_user_namespace."""
     kernel.explain(why, f"clone({sc.clone_flags_text(flags)}|SIGCHLD, stack=NULL)")
-    number = SYS_CLONE.get(os.uname().machine)
-    if number is None:
-        raise RunFailed(f"minict does not know clone(2)'s number on {os.uname().machine}",
-                        "run minict as root")
-    libc = ctypes.CDLL(None, use_errno=True)
-    pid = libc.syscall(ctypes.c_long(number), ctypes.c_ulong(flags | signal.SIGCHLD),
-                       None, None, None, None)
+    pid = idmap.clone_new_user_namespace(flags)
     if pid < 0:
-        err = ctypes.get_errno()
-        raise RunFailed(f"the kernel refused a user namespace: clone: {os.strerror(err)}",
+        raise RunFailed(f"the kernel refused a user namespace: clone: {os.strerror(-pid)}",
                         "unprivileged user namespaces are disabled on this host "
                         "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, "
                         "or an AppArmor/SELinux policy); run minict as root")
     return pid
 
 
-def write_id_maps(kernel: sc.Kernel, pid: int, uid: int, gid: int) -> None:
-    """Map root in the child's user namespace to the caller, one id each.
-    setgroups must be denied before an unprivileged gid_map is written
-    (CVE-2014-8989: else dropping a group with setgroups could *gain*
-    access to files that deny that group)."""
-    kernel.write_proc(f"/proc/{pid}/uid_map", f"0 {uid} 1\n",
-                      f"User namespace: uid 0 inside is uid {uid} (you) outside; no other uid "
-                      f"exists in there")
-    kernel.write_proc(f"/proc/{pid}/setgroups", "deny\n",
-                      "Deny setgroups in there: the kernel's condition for an unprivileged gid_map")
-    kernel.write_proc(f"/proc/{pid}/gid_map", f"0 {gid} 1\n",
-                      f"User namespace: gid 0 inside is gid {gid} outside")
+def choose_id_map(kernel: sc.Kernel, store_root) -> idmap.IdMap:
+    """The container's map is its store's (idmap.of_store): the layers'
+    files are owned through it. Narrated, with why it is that one."""
+    chosen = idmap.of_store(store_root)
+    possible, reason = idmap.caller_map()
+    if possible.ranged and not chosen.ranged:
+        reason = ("this store's files were unpacked with one id, before subordinate ids were "
+                  "used; a new store (--root) would keep the image's owners")
+    kernel.explain(f"Id map of the user namespace: {chosen.describe()}. Why: {reason}")
+    return chosen
+
+
+def write_id_maps(kernel: sc.Kernel, pid: int, id_map: idmap.IdMap) -> None:
+    """Give the child's user namespace its ids (idmap.write_maps): one id
+    written by minict itself, or ranges written by newuidmap/newgidmap."""
+    idmap.write_maps(pid, id_map, kernel.write_proc, kernel.explain)
 
 
 def in_user_namespace() -> bool:

@@ -35,11 +35,14 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
                          options.pop("gpus", None))
     if gpu is not None:
         options["env"] = [*gpu.env, *options.get("env", ())]   # the user's -e comes later and wins
+    device_binds = []
+    if rootless.active() and options.get("device"):
+        device_binds = rootless.device_binds(kernel, options.pop("device"))
     from ..image import resolve
     spec = build_spec(resolve(config, image), image_ref=image, command=tuple(command),
                       env_files=tuple(options.pop("env_file", ())),
                       volumes=tuple(options.pop("volume", ())),
-                      binds=gpu.binds if gpu is not None else (),
+                      binds=(gpu.binds if gpu is not None else []) + device_binds,
                       devices=gpu.devices if gpu is not None else (),
                       limits=limits, volumes_dir=config.root / "volumes",
                       **{k: tuple(v) if isinstance(v, list) else v

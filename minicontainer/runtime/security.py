@@ -15,10 +15,12 @@ The order matters and each step says why:
    binaries, file capabilities), whatever is in the image.
 """
 
+import errno
 import os
 import signal
 
 from .. import syscalls as sc
+from ..errors import UnknownUser
 from . import capabilities as caps
 from . import syscall_filter
 from .command import umask_and_signals
@@ -79,12 +81,28 @@ def switch_user(kernel: sc.Kernel, uid: int, gid: int, additional_gids: list[int
     else:
         kernel.setgroups(list(additional_gids),
                          "Set the supplementary groups from the image's /etc/group")
-    kernel.setgid(gid, f"Become group {gid}")
-    kernel.setuid(uid, f"Become user {uid}" + ("" if uid == 0 else
-                                               " (the kernel now clears our capabilities)"))
+    try:
+        kernel.setgid(gid, f"Become group {gid}")
+        kernel.setuid(uid, f"Become user {uid}" + ("" if uid == 0 else
+                                                   " (the kernel now clears our capabilities)"))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        # Only without root (rootless.py): the id is not in the user
+        # namespace's map (idmap.py), which with one id holds only root.
+        raise UnknownUser(f"user {uid}:{gid} does not exist in this container's user namespace "
+                          f"(its id map: {' / '.join(_id_map_lines())})",
+                          "without subordinate ids only root (0) exists inside; ask for "
+                          "/etc/subuid and /etc/subgid ranges (and install uidmap), then use a "
+                          "new store (--root)") from None
     # Changing credentials clears the parent-death signal (prctl(2)), so it
     # is set again: the container must still die with its owner.
     kernel.set_pdeathsig(signal.SIGKILL, "Die if minict dies (set again: changing user cleared it)")
+
+
+def _id_map_lines() -> list[str]:
+    with open("/proc/self/uid_map") as f:
+        return [" ".join(line.split()) for line in f if line.strip()]
 
 
 def _setgroups_denied() -> bool:

@@ -45,7 +45,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # --network: "bridge" (the default network), "none" (loopback only), "host",
 # "container:NAME" (another container's network stack), or a network that
 # `minict network create` made (checked when the container starts).
-SPECIAL_NETWORKS = ("bridge", "none", "host")
+SPECIAL_NETWORKS = ("bridge", "none", "host", "slirp4netns")   # slirp4netns: without root
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024   # docker's /dev/shm size
 
 

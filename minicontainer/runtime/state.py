@@ -34,6 +34,7 @@ Why this survives a SIGKILL of any minict process at any moment:
 """
 
 import calendar
+import errno
 import fcntl
 import json
 import os
@@ -42,7 +43,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BadArgument, ContainerNotFound, ContainerStateError, NameInUse
+from .. import idmap
+from ..errors import BadArgument, ContainerNotFound, ContainerStateError, NameInUse, RunFailed
 from ..fsutil import atomic_write
 from .process import is_alive, start_time
 from .spec import ContainerSpec
@@ -272,10 +274,26 @@ def remove_record(record: Record) -> None:
     os.rename(record.dir, doomed)     # from here on no command sees it
     record.runtime_file.unlink(missing_ok=True)
     try:
-        remove_tree(str(doomed))
+        remove_container_tree(record.layout, str(doomed))
     except OSError:
         pass   # what is left is a .rm-* directory, which recover() removes
     record.lock_file.unlink(missing_ok=True)
+
+
+def remove_container_tree(layout: Layout, path: str) -> None:
+    """remove_tree, where the container's files may belong to ids the
+    caller cannot delete: without root, in a store with a ranged id map
+    (idmap.py), a file the container made as uid 1000 is owned by a
+    subordinate id. Then the removal runs in a user namespace with that map,
+    as root over them. Raises OSError as remove_tree does."""
+    id_map = None if os.geteuid() == 0 else idmap.of_store(layout.containers.parent)
+    if id_map is None or not id_map.ranged:
+        remove_tree(path)
+        return
+    try:
+        idmap.run_in_user_namespace(id_map, lambda: remove_tree(path), f"remove {path}")
+    except RunFailed as failed:
+        raise OSError(errno.EPERM, failed.message) from None
 
 
 def remove_tree(path: str) -> None:
@@ -376,7 +394,8 @@ def status(record: Record) -> Status:
     """What is true of this container right now (never what a stale file says)."""
     runtime = read_json(record.runtime_file)
     if runtime and is_alive(runtime.get("pid"), runtime.get("pid_start")):
-        return Status("created" if runtime.get("starting") else "running", pid=runtime["pid"], started_at=runtime.get("started_at"),
+        return Status("created" if runtime.get("starting") else "running", pid=runtime["pid"],
+                      started_at=runtime.get("started_at"),
                       owner_pid=runtime.get("owner_pid"), devices=runtime.get("devices"),
                       network=runtime.get("network"))
     exited = read_json(record.exit_file)

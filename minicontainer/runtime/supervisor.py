@@ -22,7 +22,7 @@ import os
 
 from .. import syscalls as sc
 from ..errors import MinictError, RunFailed
-from . import networking, state, tty
+from . import networking, state, tty, usernet
 from .command import exit_code_of
 from .launch import error_from_child, launch, read_all
 from .resources import release
@@ -117,6 +117,7 @@ def finish(record, code: int | None, lock: state.Lock, error: str | None = None,
     """
     kernel = kernel or sc.Kernel()
     networking.detach(kernel, record)
+    usernet.stop_for(record.id)          # without root: its slirp4netns, if it has one
     try:
         _, oom = release(record.id, kernel.explain)
     except MinictError as exc:

@@ -6,11 +6,9 @@ that user owns. They need unprivileged user namespaces and overlayfs with
 userxattr (Linux >= 5.11; the whiteout test, xattr whiteouts: >= 6.7).
 """
 
+import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,40 +16,33 @@ import pytest
 from minicontainer.config import Config
 from minicontainer.runtime.rootless import kernel_version
 from tests.helpers.images import Entry, busybox_image, tar_of
-
-NOBODY = 65534
-MINICT = str(Path(sys.executable).parent / "minict")
+from tests.helpers.rootless import (
+    NOBODY,
+    as_nobody,
+    container_dirs,
+    minict_entries_in_tmp,
+    minict_processes,
+    mounts_under,
+    nobody_dir,
+    nobody_store,
+    pid_namespace_of,
+    popen_as_nobody,
+    processes_in,
+    state_files,
+    temp_files,
+    wait_until_running,
+)
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="drops to nobody with setpriv: needs root")
-
-
-def as_nobody(env: dict, *args, timeout=60):
-    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-           "env", "-i", *[f"{k}={v}" for k, v in env.items()], MINICT, *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def userland(busybox_rootfs):
     """nobody's home: a store with busybox:latest (loaded as nobody) and a
-    state dir, all owned by nobody. Skips when the host forbids the basics."""
-    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                            "unshare", "-U", "-r", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"unprivileged user namespaces are forbidden here: {probe.stderr!r}")
-    # Not under pytest's tmp dir: /tmp/pytest-of-root is root's alone (0700).
-    base = Path(tempfile.mkdtemp(prefix="minict-rootless-"))
-    base.chmod(0o755)
-    archive = busybox_image(busybox_rootfs).write_docker_archive(base / "busybox.tar",
-                                                                  ["busybox:latest"])
-    env = {"PATH": os.environ["PATH"], "HOME": str(base), "MINICT_ROOT": str(base / "root"),
-           "MINICT_STATE": str(base / "state")}
-    for path in (base, archive):
-        os.chown(path, NOBODY, NOBODY)
-    loaded = as_nobody(env, "load", "-i", archive)
-    assert loaded.returncode == 0, loaded.stderr
-    yield base, env
-    shutil.rmtree(base, ignore_errors=True)
+    state dir, all owned by nobody (tests/helpers/rootless.py)."""
+    with nobody_store({"busybox:latest": busybox_image(busybox_rootfs)}) as (base, env):
+        yield base, env
 
 
 def test_store_and_state_default_to_the_users_places(monkeypatch):
@@ -72,9 +63,7 @@ def test_store_and_state_default_to_the_users_places(monkeypatch):
 
 def test_root_inside_is_the_caller_outside(userland, tmp_path):
     base, env = userland
-    volume = base / "vol"
-    volume.mkdir()
-    os.chown(volume, NOBODY, NOBODY)
+    volume = nobody_dir(base / "vol")
     result = as_nobody(env, "run", "--rm", "--network", "none", "-v", f"{volume}:/data", "busybox",
                        "sh", "-c", "id -u; echo hi > /data/made-inside")
     assert result.returncode == 0, result.stderr
@@ -116,24 +105,108 @@ def test_whiteouts_are_honoured(userland, busybox_rootfs):
     assert result.returncode != 0                           # /bin/true removed in the container
 
 
-def test_what_it_cannot_do_is_one_clear_line(userland):
-    _, env = userland
-    memory = as_nobody(env, "run", "--rm", "--memory", "64m", "busybox", "true")
-    assert memory.returncode == 40
-    assert memory.stderr.count("\n") == 1 and "--memory needs a cgroup" in memory.stderr
-    bridge = as_nobody(env, "run", "--rm", "--network", "bridge", "busybox", "true")
-    assert bridge.returncode != 0 and "--network none" in bridge.stderr
+# ---- what it cannot do yet: refused before anything is made, in one line --------------------
+
+REFUSED_WITHOUT_ROOT = [
+    # (flags, exit code, what the line names)
+    (["--network", "bridge"], 27, "--network bridge"),     # BadArgument: a veth needs root
+    (["--network", "none", "-p", "8080:80"], 27, "-p"),    # published ports need slirp4netns
+    (["--network", "none", "-P"], 27, "-P"),
+    (["--network", "container:x"], 27, "--network container:x"),
+    (["--privileged"], 27, "--privileged"),
+    (["--pid", "host"], 27, "--pid host"),                  # it must own its PID namespace
+    (["--ipc", "container:x"], 27, "--ipc container:x"),
+    (["--memory", "64m"], 40, "--memory"),                  # CgroupUnavailable: no delegation
+]
 
 
-def test_ten_runs_leave_nothing(userland):
+@pytest.mark.parametrize("flags, code, named", REFUSED_WITHOUT_ROOT,
+                         ids=[" ".join(flags) for flags, _, _ in REFUSED_WITHOUT_ROOT])
+def test_what_it_cannot_do_is_one_clear_line(userland, flags, code, named):
     base, env = userland
-    before_mounts = Path("/proc/self/mounts").read_text().count(str(base))
-    for _ in range(10):
+    result = as_nobody(env, "run", "--rm", *flags, "busybox", "true")
+    assert (result.returncode, result.stdout) == (code, ""), result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("minict: ") and named in line, line
+    assert "Traceback" not in result.stderr
+    assert container_dirs(base) == []                       # refused before anything was made
+
+
+# ---- leaving nothing behind ----------------------------------------------------------------
+
+def leftovers(base: Path) -> dict:
+    """Everything a rootless run could leave behind on the host."""
+    return {"mounts": mounts_under(base), "containers": container_dirs(base),
+            "minict processes": minict_processes(base), "state files": state_files(base),
+            "temp files": temp_files(base), "minict's in /tmp": minict_entries_in_tmp()}
+
+
+def test_fifty_runs_leave_nothing(userland):
+    base, env = userland
+    before = leftovers(base)
+    assert before == dict(before, mounts=[], containers=[], **{"minict processes": [],
+                                                               "state files": [],
+                                                               "temp files": []})
+    for _ in range(50):
         result = as_nobody(env, "run", "--rm", "busybox", "true")
         assert result.returncode == 0, result.stderr
-    assert Path("/proc/self/mounts").read_text().count(str(base)) == before_mounts == 0
-    assert list((base / "root" / "containers").iterdir()) == []
-    leftovers = subprocess.run(["pgrep", "-u", str(NOBODY), "-f", "minict"], capture_output=True,
-                               text=True).stdout.split()
-    assert leftovers == []
-    assert not [p for p in (base / "state").rglob("*") if p.is_file() and "lock" not in str(p)]
+    assert leftovers(base) == before
+
+
+# ---- its owner killed, and the user's own stop, kill, ps and rm -----------------------------
+
+def test_a_killed_owner_takes_the_container_with_it_and_rm_cleans_up(userland):
+    """The container's PID 1 dies with its minict (PR_SET_PDEATHSIG), and so
+    does every process of its PID namespace; the record stays, and the user
+    (no root needed) sees it in ps and removes it with rm."""
+    base, env = userland
+    before = leftovers(base)
+    owner = popen_as_nobody(env, "run", "--name", "orphan", "busybox", "sh", "-c",
+                            "sleep 100 & exec sleep 101")
+    try:
+        runtime = wait_until_running(base, processes=2)
+        assert runtime["owner_pid"] == owner.pid
+        namespace = pid_namespace_of(runtime["pid"])
+        assert row_of(env, "orphan")["State"] == "running"
+        owner.send_signal(signal.SIGKILL)
+        assert owner.wait(timeout=30) == -signal.SIGKILL
+        wait_for(lambda: processes_in(namespace) == [], 10, "the container's processes to die")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+    row = row_of(env, "orphan")
+    assert row["State"] == "exited" and "died" in row["Status"], row
+    removed = as_nobody(env, "rm", "orphan")
+    assert (removed.returncode, removed.stdout) == (0, "orphan\n"), removed.stderr
+    assert leftovers(base) == before
+    again = as_nobody(env, "run", "--rm", "--name", "orphan", "busybox", "true")
+    assert again.returncode == 0, again.stderr                # its name is free again
+
+
+def row_of(env: dict, name: str) -> dict:
+    """`minict ps -a`'s row of container `name`, run as nobody."""
+    listed = as_nobody(env, "ps", "-a", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    [row] = [r for r in rows if r["Names"] == name]
+    return row
+
+
+@pytest.mark.parametrize("command", [["kill"], ["stop", "-t", "1"]], ids=["kill", "stop"])
+def test_the_user_stops_a_foreground_run_and_it_exits_137(userland, command):
+    """kill: SIGKILL. stop: SIGTERM, which sleep as PID 1 ignores (the
+    kernel gives PID 1 no default actions), then SIGKILL after 1 s."""
+    base, env = userland
+    before = leftovers(base)
+    owner = popen_as_nobody(env, "run", "--rm", "--name", "victim", "busybox", "sleep", "100")
+    try:
+        wait_until_running(base)
+        stopped = as_nobody(env, *command, "victim")
+        assert (stopped.returncode, stopped.stdout) == (0, "victim\n"), stopped.stderr
+        assert owner.wait(timeout=30) == 128 + signal.SIGKILL
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+    assert leftovers(base) == before

@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.runtime.conftest import mount_table
+from tests.security.conftest import (assert_dev_and_shm_fill_up_to_their_size,
+                                     assert_no_descriptor_leads_out,
+                                     assert_sysrq_and_sys_read_only, mount_options)
 
 pytestmark = [pytest.mark.root, pytest.mark.vmtier]
 
@@ -52,22 +55,8 @@ def test_kernel_sysctls_are_read_only(box):
         assert f.read() == host
 
 
-def mount_options(mountinfo_lines: list[str], point: str) -> set[str] | None:
-    for line in mountinfo_lines:
-        fields = line.split()
-        if len(fields) > 5 and fields[4] == point:
-            return set(fields[5].split(","))
-    return None
-
-
 def test_sysrq_trigger_and_sys_are_read_only(box):
-    targets = ["/sys/kernel/profiling"] + (["/proc/sysrq-trigger"]
-                                           if os.path.exists("/proc/sysrq-trigger") else [])
-    out = sh(box, "; ".join(f"echo h > {t}" for t in targets) + "; cat /proc/self/mountinfo")
-    assert all("Read-only file system" in line for line in out[:len(targets)]), out
-    assert "ro" in mount_options(out, "/sys")
-    if len(targets) == 2:
-        assert "ro" in mount_options(out, "/proc/sysrq-trigger")
+    assert_sysrq_and_sys_read_only(lambda script: sh(box, script))
     # --privileged: neither is read-only (not written to: sysrq would act on the host)
     out = sh(box, "cat /proc/self/mountinfo", "--privileged")
     assert mount_options(out, "/proc/sysrq-trigger") is None and "rw" in mount_options(out, "/sys")
@@ -149,14 +138,7 @@ def test_no_inherited_descriptor_leads_out(box, tmp_path):
     a working directory given as /proc/self/fd/N, led into the host."""
     out = sh(box, "ls /proc/1/fd; readlink /proc/1/cwd")
     assert out == ["0", "1", "2", "/"]
-    for fd in range(3, 7):     # what minict itself holds open while it starts a container
-        result = box("run", "--rm", "-w", f"/proc/self/fd/{fd}", "escape", "sh", "-c",
-                     "pwd; ls / | grep -c '^bin$'")
-        if result.returncode == 0:                         # a real directory inside the container
-            assert result.stdout.splitlines()[1] == "1"
-        else:
-            assert result.returncode in (125, 126, 127), result.stderr
-            assert result.stderr.startswith("minict: ") and len(result.stderr.splitlines()) == 1
+    assert_no_descriptor_leads_out(box)
 
 
 def test_the_reaper_binary_cannot_be_opened_from_inside(box):
@@ -199,10 +181,4 @@ def test_ptrace_reaches_no_host_process(box):
 # ---- filling what the container can fill -----------------------------------------------------------------
 
 def test_filling_dev_and_dev_shm_stops_at_their_size(box):
-    free = os.statvfs("/").f_bavail
-    out = sh(box, "dd if=/dev/zero of=/dev/shm/fill bs=1M 2>&1 | grep -c 'No space left'; "
-                  "du -m /dev/shm/fill | cut -f1; "
-                  "dd if=/dev/zero of=/dev/fill bs=1M 2>&1 | grep -c 'No space left'; "
-                  "du -m /dev/fill | cut -f1")
-    assert out[0] == "1" and int(out[1]) <= 64 and out[2] == "1" and int(out[3]) <= 64
-    assert abs(os.statvfs("/").f_bavail - free) * os.statvfs("/").f_frsize < 32 << 20
+    assert_dev_and_shm_fill_up_to_their_size(lambda script: sh(box, script))
