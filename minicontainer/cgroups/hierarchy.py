@@ -175,14 +175,8 @@ class Cgroup:
     @classmethod
     def of(cls, container_id: str, root: Path = DEFAULT_ROOT,
            explain: Explain | None = None) -> "Cgroup":
-        """The cgroup of an existing container (for exec, stats, update, cleanup).
-
-        DEFAULT_ROOT stands for "the hierarchy this minict uses": without
-        root that is the cgroup delegated to the caller (delegated.py), so
-        the runtime's `Cgroup.of(id)` finds a rootless container's cgroup too."""
-        if Path(root) == DEFAULT_ROOT and os.geteuid() != 0:
-            from .delegated import cgroup_root  # (delegated.py builds on this module)
-            root = cgroup_root(root)
+        """The cgroup of an existing container (for exec, stats, update,
+        cleanup), under `root` (without root: delegated.cgroup_root())."""
         return cls(container_path(root, container_id), explain)
 
     def exists(self) -> bool:

@@ -15,9 +15,15 @@ read, changed and removed. The cgroup work itself is minicontainer.cgroups's.
 A container's cgroup is always <cgroup root>/minict/<container id>
 (cgroups.hierarchy.container_path), so nothing about it needs saving but
 the limits themselves, which live in the spec (spec.limits, a plain dict).
+The cgroup root is /sys/fs/cgroup, or without root the cgroup delegated
+to the caller (cgroups.delegated.cgroup_root).
 """
 
-from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, container_path, preflight
+import os
+
+from ..cgroups import delegated
+from ..cgroups.delegated import cgroup_root
+from ..cgroups.hierarchy import Cgroup, container_path, preflight
 from ..cgroups.hierarchy import remove_orphans as remove_orphan_cgroups
 from ..cgroups.limits import RESOURCE_FLAGS, Limits, limits_from_cli
 from ..cgroups.report import Target, update_limits
@@ -50,7 +56,7 @@ def join_existing(kernel, container_id: str, pid: int) -> None:
     (while it waits for "go", like the container's own PID 1), so it counts
     against the same limits. A container started without a cgroup (no limit
     asked, on a host without cgroup v2) has none to join."""
-    cgroup = Cgroup.of(container_id, explain=kernel.explain)
+    cgroup = Cgroup.of(container_id, cgroup_root(), explain=kernel.explain)
     if cgroup.exists():
         cgroup.add_pid(pid)
     else:
@@ -67,7 +73,7 @@ def release(container_id: str, explain=None, root=None) -> tuple[bool, str | Non
     for a container that never had a cgroup, or twice.
     """
     removed_v1 = release_v1(container_id, explain)   # a cgroup v1 devices cgroup, if any
-    cgroup = Cgroup.of(container_id, root or DEFAULT_ROOT, explain)
+    cgroup = Cgroup.of(container_id, root or cgroup_root(), explain)
     if not cgroup.exists():
         return removed_v1, None
     # memory.events must be read before the directory goes: it is the only
@@ -89,9 +95,11 @@ def remove_orphans(owned: set[str], ours: set[str], explain=None, root=None) -> 
     before its PID 1 is moved in (the few milliseconds of a start) or after
     it has ended.
     Returns the ids whose cgroups were removed. (`root`: the cgroup
-    hierarchy, /sys/fs/cgroup unless a test hands in a fake one.)
+    hierarchy, cgroup_root() unless a test hands in a fake one.)
     """
-    root = root or DEFAULT_ROOT
+    if root is None and os.geteuid() != 0 and delegated.find().cgroup is None:
+        return []   # without root and without a delegated cgroup, minict made no cgroup
+    root = root or cgroup_root()
 
     def is_live_in(hierarchy):
         def is_live(container_id: str) -> bool:
@@ -116,9 +124,10 @@ def stats_targets(config, names) -> list[Target]:
     names = list(names)
     records = [state.find(layout, name) for name in names] if names else state.list_records(layout)
     targets = []
+    hierarchy = cgroup_root()
     for r in records:
         status = state.status(r)
-        targets.append(Target(r.id, r.name, status.running, container_path(DEFAULT_ROOT, r.id),
+        targets.append(Target(r.id, r.name, status.running, container_path(hierarchy, r.id),
                               status.pid))
     return targets if names else [t for t in targets if t.running]
 
@@ -129,7 +138,8 @@ def update(config, refs, changes, explain=None) -> list[str]:
     them and `minict start` applies them again). Returns the names."""
     layout = state.Layout.of(config)
     records = [state.find(layout, ref) for ref in refs]
-    targets = [Target(r.id, r.name, state.status(r).running, container_path(DEFAULT_ROOT, r.id))
+    hierarchy = cgroup_root()
+    targets = [Target(r.id, r.name, state.status(r).running, container_path(hierarchy, r.id))
                for r in records]
     names = update_limits(targets, changes, explain)   # checks them all before writing any
     with state.names_lock(layout):

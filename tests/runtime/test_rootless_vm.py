@@ -205,3 +205,41 @@ def test_a_controller_that_is_not_delegated_is_named(userland, cgroups):
     assert "--memory needs the memory controller" in result.stderr
     assert "Delegate=memory pids" in result.stderr
     assert child_cgroups(delegated) == []
+
+
+# ---- stats, update and cleanup of a rootless container ---------------------------------------
+
+def test_stats_update_and_cleanup_find_the_delegated_cgroup(userland, cgroups):
+    """They look in the same hierarchy the container was made in
+    (resources.cgroup_root), not in root's /sys/fs/cgroup/minict."""
+    cgroups.append(delegate(make_cgroup(ROOT, "memory pids")))
+    delegated = cgroups[-1]
+
+    def minict(*args, command=(MINICT,)):
+        # once minict has enabled controllers in the delegated cgroup, a
+        # process may only join its leaf init/ (no internal processes)
+        leaf = delegated / "init"
+        return run_in(leaf if leaf.is_dir() else delegated, userland, *args, command=command)
+    started = minict("run", "-d", "--name", "limited", "--network", "none", "--memory", "64m",
+                     "busybox", "sleep", "600")
+    assert started.returncode == 0, started.stderr
+    try:
+        stats = minict("stats", "--no-stream", "limited")
+        assert stats.returncode == 0, stats.stderr
+        [row] = [line for line in stats.stdout.splitlines() if "limited" in line]
+        assert "/ 64MiB" in row, stats.stdout
+        updated = minict("update", "--memory", "128m", "limited")
+        assert updated.returncode == 0, updated.stderr
+        inside = minict("exec", "limited", "cat", "/sys/fs/cgroup/memory.max")
+        assert inside.stdout.strip() == str(128 << 20), inside.stderr
+        # a cgroup a killed minict could leave: empty, of no container this root knows
+        leftover = delegated / "minict" / ("ab" * 32)
+        assert minict("sh", "-c", f"mkdir {leftover}", command=[]).returncode == 0
+        cleaned = minict("cleanup")
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert f"removed the orphaned cgroup of container {'ab' * 6}" in cleaned.stdout
+        assert not leftover.exists()
+    finally:
+        removed = minict("rm", "-f", "limited")
+    assert removed.returncode == 0, removed.stderr
+    assert child_cgroups(delegated / "minict") == []
