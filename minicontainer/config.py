@@ -44,6 +44,20 @@ class Config:
     state: Path             # --state / MINICT_STATE
     explain: bool = False   # --explain / MINICT_EXPLAIN=1
 
+    def not_writable(self) -> tuple[str, Path] | None:
+        """("store" or "state directory", its path) for the first of the two
+        this process may not make or change, or None. A directory not made
+        yet counts as its nearest existing parent. (os.path.exists, not
+        Path.exists: below a directory the user may not enter, Path.exists
+        raises PermissionError; this walks up to it.)"""
+        for what, path in (("store", self.root), ("state directory", self.state)):
+            existing = path
+            while not os.path.exists(existing):
+                existing = existing.parent
+            if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
+                return what, path
+        return None
+
     @classmethod
     def from_env(cls, root: str | None = None, state: str | None = None,
                  explain: bool | None = None) -> "Config":

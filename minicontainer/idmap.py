@@ -28,22 +28,18 @@ runs in a short-lived user namespace with the same map, where the caller
 is root over all of them (run_in_user_namespace).
 """
 
-import ctypes
 import json
 import os
 import pwd
 import shutil
-import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import syscalls as sc
 from .errors import NotRoot, RunFailed
 
 STORE_FILE = "idmap.json"
 SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
-SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}
-CLONE_NEWUSER = 0x10000000
 
 Range = tuple[int, int, int]        # (first inside, first outside, count)
 
@@ -161,61 +157,61 @@ def map_lines(ranges: tuple[Range, ...]) -> str:
     return "".join(f"{inside} {outside} {count}\n" for inside, outside, count in ranges)
 
 
-def write_maps(pid: int, idmap: IdMap, write_proc, explain) -> None:
-    """Give the user namespace of process `pid` its ids. `write_proc(path,
-    text, why)` and `explain(sentence, call)` are the narrating Kernel's."""
+def write_maps(kernel: sc.Kernel, pid: int, idmap: IdMap) -> None:
+    """Give the user namespace of process `pid` its ids, narrated by `kernel`."""
     if not idmap.ranged:
-        write_proc(f"/proc/{pid}/uid_map", map_lines(idmap.uids),
-                   f"User namespace: uid 0 inside is uid {idmap.uids[0][1]} (you) outside; "
-                   f"no other uid exists in there")
+        kernel.write_proc(f"/proc/{pid}/uid_map", map_lines(idmap.uids),
+                          f"User namespace: uid 0 inside is uid {idmap.uids[0][1]} (you) outside; "
+                          f"no other uid exists in there")
         # setgroups must be denied before an unprivileged gid_map is written
         # (CVE-2014-8989: else dropping a group with setgroups could *gain*
         # access to files that deny that group).
-        write_proc(f"/proc/{pid}/setgroups", "deny\n",
-                   "Deny setgroups in there: the kernel's condition for an unprivileged gid_map")
-        write_proc(f"/proc/{pid}/gid_map", map_lines(idmap.gids),
-                   f"User namespace: gid 0 inside is gid {idmap.gids[0][1]} outside")
+        kernel.write_proc(f"/proc/{pid}/setgroups", "deny\n",
+                          "Deny setgroups in there: the kernel's condition for an unprivileged "
+                          "gid_map")
+        kernel.write_proc(f"/proc/{pid}/gid_map", map_lines(idmap.gids),
+                          f"User namespace: gid 0 inside is gid {idmap.gids[0][1]} outside")
         return
-    for tool, ranges in (("newuidmap", idmap.uids), ("newgidmap", idmap.gids)):
-        argv = [tool, str(pid)] + [str(n) for r in ranges for n in r]
-        grants = SUBUID if tool == "newuidmap" else SUBGID
-        explain(f"User namespace: {tool} (setuid root) checks {grants} and writes the ranges",
-                " ".join(argv))
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            detail = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise RunFailed(f"{tool} refused the map {' '.join(argv[2:])}: {detail}",
+    for tool, ranges, grants in (("newuidmap", idmap.uids, SUBUID),
+                                 ("newgidmap", idmap.gids, SUBGID)):
+        try:
+            kernel.write_id_map(tool, pid, ranges, f"User namespace: {tool} (setuid root) "
+                                                   f"checks {grants} and writes the ranges")
+        except OSError as exc:
+            shown = " ".join(str(n) for r in ranges for n in r)
+            raise RunFailed(f"{tool} refused the map {shown}: {exc.strerror}",
                             f"check your lines in {SUBUID} and {SUBGID}, or remove them to "
-                            f"run with one id")
+                            f"run with one id") from None
 
 
 # ---- working inside a user namespace ---------------------------------------------------
 
-def clone_new_user_namespace(flags: int = 0) -> int:
-    """fork(), but the child is born in a new user namespace (and in the
-    namespaces `flags` add); returns the child's pid, 0 in the child, or
-    -errno. os.fork cannot take clone flags, and unshare(CLONE_NEWUSER)
-    would move minict itself into the new namespace, from which it could
-    never step back. clone(2) with SIGCHLD and no new stack is exactly fork
-    plus flags. The caller must be a single thread, as for fork."""
-    number = SYS_CLONE.get(os.uname().machine)
-    if number is None:
-        raise RunFailed(f"minict does not know clone(2)'s number on {os.uname().machine}",
-                        "run minict as root")
-    libc = ctypes.CDLL(None, use_errno=True)
-    pid = libc.syscall(ctypes.c_long(number),
-                       ctypes.c_ulong(flags | CLONE_NEWUSER | signal.SIGCHLD),
-                       None, None, None, None)
-    return -ctypes.get_errno() if pid < 0 else pid
+def run_as_owner(store_root: Path, work, what: str) -> None:
+    """Run `work()` with the right to change every file of the store at
+    `store_root`: directly as root, or in a store whose files are all the
+    caller's (one id); in a store with a ranged map, in a user namespace
+    with that map (run_in_user_namespace)."""
+    id_map = None if os.geteuid() == 0 or not Path(store_root).is_dir() else of_store(store_root)
+    if id_map is None or not id_map.ranged:
+        work()
+    else:
+        run_in_user_namespace(id_map, work, what)
 
 
 def run_in_user_namespace(idmap: IdMap, work, what: str) -> None:
     """Run `work()` in a child that is root over every id of `idmap` (in a
     new user namespace with that map), and wait for it. Raises RunFailed
     with the child's error, naming `what`."""
+    kernel = sc.Kernel()      # not narrated: this is bookkeeping, not a container
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    pid = clone_new_user_namespace()
+    try:
+        pid = kernel.clone(sc.CLONE_NEWUSER, what)
+    except OSError as exc:
+        for fd in (go_read, go_write, error_read, error_write):
+            os.close(fd)
+        raise RunFailed(f"cannot {what}: the kernel refused a user namespace: "
+                        f"{os.strerror(exc.errno)}", "run minict as root") from None
     if pid == 0:
         status = 1
         try:
@@ -231,11 +227,8 @@ def run_in_user_namespace(idmap: IdMap, work, what: str) -> None:
     os.close(go_read)
     os.close(error_write)
     try:
-        if pid < 0:
-            raise RunFailed(f"cannot {what}: the kernel refused a user namespace: "
-                            f"{os.strerror(-pid)}", "run minict as root")
         try:
-            write_maps(pid, idmap, _write_file, lambda *_: None)
+            write_maps(kernel, pid, idmap)
             os.write(go_write, b"g")
         finally:
             os.close(go_write)
@@ -246,8 +239,3 @@ def run_in_user_namespace(idmap: IdMap, work, what: str) -> None:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RunFailed(f"cannot {what} in a user namespace: {error or 'it failed'}",
                         "run `minict cleanup`, or remove the store (--root) and load again")
-
-
-def _write_file(path: str, text: str, _why: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)

@@ -133,6 +133,16 @@ BPF_LICENSE = b"GPL"           # only matters for GPL-only kernel helpers; the f
 # bpf(2) has no wrapper in the C library: its number, per architecture
 # (<asm/unistd.h>).
 SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
+SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    """(major, minor) of the running kernel, e.g. (6, 8) for "6.8.0-45-generic"."""
+    parts = (release or os.uname().release).split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
 
 
 def flags_text(flags: int, names=MS_NAMES) -> str:
@@ -222,6 +232,25 @@ class Kernel:
     def setns(self, fd: int, nstype: int, why: str, what: str = "") -> None:
         self.explain(why, f"setns({what or fd}, {clone_flags_text(nstype)})")
         self._do_setns(fd, nstype)
+
+    def clone(self, flags: int, why: str) -> int:
+        """fork(), but the child is born in new namespaces, CLONE_NEWUSER
+        among them (without root: runtime/rootless.py, idmap.py); returns the
+        child's pid, 0 in the child. os.fork cannot take clone flags, and
+        unshare(CLONE_NEWUSER) would move minict itself into the new user
+        namespace, from which it could never step back. clone(2) with SIGCHLD
+        and no new stack is exactly fork plus flags. The caller must be a
+        single thread, as for fork."""
+        self.explain(why, f"clone({clone_flags_text(flags)}|SIGCHLD, stack=NULL)")
+        return self._do_clone(flags)
+
+    def write_id_map(self, tool: str, pid: int, ranges, why: str) -> None:
+        """Id ranges ((inside, outside, count), ...) for the user namespace
+        of `pid`, written by the setuid helper `tool` (newuidmap or
+        newgidmap), which checks them against /etc/subuid or /etc/subgid."""
+        argv = [tool, str(pid)] + [str(n) for r in ranges for n in r]
+        self.explain(why, " ".join(argv))
+        self._do_write_id_map(argv)
 
     # -- networks: netlink (through pyroute2), sysctls, iptables --
 
@@ -494,6 +523,20 @@ class Kernel:
     def _do_load_seccomp(self, syscall_filter):
         syscall_filter.load()
 
+    def _do_clone(self, flags):
+        machine = os.uname().machine
+        number = SYS_CLONE.get(machine)
+        if number is None:
+            raise OSError(errno.ENOSYS, f"clone(2): minict does not know its number on {machine}")
+        return _check(_libc().syscall(ctypes.c_long(number), ctypes.c_ulong(flags | signal.SIGCHLD),
+                                      None, None, None, None), "clone", clone_flags_text(flags))
+
+    def _do_write_id_map(self, argv):
+        import subprocess
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise OSError(errno.EPERM, (result.stderr.strip().splitlines() or ["no message"])[-1])
+
     def _do_setns(self, fd, nstype):
         _check(_libc().setns(fd, nstype), "setns", fd, clone_flags_text(nstype))
         if nstype & CLONE_NEWNET and self._netlink is not None:
@@ -765,6 +808,10 @@ class RecordingKernel(Kernel):
     def _do_write_sysctl(self, name, value): self._record("write_sysctl", name, value)
     def _do_firewall(self, table, action, rule): self._record("firewall", table, action, rule)
     def _do_setns(self, fd, nstype): self._record("setns", fd, nstype)
+    def _do_write_id_map(self, argv): self._record("write_id_map", argv)
+    def _do_clone(self, flags):
+        self._record("clone", flags)
+        return -1   # no process was made: the caller is the parent
     def _do_mount(self, source, target, fstype, flags, data):
         self._record("mount", source, target, fstype, flags, data)
     def _do_bind_with_attributes(self, source, target, readonly, nodev):

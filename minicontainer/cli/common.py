@@ -1,7 +1,6 @@
 """What the container commands share: the root check and a narrated Kernel."""
 
 import os
-from pathlib import Path
 
 from ..errors import NotRoot
 
@@ -22,18 +21,12 @@ def need_root_or_own_store(config, what: str) -> None:
     root too: else a container `run --name NAME` made could never be
     removed, and NAME would stay taken (NameInUse says "minict rm NAME",
     which then needed root). Root's store stays root's: needs root."""
-    if os.geteuid() == 0:
-        return
-    for path in (config.root, config.state):
-        existing = Path(path)
-        # os.path.exists, not Path.exists: below a directory the user may
-        # not enter, Path.exists raises PermissionError; this walks up to it.
-        while not os.path.exists(existing):
-            existing = existing.parent
-        if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
-            raise NotRoot(f"minict {what} on {path} needs root: it is not writable by uid "
-                          f"{os.geteuid()}", "use a store of your own (without root the default "
-                          "is ~/.local/share/minict; or --root/--state), or run it as root")
+    refused = None if os.geteuid() == 0 else config.not_writable()
+    if refused is not None:
+        _, path = refused
+        raise NotRoot(f"minict {what} on {path} needs root: it is not writable by uid "
+                      f"{os.geteuid()}", "use a store of your own (without root the default "
+                      "is ~/.local/share/minict; or --root/--state), or run it as root")
 
 
 def kernel_for(config):

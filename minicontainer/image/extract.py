@@ -73,6 +73,7 @@ from baselib.inroot import open_in_root
 
 from ..errors import DigestMismatch, NotRoot, UnsafeLayer
 from ..fsutil import CHUNK
+from ..syscalls import kernel_version
 from .blob_reader import (DECOMPRESS_ERRORS, DecompressThread, HashingReader, TarStream, corrupt,
                           open_decompressed, sniff_compression, zstd_errors)
 
@@ -459,7 +460,7 @@ class LayerExtractor:
     def _user_whiteout(self, parent: int, hidden: str) -> None:
         """Without root: NAME becomes an empty file with user.overlay.whiteout,
         and its directory is marked as holding such whiteouts ("x")."""
-        if _kernel_version() < XATTR_WHITEOUT_KERNEL:
+        if kernel_version() < XATTR_WHITEOUT_KERNEL:
             raise NotRoot("the layer deletes files (whiteouts); without root minict stores them "
                           "as overlayfs xattr whiteouts, which need Linux >= 6.7, and this "
                           f"kernel is {os.uname().release}", "run minict as root (sudo)")
@@ -487,14 +488,6 @@ class LayerExtractor:
                 os.utime(fd, ns=(mtime, mtime))
             finally:
                 os.close(fd)
-
-
-def _kernel_version() -> tuple[int, int]:
-    major, minor = (os.uname().release.split(".") + ["0"])[:2]
-    try:
-        return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
-    except ValueError:
-        return (0, 0)
 
 
 def _ns(mtime) -> int:

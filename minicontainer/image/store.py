@@ -405,13 +405,11 @@ class Store:
         them: with a ranged id map, files kept as uid 1000 are owned by a
         subordinate id the caller cannot delete, so the removal runs in a
         user namespace with that map, where the caller is root over them."""
-        id_map = self.id_map() if self.root.exists() else None
-        if id_map is None or not id_map.ranged:
+        def remove_all():
             for path in paths:
                 _remove(path)
-            return
-        idmap.run_in_user_namespace(id_map, lambda: [_remove(p) for p in paths],
-                                    f"remove {len(paths)} item(s) of the store {self.root}")
+        idmap.run_as_owner(self.root, remove_all,
+                           f"remove {len(paths)} item(s) of the store {self.root}")
 
 
 def _remove(path: Path) -> None:

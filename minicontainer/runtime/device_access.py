@@ -25,8 +25,9 @@ this host offers, in this order:
   privileged  no device controller, and --privileged: every device is
               allowed anyway (as docker's --privileged), nothing to enforce.
 
-Without root (rootless.py) it is always nodev: there is no cgroup to attach
-anything to, and the user namespace refuses mknod. The nodes in /dev are
+Without root (rootless.py) it is always nodev: loading a device program
+needs CAP_BPF on the host, even where a delegated cgroup exists
+(cgroups/delegated.py), and the user namespace refuses mknod. The nodes in /dev are
 binds of the host's (devices.py), and opening one is the kernel's own check
 of the caller against the host's node, the same as outside the container.
 

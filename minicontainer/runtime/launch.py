@@ -26,8 +26,10 @@ import signal
 import socket
 from dataclasses import dataclass
 
+from ..cgroups import delegated
 from ..cgroups.hierarchy import create_for_container
 from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
+from .. import idmap
 from .. import syscalls as sc
 from . import child, device_access, joining, networking, rootless, state, tty, usernet
 
@@ -56,7 +58,6 @@ def make_cgroup(kernel: sc.Kernel, spec):
     has refused a limit that cannot be had there.
     """
     if rootless.active():
-        from ..cgroups import delegated
         return delegated.create_for_container(spec.id, spec.resource_limits(), kernel.explain)
     return create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
 
@@ -215,7 +216,7 @@ def _clone_into_user_namespace(kernel, spec, store_root, container_main) -> int:
     if pid == 0:
         container_main()   # ends in execve or os._exit
     try:
-        rootless.write_id_maps(kernel, pid, id_map)
+        idmap.write_maps(kernel, pid, id_map)
     except BaseException:
         kill_and_reap(pid)
         raise

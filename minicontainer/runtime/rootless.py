@@ -34,13 +34,15 @@ What the kernel refuses a user namespace, and what minict does instead:
 """
 
 import os
-import platform
 import shutil
 
 from .. import idmap
 from .. import syscalls as sc
+from ..cgroups import delegated
+from ..cgroups.limits import RESOURCE_FLAGS
 from ..errors import BadArgument, NotRoot, RunFailed
 from . import usernet
+from .spec import Bind, parse_device
 
 # overlayfs accepts user.overlay.* xattrs (mount option userxattr) from
 # Linux 5.11 on (Documentation/filesystems/overlayfs.rst, "User xattr").
@@ -51,25 +53,15 @@ def active() -> bool:
     return os.geteuid() != 0
 
 
-def kernel_version(release: str | None = None) -> tuple[int, int]:
-    """(major, minor) of the running kernel, e.g. (6, 8) for "6.8.0-45-generic"."""
-    parts = (release or platform.release()).split(".")
-    try:
-        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
-        return (0, 0)
-
-
-def check_request(config, options: dict, network_given: bool) -> None:
+def check_request(config, options: dict) -> None:
     """Refuse, before anything is made, what minict cannot do without
     root; each error says what to do instead. `options`: `minict run`'s
-    (click's names). `network_given`: --network was on the command line.
-    Without it the rootless default is `none` (see default_network)."""
-    if kernel_version() < OVERLAY_USERXATTR_KERNEL:
+    (click's names), with the rootless default network (default_network)
+    where --network was not given."""
+    if sc.kernel_version() < OVERLAY_USERXATTR_KERNEL:
         raise RunFailed(f"minict run without root needs Linux >= 5.11 (overlayfs in a user "
                         f"namespace, mount option userxattr); this kernel is "
-                        f"{platform.release()}", "run it as root, or on a newer kernel")
-    from .resources import RESOURCE_FLAGS
+                        f"{os.uname().release}", "run it as root, or on a newer kernel")
     _check_own_store(config)
     idmap.of_store(config.root)    # a store whose id map is gone fails here, before any change
     limits = [name for name in RESOURCE_FLAGS if options.get(name) not in (None, (), [], "")]
@@ -77,9 +69,8 @@ def check_request(config, options: dict, network_given: bool) -> None:
         # Only in a cgroup v2 subtree delegated to the caller (systemd's
         # Delegate=yes), with each limit's controller delegated too; else
         # CgroupUnavailable says why, and what to do (cgroups/delegated.py).
-        from ..cgroups.delegated import check_flags
-        check_flags(limits)
-    network = (options.get("network") or "bridge") if network_given else default_network_name()
+        delegated.check_flags(limits)
+    network = options.get("network") or "bridge"
     if network not in ("none", "host", usernet.NAME):
         raise BadArgument(f"--network {network} needs root (a veth into the host's bridge); "
                           f"without root minict has {usernet.NAME}, none and host",
@@ -93,10 +84,9 @@ def check_request(config, options: dict, network_given: bool) -> None:
     # -d works: the supervisor is the user's process like any other.
     # --gpu, --gpus, --gpu-plan and --device work: device nodes are bound
     # from the host instead of made with mknod (gpu.py, device_binds).
-    for name, flag in (("privileged", "--privileged"),):
-        if options.get(name) not in (None, False, (), [], ""):
-            raise BadArgument(f"{flag} is not supported without root yet",
-                              f"drop {flag}, or run minict as root")
+    if options.get("privileged"):
+        raise BadArgument("--privileged is not supported without root yet",
+                          "drop --privileged, or run minict as root")
     # --ipc host needs no privilege: the container's process just does not
     # unshare its IPC namespace (child.py), and binds the host's /dev/shm.
     # hpcshim's jobs ask for it, so that the ranks of one node share memory.
@@ -116,7 +106,6 @@ def device_binds(kernel: sc.Kernel, flags) -> list:
     inside is still you outside, and the kernel checks your uid and groups
     against the host's node. Without a device controller the rwm letters
     cannot narrow that further: the node's own mode is what counts."""
-    from .spec import Bind, parse_device
     binds = []
     for text in flags:
         node = parse_device(text)
@@ -136,48 +125,40 @@ def device_binds(kernel: sc.Kernel, flags) -> list:
 
 def _check_own_store(config) -> None:
     """Root's store (/var/lib/minict) is not the user's: say so in one line."""
-    for what, path in (("store", config.root), ("state directory", config.state)):
-        existing = path
-        while not os.path.exists(existing):
-            existing = existing.parent
-        if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
-            raise NotRoot(f"minict run without root needs a {what} of its own, and {path} is "
-                          f"not writable by uid {os.geteuid()}",
-                          "give one with --root/--state (MINICT_ROOT/MINICT_STATE); the default "
-                          "without root is ~/.local/share/minict and $XDG_RUNTIME_DIR/minict")
+    refused = config.not_writable()
+    if refused is not None:
+        what, path = refused
+        raise NotRoot(f"minict run without root needs a {what} of its own, and {path} is "
+                      f"not writable by uid {os.geteuid()}",
+                      "give one with --root/--state (MINICT_ROOT/MINICT_STATE); the default "
+                      "without root is ~/.local/share/minict and $XDG_RUNTIME_DIR/minict")
 
 
-def default_network_name() -> str:
+def default_network(kernel: sc.Kernel) -> str:
     """The network of a rootless container that named none: a network in
     user space (usernet.py) when slirp4netns is installed, as podman and
     Docker's rootless mode give; else `none`, loopback only (sharing the
     host's network silently would be a surprise)."""
-    return usernet.NAME if shutil.which(usernet.NAME) else "none"
-
-
-def default_network(kernel: sc.Kernel) -> str:
-    network = default_network_name()
-    if network == usernet.NAME:
+    if shutil.which(usernet.NAME):
         kernel.explain(f"Without root there is no bridge (its veth needs root): the container "
                        f"gets --network {usernet.NAME}, a network in user space")
-    else:
-        kernel.explain(f"Without root there is no bridge (its veth needs root), and {usernet.NAME} "
-                       f"is not installed: the container gets --network none, loopback only "
-                       f"(pass --network host for the host's)")
-    return network
+        return usernet.NAME
+    kernel.explain(f"Without root there is no bridge (its veth needs root), and {usernet.NAME} "
+                   f"is not installed: the container gets --network none, loopback only "
+                   f"(pass --network host for the host's)")
+    return "none"
 
 
 def clone_into_namespaces(kernel: sc.Kernel, flags: int, why: str) -> int:
     """fork(), but born in new namespaces, CLONE_NEWUSER among them; returns
-    the child's pid (0 in the child). See idmap.clone_new_user_namespace."""
-    kernel.explain(why, f"clone({sc.clone_flags_text(flags)}|SIGCHLD, stack=NULL)")
-    pid = idmap.clone_new_user_namespace(flags)
-    if pid < 0:
-        raise RunFailed(f"the kernel refused a user namespace: clone: {os.strerror(-pid)}",
+    the child's pid (0 in the child). See Kernel.clone."""
+    try:
+        return kernel.clone(flags, why)
+    except OSError as exc:
+        raise RunFailed(f"the kernel refused a user namespace: clone: {os.strerror(exc.errno)}",
                         "unprivileged user namespaces are disabled on this host "
                         "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, "
-                        "or an AppArmor/SELinux policy); run minict as root")
-    return pid
+                        "or an AppArmor/SELinux policy); run minict as root") from None
 
 
 def choose_id_map(kernel: sc.Kernel, store_root) -> idmap.IdMap:
@@ -190,12 +171,6 @@ def choose_id_map(kernel: sc.Kernel, store_root) -> idmap.IdMap:
                   "used; a new store (--root) would keep the image's owners")
     kernel.explain(f"Id map of the user namespace: {chosen.describe()}. Why: {reason}")
     return chosen
-
-
-def write_id_maps(kernel: sc.Kernel, pid: int, id_map: idmap.IdMap) -> None:
-    """Give the child's user namespace its ids (idmap.write_maps): one id
-    written by minict itself, or ranges written by newuidmap/newgidmap."""
-    idmap.write_maps(pid, id_map, kernel.write_proc, kernel.explain)
 
 
 def in_user_namespace() -> bool:

@@ -23,14 +23,15 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
     id); the code is None for a detached container, which runs on."""
     options = dict(options)
     network_given = options.pop("network_given", True)
-    if rootless.active():
-        # Without root: a user namespace first (rootless.py). What it cannot
-        # do yet is refused here, before anything is made.
-        rootless.check_request(config, options, network_given)
-    limits = limits_from_flags(options)
     kernel = Kernel(Narrator(config.explain))
-    if rootless.active() and not network_given:
-        options["network"] = rootless.default_network(kernel)
+    if rootless.active():
+        # Without root: a user namespace first (rootless.py). Its default
+        # network is another, and what it cannot do is refused here, before
+        # anything is made.
+        if not network_given:
+            options["network"] = rootless.default_network(kernel)
+        rootless.check_request(config, options)
+    limits = limits_from_flags(options)
     gpu = _gpu_injection(kernel, options.pop("gpu", None), options.pop("gpu_plan", None),
                          options.pop("gpus", None))
     if gpu is not None:

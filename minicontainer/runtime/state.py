@@ -286,12 +286,8 @@ def remove_container_tree(layout: Layout, path: str) -> None:
     (idmap.py), a file the container made as uid 1000 is owned by a
     subordinate id. Then the removal runs in a user namespace with that map,
     as root over them. Raises OSError as remove_tree does."""
-    id_map = None if os.geteuid() == 0 else idmap.of_store(layout.containers.parent)
-    if id_map is None or not id_map.ranged:
-        remove_tree(path)
-        return
     try:
-        idmap.run_in_user_namespace(id_map, lambda: remove_tree(path), f"remove {path}")
+        idmap.run_as_owner(layout.containers.parent, lambda: remove_tree(path), f"remove {path}")
     except RunFailed as failed:
         raise OSError(errno.EPERM, failed.message) from None
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from minicontainer.runtime.rootless import OVERLAY_USERXATTR_KERNEL, kernel_version
+from minicontainer.runtime.rootless import OVERLAY_USERXATTR_KERNEL
+from minicontainer.syscalls import kernel_version
 from tests.helpers.lessons import EXAMPLES, readme_and_script, run_walkthrough
 from tests.runtime.conftest import MINICT, VENV_BIN, mount_table
 

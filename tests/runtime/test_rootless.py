@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from minicontainer.config import Config
-from minicontainer.runtime.rootless import kernel_version
+from minicontainer.syscalls import kernel_version
 from tests.helpers.images import Entry, busybox_image, tar_of
 from tests.helpers.rootless import (
     NOBODY,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from minicontainer.runtime.rootless import kernel_version
+from minicontainer.syscalls import kernel_version
 from tests.helpers.images import Entry, busybox_image, tar_of
 from tests.helpers.subids import NOBODY, SUB_COUNT, SUB_START, Nobody
 

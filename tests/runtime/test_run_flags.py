@@ -168,6 +168,7 @@ def test_add_host_with_host_network(mt):
     (["--pid", "container:x"], "invalid --pid 'container:x'"),
     (["--mount", "type=volume,target=/v"], "a volume needs a name"),
     (["--ulimit", "nofile=9:1"], "the soft limit is above the hard one"),
+    (["--network", "slirp4netns"], "--network slirp4netns is for minict without root"),
 ])
 def test_bad_flags_are_one_line_and_leave_nothing(mt, args, words):
     mounts = mount_table()
