@@ -1,4 +1,8 @@
-"""A per-user cache of the slow, host-wide part of discovery.
+"""A per-user cache of what is slow to find out and rarely changes.
+
+Two things are kept: the host-wide part of GPU discovery (discovery/inventory.py)
+and each container runtime's version (backends/apptainer.py: `apptainer
+--version` starts a 50 MB Go program, ~11 ms on every job step).
 
 Parsing ld.so.cache, scanning the driver directory and reading ELF headers
 costs milliseconds that `hpcshim exec` would pay on every job step. The
@@ -13,11 +17,9 @@ HPCSHIM_NO_CACHE=1 turns it off. A cache that cannot be read or written is
 ignored (it is only ever an optimisation); writes are temp file + rename.
 """
 
-import hashlib
 import json
 import os
-
-from baselib.files import atomic_write
+import zlib
 
 FORMAT = 1
 
@@ -39,18 +41,19 @@ def _signature(path: str) -> list:
     return [path, st.st_mtime_ns, st.st_size, st.st_ino]
 
 
-def _file_for(directory: str, key: dict) -> str:
-    # The name only has to spread keys apart (the key itself is checked on load).
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(directory, f"discovery-{digest}.json")
+def _file_for(directory: str, key: dict, kind: str) -> str:
+    # The name only has to spread keys apart (the key itself is checked on load),
+    # so a CRC does: hashlib would cost the hot path 2 ms of OpenSSL set-up.
+    digest = zlib.crc32(json.dumps(key, sort_keys=True).encode())
+    return os.path.join(directory, f"{kind}-{digest:08x}.json")
 
 
-def load(directory: str | None, key: dict) -> dict | None:
+def load(directory: str | None, key: dict, kind: str = "discovery") -> dict | None:
     """The cached data for key, if every file it was built from is unchanged."""
     if directory is None:
         return None
     try:
-        with open(_file_for(directory, key), encoding="utf-8") as f:
+        with open(_file_for(directory, key, kind), encoding="utf-8") as f:
             doc = json.load(f)
     except (OSError, ValueError):
         return None
@@ -62,15 +65,17 @@ def load(directory: str | None, key: dict) -> dict | None:
     return doc.get("data")
 
 
-def store(directory: str | None, key: dict, consulted: set[str], data: dict) -> None:
+def store(directory: str | None, key: dict, consulted: set[str], data: dict,
+          kind: str = "discovery") -> None:
     if directory is None:
         return
+    from baselib.files import atomic_write  # only a miss writes: tempfile is slow to import
     doc = {"format": FORMAT, "key": key,
            "validators": [_signature(p) for p in sorted(consulted)], "data": data}
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         # Only an optimisation: no fsync, and a failed write is simply no cache.
-        atomic_write(_file_for(directory, key), json.dumps(doc).encode(), mode=0o600,
+        atomic_write(_file_for(directory, key, kind), json.dumps(doc).encode(), mode=0o600,
                      durable=False)
     except OSError:
         pass

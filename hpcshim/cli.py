@@ -45,7 +45,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"hpcshim: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> Parser:
+def build_parser(only: str | None = None) -> Parser:
+    """The whole command line; with `only`, the options of that command alone
+    (the others are listed, empty): argparse spends about a millisecond per
+    dozen options, and `hpcshim exec` runs in front of every job step."""
     parser = Parser(prog="hpcshim", allow_abbrev=False,
                     description="GPU-aware launcher for Apptainer, Singularity, ch-run and minict.")
     parser.add_argument("-V", "--version", action="version", version=f"hpcshim {__version__}")
@@ -53,34 +56,67 @@ def build_parser() -> Parser:
                         help="read the host's driver files under DIR (testing; default / or $HPCSHIM_HOST_ROOT)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
+    for name, (helptext, description, add_options) in COMMANDS.items():
+        sub = commands.add_parser(name, allow_abbrev=False, help=helptext, description=description)
+        if only in (None, name):
+            add_options(sub)
+    return parser
 
-    run = commands.add_parser("exec", allow_abbrev=False, help="run a command in a container with the job's GPUs",
-                              description="Run CMD in IMAGE with the GPUs this job owns injected.")
-    _container_options(run)
-    run.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
-    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]")
-    runscript = commands.add_parser("run", allow_abbrev=False, help="run the image's runscript/entrypoint",
-                                    description="Run IMAGE's own command (Apptainer's runscript, or the "
-                                                "OCI ENTRYPOINT+CMD; ARGS replace CMD) with the job's GPUs.")
-    _container_options(runscript)
-    runscript.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
-    runscript.add_argument("cmd", nargs=argparse.REMAINDER, metavar="ARGS")
-    shell = commands.add_parser("shell", allow_abbrev=False, help="an interactive shell in the image",
-                                description="Start /bin/sh in IMAGE with the job's GPUs.")
-    _container_options(shell)
-    shell.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
 
-    doctor = commands.add_parser("doctor", allow_abbrev=False, help="show what would be injected and why")
-    doctor.add_argument("--json", action="store_true", help="print the Plan as JSON")
-    doctor.add_argument("--compat32", action="store_true", help="include 32-bit driver libraries")
+def command_named(argv: list[str]) -> str | None:
+    """The command argv names (its first word that is not an option or --host-root's
+    value), or None; found before parsing, so that build_parser needs only its options."""
+    words = iter(argv)
+    for word in words:
+        if word == "--host-root":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
-    cdi = commands.add_parser("cdi", allow_abbrev=False, help="Container Device Interface specs")
-    cdi_commands = cdi.add_subparsers(dest="cdi_command", metavar="CDI_COMMAND", parser_class=Parser)
+
+def _exec_options(sub) -> None:
+    _container_options(sub)
+    sub.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
+    sub.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]")
+
+
+def _run_options(sub) -> None:
+    _container_options(sub)
+    sub.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
+    sub.add_argument("cmd", nargs=argparse.REMAINDER, metavar="ARGS")
+
+
+def _shell_options(sub) -> None:
+    _container_options(sub)
+    sub.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
+
+
+def _doctor_options(sub) -> None:
+    sub.add_argument("--json", action="store_true", help="print the Plan as JSON")
+    sub.add_argument("--compat32", action="store_true", help="include 32-bit driver libraries")
+
+
+def _cdi_options(sub) -> None:
+    cdi_commands = sub.add_subparsers(dest="cdi_command", metavar="CDI_COMMAND", parser_class=Parser)
     cdi_commands.required = True
     generate = cdi_commands.add_parser("generate", allow_abbrev=False,
                                        help="write a CDI spec for this host's GPUs")
     generate.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
-    return parser
+
+
+# name: (help in the command list, description, what adds its options)
+COMMANDS = {
+    "exec": ("run a command in a container with the job's GPUs",
+             "Run CMD in IMAGE with the GPUs this job owns injected.", _exec_options),
+    "run": ("run the image's runscript/entrypoint",
+            "Run IMAGE's own command (Apptainer's runscript, or the OCI ENTRYPOINT+CMD; ARGS replace "
+            "CMD) with the job's GPUs.", _run_options),
+    "shell": ("an interactive shell in the image", "Start /bin/sh in IMAGE with the job's GPUs.",
+              _shell_options),
+    "doctor": ("show what would be injected and why", None, _doctor_options),
+    "cdi": ("Container Device Interface specs", None, _cdi_options),
+}
 
 
 IMAGE_HELP = ("a directory, a SIF file, oci-archive:FILE[:NAME], docker-archive:FILE[:NAME], an archive "
@@ -117,7 +153,8 @@ def _container_options(sub) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(command_named(argv)).parse_args(argv)
     try:
         if args.command in ("exec", "run", "shell"):
             return _exec(args)

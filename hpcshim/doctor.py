@@ -8,6 +8,7 @@ will make a job fail (a missing nvidia-uvm, no libcuda) are under "Pitfalls".
 import os
 import shutil
 
+from .backends.apptainer import LIBS32_DIR, LIBS_DIR
 from .plan import Plan
 
 RUNTIME_NAMES = ("apptainer", "singularity", "ch-run", "minict")
@@ -48,15 +49,16 @@ def report(plan: Plan, host_root: str, env: dict[str, str]) -> str:
         for node in plan.devices:
             source = "" if node.host_path == node.path else f"  <- {node.host_path}"
             out.append(f"  {node.path:28} char {node.major}:{node.minor} mode {node.mode:o}{source}")
-        out.append(f"Libraries ({len(plan.libraries)}) -> {plan.lib_dir} "
-                   f"(prepended to LD_LIBRARY_PATH):")
+        out.append(f"Libraries ({len(plan.libraries)}), each bound under its soname into {plan.lib_dir} "
+                   f"(Apptainer, Singularity: {LIBS_DIR}), which is put first on LD_LIBRARY_PATH:")
         why = {f.name: f.reason for f in plan.findings if f.kind == "library" and f.status == "found"}
         for lib in plan.libraries:
             out.append(f"  {lib.name:34} <- {lib.src}")
             if lib.name in why:
                 out.append(f"  {'':34}    {why[lib.name]}")
         if plan.libraries32:
-            out.append(f"32-bit libraries ({len(plan.libraries32)}) -> {plan.lib32_dir}:")
+            out.append(f"32-bit libraries ({len(plan.libraries32)}) -> {plan.lib32_dir} "
+                       f"(Apptainer, Singularity: {LIBS32_DIR}):")
             for lib in plan.libraries32:
                 out.append(f"  {lib.name:34} <- {lib.src}")
         out.append(f"Other binds ({len(plan.binds)}):")
@@ -136,20 +138,33 @@ def _mount_type(path: str) -> str | None:
 
 def runtime_lines(plan: Plan, env: dict[str, str]) -> list[str]:
     """The runtimes on PATH and, for each, what it really does with this Plan
-    (a runtime may accept a bind and still not show it: see backends.*.delivery)."""
+    (a runtime may accept a bind and still not show it: see backends.*.delivery).
+
+    One runtime under two names is described once: Apptainer installs
+    `singularity` as a link to itself, and it is the same program."""
     from .backends import delivery
     from .errors import HpcshimError
-    found = [(n, shutil.which(n, path=env.get("PATH", os.defpath))) for n in RUNTIME_NAMES]
-    found = [(n, exe) for n, exe in found if exe]
-    if not found:
+    search = env.get("PATH", os.defpath)
+    names_of: dict[str, list[tuple[str, str]]] = {}       # real path -> [(name, path on PATH)]
+    for name in RUNTIME_NAMES:
+        exe = shutil.which(name, path=search)
+        if exe:
+            names_of.setdefault(os.path.realpath(exe), []).append((name, exe))
+    if not names_of:
         return ["Runtimes on PATH: none of " + ", ".join(RUNTIME_NAMES)]
-    out = ["Runtimes on PATH: " + ", ".join(f"{n} ({exe})" for n, exe in found)]
+    described = []
+    for names in names_of.values():
+        (name, exe), aliases = names[0], names[1:]
+        also = "".join(f"; also as {alias} ({path}), a link to it: the same runtime" for alias, path in aliases)
+        described.append(f"{name} ({exe}{also})")
+    out = ["Runtimes on PATH: " + ", ".join(described)]
     if plan.empty:
         return out
     out.append("What each runtime does with this plan (exec without --contain):")
-    for name, exe in found:
+    for names in names_of.values():
+        name, exe = names[0]
         try:
-            out += [f"  {line}" for line in delivery(name, exe, plan)]
+            out += [f"  {line}" for line in delivery(name, exe, plan, env)]
         except HpcshimError as exc:
             out.append(f"  {name}: {exc.one_line()}")
     return out

@@ -73,10 +73,12 @@ class Command:
 
     def __init__(self, argv: list[str], env: dict[str, str], extra_env: dict[str, str] | None = None,
                  prepare: list[PrepareStep] | None = None, notes: list[str] | None = None,
-                 container_env: dict[str, str] | None = None, delivery: list[str] | None = None):
+                 container_env: dict[str, str] | None = None, delivery: list[str] | None = None,
+                 unset_env: list[str] | None = None):
         self.argv = argv                            # argv[0] is the runtime's full path
         self.env = env                              # the runtime's whole environment
         self.extra_env = dict(extra_env or {})      # what hpcshim added to the host's
+        self.unset_env = list(unset_env or [])      # host variables it left out
         self.prepare = list(prepare or [])
         self.notes = list(notes or [])
         self.container_env = dict(container_env or {})   # what the workload gets set
@@ -90,8 +92,9 @@ class Command:
         import shlex
         lines = [step.shell() for step in self.prepare]
         words = self.argv
-        if self.extra_env:
-            words = ["env"] + [f"{k}={v}" for k, v in self.extra_env.items()] + self.argv
+        if self.extra_env or self.unset_env:
+            words = (["env"] + [f"--unset={k}" for k in self.unset_env]
+                     + [f"{k}={v}" for k, v in self.extra_env.items()] + self.argv)
         lines.append(shlex.join(words))
         return "\n".join(lines)
 
@@ -145,11 +148,11 @@ def render(runtime: str, exe: str, plan, request: ExecRequest, plan_path: str | 
     return minict.render(exe, plan, request, plan_path or "/dev/fd/3")
 
 
-def delivery(runtime: str, exe: str, plan, contain: bool = False) -> list[str]:
+def delivery(runtime: str, exe: str, plan, env: dict[str, str], contain: bool = False) -> list[str]:
     """What `runtime` at `exe` would really do with the Plan's items (for doctor)."""
     if runtime in ("apptainer", "singularity"):
         from . import apptainer
-        flavour, version = apptainer.detect_version(exe)
+        flavour, version = apptainer.detect_version(exe, env)
         return apptainer.delivery(plan, ExecRequest("IMAGE", [], contain=contain), flavour, version)
     if runtime == "ch-run":
         from . import chrun

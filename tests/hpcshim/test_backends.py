@@ -1,11 +1,12 @@
 """Golden commands for Apptainer 1.x / Singularity 3.x and minict, from one Plan.
 
-Apptainer and Singularity cannot be installed on this machine (no Debian
-package, and their release binaries are a download we may not make), so the
-version detection and the exec hand-off are tested against a tiny stand-in
-script on PATH that prints a real `--version` line and records the argv and
-environment it was started with. The argv/env it records are compared with
-golden values written from the runtimes' documented flags.
+Singularity cannot be installed here (no package, no sources in the kit), and
+the command line for versions other than the real Apptainer 1.1.9 of
+test_apptainer_real.py can only be compared with golden values: version
+detection and the exec hand-off are tested against a tiny stand-in script on
+PATH that prints a real `--version` line and records the argv and environment
+it was started with. Everything the Apptainer backend does also runs for
+real in test_apptainer_real.py.
 """
 
 import subprocess
@@ -60,14 +61,18 @@ def test_apptainer_1x_golden_cleanenv_contain():
         "--bind", "/opt/drv/libnvidia-ml.so.550.54.14:/.singularity.d/libs/libnvidia-ml.so.1:ro",
         "--bind", "/usr/bin/nvidia-smi:/usr/bin/nvidia-smi:ro",
         "--bind", "/run/nvidia-persistenced/socket",
-        "--env", "CUDA_VISIBLE_DEVICES=0", "--env", "CUDA_DEVICE_ORDER=PCI_BUS_ID",
-        "--env", "OMP_NUM_THREADS=4", "--env", "LD_LIBRARY_PATH=/.singularity.d/libs",
         "docker://nvcr.io/nvidia/pytorch:24.01-py3", "python", "train.py"]
-    # --cleanenv would drop the launcher's variables: they go over as APPTAINERENV_*
+    # every variable as APPTAINERENV_* (what --env becomes inside Apptainer); --cleanenv
+    # would drop the launcher's variables, so they go over that way too
     assert cmd.extra_env == {"APPTAINERENV_SLURM_JOB_ID": "77", "APPTAINERENV_SLURM_NTASKS": "4",
                              "APPTAINERENV_PMIX_RANK": "0", "APPTAINERENV_PMI_SIZE": "4",
-                             "APPTAINERENV_OMPI_COMM_WORLD_SIZE": "4"}
+                             "APPTAINERENV_OMPI_COMM_WORLD_SIZE": "4",
+                             "APPTAINERENV_CUDA_VISIBLE_DEVICES": "0",
+                             "APPTAINERENV_CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+                             "APPTAINERENV_OMP_NUM_THREADS": "4",
+                             "APPTAINERENV_LD_LIBRARY_PATH": "/.singularity.d/libs"}
     assert cmd.env["APPTAINERENV_PMIX_RANK"] == "0" and cmd.env["UNRELATED"] == "x"
+    assert cmd.env["CUDA_VISIBLE_DEVICES"] == "3"          # --cleanenv: the host's copy warns of nothing
     assert cmd.display().startswith("env APPTAINERENV_SLURM_JOB_ID=77 ")
 
 
@@ -82,18 +87,43 @@ def test_apptainer_without_contain_uses_host_dev_numbering():
         "--bind", "/usr/bin/nvidia-smi:/usr/bin/nvidia-smi:ro",
         "--bind", "/run/nvidia-persistenced/socket",
         # no device binds: the host's /dev is mounted, so CUDA counts among all GPUs
-        "--env", "CUDA_VISIBLE_DEVICES=3", "--env", "CUDA_DEVICE_ORDER=PCI_BUS_ID",
-        "--env", "LD_LIBRARY_PATH=/.singularity.d/libs",
         "app.sif", "python", "train.py"]
-    assert cmd.extra_env == {}
+    assert cmd.extra_env == {"APPTAINERENV_CUDA_VISIBLE_DEVICES": "3",
+                             "APPTAINERENV_CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+                             "APPTAINERENV_LD_LIBRARY_PATH": "/.singularity.d/libs"}
+    # the host's own CUDA_VISIBLE_DEVICES is left out: Apptainer would warn it is not forwarded
+    assert cmd.unset_env == ["CUDA_VISIBLE_DEVICES"] and "CUDA_VISIBLE_DEVICES" not in cmd.env
+    assert cmd.display().startswith("env --unset=CUDA_VISIBLE_DEVICES APPTAINERENV_CUDA_VISIBLE_DEVICES=3 ")
 
 
 @pytest.mark.unit
-def test_singularity_38_has_env_flag():
-    cmd = apptainer.render("singularity", PLAN, request(cleanenv=True), ("singularity", (3, 8)))
-    assert "--env" in cmd.argv and "CUDA_VISIBLE_DEVICES=3" in cmd.argv
-    assert cmd.extra_env["SINGULARITYENV_SLURM_JOB_ID"] == "77"
-    assert not any(k.startswith("APPTAINERENV_") for k in cmd.extra_env)
+def test_values_hpcshim_passes_on_are_escaped_and_env_values_are_not():
+    req = request(image="app.sif", binds=[], env={"MINE": "$HOME"}, cleanenv=True,
+                  host_env=dict(HOST_ENV, SLURM_X="a $HOME `id` \\$"))
+    cmd = apptainer.render("apptainer", PLAN, req, ("apptainer", (1, 1)))
+    assert cmd.extra_env["APPTAINERENV_SLURM_X"] == "a \\$HOME \\`id\\` \\\\${?:+}\\$"
+    assert cmd.extra_env["APPTAINERENV_MINE"] == "$HOME"           # Apptainer's own rules
+    assert cmd.container_env["SLURM_X"] == "a $HOME `id` \\$"     # what the workload gets
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value, written", [
+    ("plain", "plain"), ("$", "\\$"), ("`", "\\`"), ('"', '"'), ("\\", "\\\\"),
+    ("\\a", "\\\\a"), ("\\$", "\\\\${?:+}\\$"), ("\\\\", "\\\\${?:+}\\\\"),
+    ('\\"', '\\\\${?:+}"'), ("end\\", "end\\\\")])
+def test_literal(value, written):
+    assert apptainer.literal(value) == written
+
+
+@pytest.mark.unit
+def test_singularity_38_evaluates_and_singularity_35_does_not():
+    req = request(cleanenv=True, host_env=dict(HOST_ENV, SLURM_X="$HOME"))
+    new = apptainer.render("singularity", PLAN, req, ("singularity", (3, 8)))
+    assert "--env" not in new.argv and new.extra_env["SINGULARITYENV_CUDA_VISIBLE_DEVICES"] == "3"
+    assert new.extra_env["SINGULARITYENV_SLURM_X"] == "\\$HOME"
+    assert not any(k.startswith("APPTAINERENV_") for k in new.extra_env)
+    old = apptainer.render("singularity", PLAN, req, ("singularity", (3, 5)))
+    assert old.extra_env["SINGULARITYENV_SLURM_X"] == "$HOME"
 
 
 @pytest.mark.unit
@@ -104,12 +134,11 @@ def test_singularity_35_golden_uses_singularityenv():
     assert cmd.argv[:4] == ["/opt/singularity/bin/singularity", "exec", "--cleanenv",
                             "--containlibs=/usr/lib64/libcuda.so.1,/usr/lib64/libnvidia-gpucomp.so.550.54.14"]
     assert cmd.extra_env == {
-        "SINGULARITYENV_CUDA_VISIBLE_DEVICES": "3", "SINGULARITYENV_CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-        "SINGULARITYENV_OMP_NUM_THREADS": "4", "SINGULARITYENV_LD_LIBRARY_PATH": "/.singularity.d/libs",
         "SINGULARITYENV_SLURM_JOB_ID": "77",
         "SINGULARITYENV_SLURM_NTASKS": "4", "SINGULARITYENV_PMIX_RANK": "0", "SINGULARITYENV_PMI_SIZE": "4",
-        "SINGULARITYENV_OMPI_COMM_WORLD_SIZE": "4"}
-    assert any("no --env" in note for note in cmd.notes)
+        "SINGULARITYENV_OMPI_COMM_WORLD_SIZE": "4",
+        "SINGULARITYENV_CUDA_VISIBLE_DEVICES": "3", "SINGULARITYENV_CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "SINGULARITYENV_OMP_NUM_THREADS": "4", "SINGULARITYENV_LD_LIBRARY_PATH": "/.singularity.d/libs"}
 
 
 @pytest.mark.unit
@@ -215,9 +244,9 @@ def test_exec_hands_over_argv_env_and_exit_code(stub_path, tmp_path):
                             env=env, capture_output=True, text=True)
     assert result.returncode == 7, result.stderr       # the workload's status, passed through
     argv, seen_env = read_record(record)
-    assert argv == ["exec", "--cleanenv", "--bind", f"{tmp_path}:/w:ro", "--env", "A=1", "--env", "B=x,y",
-                    "app.sif", "python", "-c", "print(1)"]
+    assert argv == ["exec", "--cleanenv", "--bind", f"{tmp_path}:/w:ro", "app.sif", "python", "-c", "print(1)"]
     assert seen_env["APPTAINERENV_SLURM_JOB_ID"] == "9" and seen_env["APPTAINERENV_PMIX_RANK"] == "1"
+    assert seen_env["APPTAINERENV_A"] == "1" and seen_env["APPTAINERENV_B"] == "x,y"
 
 
 @pytest.mark.unit

@@ -134,3 +134,16 @@ def test_version_and_help(shim_env):
     helptext = run(["exec", "--help"], shim_env).stdout
     for flag in ("--gpu=auto", "--nv", "--cleanenv", "--contain", "--compat32", "--dry-run", "--device"):
         assert flag in helptext
+
+
+@pytest.mark.unit
+def test_only_the_named_commands_options_are_built():
+    from hpcshim.cli import build_parser, command_named
+    assert command_named(["exec", "--gpu", "img", "doctor"]) == "exec"
+    assert command_named(["--host-root", "exec", "doctor", "--json"]) == "doctor"   # a root named "exec"
+    assert command_named(["--host-root=/x", "cdi", "generate"]) == "cdi"
+    assert command_named(["--version"]) is None and command_named(["frobnicate"]) is None
+    args = build_parser("doctor").parse_args(["--host-root", "exec", "doctor", "--json"])
+    assert (args.command, args.host_root, args.json) == ("doctor", "exec", True)
+    listing = build_parser("exec").format_help()
+    assert all(name in listing for name in ("exec", "run", "shell", "doctor", "cdi"))

@@ -3,8 +3,9 @@
 One image in three formats (OCI archive, docker archive, OCI layout): the
 busybox rootfs, then a layer adding /etc/motd and /etc/doomed, then a layer
 whose whiteout deletes /etc/doomed. ch-run runs the real unpack (umoci) into
-hpcshim's cache; minict loads/saves for real; Apptainer/Singularity are the
-argv-recording stubs of test_backends.py.
+hpcshim's cache; minict loads/saves for real; so does the real Apptainer with
+a minict image (each archive kind runs in test_apptainer_real.py); the URI
+forms for Singularity are checked against the stand-ins of test_backends.py.
 """
 
 import json
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.apptainer import find_apptainer
 from tests.helpers.images import Entry, ImageBuilder, tar_from_dir, tar_of, write_tar
 from tests.hpcshim.test_backends import read_record, stub_path  # noqa: F401 (fixture)
 
@@ -186,23 +188,22 @@ def test_apptainer_golden_argv_per_kind(stub_path, images, flavour, line):  # no
 
 
 @pytest.mark.root
-def test_apptainer_gets_a_minict_image_as_a_cached_oci_archive(stub_path, minict_env):  # noqa: F811
-    make, env, record = stub_path
-    make("apptainer", "apptainer version 1.2.5")
-    env.update(MINICT_ROOT=minict_env["MINICT_ROOT"], PATH=f"{env['PATH']}:{BIN}",
-               HPCSHIM_CACHE_DIR=minict_env["HPCSHIM_CACHE_DIR"])
-    first = shim(env, "exec", "-v", "--runtime", "apptainer", "minict:busybox", "true")
+def test_apptainer_gets_a_minict_image_as_a_cached_oci_archive(minict_env, tmp_path):
+    env = find_apptainer().env(minict_env, tmp_path)          # the real Apptainer
+    first = shim(env, "exec", "-v", "--runtime", "apptainer", "minict:busybox", "sh", "-c", PROBE)
     assert first.returncode == 0, first.stderr
-    argv = read_record(record)[0]
-    archive = argv[1].removeprefix("oci-archive:")
-    assert argv[0] == "exec" and argv[1].startswith("oci-archive:") and argv[2:] == ["true"]
-    assert Path(archive).parent == Path(env["HPCSHIM_CACHE_DIR"]) / "minict"
+    assert first.stdout.splitlines()[:2] == ["hello from layer 2", "doomed-absent"]
+    saved = [line for line in first.stderr.splitlines() if "hpcshim: image: saved minict's busybox" in line]
+    assert len(saved) == 1, first.stderr
+    archive = Path(saved[0].rsplit(" as ", 1)[1])
+    assert archive.parent == Path(env["HPCSHIM_CACHE_DIR"]) / "minict"
     index = subprocess.run(["tar", "xOf", archive, "index.json"], capture_output=True, text=True, check=True)
     assert len(json.loads(index.stdout)["manifests"]) == 1
-    mtime = Path(archive).stat().st_mtime_ns
-    again = shim(env, "exec", "-v", "--runtime", "apptainer", "minict:busybox", "true")
+    mtime = archive.stat().st_mtime_ns
+    again = shim(env, "exec", "-v", "--runtime", "apptainer", "minict:busybox", "cat", "/etc/motd")
+    assert (again.returncode, again.stdout) == (0, "hello from layer 2\n"), again.stderr
     assert "image: cached archive of minict's busybox" in again.stderr
-    assert Path(archive).stat().st_mtime_ns == mtime
+    assert archive.stat().st_mtime_ns == mtime
 
 
 # ---- bad inputs: one line, a code of their own, nothing left in the cache --------------

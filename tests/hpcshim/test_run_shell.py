@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.apptainer import find_apptainer
 from tests.hpcshim.test_backends import read_record, stub_path  # noqa: F401 (fixture)
 
 BIN = Path(sys.executable).parent
@@ -26,7 +27,8 @@ def test_apptainer_run_and_shell_golden(stub_path):  # noqa: F811
     make("apptainer", "apptainer version 1.2.5")
     result = shim(env, "run", "--env", "A=1", "app.sif", "--epochs", "3")
     assert result.returncode == 0, result.stderr
-    assert read_record(record)[0] == ["run", "--env", "A=1", "app.sif", "--epochs", "3"]
+    argv, seen = read_record(record)
+    assert argv == ["run", "app.sif", "--epochs", "3"] and seen["APPTAINERENV_A"] == "1"
     result = shim(env, "shell", "--contain", "app.sif")
     assert result.returncode == 0, result.stderr
     assert read_record(record)[0] == ["shell", "--contain", "app.sif"]
@@ -35,26 +37,30 @@ def test_apptainer_run_and_shell_golden(stub_path):  # noqa: F811
 
 
 @pytest.fixture
-def chrun_image(tmp_path, busybox_rootfs):
-    if shutil.which("ch-run") is None:
-        pytest.skip("ch-run missing")
+def image_dir(tmp_path, busybox_rootfs):
+    """A private copy of the busybox rootfs (the tests add a runscript)."""
     dest = tmp_path / "img"
     shutil.copytree(busybox_rootfs, dest, symlinks=True)
     return dest
 
 
 @pytest.mark.root
-def test_chrun_run_uses_the_runscript_and_shell_reads_stdin(chrun_image, shim_env):
-    refused = shim(shim_env, "run", "--runtime", "ch-run", chrun_image)
-    assert refused.returncode == 21 and refused.stderr.startswith(
-        f"hpcshim: hpcshim run: {chrun_image} has no /.singularity.d/runscript")
-    script = chrun_image / ".singularity.d/runscript"
+@pytest.mark.parametrize("runtime", ["ch-run", "apptainer"])
+def test_run_uses_the_runscript_and_shell_reads_stdin(image_dir, shim_env, tmp_path, runtime):
+    env = find_apptainer().env(shim_env, tmp_path) if runtime == "apptainer" else shim_env
+    if runtime == "ch-run":
+        if shutil.which("ch-run") is None:
+            pytest.skip("ch-run missing")
+        refused = shim(env, "run", "--runtime", "ch-run", image_dir)
+        assert refused.returncode == 21 and refused.stderr.startswith(
+            f"hpcshim: hpcshim run: {image_dir} has no /.singularity.d/runscript")
+    script = image_dir / ".singularity.d/runscript"
     script.parent.mkdir()
     script.write_text('#!/bin/sh\necho "runscript:$*"\nexit 4\n')
     script.chmod(0o755)
-    result = shim(shim_env, "run", "--runtime", "ch-run", chrun_image, "a", "b c")
+    result = shim(env, "run", "--runtime", runtime, image_dir, "a", "b c")
     assert (result.returncode, result.stdout) == (4, "runscript:a b c\n"), result.stderr
-    shell = shim(shim_env, "shell", "--runtime", "ch-run", chrun_image, input="echo in-shell; exit 6\n")
+    shell = shim(env, "shell", "--runtime", runtime, image_dir, input="echo in-shell; exit 6\n")
     assert (shell.returncode, shell.stdout) == (6, "in-shell\n"), shell.stderr
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.apptainer import find_apptainer
 from tests.hpcshim.drivertree import build_driver_tree
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -181,22 +182,17 @@ def test_second_job_gets_the_next_gpus(slurm, image, tmp_path):
                             "sh", "-c", "echo CVD=$CUDA_VISIBLE_DEVICES STEP=$SLURM_STEP_GPUS")
         assert shared.returncode == 0, shared.stderr + slurm.logs()
         assert "CVD=1,2 STEP=1,2" in shared.stdout
-        # An isolating runtime (apptainer --contain; a stand-in records its argv, see
-        # test_backends) gets only /dev/nvidia1 and /dev/nvidia2, renumbered 0,1.
-        bindir = tmp_path / "bin"
-        bindir.mkdir()
-        stub = bindir / "apptainer"
-        stub.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "apptainer version 1.2.5"; exit 0; fi\n'
-                        'printf "%s\\n" "$@" > "$STUB_RECORD"\n')
-        stub.chmod(0o755)
-        env = dict(slurm.env, PATH=f"{bindir}:{slurm.env['PATH']}", STUB_RECORD=str(tmp_path / "argv"))
-        isolated = slurm.srun("--gres=gpu:2", HPCSHIM, "exec", "--gpu", "--contain", "app.sif", "true", env=env)
+        # An isolating runtime (the real Apptainer with --contain) sees only GPUs 1 and 2,
+        # renumbered 0,1; -v names the nodes of exactly those two (the tree's nodes
+        # themselves cannot be devices in a container: see backends/apptainer.py).
+        env = find_apptainer().env(slurm.env, tmp_path)
+        isolated = slurm.srun("--gres=gpu:2", HPCSHIM, "exec", "-v", "--gpu", "--contain", "--runtime", "apptainer",
+                              image, "sh", "-c", "echo CVD=$CUDA_VISIBLE_DEVICES", env=env)
         assert isolated.returncode == 0, isolated.stderr
-        argv = (tmp_path / "argv").read_text().splitlines()
-        dev = str(slurm.tree.root / "dev")
-        assert f"{dev}/nvidia1:/dev/nvidia1" in argv and f"{dev}/nvidia2:/dev/nvidia2" in argv
-        assert f"{dev}/nvidia0:/dev/nvidia0" not in argv and f"{dev}/nvidia3:/dev/nvidia3" not in argv
-        assert "CUDA_VISIBLE_DEVICES=0,1" in argv
+        assert isolated.stdout.strip() == "CVD=0,1"
+        nodes = next(line for line in isolated.stderr.splitlines() if "device node(s) of the --host-root" in line)
+        assert nodes.endswith(": /dev/nvidiactl, /dev/nvidia-uvm, /dev/nvidia-uvm-tools, /dev/nvidia-modeset, "
+                              "/dev/nvidia1, /dev/nvidia2"), nodes
     finally:
         holder.terminate()
         holder.wait(timeout=30)
@@ -206,15 +202,28 @@ def rank_lines(result) -> list[str]:
     return sorted(line for line in result.stdout.splitlines() if line.startswith("R="))
 
 
+@pytest.mark.parametrize("runtime", ["ch-run", "apptainer"])
 @pytest.mark.parametrize("gpus, expected", [(2, ["R=0 CVD=0", "R=1 CVD=1"]),
                                             (4, ["R=0 CVD=0,1", "R=1 CVD=2,3"])])
-def test_gpu_bind_local_rank_gives_each_task_its_share(slurm, image, gpus, expected):
-    # ch-run shares the host's /dev: CUDA counts among all GPUs, so task 1 of
-    # --gres=gpu:2 sees host GPU 1 as "1" (an isolating runtime would say 0)
+def test_gpu_bind_local_rank_gives_each_task_its_share(slurm, image, tmp_path, runtime, gpus, expected):
+    # ch-run and Apptainer without --contain share the host's /dev: CUDA counts among
+    # all GPUs, so task 1 of --gres=gpu:2 sees host GPU 1 as "1" (an isolating runtime would say 0)
+    env = find_apptainer().env(slurm.env, tmp_path) if runtime == "apptainer" else slurm.env
     result = slurm.srun("--ntasks=2", f"--gres=gpu:{gpus}", HPCSHIM, "exec", "--gpu", "--gpu-bind=local-rank",
-                        "--runtime", "ch-run", image, "sh", "-c", "echo R=$SLURM_LOCALID CVD=$CUDA_VISIBLE_DEVICES")
+                        "--runtime", runtime, image, "sh", "-c", "echo R=$SLURM_LOCALID CVD=$CUDA_VISIBLE_DEVICES",
+                        env=env)
     assert result.returncode == 0, result.stderr + slurm.logs()
     assert rank_lines(result) == expected
+
+
+def test_srun_gres_reaches_an_apptainer_container(slurm, image, tmp_path):
+    env = find_apptainer().env(slurm.env, tmp_path)
+    script = "echo CVD=$CUDA_VISIBLE_DEVICES JOB=$SLURM_JOB_ID; ls /.singularity.d/libs | wc -l; exit 6"
+    result = slurm.srun("--gres=gpu:2", HPCSHIM, "exec", "--gpu", "--cleanenv", "--runtime", "apptainer", image,
+                        "sh", "-c", script, env=env)
+    assert result.returncode == 6, result.stderr + slurm.logs()
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("CVD=0,1 JOB=") and lines[0] != "CVD=0,1 JOB=" and lines[1] == "8"
 
 
 def test_gpu_bind_local_rank_refuses_an_uneven_split(slurm, image):

@@ -1,5 +1,5 @@
 """examples/mnist-cnn: the digits CNN trained on the host, in `minict run`, and
-through `hpcshim exec` with minict and with ch-run. Each run must reach the
+through `hpcshim exec` with minict, ch-run and Apptainer. Each run must reach the
 example's accuracy (train.py exits 1 below 95%), and, being the same torch
 on the same CPU with the same seed, end with bit-identical weights: a
 container changes where files come from, not what the code computes.
@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from tests.helpers.apptainer import find_apptainer
 from tests.workload.conftest import EXAMPLES, HPCSHIM, MINICT, leftover_containers, run
 
 pytestmark = [pytest.mark.root, pytest.mark.workload, pytest.mark.slow]
@@ -56,6 +57,14 @@ def test_hpcshim_exec_chrun(ml_image, ml_env, on_the_host):
     # ch-run runs a directory and does not apply the image's ENV: the venv's python by path.
     result = run([HPCSHIM, "exec", "--runtime", "ch-run", "-B", f"{EXAMPLE}:/workspace",
                   ml_image.chrun, "/opt/venv/bin/python3", "/workspace/train.py"], ml_env)
+    assert trained(result) == on_the_host
+
+
+def test_hpcshim_exec_apptainer(ml_image, ml_env, on_the_host, tmp_path):
+    # The image directory ch-run uses, as an Apptainer sandbox (it does not apply ENV either).
+    env = find_apptainer().env(ml_env, tmp_path)
+    result = run([HPCSHIM, "exec", "--runtime", "apptainer", "-B", f"{EXAMPLE}:/workspace",
+                  ml_image.chrun, "/opt/venv/bin/python3", "/workspace/train.py"], env)
     assert trained(result) == on_the_host
 
 

@@ -1,13 +1,13 @@
 """examples/slurm-ddp and examples/mpi on the real single-node Slurm that
 tests/hpcshim/test_slurm.py starts (its `slurm` fixture, one per module).
 
-- DDP, one Slurm task per rank (ddp.sbatch), in ch-run and in minict
-  containers: both share the node's network (hpcshim gives minict
+- DDP, one Slurm task per rank (ddp.sbatch), in ch-run, Apptainer and minict
+  containers: all share the node's network (hpcshim gives minict
   containers `--network host --ipc host`), so rank 0's
   MASTER_ADDR:MASTER_PORT is reachable from rank 1.
 - DDP, one task, torchrun inside one minict container (torchrun.sbatch).
-- MPI: srun --mpi=pmix starts two ranks, each in a ch-run container with
-  --cleanenv; OpenMPI inside reaches Slurm's PMIx server through the PMIX_*
+- MPI: srun --mpi=pmix starts two ranks, each in a ch-run (or Apptainer)
+  container with --cleanenv; OpenMPI inside reaches Slurm's PMIx server through the PMIX_*
   variables hpcshim keeps. And mpirun -np 2 inside one minict container.
 """
 
@@ -16,6 +16,7 @@ import subprocess
 
 import pytest
 
+from tests.helpers.apptainer import find_apptainer
 from tests.workload.conftest import BIN, EXAMPLES, HPCSHIM, leftover_containers, run
 
 pytestmark = [pytest.mark.root, pytest.mark.workload, pytest.mark.slow]
@@ -62,6 +63,14 @@ def test_ddp_one_task_per_rank_chrun(slurm, ml_image, job_env, tmp_path):
     assert [r[2] for r in ranks] == ["0", "1"]                          # LOCAL_RANK from SLURM_LOCALID
 
 
+def test_ddp_one_task_per_rank_apptainer(slurm, ml_image, job_env, tmp_path):
+    env = find_apptainer().env(job_env, tmp_path)
+    env.update(IMAGE=str(ml_image.chrun), RUNTIME="apptainer")
+    log = sbatch(EXAMPLES / "slurm-ddp" / "ddp.sbatch", env, tmp_path)
+    ranks = ddp_ranks(log)
+    assert [r[2] for r in ranks] == ["0", "1"]
+
+
 def test_ddp_torchrun_in_one_minict_container(slurm, ml_image, job_env, tmp_path):
     job_env.update(IMAGE=ml_image.name, RUNTIME="minict")
     log = sbatch(EXAMPLES / "slurm-ddp" / "torchrun.sbatch", job_env, tmp_path)
@@ -85,6 +94,13 @@ def test_srun_mpi_pmix_allreduce_in_chrun_containers(slurm, ml_image, job_env, t
     job_env["IMAGE"] = str(ml_image.chrun)
     log = sbatch(EXAMPLES / "mpi" / "allreduce.sbatch", job_env, tmp_path, timeout=180)
     # Without PMIx each rank would be a world of its own: "rank 0/1" twice.
+    assert sorted(MPI_LINE.findall(log)) == [("0", "2", "3", "3", "OK"), ("1", "2", "3", "3", "OK")], log
+
+
+def test_srun_mpi_pmix_allreduce_in_apptainer_containers(slurm, ml_image, job_env, tmp_path):
+    env = find_apptainer().env(job_env, tmp_path)
+    env.update(IMAGE=str(ml_image.chrun), RUNTIME="apptainer")
+    log = sbatch(EXAMPLES / "mpi" / "allreduce.sbatch", env, tmp_path, timeout=180)
     assert sorted(MPI_LINE.findall(log)) == [("0", "2", "3", "3", "OK"), ("1", "2", "3", "3", "OK")], log
 
 
