@@ -3,18 +3,24 @@
 import subprocess
 from pathlib import Path
 
-from tests.runtime.conftest import MINICT, container_dirs, make_env, mount_table
+from tests.runtime.conftest import MINICT, container_dirs, make_env, mounts_under
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def run_walkthrough(lesson: str, tmp_path: Path, min_checks: int) -> str:
-    """Run examples/<lesson>/walkthrough.sh with a minict root of its own;
-    assert its checks all passed (at least `min_checks` of them) and that
-    it left no container and no mount. Returns what it printed."""
+def run_walkthrough(lesson: str, tmp_path: Path, min_checks: int, owned_mounts=()) -> str:
+    """Run examples/<lesson>/walkthrough.sh with a minict root and a TMPDIR of
+    its own; assert its checks all passed (at least `min_checks` of them) and
+    that it left no container and no mount of its own: none under tmp_path,
+    none at the paths in `owned_mounts` (a network namespace it names). The
+    rest of the host's mount table is not the lesson's: other containers may
+    come and go meanwhile. Returns what it printed."""
     env = make_env(tmp_path / "root", tmp_path / "state")
     env["MINICT"] = MINICT
-    mounts = mount_table()
+    env["TMPDIR"] = str(tmp_path / "tmp")          # its mktemp -d work dirs: ours too
+    (tmp_path / "tmp").mkdir()
+    owned = [tmp_path, *owned_mounts]
+    mounts = mounts_under(*owned)
     result = subprocess.run([str(EXAMPLES / lesson / "walkthrough.sh")], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -22,7 +28,7 @@ def run_walkthrough(lesson: str, tmp_path: Path, min_checks: int) -> str:
     assert "FAILED" not in out and out.rstrip().endswith("all checks passed")
     assert out.count("check: ") >= min_checks
     assert container_dirs(tmp_path / "root") == []
-    assert mount_table() == mounts
+    assert mounts_under(*owned) == mounts
     return out
 
 

@@ -15,7 +15,8 @@ def links() -> list[str]:
 
 
 def test_walkthrough_runs_and_its_checks_pass(tmp_path):
-    out = run_walkthrough("networking", tmp_path, min_checks=14)
+    out = run_walkthrough("networking", tmp_path, min_checks=14,
+                          owned_mounts=["/run/netns/minict-lesson-client"])
     # the narration shown comes from the real netlink messages and rules
     assert 'RTM_NEWLINK {ifname="vh' in out and 'kind="veth", peer={ifname="eth0"' in out
     assert "RTM_NEWROUTE {dst=0.0.0.0/0, gateway=10.88.0.1}" in out

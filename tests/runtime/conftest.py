@@ -5,6 +5,7 @@ Images are imported once per session into a shared root; each test gets
 its own state dir, and tests that count leftovers use a fresh root.
 """
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -129,6 +130,16 @@ def mount_table() -> list[str]:
     """The host's mount points (mount ids change; what is mounted where must not)."""
     with open("/proc/self/mountinfo") as f:
         return sorted(" ".join(line.split()[3:5]) for line in f)
+
+
+def mounts_under(*paths) -> list[str]:
+    """The host's mounts (root and mount point) at or below any of `paths` (glob
+    patterns allowed): what a test made itself, apart from what other containers
+    do on the host meanwhile."""
+    patterns = [str(p).rstrip("/") for p in paths]
+    return [entry for entry in mount_table()
+            if any(fnmatch.fnmatch(entry.split()[1], p) or fnmatch.fnmatch(entry.split()[1], p + "/*")
+                   for p in patterns)]
 
 
 def descendants_of(pid: int) -> list[int]:

@@ -13,7 +13,7 @@ import pytest
 from minicontainer.runtime.rootless import OVERLAY_USERXATTR_KERNEL
 from minicontainer.syscalls import kernel_version
 from tests.helpers.lessons import EXAMPLES, readme_and_script, run_walkthrough
-from tests.runtime.conftest import MINICT, VENV_BIN, mount_table
+from tests.runtime.conftest import MINICT, VENV_BIN, mounts_under
 
 NOBODY = 65534
 # Where the walk-through, started as root, keeps nobody's store (it removes it).
@@ -38,7 +38,7 @@ def host_allows_it():
 
 def test_walkthrough_started_by_root_runs_as_nobody(tmp_path):
     stores_before = set(glob.glob(ITS_TEMP_STORES))
-    out = run_walkthrough("user-namespaces", tmp_path, min_checks=16)
+    out = run_walkthrough("user-namespaces", tmp_path, min_checks=16, owned_mounts=[ITS_TEMP_STORES])
     assert "every step below runs as nobody (uid 65534)" in out
     assert "uid=0(root)" in out
     # the narration shown by the lesson comes from the real calls
@@ -57,7 +57,7 @@ def test_walkthrough_started_by_an_ordinary_user():
         os.chown(home, NOBODY, NOBODY)
         env = {"PATH": f"{VENV_BIN}:{os.environ['PATH']}", "HOME": str(home), "MINICT": MINICT,
                "MINICT_ROOT": str(home / "root"), "MINICT_STATE": str(home / "state")}
-        mounts = mount_table()
+        mounts = mounts_under(home)
         result = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "env", "-i",
              *[f"{k}={v}" for k, v in env.items()],
@@ -68,7 +68,7 @@ def test_walkthrough_started_by_an_ordinary_user():
         assert "started as root" not in out
         assert "FAILED" not in out and out.rstrip().endswith("all checks passed")
         assert list((home / "root" / "containers").iterdir()) == []
-        assert mount_table() == mounts
+        assert mounts_under(home) == mounts
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
