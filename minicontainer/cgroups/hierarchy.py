@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import syscalls as sc
 from ..errors import BadArgument, CgroupUnavailable, RunFailed
 from . import detect
 from .limits import ControlWrite, Limits, cpuset_members
@@ -86,6 +87,12 @@ def write(path: Path, value: str, sentence: str, explain: Explain) -> None:
         f.write(value.encode())
 
 
+def make_dir(path: Path, sentence: str, explain: Explain, exist_ok: bool = False) -> None:
+    """mkdir of one cgroup (FileExistsError unless `exist_ok`), narrating it first."""
+    explain(sentence, f"mkdir {path}")
+    path.mkdir(exist_ok=exist_ok)
+
+
 def _read_pids(path: Path) -> list[int]:
     try:
         return [int(line) for line in (path / "cgroup.procs").read_text().split()]
@@ -128,9 +135,8 @@ def _evacuate_root(root: Path, explain: Explain) -> None:
     """
     leaf = root / EVACUATION_LEAF
     if not leaf.is_dir():
-        explain("Make a leaf for the processes already in this cgroup "
-                "(the no-internal-processes rule)", f"mkdir {leaf}")
-        leaf.mkdir(exist_ok=True)
+        make_dir(leaf, "Make a leaf for the processes already in this cgroup "
+                       "(the no-internal-processes rule)", explain, exist_ok=True)
     for pid in _read_pids(root):
         try:
             write(leaf / "cgroup.procs", str(pid), f"Move process {pid} into that leaf", explain)
@@ -147,8 +153,8 @@ def prepare_subtree(root: Path, controllers: set[str], explain: Explain = _silen
         _evacuate_root(root, explain)
     _enable_controllers(root, controllers, explain)
     if not subtree.is_dir():
-        explain("Make minict's own subtree of the cgroup hierarchy", f"mkdir {subtree}")
-        subtree.mkdir(exist_ok=True)  # another minict may have just made it
+        # (exist_ok: another minict may have just made it)
+        make_dir(subtree, "Make minict's own subtree of the cgroup hierarchy", explain, exist_ok=True)
     _enable_controllers(subtree, controllers, explain)
     return subtree
 
@@ -206,9 +212,8 @@ class Cgroup:
         needed = limits.controllers() if limits is not None else set()
         prepare_subtree(root, needed | (STATS_CONTROLLERS & offered), explain)
         path = container_path(root, container_id)
-        explain(f"Create the cgroup of container {container_id}", f"mkdir {path}")
         try:
-            path.mkdir()
+            make_dir(path, f"Create the cgroup of container {container_id}", explain)
         except FileExistsError:
             raise CgroupUnavailable(f"cgroup {path} already exists",
                                     "a crashed minict left it behind: `minict rm` the "
@@ -323,12 +328,12 @@ class Cgroup:
         if frozen:
             write(freeze, "1", "Freeze the container so nothing new can fork", self.explain)
         deadline = time.monotonic() + timeout
+        kernel = sc.Kernel(sc.CallbackNarrator(self.explain))   # narrates as this cgroup does
         try:
             while pids := self.pids():
                 for pid in pids:
-                    self.explain(f"Kill process {pid}", f"kill({pid}, SIGKILL)")
                     try:
-                        os.kill(pid, signal.SIGKILL)
+                        kernel.kill(pid, signal.SIGKILL, f"Kill process {pid} of the container")
                     except ProcessLookupError:
                         pass
                 if time.monotonic() > deadline:

@@ -73,7 +73,7 @@ from baselib.inroot import open_in_root
 
 from ..errors import DigestMismatch, NotRoot, UnsafeLayer
 from ..fsutil import CHUNK
-from ..syscalls import kernel_version
+from .. import syscalls as sc
 from .blob_reader import (DECOMPRESS_ERRORS, DecompressThread, HashingReader, TarStream, corrupt,
                           open_decompressed, sniff_compression, zstd_errors)
 
@@ -143,9 +143,11 @@ class LayerExtractor:
     """Writes the members of one tar into `dest`, safely. Use as a context manager."""
 
     def __init__(self, dest: str, max_entries: int = DEFAULT_MAX_ENTRIES,
-                 dest_fd: int | None = None):
-        """`dest_fd`: the directory as an fd already opened (then `dest` only names it)."""
+                 dest_fd: int | None = None, kernel: sc.KernelApi | None = None):
+        """`dest_fd`: the directory as an fd already opened (then `dest` only names it).
+        `kernel`: makes the device nodes and whiteouts (mknod); a silent one by default."""
         self.dest = dest
+        self.kernel = kernel or sc.Kernel()
         self.root_fd = os.open(dest if dest_fd is None else ".", DIR_FLAGS, dir_fd=dest_fd)
         self.max_entries = max_entries
         self.privileged = os.geteuid() == 0
@@ -316,10 +318,10 @@ class LayerExtractor:
             if not self.privileged:
                 self.stats.skipped.append(f"device node {name} (needs root)")
                 return
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            device = os.makedev(member.devmajor, member.devminor)
-            self._create(parent, base,
-                         lambda: os.mknod(base, kind | 0o600, device, dir_fd=parent))
+            kind = "c" if member.ischr() else "b"
+            self._create(parent, base, lambda: self.kernel.mknod_at(
+                parent, base, kind, member.devmajor, member.devminor, 0o600,
+                f"The layer's device node {name}"))
             self._set_node_meta(parent, base, member)
         elif member.isfifo():
             self._create(parent, base, lambda: os.mkfifo(base, 0o600, dir_fd=parent))
@@ -437,7 +439,9 @@ class LayerExtractor:
             except FileNotFoundError:
                 pass
             if self.privileged:
-                os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+                self.kernel.mknod_at(parent, hidden, "c", 0, 0, 0o000,
+                                     f"Whiteout {entry}: overlayfs hides a lower {hidden} behind "
+                                     "a 0:0 character device")
             else:
                 self._user_whiteout(parent, hidden)
         finally:
@@ -460,7 +464,7 @@ class LayerExtractor:
     def _user_whiteout(self, parent: int, hidden: str) -> None:
         """Without root: NAME becomes an empty file with user.overlay.whiteout,
         and its directory is marked as holding such whiteouts ("x")."""
-        if kernel_version() < XATTR_WHITEOUT_KERNEL:
+        if sc.kernel_version() < XATTR_WHITEOUT_KERNEL:
             raise NotRoot("the layer deletes files (whiteouts); without root minict stores them "
                           "as overlayfs xattr whiteouts, which need Linux >= 6.7, and this "
                           f"kernel is {os.uname().release}", "run minict as root (sudo)")

@@ -47,7 +47,7 @@ def preload(spec) -> None:
     """Import now the optional libraries the child needs after pivot_root:
     from then on the host's files, Python's own library included, are out
     of reach. (Everything else the child runs is imported with this module.)"""
-    sc.import_prctl()
+    sc.prctl()
     if syscall_filter.confined(spec):
         syscall_filter.import_library()
 
@@ -126,7 +126,7 @@ def join_ipc(kernel, spec, ipc) -> int:
     # Inside the donor's mount namespace for a moment: nothing there may
     # reach this (root, host python) process through /proc/PID/exe.
     security.make_non_dumpable(kernel)
-    own_mnt = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    own_mnt = kernel.open_namespace("self", "mnt", "Hold on to our own mount namespace, to come back")
     kernel.setns(ipc.mnt_fd, sc.CLONE_NEWNS, f"Step into {ipc.name}'s mount namespace, to copy "
                                              f"its /dev/shm", what=f"{ipc.name}'s mnt")
     try:
@@ -180,7 +180,7 @@ def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
 def setup_stdio(kernel, spec, ch: Channels) -> None:
     """Point fds 0, 1, 2 where the container's output belongs."""
     if spec.tty:
-        master, peer = tty.open_container_pty()
+        master, peer = kernel.open_pty("-t: a terminal of the container's own devpts")
         tty.hand_over_master(ch.console_child, master)
         os.close(master)
         ch.console_child.close()

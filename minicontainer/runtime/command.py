@@ -125,3 +125,12 @@ def exit_code_of(status: int) -> int:
     """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+def forward_signal(kernel, pid: int, number: int) -> None:
+    """Pass a signal minict (or the --init reaper) received on to the
+    container's process (gone already: nothing to do)."""
+    try:
+        kernel.kill(pid, number, f"Forward {signal.Signals(number).name} to the container")
+    except ProcessLookupError:
+        pass

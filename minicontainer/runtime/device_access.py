@@ -43,7 +43,7 @@ from pathlib import Path
 from .. import syscalls as sc
 from ..cgroups.device_program import assemble
 from ..cgroups.devices import apply_v1, rules_for
-from ..cgroups.hierarchy import Cgroup
+from ..cgroups.hierarchy import Cgroup, make_dir
 from ..errors import CgroupUnavailable
 
 EBPF, CGROUP_V1, NODEV, PRIVILEGED = "ebpf", "cgroup-v1", "nodev", "privileged"
@@ -156,10 +156,11 @@ def v1_path(root: Path, container_id: str) -> Path:
 
 def _make_v1_cgroup(kernel, root: Path, container_id: str, rules):
     path = v1_path(root, container_id)
-    kernel.explain("Make the container's cgroup in the v1 devices hierarchy", f"mkdir -p {path}")
-    path.parent.mkdir(exist_ok=True)
+    if not path.parent.is_dir():
+        make_dir(path.parent, "minict's own subtree of the v1 devices hierarchy", kernel.explain,
+                 exist_ok=True)
     try:
-        path.mkdir()
+        make_dir(path, "Make the container's cgroup in the v1 devices hierarchy", kernel.explain)
     except FileExistsError:
         raise CgroupUnavailable(f"cgroup {path} already exists",
                                 "a crashed minict left it behind: run minict cleanup") from None

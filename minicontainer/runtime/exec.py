@@ -62,9 +62,9 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     security.make_non_dumpable(kernel)
     pid = runtime["pid"]
     joined = [(n, f) for n, f in NAMESPACES if not (n == "net" and spec.network == "host")]
-    ns_fds = [(name, flag, os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
+    ns_fds = [(name, flag, kernel.open_namespace(pid, name, f"Hold the container's {name} namespace"))
               for name, flag in joined]
-    pid_ns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    pid_ns = kernel.open_namespace(pid, "pid", "Hold the container's PID namespace")
     if not is_alive(pid, runtime.get("pid_start")):
         raise ContainerNotRunning(f"container {record.name} stopped meanwhile", "start it again")
     child.preload(spec)
@@ -79,7 +79,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     kernel.setns(pid_ns, sc.CLONE_NEWPID, "Children forked from now on are born in the "
                                           "container's PID namespace", what=f"/proc/{pid}/ns/pid")
     os.close(pid_ns)
-    child_pid = os.fork()
+    child_pid = kernel.fork("Fork the process that joins the container and becomes the command")
     if child_pid == 0:
         run_or_report(error_write, lambda: _joiner(kernel, spec, pid, ns_fds, channels, user))
     for _, _, fd in ns_fds:
@@ -93,7 +93,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
         os.write(go_write, b"g")
         master = None
         if tty:
-            master = take_master(channels.console_parent)
+            master = take_master(kernel, channels.console_parent)
             channels.console_parent.close()
         failure = read_all(error_read)
     finally:
@@ -102,7 +102,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     if failure:
         os.waitpid(child_pid, 0)
         raise error_from_child(failure)
-    return exit_code_of(wait_in_foreground(Started(child_pid, master), spec))
+    return exit_code_of(wait_in_foreground(kernel, Started(child_pid, master), spec))
 
 
 def _join_user_namespace(kernel, pid: int) -> None:
@@ -112,7 +112,7 @@ def _join_user_namespace(kernel, pid: int) -> None:
     it is single-threaded (setns(2) requires it), non-dumpable already, and
     outside the container's PID namespace, where no process of the
     container can see it. Its ids there are the container's (you are root)."""
-    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    fd = kernel.open_namespace(pid, "user", "Hold the container's user namespace")
     try:
         kernel.setns(fd, sc.CLONE_NEWUSER, "Without root: join the container's user namespace "
                                            "first, where you (its owner) may join the others",

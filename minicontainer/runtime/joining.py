@@ -1,10 +1,10 @@
 """`--network container:NAME` and `--ipc container:NAME`: another container's namespace.
 
 A running container's namespaces are the files /proc/PID/ns/net,
-/proc/PID/ns/ipc... of its first process. The owner opens the file before
-it forks (the container must be running, or the error is one clear line
-with nothing made yet); then setns(2) on that fd puts a process into the
-namespace (launch.py for the network, child.py for IPC).
+/proc/PID/ns/ipc... of its first process. The owner opens the file
+(Kernel.open_namespace) before it forks (the container must be running, or
+the error is one clear line with nothing made yet); then setns(2) on that fd
+puts a process into the namespace (launch.py for the network, child.py for IPC).
 """
 
 import os
@@ -25,17 +25,12 @@ def running_pid(record, flag: str) -> tuple[int, object]:
     return runtime["pid"], target
 
 
-def open_namespace(pid: int, kind: str) -> int:
-    """An fd of /proc/PID/ns/KIND (close-on-exec), for setns(2)."""
-    return os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-
-
 class JoinedIpc:
     """--ipc container:NAME: that container's IPC namespace and its mount
     namespace (open fds), so that the new container can join the one and
     take its /dev/shm from the other (child.take_shared_shm)."""
 
-    def __init__(self, record):
+    def __init__(self, kernel, record):
         flag = f"--ipc {record.spec.ipc}"
         pid, target = running_pid(record, flag)
         # docker's rule: only a container started with --ipc shareable (or
@@ -44,13 +39,14 @@ class JoinedIpc:
             raise BadArgument(f"{flag}: container {target.name} keeps its IPC private",
                               "start it with --ipc shareable to share it")
         self.name = target.name
-        self.ipc_fd = open_namespace(pid, "ipc")
-        self.mnt_fd = open_namespace(pid, "mnt")
+        self.ipc_fd = kernel.open_namespace(pid, "ipc", f"{flag}: hold {target.name}'s IPC namespace")
+        self.mnt_fd = kernel.open_namespace(pid, "mnt", f"{flag}: and its mount namespace, where its "
+                                                        "/dev/shm is")
 
     def close(self) -> None:
         os.close(self.ipc_fd)
         os.close(self.mnt_fd)
 
 
-def joined_ipc(record) -> JoinedIpc | None:
-    return JoinedIpc(record) if record.spec.ipc.startswith("container:") else None
+def joined_ipc(kernel, record) -> JoinedIpc | None:
+    return JoinedIpc(kernel, record) if record.spec.ipc.startswith("container:") else None

@@ -82,7 +82,7 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
     guard = network = ipc = None
     try:
         guard = device_access.install(kernel, spec, cgroup)
-        ipc = joining.joined_ipc(record)
+        ipc = joining.joined_ipc(kernel, record)
         network = networking.prepare(record) or usernet.prepare(record)
         return _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early)
     except BaseException:
@@ -106,7 +106,7 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
     pid = _fork_into_namespaces(kernel, record, lambda: child.container_main(
         kernel, device_access.confine(spec, guard.mechanism), str(record.dir), channels,
         close_early=close_early, nodev=guard.nodev, ipc=ipc))
-    kernel.explain(f"Forked the container's first process: PID {pid} on the host, PID 1 inside")
+    kernel.explain(f"The container's first process is PID {pid} on the host, PID 1 inside")
     for fd in (go_read, error_write):
         os.close(fd)
     if channels.console_child is not None:
@@ -127,11 +127,11 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
         go_write = None
         master = None
         if spec.tty:
-            master = tty.take_master(channels.console_parent)
+            master = tty.take_master(kernel, channels.console_parent)
             channels.console_parent.close()
         failure = read_all(error_read)
     except BaseException:
-        kill_and_reap(pid)
+        kill_and_reap(kernel, pid)
         raise
     finally:
         if go_write is not None:
@@ -165,11 +165,12 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
     own_pid = own_net = joined_net = None
     flags, parts = 0, []
     if spec.pid_mode != "host":   # --pid host: it is born in the host's, as minict's children are
-        own_pid = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        own_pid = kernel.open_namespace("self", "pid", "Hold minict's own PID namespace, to come back")
         flags, parts = sc.CLONE_NEWPID, ["PID namespace (it will be PID 1 there)"]
     if spec.network != "host":
-        own_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        joined_net = networking.joined_namespace(record)
+        own_net = kernel.open_namespace("self", "net", "Hold minict's own network namespace, to "
+                                                       "come back")
+        joined_net = networking.joined_namespace(kernel, record)
         if joined_net is None:
             flags |= sc.CLONE_NEWNET
             parts.append("network namespace")
@@ -181,7 +182,7 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
                                                       f"be born in", what=spec.network)
         if flags:
             kernel.unshare(flags, f"New {' and '.join(parts)} for the next child")
-        pid = os.fork()
+        pid = kernel.fork("Fork the container's first process")
         if pid == 0:   # the child: container_main ends in execve or os._exit
             for fd in (own_pid, own_net, joined_net):
                 if fd is not None:
@@ -218,7 +219,7 @@ def _clone_into_user_namespace(kernel, spec, store_root, container_main) -> int:
     try:
         idmap.write_maps(kernel, pid, id_map)
     except BaseException:
-        kill_and_reap(pid)
+        kill_and_reap(kernel, pid)
         raise
     return pid
 
@@ -243,11 +244,11 @@ def error_from_child(data: bytes):
     return cls(report.get("message") or "the container failed to start", report.get("hint"))
 
 
-def kill_and_reap(pid: int) -> None:
+def kill_and_reap(kernel, pid: int) -> None:
     """SIGKILL a child of ours and wait for it, so that no zombie is left
     (a process already gone is fine)."""
     try:
-        os.kill(pid, signal.SIGKILL)
+        kernel.kill(pid, signal.SIGKILL, "It cannot go on: kill it")
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass

@@ -21,7 +21,7 @@ from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
 from ..cgroups.hierarchy import preflight
 from . import device_access, etcfiles, networking, state, syscall_filter, tty
-from .command import exit_code_of
+from .command import exit_code_of, forward_signal
 from .process import ContainerProcess
 from .launch import kill_and_reap, launch
 from .resources import host_config, release
@@ -57,11 +57,11 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
         lock.release()
         raise
     try:
-        status = wait_in_foreground(started, spec)
+        status = wait_in_foreground(kernel, started, spec)
     except BaseException as exc:
         # Lost track of it (an error while relaying): do not leave it running
         # unattended, and say what happened in its record.
-        kill_and_reap(started.pid)
+        kill_and_reap(kernel, started.pid)
         finish(record, None, lock, error=f"minict stopped waiting for it: {exc!r}",
                kernel=kernel)
         raise
@@ -73,28 +73,21 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
     return code, record.id
 
 
-def wait_in_foreground(started, spec) -> int:
+def wait_in_foreground(kernel, started, spec) -> int:
     """Forward signals (and with -t relay the terminal) until PID 1 exits."""
     pid = started.pid
-    previous = {sig: signal.signal(sig, lambda number, _f: _forward(pid, number))
+    previous = {sig: signal.signal(sig, lambda number, _f: forward_signal(kernel, pid, number))
                 for sig in OWNER_FORWARDED}
     try:
         if started.master is not None:
             stdin_fd = 0 if spec.interactive else None
             with tty.RawTerminal(0) if spec.interactive else nullcontext():
-                return tty.relay(started.master, pid, stdin_fd, 1)   # (relay closes the master)
+                return tty.relay(kernel, started.master, pid, stdin_fd, 1)   # (relay closes the master)
         _, status = os.waitpid(pid, 0)
         return status
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _forward(pid: int, number: int) -> None:
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:
-        pass
 
 
 def start(config, ref: str, kernel: sc.Kernel) -> state.Record:

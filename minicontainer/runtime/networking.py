@@ -67,13 +67,14 @@ def is_attached(spec) -> bool:
     return own_namespace(spec) and spec.network not in ("none", "default", "slirp4netns")
 
 
-def joined_namespace(record) -> int | None:
+def joined_namespace(kernel, record) -> int | None:
     """--network container:NAME: an fd of that container's network namespace
     (to be born in it), or None for any other mode."""
     if not record.spec.network.startswith("container:"):
         return None
-    pid, _ = joining.running_pid(record, f"--network {record.spec.network}")
-    return joining.open_namespace(pid, "net")
+    flag = f"--network {record.spec.network}"
+    pid, _ = joining.running_pid(record, flag)
+    return kernel.open_namespace(pid, "net", f"{flag}: hold that container's network namespace")
 
 
 def prepare(record) -> Attachment | None:
@@ -94,8 +95,8 @@ def attach(kernel: sc.Kernel, attachment: Attachment, pid: int) -> None:
     network = attachment.network
     try:
         ensure_network(kernel, network)
-        netns = joining.open_namespace(pid, "net")
-        own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        netns = kernel.open_namespace(pid, "net", "Hold the container's network namespace")
+        own = kernel.open_namespace("self", "net", "And ours, to come back to")
         try:
             kernel.create_veth(attachment.veth, "eth0", netns, pid,
                                "A virtual cable: one end on the host, the other, eth0, made "

@@ -17,7 +17,7 @@ can open /proc/1/exe and write to the host's binary (CVE-2019-5736).
 import os
 import signal
 
-from .command import exit_code_of, start_command
+from .command import exit_code_of, forward_signal, start_command
 from .security import make_non_dumpable
 
 FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
@@ -28,14 +28,13 @@ def run_reaper(kernel, spec, error_fd: int) -> None:
     """Never returns: forks the command, then reaps until it exits."""
     make_non_dumpable(kernel, "The reaper stays in the container: make it non-dumpable so "
                               "/proc/1/exe cannot be opened from inside (CVE-2019-5736)")
-    kernel.explain("--init: stay as PID 1, a reaper that forwards signals; fork the command as PID 2")
-    pid = os.fork()
+    pid = kernel.fork("--init: stay as PID 1, a reaper that forwards signals; fork the command as PID 2")
     if pid == 0:
         start_command(kernel, spec, error_fd)
     os.close(error_fd)   # only the command's copy may hold it: its execve closes it
     kernel.narrator.close()
     for sig in FORWARDED:
-        signal.signal(sig, lambda number, _frame: _forward(pid, number))
+        signal.signal(sig, lambda number, _frame: forward_signal(kernel, pid, number))
     code = 0
     while True:
         try:
@@ -45,9 +44,3 @@ def run_reaper(kernel, spec, error_fd: int) -> None:
         if reaped == pid:
             os._exit(exit_code_of(status))
 
-
-def _forward(pid: int, number: int) -> None:
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:
-        pass

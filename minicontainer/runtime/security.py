@@ -51,7 +51,7 @@ def apply_ulimits(kernel: sc.Kernel, spec) -> None:
 
 def restrict_capabilities_and_identity(kernel: sc.Kernel, spec) -> None:
     wanted = {caps.NUMBERS[name] for name in spec.capabilities}
-    have = {n for n in range(caps.last_cap() + 1) if _in_bounding_set(n)}
+    have = {n for n in range(caps.last_cap() + 1) if sc.in_bounding_set(n)}
     for number in sorted(have - wanted):
         kernel.drop_bounding_cap(number, caps.NAMES[number],
                                  f"Drop {caps.NAMES[number]} from the bounding set, for good")
@@ -110,14 +110,6 @@ def _setgroups_denied() -> bool:
         with open("/proc/self/setgroups") as f:
             return f.read().strip() == "deny"
     except OSError:
-        return False
-
-
-def _in_bounding_set(number: int) -> bool:
-    import prctl
-    try:
-        return bool(prctl.capbset_read(number))
-    except (OSError, ValueError):
         return False
 
 

@@ -33,12 +33,13 @@ def start_detached(kernel: sc.Kernel, record, lock: state.Lock, new: bool) -> st
     `new`: the record was made for this run (`run -d`), so a failed start
     removes it; otherwise (`start`) the failure is recorded in it."""
     report_read, report_write = os.pipe2(os.O_CLOEXEC)
-    helper = os.fork()
+    helper = kernel.fork("-d: fork a helper, whose child becomes the supervisor")
     if helper == 0:
         try:
             os.close(report_read)
-            os.setsid()   # no controlling terminal: the user's Ctrl-C is not for it
-            if os.fork() == 0:
+            kernel.setsid("A session of its own: no controlling terminal, so the user's Ctrl-C "
+                          "is not for the supervisor")
+            if kernel.fork("Fork the supervisor; the helper exits, so init adopts it") == 0:
                 _supervise(kernel, record, lock, report_write, new)
         finally:
             os._exit(0)
@@ -74,7 +75,7 @@ def _supervise(kernel, record, lock, report_write, new: bool) -> None:
     """The supervisor's whole life. Never returns."""
     spec = record.spec
     null = os.open("/dev/null", os.O_RDWR)
-    os.dup2(null, 0)
+    kernel.redirect_stdio(null, (0,), "The supervisor reads nothing from the terminal")
     log_fd = os.open(record.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
     try:
         started = launch(kernel, record, log_fd=None if spec.tty else log_fd,
@@ -92,14 +93,14 @@ def _supervise(kernel, record, lock, report_write, new: bool) -> None:
         os._exit(1)
     # Started: from now on nothing may write to the terminal of the minict
     # that started us (and holding its pipes open would make it wait).
-    os.dup2(null, 1)
-    os.dup2(null, 2)
+    kernel.redirect_stdio(null, (1, 2), "Started: the supervisor writes nothing to the terminal of "
+                                        "the minict that started it")
     os.close(null)
     kernel.narrator.close()
     os.write(report_write, json.dumps({"ok": True, "pid": started.pid}).encode())
     os.close(report_write)
     if started.master is not None:
-        status = tty.relay(started.master, started.pid, None, log_fd)   # (closes the master)
+        status = tty.relay(kernel, started.master, started.pid, None, log_fd)   # (closes the master)
     else:
         _, status = os.waitpid(started.pid, 0)
     finish(record, exit_code_of(status), lock)

@@ -2,7 +2,8 @@
 
 `-t` gives the container a pseudo-terminal from its OWN devpts instance
 (so `tty` inside prints /dev/pts/0 and the name exists there). The
-container's process opens /dev/ptmx after its /dev is mounted, keeps the
+container's process opens /dev/ptmx after its /dev is mounted
+(Kernel.open_pty), keeps the
 peer (slave) end as its stdin/stdout/stderr and controlling terminal, and
 passes the master end out to minict over a unix socket (SCM_RIGHTS), the
 way runc's --console-socket works.
@@ -14,41 +15,15 @@ SIGWINCH, and stops when the container's process has exited.
 """
 
 import errno
-import fcntl
 import os
 import select
 import signal
 import socket
-import struct
 import termios
 import time
 import tty as terminal_modes   # the standard library's tty (raw mode), not this module
 
-TIOCGPTN = 0x80045430     # _IOR('T', 0x30, unsigned int): which /dev/pts/N
-TIOCSPTLCK = 0x40045431   # _IOW('T', 0x31, int): unlock the peer
-TIOCGPTPEER = 0x5441      # _IO('T', 0x41): open the peer from the master, no path lookup
-TIOCGWINSZ = 0x5413
-TIOCSWINSZ = 0x5414
-
-
 # ---- inside the container ---------------------------------------------------------------
-
-def open_container_pty() -> tuple[int, int]:
-    """(master, peer) from the container's /dev/ptmx.
-
-    The peer is opened with TIOCGPTPEER rather than by path: a path in
-    /dev/pts could be swapped by something in the container between the
-    two opens; the ioctl names the exact pty (the reason it was added to
-    Linux 4.13, for container runtimes)."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-    try:
-        peer = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
-        peer = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
-    return master, peer
-
 
 def hand_over_master(sock, master: int) -> None:
     """Child side: send the master to the owner (SCM_RIGHTS), then wait
@@ -58,7 +33,7 @@ def hand_over_master(sock, master: int) -> None:
     sock.recv(1)   # the owner's "size set" (or end-of-file if it died: go on)
 
 
-def take_master(sock, size_from: int = 0) -> int | None:
+def take_master(kernel, sock, size_from: int = 0) -> int | None:
     """Owner side: the master fd the container sent, with the window size of
     `size_from` (when that is a terminal) copied onto it; None if the
     container closed the socket without sending (its start-up failed; the
@@ -70,7 +45,7 @@ def take_master(sock, size_from: int = 0) -> int | None:
     if not fds:
         return None
     if os.isatty(size_from):
-        copy_window_size(size_from, fds[0])
+        copy_window_size(kernel, size_from, fds[0])
     try:
         sock.send(b"k")
     except OSError:
@@ -80,10 +55,9 @@ def take_master(sock, size_from: int = 0) -> int | None:
 
 # ---- outside: window size and raw mode ----------------------------------------------------
 
-def copy_window_size(from_fd: int, to_fd: int) -> None:
+def copy_window_size(kernel, from_fd: int, to_fd: int) -> None:
     try:
-        size = fcntl.ioctl(from_fd, TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(to_fd, TIOCSWINSZ, size)
+        kernel.copy_window_size(from_fd, to_fd, "The container's terminal takes the size of yours")
     except OSError:
         pass   # not a terminal: nothing to copy
 
@@ -111,7 +85,7 @@ class RawTerminal:
 
 # ---- the relay ---------------------------------------------------------------------------
 
-def relay(master: int, pid: int, stdin_fd: int | None, out_fd: int) -> int:
+def relay(kernel, master: int, pid: int, stdin_fd: int | None, out_fd: int) -> int:
     """Copy stdin -> master and master -> out until process `pid` exits;
     returns its wait status, and closes `master`. `stdin_fd` None: nothing
     is read (no -i).
@@ -125,7 +99,7 @@ def relay(master: int, pid: int, stdin_fd: int | None, out_fd: int) -> int:
     old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)   # a handler, so the wakeup fd fires
     old_winch = None
     if stdin_fd is not None and os.isatty(stdin_fd):
-        old_winch = signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(stdin_fd, master))
+        old_winch = signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(kernel, stdin_fd, master))
     status = None
     try:
         while status is None:
@@ -140,7 +114,7 @@ def relay(master: int, pid: int, stdin_fd: int | None, out_fd: int) -> int:
                 if data:
                     _write_all(master, data)
                 elif data is not None:
-                    status = _hang_up(master, pid)
+                    status = _hang_up(kernel, master, pid)
                     master = None
                     break
             if wake_r in readable:
@@ -167,7 +141,7 @@ def relay(master: int, pid: int, stdin_fd: int | None, out_fd: int) -> int:
 HANGUP_GRACE = 10.0   # seconds a container gets to end after its terminal hung up
 
 
-def _hang_up(master: int, pid: int) -> int:
+def _hang_up(kernel, master: int, pid: int) -> int:
     """Close the master: the kernel hangs up the container's terminal (its
     programs get EIO and SIGHUP). Wait for the container to end; kill it if
     it ignores that, since nobody is left to see it."""
@@ -179,7 +153,7 @@ def _hang_up(master: int, pid: int) -> int:
             return status
         time.sleep(0.05)
     try:
-        os.kill(pid, signal.SIGKILL)
+        kernel.kill(pid, signal.SIGKILL, "Nobody is left at its terminal, and it ignored the hangup")
     except ProcessLookupError:
         pass
     return os.waitpid(pid, 0)[1]

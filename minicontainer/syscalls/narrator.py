@@ -1,0 +1,52 @@
+"""Narration: the `[explain] <sentence>: <call>` lines of --explain."""
+
+import os
+
+
+class Narrator:
+    """Prints `[explain] <sentence>: <call>` lines to a file descriptor.
+
+    The fd is a private duplicate of stderr taken at start (and marked
+    close-on-exec), so the narration keeps going to the user's terminal
+    even after the container's stdio has been pointed at a pty or a log,
+    and never leaks into the container's command.
+    """
+
+    def __init__(self, enabled: bool, fd: int | None = None):
+        self.enabled = enabled
+        self.fd = fd
+        if enabled and fd is None:
+            self.fd = os.dup(2)
+            os.set_inheritable(self.fd, False)
+
+    def say(self, sentence: str, call: str | None = None) -> None:
+        if not self.enabled:
+            return
+        line = f"[explain] {sentence}: {call}\n" if call else f"[explain] {sentence}\n"
+        try:
+            os.write(self.fd, line.encode(errors="replace"))
+        except OSError:
+            pass  # narration must never be the reason a container fails
+
+    def close(self) -> None:
+        if self.enabled and self.fd is not None and self.fd > 2:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        self.fd = None
+        self.enabled = False
+
+
+class CallbackNarrator(Narrator):
+    """Narration handed to a callable `say(sentence, call)`: the cgroups
+    package narrates through such a callable (a Kernel's `explain`), and a
+    Kernel it makes for the few calls it needs (kill) speaks the same way."""
+
+    def __init__(self, say):
+        super().__init__(False)
+        self._say = say
+
+    def say(self, sentence: str, call: str | None = None) -> None:
+        if self._say is not None:
+            self._say(sentence, call)

@@ -1,0 +1,149 @@
+"""The boundaries docs/ARCHITECTURE.md promises, checked on the source.
+
+- One kernel layer: outside minicontainer/syscalls/, nothing in minicontainer/
+  makes a kernel-facing call itself. Each is a call of Kernel (narrated with
+  --explain, recorded by RecordingKernel). Kernel-facing here means what
+  changes what a process sees or may do: processes (fork, kill, sessions,
+  pidfds), namespaces (setns, unshare, and the /proc/PID/ns files that
+  setns takes), mounts, device nodes, identity, limits, terminals (ioctl),
+  stdio (dup2) and execve. Plain file and directory work (a layer's files,
+  the store, records), reading /proc, waiting for a child and the user's own
+  terminal modes (termios) are not. Nor are imports of the C library (ctypes)
+  or of the bindings that make such calls (prctl, pyroute2).
+- libseccomp's bindings: only runtime/syscall_filter.py builds a filter with
+  them (Kernel.load_seccomp loads it).
+- baselib: only baselib/inroot.py reaches the kernel through ctypes
+  (openat2, shared with hpcshim).
+- hpcshim imports nothing of minicontainer, and nothing that needs a compiler.
+- cgroups/ and network/ import nothing of runtime/.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parent.parent
+
+KERNEL_FACING = {
+    "os.fork", "os.forkpty", "os.dup2", "os.mknod", "os.setns", "os.unshare", "os.kill", "os.killpg",
+    "os.setsid", "os.setpgid", "os.tcsetpgrp", "os.setresuid", "os.setresgid", "os.setuid",
+    "os.setgid", "os.setgroups", "os.execv", "os.execve", "os.execvp", "os.execvpe", "os.chroot",
+    "os.pidfd_open", "os.sethostname", "os.openpty", "os.login_tty", "signal.pidfd_send_signal",
+    "fcntl.ioctl", "resource.setrlimit", "pty.openpty", "pty.fork",
+}
+KERNEL_BINDINGS = {"ctypes", "prctl", "pyroute2"}
+
+
+def modules(package: str) -> list[tuple[Path, ast.Module]]:
+    return [(path, ast.parse(path.read_text(), str(path)))
+            for path in sorted((REPO / package).rglob("*.py"))]
+
+
+def imported(tree) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.append((node.lineno, node.module or ""))
+    return found
+
+
+def relative_imports(tree, path: Path) -> list[tuple[int, str]]:
+    """Relative imports as absolute module names (from ..runtime import x -> minicontainer.runtime)."""
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[:len(package.split(".")) - node.level + 1]
+            found.append((node.lineno, ".".join(base + ([node.module] if node.module else []))))
+    return found
+
+
+def calls(tree) -> list[tuple[int, str]]:
+    """module.function(...) calls, by name (os.fork, fcntl.ioctl...)."""
+    return [(node.lineno, f"{node.func.value.id}.{node.func.attr}") for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)]
+
+
+def opens_a_namespace_file(tree) -> list[int]:
+    """os.open/open of a /proc/PID/ns/KIND path (what Kernel.open_namespace does)."""
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name != "open":
+            continue
+        parts = node.args[0].values if isinstance(node.args[0], ast.JoinedStr) else [node.args[0]]
+        text = "".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
+        if "/ns/" in text:
+            found.append(node.lineno)
+    return found
+
+
+def where(path: Path, line: int) -> str:
+    return f"{path.relative_to(REPO)}:{line}"
+
+
+def outside_the_kernel_layer():
+    return [(path, tree) for path, tree in modules("minicontainer")
+            if "syscalls" not in path.relative_to(REPO / "minicontainer").parts]
+
+
+def test_kernel_facing_calls_go_through_the_kernel_layer():
+    found = []
+    for path, tree in outside_the_kernel_layer():
+        found += [f"{where(path, line)}: {name}" for line, name in calls(tree) if name in KERNEL_FACING]
+        found += [f"{where(path, line)}: opens a /proc/PID/ns file" for line in opens_a_namespace_file(tree)]
+    assert found == [], "call these through syscalls.Kernel (narrated there):\n" + "\n".join(found)
+
+
+def test_the_c_library_and_kernel_bindings_only_in_the_kernel_layer():
+    found = []
+    for path, tree in outside_the_kernel_layer():
+        for line, name in imported(tree):
+            root = name.split(".")[0]
+            if root in KERNEL_BINDINGS:
+                found.append(f"{where(path, line)}: import {name}")
+            if root == "seccomp" and path != REPO / "minicontainer/runtime/syscall_filter.py":
+                found.append(f"{where(path, line)}: import {name} (only syscall_filter.py builds filters)")
+    for path, tree in modules("baselib"):
+        if path.name != "inroot.py":
+            found += [f"{where(path, line)}: import {name}" for line, name in imported(tree)
+                      if name.split(".")[0] == "ctypes"]
+    assert found == [], "\n".join(found)
+
+
+def test_hpcshim_stays_apart_from_minicontainer():
+    found = []
+    for path, tree in modules("hpcshim"):
+        for line, name in imported(tree):
+            if name.split(".")[0] in {"minicontainer", *KERNEL_BINDINGS, "seccomp"}:
+                found.append(f"{where(path, line)}: import {name}")
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize("package", ["cgroups", "network"])
+def test_cgroups_and_network_import_nothing_of_runtime(package):
+    found = []
+    for path, tree in modules(f"minicontainer/{package}"):
+        names = imported(tree) + relative_imports(tree, path)
+        found += [f"{where(path, line)}: {name}" for line, name in names
+                  if name.startswith("minicontainer.runtime")]
+    assert found == [], "\n".join(found)
+
+
+def test_the_rule_sees_what_it_forbids(tmp_path):
+    """The checks above can fail: each finds its kind of call in a sample."""
+    sample = ast.parse('import os, ctypes\nos.fork()\nfd = os.open(f"/proc/{pid}/ns/net", 0)\n'
+                       'from ..runtime import launch\n')
+    assert calls(sample) == [(2, "os.fork"), (3, "os.open")]
+    assert opens_a_namespace_file(sample) == [3]
+    assert (1, "ctypes") in imported(sample)
+    path = REPO / "minicontainer/cgroups/sample.py"
+    assert relative_imports(sample, path) == [(4, "minicontainer.runtime")]
