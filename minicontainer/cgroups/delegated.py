@@ -155,7 +155,7 @@ def _delegate_list(offered: set[str], wanted: str) -> str:
     return " ".join(names)
 
 
-def create_for_container(container_id: str, limits: Limits | None, explain: Explain,
+def create_in_delegation(container_id: str, limits: Limits | None, explain: Explain,
                          root: Path = DEFAULT_ROOT, proc: Path = Path("/proc")) -> Cgroup | None:
     """Without root: the container's cgroup D/minict/<id> with `limits`,
     or None when no limit was asked (the container stays in the caller's

@@ -1,17 +1,14 @@
 """cgroup commands: `minict stats` and `minict update`, and the resource flags.
 
 `limit_options` is the set of docker-style resource flags; `minict run`
-decorates itself with it too, so both commands accept the same ones. `run`
-turns them into a Limits with runtime.resources.limits_from_flags, which
-also checks that this host can enforce them; `update` uses
-`limits_from_options`.
+decorates itself with it too, so both commands accept the same ones, and
+both turn them into a Limits with runtime.resources.limits_from_flags.
 """
 
 import click
 
-from ..cgroups.limits import RESOURCE_FLAGS, limits_from_cli
 from ..cgroups.report import stats_table
-from ..runtime.resources import stats_targets, update
+from ..runtime.resources import limits_from_flags, stats_targets, update
 from ..syscalls import Narrator
 
 
@@ -37,14 +34,6 @@ def limit_options(command):
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def limits_from_options(kwargs: dict, updating: bool = False):
-    """Pop the resource flags out of a click kwargs dict and validate them."""
-    flags = {name: kwargs.pop(name, None) for name in RESOURCE_FLAGS}
-    flags["device_read_bps"] = tuple(flags["device_read_bps"] or ())
-    flags["device_write_bps"] = tuple(flags["device_write_bps"] or ())
-    return limits_from_cli(**flags, updating=updating)
 
 
 def _explain(config):
@@ -73,8 +62,8 @@ def stats_cmd(config, no_stream, containers):
 @click.pass_obj
 def update_cmd(config, containers, **flags):
     """Change the resource limits of running containers (and keep them in their records)."""
-    limits = limits_from_options(flags, updating=True)
-    if limits.is_empty():
+    limits = limits_from_flags(flags, updating=True)
+    if limits is None:
         raise click.UsageError("give at least one limit to change, e.g. --memory 128m")
     for name in update(config, containers, limits, _explain(config)):
         click.echo(name)

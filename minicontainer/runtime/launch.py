@@ -26,12 +26,11 @@ import signal
 import socket
 from dataclasses import dataclass
 
-from ..cgroups import delegated
-from ..cgroups.hierarchy import create_for_container
 from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
 from .. import idmap
 from .. import syscalls as sc
 from . import child, device_access, joining, networking, rootless, state, tty, usernet
+from .resources import make_cgroup
 
 
 @dataclass
@@ -39,27 +38,6 @@ class Started:
     """A container process that has exec'd its command."""
     pid: int                    # host pid of the container's PID 1
     master: int | None = None   # pty master, with -t
-
-
-def make_cgroup(kernel: sc.Kernel, spec):
-    """Make the container's cgroup (<root>/minict/<id>, with spec's limits);
-    returns the Cgroup, or None when no limit was asked and this host has no
-    usable cgroup v2 (--explain says so).
-
-    Made before the container's first process is forked, and the process
-    is moved in (Cgroup.add_pid) while it waits for "go", before it has run
-    any of the container's code: every process the container ever starts
-    is born inside its limits and its device rules. The child then unshares
-    CLONE_NEWCGROUP, which makes this cgroup the root of its view.
-    (`minict exec` joins the existing cgroup instead: resources.join_existing.)
-
-    Without root it is made only for a limit, and only in the cgroup v2
-    subtree delegated to the caller (cgroups/delegated.py); check_request
-    has refused a limit that cannot be had there.
-    """
-    if rootless.active():
-        return delegated.create_for_container(spec.id, spec.resource_limits(), kernel.explain)
-    return create_for_container(spec.id, spec.resource_limits(), explain=kernel.explain)
 
 
 def _drop_cgroups(*cgroups) -> None:

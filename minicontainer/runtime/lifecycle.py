@@ -19,12 +19,11 @@ from pathlib import Path
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
-from ..cgroups.hierarchy import preflight
 from . import device_access, etcfiles, networking, state, syscall_filter, tty
 from .command import exit_code_of, forward_signal
 from .process import ContainerProcess
 from .launch import kill_and_reap, launch
-from .resources import host_config, release
+from .resources import check_limits, host_config, release
 from .supervisor import finish, start_detached
 
 OWNER_FORWARDED = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -37,12 +36,6 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
     """Create and start a container. Foreground: returns (exit code, id)
     when it ends; detached (-d): returns (None, id) once it runs."""
     layout = state.Layout.of(config)
-    limits = spec.resource_limits()
-    if limits is not None:
-        # Refuse (CgroupUnavailable) before the record exists, not halfway
-        # through starting. (`minict run` checked already; this is for
-        # callers of the library that built a spec themselves.)
-        preflight(limits)
     record, lock = state.create_record(layout, spec, etcfiles.files_for(spec))
     kernel.explain(f"Created container {record.name} ({record.id[:12]}) in {record.dir}")
     if spec.detach:
@@ -100,13 +93,11 @@ def start(config, ref: str, kernel: sc.Kernel) -> state.Record:
             lock.release()
         raise ContainerRunning(f"container {record.name} is already running",
                                f"stop it first: minict stop {record.name}")
-    limits = record.spec.resource_limits()
-    if limits is not None:
-        try:
-            preflight(limits)    # CgroupUnavailable here, not as a failed start
-        except BaseException:
-            lock.release()
-            raise
+    try:
+        check_limits(record.spec.resource_limits())   # CgroupUnavailable here, not as a failed start
+    except BaseException:
+        lock.release()
+        raise
     # Files the container directory may have lost or that depend on the host now.
     for name, data in etcfiles.files_for(record.spec).items():
         (record.dir / name).write_bytes(data)

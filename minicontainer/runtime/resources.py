@@ -2,8 +2,10 @@
 read, changed and removed. The cgroup work itself is minicontainer.cgroups's.
 
     when                          what                                   called from
-    `minict run` reads its flags  limits_from_flags: validate, preflight run.run_image
-    the owner starts PID 1        create + add_pid (launch.make_cgroup)   launch.py
+    `minict run`/`update` flags   limits_from_flags: the one adapter      run.run_image, cli/cgroups.py
+    before anything is made       check_limits: can this host enforce it  run.run_image, lifecycle.start
+    the owner starts PID 1        make_cgroup (where: as root, or in the  launch.py
+                                  caller's delegated cgroup), add_pid
     `minict exec`                 join_existing: add_pid, if there is one exec.py
     the container ends            release: OOM report, then destroy       supervisor.finish,
                                                                           lifecycle.remove, recovery
@@ -23,32 +25,67 @@ import os
 
 from ..cgroups import delegated
 from ..cgroups.delegated import cgroup_root
-from ..cgroups.hierarchy import Cgroup, container_path, preflight
+from ..cgroups.hierarchy import Cgroup, container_path, create_for_container, preflight
 from ..cgroups.hierarchy import remove_orphans as remove_orphan_cgroups
 from ..cgroups.limits import RESOURCE_FLAGS, Limits, limits_from_cli
 from ..cgroups.report import Target, update_limits
-from . import state
+from . import rootless, state
 from .device_access import configured_v1_root, join_v1, release_v1
 
 
-def limits_from_flags(flags: dict):
-    """Take the resource flags (--memory, --cpus...) out of `flags` and check them.
+def limits_from_flags(flags: dict, updating: bool = False) -> Limits | None:
+    """Take the resource flags (--memory, --cpus...) out of `flags` (click's
+    parameters of `run` or `update`) and validate them: the one adapter from
+    flags to limits. Returns a Limits, or None when no limit was asked.
 
-    Returns a validated cgroups Limits, or None when no limit was asked.
-    Raises BadArgument (a bad value) or CgroupUnavailable (this host cannot
-    enforce it, with the cause and the fix) BEFORE anything is created: a
-    run must never start without a limit the user asked for.
+    Raises BadArgument naming the flag. It creates nothing and asks the host
+    nothing (check_limits does). `updating`: `minict update`'s rules
+    (cgroups.limits.limits_from_cli).
     """
     given = {name: flags.pop(name) for name in RESOURCE_FLAGS if name in flags}
     given = {name: value for name, value in given.items() if value not in (None, (), [])}
     if not given:
         return None
     limits = limits_from_cli(**{name: tuple(value) if isinstance(value, list) else value
-                                for name, value in given.items()})
+                                for name, value in given.items()}, updating=updating)
     if limits.is_empty():
         return None   # e.g. --memory 0: docker's way of saying "no limit"
-    preflight(limits)
     return limits
+
+
+def check_limits(limits: Limits | None) -> None:
+    """The runtime's one check that this host can enforce `limits`: raises
+    CgroupUnavailable (or BadArgument, a CPU it does not have) with the cause
+    and the fix BEFORE anything is created, so a container never starts
+    without a limit the user asked for. `minict run` checks before it even
+    resolves the image, `minict start` before it starts the container again.
+    (Cgroup.create makes the same check as its own guard, for callers of the
+    cgroups library.)"""
+    if limits is not None and not limits.is_empty():
+        preflight(limits)
+
+
+def make_cgroup(kernel, spec):
+    """Make the container's cgroup, with spec's limits; returns the Cgroup, or
+    None when there is to be none (--explain says why).
+
+    Its home: as root, /sys/fs/cgroup/minict/<id> (hierarchy.create_for_container;
+    without a limit only where cgroup v2 works, for `minict stats`). Without
+    root, only for a limit, in the cgroup v2 subtree delegated to the caller:
+    D/minict/<id> (delegated.create_in_delegation; check_request has refused
+    a limit that cannot be had there).
+
+    Made before the container's first process is forked, and the process
+    is moved in (Cgroup.add_pid) while it waits for "go", before it has run
+    any of the container's code: every process the container ever starts
+    is born inside its limits and its device rules. The child then unshares
+    CLONE_NEWCGROUP, which makes this cgroup the root of its view.
+    (`minict exec` joins the existing cgroup instead: join_existing.)
+    """
+    limits = spec.resource_limits()     # the spec keeps them as a dict (its JSON form)
+    if rootless.active():
+        return delegated.create_in_delegation(spec.id, limits, kernel.explain)
+    return create_for_container(spec.id, limits, explain=kernel.explain)
 
 
 def join_existing(kernel, container_id: str, pid: int) -> None:

@@ -2,8 +2,8 @@
 
 In order, and nothing is created before the last step:
 
-    limits    --memory, --cpus...: validated, and this host asked whether it
-              can enforce them (resources.limits_from_flags)
+    limits    --memory, --cpus...: validated (resources.limits_from_flags),
+              and this host asked whether it can enforce them (check_limits)
     GPUs      --gpu / --gpus / --gpu-plan: hpcshim's Plan, as binds, device
               nodes and variables (gpu.py)
     image     the store, or a pull (image.resolve)
@@ -13,7 +13,7 @@ In order, and nothing is created before the last step:
 
 from ..syscalls import Kernel, Narrator
 from . import lifecycle, rootless
-from .resources import limits_from_flags
+from .resources import check_limits, limits_from_flags
 from .spec import build_spec
 
 
@@ -32,6 +32,7 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
             options["network"] = rootless.default_network(kernel)
         rootless.check_request(config, options)
     limits = limits_from_flags(options)
+    check_limits(limits)
     gpu = _gpu_injection(kernel, options.pop("gpu", None), options.pop("gpu_plan", None),
                          options.pop("gpus", None))
     if gpu is not None:

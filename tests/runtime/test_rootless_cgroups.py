@@ -127,7 +127,7 @@ def test_a_controller_that_is_not_delegated_is_named_with_the_fix(tmp_path, as_u
 def test_no_limit_makes_no_cgroup_and_explain_says_why(tmp_path, as_user):
     root, proc, cgroup = tree(tmp_path, "")
     said = []
-    assert delegated.create_for_container("c1", None, lambda s, call=None: said.append(s),
+    assert delegated.create_in_delegation("c1", None, lambda s, call=None: said.append(s),
                                           root, proc) is None
     assert "only for a limit" in said[0]
     assert sorted(p.name for p in cgroup.iterdir() if p.is_dir()) == []
@@ -137,7 +137,7 @@ def test_limits_go_under_the_delegated_cgroup_after_its_processes_moved_to_a_lea
                                                                                   as_user):
     root, proc, cgroup = tree(tmp_path, "")
     calls = []
-    made = delegated.create_for_container("c1", Limits(memory=64 << 20, pids_limit=20),
+    made = delegated.create_in_delegation("c1", Limits(memory=64 << 20, pids_limit=20),
                                           lambda s, call=None: calls.append(call or s), root, proc)
     assert made.path == cgroup / "minict" / "c1"
     assert (cgroup / "init" / "cgroup.procs").read_text() == "4242"     # moved first...
@@ -154,5 +154,5 @@ def test_limits_go_under_the_delegated_cgroup_after_its_processes_moved_to_a_lea
 def test_without_a_delegation_creating_refuses_too(tmp_path, as_user):
     root, proc, _ = tree(tmp_path, "", owner=0)
     with pytest.raises(CgroupUnavailable, match="delegated to you"):
-        delegated.create_for_container("c1", Limits(pids_limit=5), lambda *a, **k: None,
+        delegated.create_in_delegation("c1", Limits(pids_limit=5), lambda *a, **k: None,
                                        root, proc)
