@@ -29,8 +29,10 @@ import argparse
 import os
 import sys
 
-from . import __version__
-from .errors import BadArgument, HpcshimError
+from . import __version__, launch
+from .errors import BadArgument, HpcshimError, OutputError
+from .launch import ExecOptions
+from .plan import Bind
 
 GPU_FLAGS = {"--gpu": "any", "--gpu=auto": "auto", "--gpu=nvidia": "nvidia",
              "--gpu=rocm": "rocm", "--gpu=none": "none", "--nv": "nvidia", "--rocm": "rocm"}
@@ -168,8 +170,7 @@ def main(argv=None) -> int:
         return 130
 
 
-def parse_binds(values: list[str]):
-    from .plan import Bind
+def parse_binds(values: list[str]) -> list[Bind]:
     binds = []
     for value in values:
         for item in value.split(","):
@@ -214,74 +215,35 @@ def _looks_like_assignment(piece: str) -> bool:
 
 
 def _exec(args) -> int:
-    from .backends import ExecRequest, find_runtime, render
-    from .plan import Plan
-
     command = list(getattr(args, "cmd", []))
     if args.command == "exec" and not command:
         raise BadArgument("no command given after the image", hint="hpcshim exec IMAGE CMD [ARGS...]")
-    env = dict(os.environ)
-    request = ExecRequest(image=args.image, command=command, binds=parse_binds(args.bind),
-                          env=parse_env(args.env), cleanenv=args.cleanenv, contain=args.contain,
-                          host_env=env, action=args.command, tty=os.isatty(0))
-    runtime, exe = find_runtime(args.runtime, env)
-    from .images import prepare_image
-    image = prepare_image(runtime, args.image, env, dry_run=args.dry_run)   # may unpack or convert
-    request.image, request.image_config, request.image_env = image.image, image.config, image.env
-    if (args.gpu or "none") == "none" and not args.device:
-        plan = Plan()      # no discovery at all (and none of its imports)
-    else:
-        from .build import GpuRequest, build_plan
-        plan = build_plan(GpuRequest(mode=args.gpu, root=args.host_root, env=env,
-                                     compat32=args.compat32, cdi_devices=args.device,
-                                     gpu_bind=args.gpu_bind))
-    plan_fd = None
-    plan_path = None
-    if runtime == "minict":
-        from .backends.minict import plan_for_minict
-        plan_fd = _memfd_with(plan_for_minict(plan, request).to_json())
-        plan_path = f"/dev/fd/{plan_fd}"
-    command = render(runtime, exe, plan, request, plan_path)
+    options = ExecOptions(action=args.command, image=args.image, command=command, runtime=args.runtime,
+                          binds=parse_binds(args.bind), env=parse_env(args.env), cleanenv=args.cleanenv,
+                          contain=args.contain, gpu=args.gpu or "none", devices=args.device,
+                          compat32=args.compat32, gpu_bind=args.gpu_bind, host_root=args.host_root,
+                          dry_run=args.dry_run)
+    prepared = launch.prepare(options, dict(os.environ))
     if args.verbose or args.dry_run:
-        for line in image.notes:
+        for line in prepared.notes:
             print(f"hpcshim: {line}", file=sys.stderr)
-        for note in command.notes + plan.pitfalls:
-            print(f"hpcshim: note: {note}", file=sys.stderr)
     if args.verbose:
-        from .doctor import summary_lines
-        for line in summary_lines(plan, command.container_env, command.delivery):
+        from .doctor import summary_lines  # only -v prints it (doctor reads every runtime on PATH)
+        for line in summary_lines(prepared.plan, prepared.command.container_env, prepared.command.delivery):
             print(f"hpcshim: {line}", file=sys.stderr)
     if args.dry_run:
-        print(command.display())
+        print(prepared.command.display())
         return 0
-    for step in command.prepare:
-        try:
-            step.apply()
-        except OSError as exc:
-            from .errors import ImageNotPrepared
-            raise ImageNotPrepared(f"cannot create mount point {step.path}: {exc.strerror}",
-                                   hint="use an image directory you own") from exc
-    if plan_fd is not None:
-        os.set_inheritable(plan_fd, True)
-    try:
-        os.execve(command.argv[0], command.argv, command.env)
-    except OSError as exc:
-        from .errors import RuntimeNotFound
-        raise RuntimeNotFound(f"cannot run {command.argv[0]}: {exc.strerror}",
-                              hint="check the runtime's installation") from exc
+    launch.start(prepared)      # becomes the runtime
     return 0  # not reached
 
 
-def _memfd_with(text: str) -> int:
-    """An anonymous in-memory file holding text, positioned at 0, inheritable by exec."""
-    fd = os.memfd_create("hpcshim-gpu-plan", 0)  # no MFD_CLOEXEC: the runtime inherits it
-    os.write(fd, text.encode())
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
+# doctor and cdi import what they use where they run: `exec`, in front of every
+# job step, loads GPU discovery only when a GPU is asked for (launch._plan), and
+# never json or tempfile (atomic_write).
 
 def _doctor(args) -> int:
-    from .build import GpuRequest, build_plan
+    from .build import GpuRequest, build_plan  # see above
     from .doctor import report
     plan = build_plan(GpuRequest(mode="auto", root=args.host_root, env=dict(os.environ),
                                  compat32=args.compat32))
@@ -293,8 +255,9 @@ def _doctor(args) -> int:
 
 
 def _cdi_generate(args) -> int:
-    import json
+    import json  # see above
 
+    from baselib.files import atomic_write
     from .build import GpuRequest, build_plan
     from .cdi import generate
     from .discovery.hostroot import HostRoot
@@ -306,8 +269,6 @@ def _cdi_generate(args) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    from baselib.files import atomic_write
-    from .errors import OutputError
     try:
         atomic_write(args.output, text.encode())   # a runtime may read it at any moment
     except OSError as exc:

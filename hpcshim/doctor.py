@@ -8,7 +8,9 @@ will make a job fail (a missing nvidia-uvm, no libcuda) are under "Pitfalls".
 import os
 import shutil
 
+from .backends import delivery, find_runtime
 from .backends.apptainer import LIBS32_DIR, LIBS_DIR
+from .errors import HpcshimError
 from .plan import Plan
 
 RUNTIME_NAMES = ("apptainer", "singularity", "ch-run", "minict")
@@ -142,8 +144,6 @@ def runtime_lines(plan: Plan, env: dict[str, str]) -> list[str]:
 
     One runtime under two names is described once: Apptainer installs
     `singularity` as a link to itself, and it is the same program."""
-    from .backends import delivery
-    from .errors import HpcshimError
     search = env.get("PATH", os.defpath)
     names_of: dict[str, list[tuple[str, str]]] = {}       # real path -> [(name, path on PATH)]
     for name in RUNTIME_NAMES:
@@ -162,9 +162,9 @@ def runtime_lines(plan: Plan, env: dict[str, str]) -> list[str]:
         return out
     out.append("What each runtime does with this plan (exec without --contain):")
     for names in names_of.values():
-        name, exe = names[0]
+        name = names[0][0]
         try:
-            out += [f"  {line}" for line in delivery(name, exe, plan, env)]
+            out += [f"  {line}" for line in delivery(find_runtime(name, env), plan)]
         except HpcshimError as exc:
             out.append(f"  {name}: {exc.one_line()}")
     return out

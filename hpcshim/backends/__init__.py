@@ -1,161 +1,76 @@
-"""Backends: render a Plan plus the user's request into one runtime's command.
-
-Each backend module has `render(plan, request, ...) -> Command`; nothing
-here runs anything. `hpcshim exec` prepares (ch-run's mount points), then
-os.execvpe()s the Command, so the workload's exit status is hpcshim's.
+"""Backends: which runtime, and the Plan plus the user's request as its command.
 
 - apptainer:  Apptainer 1.x and Singularity 3.x (`apptainer exec`, `singularity exec`)
 - chrun:      Charliecloud's ch-run
 - minict:     this repository's runtime (`minict run --gpu-plan`)
 
+find_runtime() is the only step that runs anything: for Apptainer and
+Singularity it asks the runtime's version (`--version`, cached per
+executable). render() and delivery() then only compute: each backend module
+has `render(...) -> Command` and `delivery(...)`, the shared types are in
+command.py, and hpcshim/launch.py prepares and execs the Command.
+
 `--runtime auto` takes the first of apptainer, singularity, ch-run, minict on PATH.
 """
 
+import importlib
 import os
 import shutil
 from collections import namedtuple
 
 from ..errors import BadArgument, RuntimeNotFound
-from ..plan import Bind
+from .command import (Command, ExecRequest, PrepareStep, kept_host_env,  # noqa: F401 (the package's API)
+                      ld_library_path)
 
 RUNTIMES = ("apptainer", "singularity", "ch-run", "minict")
-
-# Host variables a job launcher needs inside the container even with
-# --cleanenv: the GPU choice, and what MPI/PMIx use to wire up ranks
-# (Apptainer's --cleanenv drops them, and `srun --mpi=pmix` then hangs).
-KEEP_ENV_EXACT = ("CUDA_VISIBLE_DEVICES",)
-KEEP_ENV_PREFIXES = ("SLURM_", "PMIX_", "PMI_", "OMPI_")
+MODULES = {"apptainer": "apptainer", "singularity": "apptainer", "ch-run": "chrun", "minict": "minict"}
 
 
-class ExecRequest:
-    """What the user asked for, independent of the runtime."""
-
-    def __init__(self, image: str, command: list[str], binds: list[Bind] | None = None,
-                 env: dict[str, str] | None = None, cleanenv: bool = False, contain: bool = False,
-                 host_env: dict[str, str] | None = None, image_env: dict[str, str] | None = None,
-                 action: str = "exec", tty: bool = False, image_config: dict | None = None):
-        self.action = action                    # exec | run (the image's own command) | shell
-        self.tty = tty                          # stdin is a terminal (shell: ask for a tty)
-        self.image = image
-        self.command = list(command)            # exec: CMD ARGS; run: ARGS; shell: []
-        self.binds = list(binds or [])          # -B/--bind
-        self.env = dict(env or {})              # --env K=V
-        self.cleanenv = cleanenv
-        self.contain = contain
-        self.host_env = dict(host_env or {})    # the environment hpcshim runs in
-        # The image's own variables, where hpcshim can read them (an OCI config,
-        # Charliecloud's /ch/environment); {} when unknown. Used to keep the
-        # image's LD_LIBRARY_PATH behind the injected library directories.
-        self.image_env = dict(image_env or {})
-        # The image's OCI config (Entrypoint, Cmd, Env), when hpcshim read it: `run` with ch-run.
-        self.image_config = dict(image_config or {})
+# A runtime found on PATH: name (apptainer | singularity | ch-run | minict), exe (its
+# full path), version (Apptainer/Singularity: ("apptainer" | "singularity", (major,
+# minor)), else None). (collections' namedtuple: typing's would import 1.5 ms more.)
+Runtime = namedtuple("Runtime", ["name", "exe", "version"], defaults=[None])
 
 
-class PrepareStep(namedtuple("PrepareStep", ["action", "path"])):
-    """A change hpcshim makes before exec: action "mkdir" or "touch" at path
-    (a mount point in an image)."""
-    __slots__ = ()
-
-    def shell(self) -> str:
-        import shlex  # only --dry-run prints commands
-        return shlex.join(["mkdir", "-p", self.path] if self.action == "mkdir" else ["touch", self.path])
-
-    def apply(self) -> None:
-        if self.action == "mkdir":
-            os.makedirs(self.path, exist_ok=True)
-        else:
-            with open(self.path, "a"):
-                pass
+def backend(name: str):
+    """The backend module of runtime `name`, imported when chosen: `hpcshim exec`
+    runs in front of every job step, and pays only for its own runtime's code."""
+    return importlib.import_module(f"{__name__}.{MODULES[name]}")
 
 
-class Command:
-    """A rendered runtime command: what to prepare, then what to execve."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], extra_env: dict[str, str] | None = None,
-                 prepare: list[PrepareStep] | None = None, notes: list[str] | None = None,
-                 container_env: dict[str, str] | None = None, delivery: list[str] | None = None,
-                 unset_env: list[str] | None = None):
-        self.argv = argv                            # argv[0] is the runtime's full path
-        self.env = env                              # the runtime's whole environment
-        self.extra_env = dict(extra_env or {})      # what hpcshim added to the host's
-        self.unset_env = list(unset_env or [])      # host variables it left out
-        self.prepare = list(prepare or [])
-        self.notes = list(notes or [])
-        self.container_env = dict(container_env or {})   # what the workload gets set
-        # What this runtime (and version) really does with each kind of item of
-        # the Plan: printed by `exec -v` and `doctor`, which must not claim that
-        # something handed to the runtime appears in the container when it does not.
-        self.delivery = list(delivery or [])
-
-    def display(self) -> str:
-        """The exact command, shell-quoted: preparation steps, then the runtime's line."""
-        import shlex
-        lines = [step.shell() for step in self.prepare]
-        words = self.argv
-        if self.extra_env or self.unset_env:
-            words = (["env"] + [f"--unset={k}" for k in self.unset_env]
-                     + [f"{k}={v}" for k, v in self.extra_env.items()] + self.argv)
-        lines.append(shlex.join(words))
-        return "\n".join(lines)
-
-
-def kept_host_env(host_env: dict[str, str]) -> dict[str, str]:
-    """The host variables that survive --cleanenv (see KEEP_ENV_PREFIXES)."""
-    return {k: v for k, v in host_env.items()
-            if k in KEEP_ENV_EXACT or k.startswith(KEEP_ENV_PREFIXES)}
-
-
-def ld_library_path(lib_dirs: list[str], request: ExecRequest, *more: str) -> str:
-    """LD_LIBRARY_PATH for the workload: the injected library directories first
-    (the driver's libcuda must win over a stub in the image), then the value the
-    user gave with --env, then `more` (a runtime's own source, e.g. the host's),
-    then the image's own value; each directory once."""
-    parts = list(lib_dirs)
-    values = (request.env.get("LD_LIBRARY_PATH", ""), *more, request.image_env.get("LD_LIBRARY_PATH", ""))
-    for value in values:
-        parts += [p for p in value.split(":") if p and p not in parts]
-    return ":".join(parts)
-
-
-def find_runtime(name: str, env: dict[str, str]) -> tuple[str, str]:
-    """(runtime name, executable path) for --runtime NAME (or auto)."""
+def find_runtime(name: str, env: dict[str, str]) -> Runtime:
+    """The runtime --runtime NAME (or auto) names, and for Apptainer/Singularity its version."""
     path = env.get("PATH", os.defpath)
     if name == "auto":
-        for candidate in RUNTIMES:
-            exe = shutil.which(candidate, path=path)
-            if exe:
-                return candidate, exe
-        raise RuntimeNotFound("no container runtime on PATH (looked for " + ", ".join(RUNTIMES) + ")",
-                              hint="load a module (e.g. `module load apptainer`) or pass --runtime")
-    if name not in RUNTIMES:
+        found = next(((c, exe) for c in RUNTIMES if (exe := shutil.which(c, path=path))), None)
+        if found is None:
+            raise RuntimeNotFound("no container runtime on PATH (looked for " + ", ".join(RUNTIMES) + ")",
+                                  hint="load a module (e.g. `module load apptainer`) or pass --runtime")
+        name, exe = found
+    elif name not in RUNTIMES:
         raise BadArgument(f"unknown runtime {name!r}", hint="choose auto, " + ", ".join(RUNTIMES))
-    exe = shutil.which(name, path=path)
-    if exe is None:
-        raise RuntimeNotFound(f"--runtime {name}: `{name}` is not on PATH",
-                              hint="install it, load its module, or choose another --runtime")
-    return name, exe
+    else:
+        exe = shutil.which(name, path=path)
+        if exe is None:
+            raise RuntimeNotFound(f"--runtime {name}: `{name}` is not on PATH",
+                                  hint="install it, load its module, or choose another --runtime")
+    version = backend(name).detect_version(exe, env) if MODULES[name] == "apptainer" else None
+    return Runtime(name, exe, version)
 
 
-def render(runtime: str, exe: str, plan, request: ExecRequest, plan_path: str | None = None) -> Command:
-    """Dispatch to the backend module for runtime (imported only when used)."""
-    if runtime in ("apptainer", "singularity"):
-        from . import apptainer
-        return apptainer.render(exe, plan, request)
-    if runtime == "ch-run":
-        from . import chrun
-        return chrun.render(exe, plan, request)
-    from . import minict
-    return minict.render(exe, plan, request, plan_path or "/dev/fd/3")
+def render(runtime: Runtime, plan, request: ExecRequest, plan_path: str | None = None) -> Command:
+    """The runtime's command for this Plan and request (minict: the Plan at plan_path)."""
+    module = backend(runtime.name)
+    if runtime.name == "minict":
+        return module.render(runtime.exe, plan, request, plan_path or "/dev/fd/3")
+    if runtime.version is not None:
+        return module.render(runtime.exe, plan, request, runtime.version)
+    return module.render(runtime.exe, plan, request)
 
 
-def delivery(runtime: str, exe: str, plan, env: dict[str, str], contain: bool = False) -> list[str]:
-    """What `runtime` at `exe` would really do with the Plan's items (for doctor)."""
-    if runtime in ("apptainer", "singularity"):
-        from . import apptainer
-        flavour, version = apptainer.detect_version(exe, env)
-        return apptainer.delivery(plan, ExecRequest("IMAGE", [], contain=contain), flavour, version)
-    if runtime == "ch-run":
-        from . import chrun
-        return chrun.delivery(plan)
-    from . import minict
-    return minict.delivery(plan)
+def delivery(runtime: Runtime, plan, contain: bool = False) -> list[str]:
+    """What `runtime` would really do with the Plan's items (for doctor)."""
+    module = backend(runtime.name)
+    if runtime.version is not None:
+        return module.delivery(plan, ExecRequest("IMAGE", [], contain=contain), *runtime.version)
+    return module.delivery(plan)

@@ -56,7 +56,7 @@ import re
 from .. import cache
 from ..errors import RuntimeNotFound, RuntimeUnsupported
 from ..plan import Plan
-from . import Command, ExecRequest, kept_host_env, ld_library_path
+from .command import Command, ExecRequest, kept_host_env, ld_library_path
 
 LIBS_DIR = "/.singularity.d/libs"
 LIBS32_DIR = "/.singularity.d/libs32"
@@ -135,8 +135,9 @@ def literal(value: str) -> str:
 
 
 def render(exe: str, plan: Plan, request: ExecRequest,
-           flavour_version: tuple[str, tuple[int, int]] | None = None) -> Command:
-    flavour, version = flavour_version or detect_version(exe, request.host_env)
+           flavour_version: tuple[str, tuple[int, int]]) -> Command:
+    """The command; `flavour_version` is detect_version's answer (backends.find_runtime)."""
+    flavour, version = flavour_version
     prefix = "APPTAINERENV_" if flavour == "apptainer" else "SINGULARITYENV_"
     argv = [exe, request.action]    # exec, run (the runscript gets the args) or shell
     if request.cleanenv:

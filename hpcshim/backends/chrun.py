@@ -27,7 +27,7 @@ import pwd
 
 from ..errors import ImageNotPrepared, RuntimeUnsupported
 from ..plan import Plan
-from . import Command, ExecRequest, PrepareStep, kept_host_env, ld_library_path
+from .command import Command, ExecRequest, PrepareStep, kept_host_env, ld_library_path
 
 
 def render(exe: str, plan: Plan, request: ExecRequest) -> Command:

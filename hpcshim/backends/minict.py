@@ -16,7 +16,7 @@ happens to the job; --dry-run shows the same /dev/fd path.
 import os
 
 from ..plan import Bind, Plan
-from . import Command, ExecRequest, kept_host_env
+from .command import Command, ExecRequest, kept_host_env
 
 
 def plan_for_minict(plan: Plan, request: ExecRequest) -> Plan:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcshim.backends import ExecRequest, apptainer as backend
+from hpcshim.backends import ExecRequest, find_runtime, render
 from hpcshim.plan import DeviceNode, Plan
 from tests.helpers.apptainer import find_apptainer
 from tests.helpers.images import busybox_image
@@ -283,7 +283,7 @@ def test_nodes_of_the_real_dev(env, apptainer, busybox_rootfs, contain):
     script = "; ".join(f"test -c {p} && exec 3<>{p} && echo opened {p}; "
                        f"grep -q ' {p} ' /proc/self/mountinfo && echo bound {p}" for p in nodes) + "; true"
     request = ExecRequest(str(busybox_rootfs), ["sh", "-c", script], contain=contain, host_env=env)
-    command = backend.render(str(apptainer.exe), plan, request)
+    command = render(find_runtime("apptainer", env), plan, request)
     assert ("--bind" in command.argv) == contain
     result = subprocess.run(command.argv, env=command.env, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stderr) == (0, "")

@@ -207,17 +207,17 @@ def read_record(record):
     ("SingularityPRO version 3.9.7", ("singularity", (3, 9))),
 ])
 def test_version_detection(stub_path, line, expected):
-    make, _env, _record = stub_path
-    assert apptainer.detect_version(str(make("apptainer", line))) == expected
+    make, env, _record = stub_path
+    assert apptainer.detect_version(str(make("apptainer", line)), env) == expected
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("line, error", [("singularity version 2.6.1", RuntimeUnsupported),
                                          ("something else", RuntimeUnsupported)])
 def test_unusable_versions(stub_path, line, error):
-    make, _env, _record = stub_path
+    make, env, _record = stub_path
     with pytest.raises(error) as info:
-        apptainer.detect_version(str(make("singularity", line)))
+        apptainer.detect_version(str(make("singularity", line)), env)
     assert info.value.exit_code == 21
 
 

@@ -1,0 +1,110 @@
+"""`hpcshim exec|run|shell`: from what the user asked to the runtime's execve.
+
+prepare() plans, in order, and changes nothing but hpcshim's own cache:
+
+    the runtime    backends.find_runtime      on PATH; Apptainer's version (cached)
+    the image      images.prepare_image       what this runtime takes (an unpack, a
+                                              conversion: into hpcshim's cache)
+    the request    ExecRequest                built once, with what the image says
+    the GPUs       build.build_plan           (none asked: an empty Plan; the
+                                              discovery code is not even imported)
+    the command    backends.render            argv and environment; minict gets the
+                                              Plan in an in-memory file, /dev/fd/N
+
+start() then makes the mount points ch-run needs and execs the runtime: the
+workload's exit status is hpcshim's. The CLI (cli.py) only parses and prints.
+"""
+
+import os
+
+from .backends import Command, ExecRequest, backend, find_runtime, render
+from .errors import ImageNotPrepared, RuntimeNotFound
+from .images import prepare_image
+from .plan import Bind, Plan
+
+
+class ExecOptions:
+    """What `hpcshim exec|run|shell` was asked, parsed. (Plain classes here, not
+    dataclasses: those import `inspect`, 5 ms that every job step would pay.)"""
+
+    def __init__(self, action: str, image: str, command: list[str], runtime: str = "auto",
+                 binds: list[Bind] | None = None, env: dict[str, str] | None = None,
+                 cleanenv: bool = False, contain: bool = False, gpu: str = "none",
+                 devices: list[str] | None = None, compat32: bool = False, gpu_bind: str = "none",
+                 host_root: str = "/", dry_run: bool = False):
+        self.action = action                    # exec | run | shell
+        self.image = image
+        self.command = list(command)
+        self.runtime = runtime                  # auto | apptainer | singularity | ch-run | minict
+        self.binds = list(binds or [])          # -B
+        self.env = dict(env or {})              # --env
+        self.cleanenv = cleanenv
+        self.contain = contain
+        self.gpu = gpu                          # any | auto | nvidia | rocm | none (cli.GPU_FLAGS)
+        self.devices = list(devices or [])      # --device vendor.com/class=NAME
+        self.compat32 = compat32
+        self.gpu_bind = gpu_bind                # none | local-rank
+        self.host_root = host_root
+        self.dry_run = dry_run
+
+
+class Prepared:
+    """A command ready to exec, and what -v and --dry-run print about it."""
+
+    def __init__(self, command: Command, plan: Plan, notes: list[str], plan_fd: int | None = None):
+        self.command = command
+        self.plan = plan
+        self.notes = notes              # the image's, the runtime's, the Plan's pitfalls
+        self.plan_fd = plan_fd          # minict: the in-memory file holding the Plan
+
+
+def prepare(options: ExecOptions, env: dict[str, str]) -> Prepared:
+    runtime = find_runtime(options.runtime, env)
+    image = prepare_image(runtime.name, options.image, env, dry_run=options.dry_run)
+    request = ExecRequest(image=image.image, command=options.command, binds=options.binds,
+                          env=options.env, cleanenv=options.cleanenv, contain=options.contain,
+                          host_env=env, action=options.action, tty=os.isatty(0),
+                          image_config=image.config, image_env=image.env)
+    plan = _plan(options, env)
+    plan_fd = plan_path = None
+    if runtime.name == "minict":
+        plan_fd = memfd_with(backend("minict").plan_for_minict(plan, request).to_json())
+        plan_path = f"/dev/fd/{plan_fd}"
+    command = render(runtime, plan, request, plan_path)
+    notes = image.notes + [f"note: {note}" for note in command.notes + plan.pitfalls]
+    return Prepared(command, plan, notes, plan_fd)
+
+
+def _plan(options: ExecOptions, env: dict[str, str]) -> Plan:
+    if options.gpu == "none" and not options.devices:
+        return Plan()      # no discovery at all (and none of its imports)
+    from .build import GpuRequest, build_plan  # GPU discovery: only when a GPU is asked for
+    return build_plan(GpuRequest(mode=options.gpu, root=options.host_root, env=env,
+                                 compat32=options.compat32, cdi_devices=options.devices,
+                                 gpu_bind=options.gpu_bind))
+
+
+def start(prepared: Prepared):
+    """Make the mount points the command needs, then become the runtime. Never returns."""
+    command = prepared.command
+    for step in command.prepare:
+        try:
+            step.apply()
+        except OSError as exc:
+            raise ImageNotPrepared(f"cannot create mount point {step.path}: {exc.strerror}",
+                                   hint="use an image directory you own") from exc
+    if prepared.plan_fd is not None:
+        os.set_inheritable(prepared.plan_fd, True)
+    try:
+        os.execve(command.argv[0], command.argv, command.env)
+    except OSError as exc:
+        raise RuntimeNotFound(f"cannot run {command.argv[0]}: {exc.strerror}",
+                              hint="check the runtime's installation") from exc
+
+
+def memfd_with(text: str) -> int:
+    """An anonymous in-memory file holding text, positioned at 0, inheritable by exec."""
+    fd = os.memfd_create("hpcshim-gpu-plan", 0)  # no MFD_CLOEXEC: the runtime inherits it
+    os.write(fd, text.encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
