@@ -25,11 +25,15 @@ import json
 import os
 import re
 
+from baselib.files import atomic_write
+
+from .build import GpuRequest, build_plan
 from .discovery import nvidia
 from .discovery.devices import stat_node
 from .discovery.hostroot import HostRoot
-from .errors import BadCdiSpec, CdiDeviceNotFound
+from .errors import BadCdiSpec, CdiDeviceNotFound, OutputError
 from .plan import Bind, DeviceNode, Finding, Plan
+from .selection import VARIABLES, read_request
 
 CDI_VERSION = "0.5.0"
 SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
@@ -166,7 +170,6 @@ def installed_specs(root: HostRoot) -> tuple[list[tuple[str, dict]], list[Findin
 
 def requested_names(request_env: dict[str, str]) -> list[str]:
     """Device names from the GPU variables: indices and UUIDs name CDI devices, all -> `all`."""
-    from .selection import read_request
     req = read_request(request_env)
     if req.mode in ("all",):
         return ["all"]
@@ -269,3 +272,19 @@ def _apply_edits(plan: Plan, root: HostRoot, edits: dict, source: str) -> None:
         plan.findings.append(Finding("cdi", hook.get("hookName", "hook"), hook.get("path"), "skipped",
                                      f"{source}: hpcshim runs no CDI hooks ({' '.join(hook.get('args', [])[:3])}); "
                                      "mounted library directories go on LD_LIBRARY_PATH instead"))
+
+
+def generate_for_host(host_root: str, env: dict[str, str], output: str | None) -> tuple[str, int]:
+    """`hpcshim cdi generate`: this node's spec as JSON text (written to `output`
+    when given, atomically: a runtime may read it at any moment), and its GPU count.
+    A spec describes every GPU of the node: the job's selection does not apply."""
+    plan = build_plan(GpuRequest(mode="any", root=host_root, use_cdi=False,
+                                 env={k: v for k, v in env.items() if k not in VARIABLES}))
+    text = json.dumps(generate(plan, HostRoot(host_root)), indent=2) + "\n"
+    if output:
+        try:
+            atomic_write(output, text.encode())
+        except OSError as exc:
+            raise OutputError(f"cannot write {output}: {exc.strerror}",
+                              hint="choose a directory you can write, e.g. --output ./nvidia.json") from exc
+    return text, len(plan.gpus)

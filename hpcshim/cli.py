@@ -30,7 +30,7 @@ import os
 import sys
 
 from . import __version__, launch
-from .errors import BadArgument, HpcshimError, OutputError
+from .errors import BadArgument, HpcshimError
 from .launch import ExecOptions
 from .plan import Bind
 
@@ -238,43 +238,21 @@ def _exec(args) -> int:
     return 0  # not reached
 
 
-# doctor and cdi import what they use where they run: `exec`, in front of every
-# job step, loads GPU discovery only when a GPU is asked for (launch._plan), and
-# never json or tempfile (atomic_write).
-
 def _doctor(args) -> int:
-    from .build import GpuRequest, build_plan  # see above
-    from .doctor import report
-    plan = build_plan(GpuRequest(mode="auto", root=args.host_root, env=dict(os.environ),
-                                 compat32=args.compat32))
-    if args.json:
-        sys.stdout.write(plan.to_json())
-    else:
-        print(report(plan, args.host_root, dict(os.environ)))
+    # `exec` runs in front of every job step: it loads GPU discovery only when a
+    # GPU is asked for (launch._plan), and never doctor's or cdi's code.
+    from .doctor import doctor_output  # doctor's code only for doctor (see above)
+    sys.stdout.write(doctor_output(args.host_root, args.json, args.compat32, dict(os.environ)))
     return 0
 
 
 def _cdi_generate(args) -> int:
-    import json  # see above
-
-    from baselib.files import atomic_write
-    from .build import GpuRequest, build_plan
-    from .cdi import generate
-    from .discovery.hostroot import HostRoot
-    from .selection import VARIABLES
-    # A spec describes every GPU of the node: the job's selection does not apply.
-    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    plan = build_plan(GpuRequest(mode="any", root=args.host_root, env=env, use_cdi=False))
-    text = json.dumps(generate(plan, HostRoot(args.host_root)), indent=2) + "\n"
+    from .cdi import generate_for_host  # cdi's code only for cdi (see _doctor)
+    text, gpus = generate_for_host(args.host_root, dict(os.environ), args.output)
     if not args.output:
         sys.stdout.write(text)
-        return 0
-    try:
-        atomic_write(args.output, text.encode())   # a runtime may read it at any moment
-    except OSError as exc:
-        raise OutputError(f"cannot write {args.output}: {exc.strerror}",
-                          hint="choose a directory you can write, e.g. --output ./nvidia.json") from exc
-    print(f"hpcshim: wrote {args.output} ({len(plan.gpus)} GPU(s) + all)", file=sys.stderr)
+    else:
+        print(f"hpcshim: wrote {args.output} ({gpus} GPU(s) + all)", file=sys.stderr)
     return 0
 
 

@@ -6,14 +6,22 @@ will make a job fail (a missing nvidia-uvm, no libcuda) are under "Pitfalls".
 """
 
 import os
+import resource
 import shutil
 
 from .backends import delivery, find_runtime
+from .build import GpuRequest, build_plan
 from .backends.apptainer import LIBS32_DIR, LIBS_DIR
 from .errors import HpcshimError
 from .plan import Plan
 
 RUNTIME_NAMES = ("apptainer", "singularity", "ch-run", "minict")
+
+
+def doctor_output(host_root: str, as_json: bool, compat32: bool, env: dict[str, str]) -> str:
+    """`hpcshim doctor`: the report, or with --json the Plan document."""
+    plan = build_plan(GpuRequest(mode="auto", root=host_root, env=env, compat32=compat32))
+    return plan.to_json() if as_json else report(plan, host_root, env) + "\n"
 
 
 def summary_lines(plan: Plan, container_env: dict[str, str], delivery: list[str] | None = None) -> list[str]:
@@ -100,7 +108,6 @@ def job_sharing_lines(shm: str = "/dev/shm") -> list[str]:
     """Checks for what the ranks of one node share: /dev/shm (NCCL's and MPI's
     shared-memory transports) and the memlock limit (pinned memory for NCCL and
     InfiniBand). About this process, the one the job's containers inherit from."""
-    import resource
     out = ["Job sharing (ranks on one node):"]
     fstype = _mount_type(shm)
     if fstype is None:

@@ -10,6 +10,7 @@ Section" (DT_SONAME, DT_STRTAB); the same layout `readelf -h -d` prints.
 Only the standard library is used: no pyelftools on GPU nodes.
 """
 
+import platform
 import struct
 from collections import namedtuple
 
@@ -64,7 +65,6 @@ def host_ident() -> ElfIdent:
     """The identity of the running interpreter's binary: what this host runs natively."""
     ident = read_ident("/proc/self/exe")
     if ident is None:  # no /proc (unusual): fall back to what the kernel reports
-        import platform
         bits = 64 if platform.architecture()[0] == "64bit" else 32
         machine = {"x86_64": 62, "aarch64": 183, "ppc64le": 21, "i686": 3}.get(platform.machine(), 0)
         return ElfIdent(bits=bits, little=True, machine=machine)

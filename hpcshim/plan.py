@@ -183,12 +183,12 @@ class Plan:
 
     def to_json(self) -> str:
         """Stable text: keys in document order, two-space indent, newline at the end."""
-        import json
+        import json  # only a Plan as text needs it: `exec` without a GPU never does
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
-        import json
+        import json  # only a Plan as text needs it: `exec` without a GPU never does
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:

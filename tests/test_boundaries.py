@@ -16,6 +16,8 @@
   (openat2, shared with hpcshim).
 - hpcshim imports nothing of minicontainer, and nothing that needs a compiler.
 - cgroups/ and network/ import nothing of runtime/.
+- Imports are at the top of a module, except those of optional or heavy
+  dependencies, made where used: each says why on its line.
 """
 
 import ast
@@ -138,6 +140,26 @@ def test_cgroups_and_network_import_nothing_of_runtime(package):
     assert found == [], "\n".join(found)
 
 
+def imports_in_functions(tree, source: str) -> list[tuple[int, str]]:
+    """(line, text) of each import inside a function, and whether it has its reason."""
+    lines = source.split("\n")
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [(sub.lineno, lines[sub.lineno - 1].strip()) for sub in ast.walk(node)
+                      if isinstance(sub, (ast.Import, ast.ImportFrom))]
+    return found
+
+
+def test_imports_inside_functions_say_why():
+    found = []
+    for package in ("minicontainer", "hpcshim", "baselib"):
+        for path, tree in modules(package):
+            found += [f"{where(path, line)}: {text}" for line, text in imports_in_functions(tree, path.read_text())
+                      if "#" not in text]
+    assert found == [], "import at the top, or say on the line why not:\n" + "\n".join(found)
+
+
 def test_the_rule_sees_what_it_forbids(tmp_path):
     """The checks above can fail: each finds its kind of call in a sample."""
     sample = ast.parse('import os, ctypes\nos.fork()\nfd = os.open(f"/proc/{pid}/ns/net", 0)\n'
@@ -147,3 +169,5 @@ def test_the_rule_sees_what_it_forbids(tmp_path):
     assert (1, "ctypes") in imported(sample)
     path = REPO / "minicontainer/cgroups/sample.py"
     assert relative_imports(sample, path) == [(4, "minicontainer.runtime")]
+    lazy = "def f():\n    import json\n    import zlib  # why\n"
+    assert imports_in_functions(ast.parse(lazy), lazy) == [(2, "import json"), (3, "import zlib  # why")]

@@ -14,6 +14,7 @@ happens to the job; --dry-run shows the same /dev/fd path.
 """
 
 import os
+import resource
 
 from ..plan import Bind, Plan
 from .command import Command, ExecRequest, kept_host_env
@@ -51,7 +52,6 @@ def job_flags() -> list[str]:
 
 def memlock_value() -> str:
     """This process's RLIMIT_MEMLOCK as minict's --ulimit SOFT:HARD (-1: unlimited)."""
-    import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
 
     def text(value: int) -> str:

@@ -14,6 +14,7 @@ chapter "Using the /proc File System Interface"):
   parent GPU without linking NVML.
 """
 
+import json
 import os
 import re
 import stat
@@ -335,7 +336,6 @@ def icd_files(root: HostRoot) -> tuple[list[Bind], list[Finding]]:
         if real is None or not os.path.isfile(root.join(real)):
             continue
         if path.endswith(".json"):
-            import json
             try:
                 with open(root.join(real), encoding="utf-8") as f:
                     json.load(f)

@@ -60,13 +60,13 @@ def prepare_image(runtime: str, text: str, env: dict[str, str], dry_run: bool = 
 def image_cache(env: dict[str, str]) -> str:
     """hpcshim's cache directory. HPCSHIM_NO_CACHE=1 turns off the discovery
     cache only: an unpacked image is not an optimisation, ch-run needs it."""
-    from ..cache import cache_dir
+    from ..cache import cache_dir  # only archives and minict images use the cache
     return cache_dir({k: v for k, v in env.items() if k != "HPCSHIM_NO_CACHE"})
 
 
 def _from_file(ref: ImageRef, action):
     """Open the archive or layout ref names, pick its image, call action(image)."""
-    from .layout import open_source, select
+    from .layout import open_source, select  # archives and layouts only (tarfile, json)
     source = open_source(ref.path, oci_layout_dir=ref.kind == "oci-layout")
     try:
         return action(select(source, "oci" if ref.is_oci_layout else "docker", ref.name))
@@ -81,7 +81,7 @@ def _described(image) -> str:
 
 def _for_apptainer(ref: ImageRef, env: dict[str, str]) -> PreparedImage:
     if ref.kind == "minict":
-        from . import minict_tool
+        from . import minict_tool  # minict images only (subprocess)
         exe = minict_tool.find(env, f"{ref.text}: Apptainer needs the image as an archive")
         info = minict_tool.inspect(exe, ref.name, env)
         archive = os.path.join(image_cache(env), "minict", info["Id"].split(":", 1)[1] + ".oci.tar")
@@ -92,7 +92,7 @@ def _for_apptainer(ref: ImageRef, env: dict[str, str]) -> PreparedImage:
             minict_tool.save(exe, info["ManifestDigest"], archive, env)
             note = f"image: saved minict's {ref.name} ({info['Id']}) as {archive}"
         run_config = (info.get("Config") or {}).get("config") or {}
-        from .layout import env_dict
+        from .layout import env_dict  # archives, layouts, minict images only
         return PreparedImage("oci-archive:" + archive, run_config, env_dict(run_config.get("Env") or []),
                              [note])
 
@@ -106,7 +106,7 @@ def _for_apptainer(ref: ImageRef, env: dict[str, str]) -> PreparedImage:
 
 
 def _for_chrun(ref: ImageRef, env: dict[str, str]) -> PreparedImage:
-    from .unpack import building, cached_rootfs, unpack
+    from .unpack import building, cached_rootfs, unpack  # ch-run's unpack only (umoci, tempfile)
     cache = image_cache(env)
 
     def unpacked(image, origin=""):
@@ -117,8 +117,8 @@ def _for_chrun(ref: ImageRef, env: dict[str, str]) -> PreparedImage:
 
     if ref.kind != "minict":
         return _from_file(ref, unpacked)
-    from . import minict_tool
-    from .layout import TarSource, env_dict, select
+    from . import minict_tool  # minict images only (subprocess)
+    from .layout import TarSource, env_dict, select  # archives and layouts only
     exe = minict_tool.find(env, f"{ref.text}: ch-run needs the image unpacked")
     info = minict_tool.inspect(exe, ref.name, env)
     run_config = (info.get("Config") or {}).get("config") or {}
@@ -137,12 +137,12 @@ def _for_chrun(ref: ImageRef, env: dict[str, str]) -> PreparedImage:
 
 
 def _for_minict(ref: ImageRef, env: dict[str, str], dry_run: bool) -> PreparedImage:
-    from . import minict_tool
+    from . import minict_tool  # minict images only (subprocess)
     if ref.kind == "minict":
         exe = minict_tool.find(env, f"{ref.text}: names an image of minict's")
         info = minict_tool.inspect(exe, ref.name, env)   # an unknown name: hpcshim's error, exit 43
         run_config = (info.get("Config") or {}).get("config") or {}
-        from .layout import env_dict
+        from .layout import env_dict  # archives, layouts, minict images only
         return PreparedImage(ref.name, run_config, env_dict(run_config.get("Env") or []))
 
     def loaded(image):

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import tarfile
 from dataclasses import dataclass, field
 
 from ..errors import AmbiguousImage, NotAnImage, UnknownImage
@@ -55,7 +56,6 @@ class TarSource:
     """Members of an archive file (regular files only; `./` prefixes ignored)."""
 
     def __init__(self, path: str):
-        import tarfile
         self.label = path
         self.tar = tarfile.open(path, "r:*")
         self.members = {}
@@ -112,7 +112,6 @@ def env_dict(entries: list[str]) -> dict[str, str]:
 def open_source(path: str, oci_layout_dir: bool):
     if oci_layout_dir:
         return DirSource(path)
-    import tarfile
     try:
         return TarSource(path)
     except (OSError, tarfile.TarError) as exc:

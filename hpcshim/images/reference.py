@@ -70,7 +70,7 @@ def parse(text: str) -> ImageRef:
 def sniff_archive(path: str) -> str | None:
     """'oci-archive', 'docker-archive', or None for a file that is not a tar
     (a SIF, a squashfs...). A tar that is neither kind is an error."""
-    import tarfile
+    import tarfile  # only to look inside a file given as IMAGE (slow to import)
     try:
         if not tarfile.is_tarfile(path):
             if path.endswith(".tar"):

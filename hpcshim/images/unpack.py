@@ -23,6 +23,7 @@ import errno
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 
@@ -91,7 +92,6 @@ def add_mount_points(rootfs: str) -> None:
 
 
 def _real_dir(path: str) -> bool:
-    import stat
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except FileNotFoundError:

@@ -30,7 +30,7 @@ from baselib.inroot import resolve_in_root
 
 from .. import syscalls as sc
 from ..errors import BadDockerfile, BuildFailed, MinictError
-from ..image import mediatypes as mt
+from ..image import mediatypes as mt, resolve
 from ..fsutil import sha256_bytes
 from ..image.importer import DEFAULT_PATH
 from ..image.platforms import host_platform
@@ -202,7 +202,6 @@ class Builder:
 
     def _base_image(self, ref: str, instruction: Instruction, shown: str) -> Image:
         """An image from the store, or pulled, as `docker build` does too."""
-        from ..image import resolve   # may pull: the registry client is imported only then
         try:
             return resolve(self.config, ref)
         except MinictError as exc:

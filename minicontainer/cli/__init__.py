@@ -2,13 +2,17 @@
 
 No logic lives here. Each command family has its own module in this
 package (images, build, registry, containers, cgroups, network); `cli` below is the group
-they all hang from.
+they all hang from. A command's module is imported when that command runs
+(click's documented lazy loading of subcommands: LazyGroup), so `minict run`
+loads the runtime and not the registry client, and `minict images` not the
+runtime.
 
 Errors: libraries raise minicontainer.errors.MinictError subclasses; main()
 prints them as one line on stderr and exits with the class's code. click's
 own usage errors are made one line too, with exit status 2.
 """
 
+import importlib
 import os
 import sys
 
@@ -16,10 +20,38 @@ import click
 
 from ..config import Config
 from ..errors import MinictError
-from . import build, cgroups, containers, images, network, registry
+
+# command name -> (module of this package, the click command in it)
+COMMANDS = {
+    "images": ("images", "images_cmd"), "image": ("images", "image_group"), "rmi": ("images", "rmi_cmd"),
+    "load": ("images", "load_cmd"), "import": ("images", "import_cmd"), "save": ("images", "save_cmd"),
+    "tag": ("images", "tag_cmd"), "build": ("build", "build_cmd"),
+    "pull": ("registry", "pull_cmd"), "push": ("registry", "push_cmd"), "login": ("registry", "login_cmd"),
+    "logout": ("registry", "logout_cmd"),
+    "run": ("containers", "run_cmd"), "ps": ("containers", "ps_cmd"), "stop": ("containers", "stop_cmd"),
+    "kill": ("containers", "kill_cmd"), "rm": ("containers", "rm_cmd"), "start": ("containers", "start_cmd"),
+    "exec": ("containers", "exec_cmd"), "logs": ("containers", "logs_cmd"),
+    "inspect": ("containers", "inspect_cmd"), "cleanup": ("containers", "cleanup_cmd"),
+    "stats": ("cgroups", "stats_cmd"), "update": ("cgroups", "update_cmd"),
+    "network": ("network", "network_group"), "port": ("network", "port_cmd"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported when asked for (click's docs,
+    "Lazily Loading Subcommands")."""
+
+    def list_commands(self, ctx):
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx, name):
+        if name in self.commands or name not in COMMANDS:   # (one added with add_command)
+            return self.commands.get(name)
+        module, attribute = COMMANDS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", envvar="MINICT_ROOT", metavar="DIR",
               help="Persistent state (images, containers). Default /var/lib/minict.")
 @click.option("--state", envvar="MINICT_STATE", metavar="DIR",
@@ -35,16 +67,6 @@ def cli(ctx, root, state, explain, debug):
     ctx.obj = Config.from_env(root=root, state=state, explain=explain)
     if debug:
         os.environ["MINICT_DEBUG"] = "1"  # read by main() when an error arrives
-
-
-for command in (images.images_cmd, images.image_group, images.rmi_cmd, images.load_cmd,
-                images.import_cmd, images.save_cmd, images.tag_cmd, build.build_cmd,
-                registry.pull_cmd, registry.push_cmd, registry.login_cmd, registry.logout_cmd,
-                containers.run_cmd, containers.ps_cmd, containers.stop_cmd, containers.kill_cmd,
-                containers.rm_cmd, containers.start_cmd, containers.exec_cmd, containers.logs_cmd,
-                containers.inspect_cmd, containers.cleanup_cmd, cgroups.stats_cmd,
-                cgroups.update_cmd, network.network_group, network.port_cmd):
-    cli.add_command(command)
 
 
 def main(argv=None):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..build.builder import BuildOptions, Builder
 from ..errors import BadArgument, NotRoot
 
 
@@ -40,7 +41,6 @@ def build_cmd(ctx, context, tags, dockerfile, build_args, no_cache, target, netw
         if not name:
             raise BadArgument(f"--build-arg {item!r}: expected NAME=VALUE", "e.g. --build-arg V=1")
         args[name] = value if eq else os.environ.get(name, "")   # docker: NAME alone takes $NAME
-    from ..build.builder import BuildOptions, Builder
     options = BuildOptions(context=context, dockerfile=dockerfile, tags=tags, build_args=args,
                            no_cache=no_cache, target=target, network=network)
     started = time.monotonic()

@@ -3,6 +3,7 @@
 import os
 
 from ..errors import NotRoot
+from ..syscalls import Kernel, Narrator
 
 
 def need_root(what: str) -> None:
@@ -31,5 +32,4 @@ def need_root_or_own_store(config, what: str) -> None:
 
 def kernel_for(config):
     """The kernel layer, narrating when --explain asked for it."""
-    from ..syscalls import Kernel, Narrator
     return Kernel(Narrator(config.explain))

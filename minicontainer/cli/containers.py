@@ -13,6 +13,11 @@ import sys
 
 import click
 
+from ..runtime import lifecycle
+from ..runtime.exec import exec_in
+from ..runtime.recovery import recover
+from ..runtime.run import run_image
+from ..runtime.spec import parse_signal
 from .cgroups import limit_options
 from .common import kernel_for, need_root_or_own_store
 from .listing import print_rows, shorten
@@ -130,7 +135,6 @@ def _takes_next_word(word: str, takes_value: set[str]) -> bool:
 @click.pass_obj
 def run_cmd(config, image, command, **options):
     """Run COMMAND in a new container from IMAGE."""
-    from ..runtime.run import run_image
     if os.geteuid() != 0:   # without root the default network differs (runtime/rootless.py)
         source = click.get_current_context().get_parameter_source("network")
         options["network_given"] = source != click.core.ParameterSource.DEFAULT
@@ -152,7 +156,6 @@ def run_cmd(config, image, command, **options):
 def ps_cmd(config, all_containers, quiet, fmt):
     """List containers."""
     need_root_or_own_store(config, "ps")
-    from ..runtime import lifecycle
     rows = lifecycle.listing(config, all_containers)
     print_rows(rows, [("CONTAINER ID", "ID"), ("IMAGE", "Image"),
                       ("COMMAND", lambda row: f'"{shorten(row["Command"], 20)}"'),
@@ -167,7 +170,6 @@ def ps_cmd(config, all_containers, quiet, fmt):
 def stop_cmd(config, timeout, containers):
     """Stop running containers (their stop signal, then SIGKILL)."""
     need_root_or_own_store(config, "stop")
-    from ..runtime import lifecycle
     for ref in containers:
         lifecycle.stop(config, ref, timeout, kernel_for(config))
         click.echo(ref)
@@ -180,8 +182,6 @@ def stop_cmd(config, timeout, containers):
 def kill_cmd(config, sig, containers):
     """Send a signal to running containers."""
     need_root_or_own_store(config, "kill")
-    from ..runtime import lifecycle
-    from ..runtime.spec import parse_signal
     number = parse_signal(sig)
     for ref in containers:
         lifecycle.kill(config, ref, number, kernel_for(config))
@@ -195,7 +195,6 @@ def kill_cmd(config, sig, containers):
 def rm_cmd(config, force, containers):
     """Remove containers."""
     need_root_or_own_store(config, "rm")
-    from ..runtime import lifecycle
     for ref in containers:
         lifecycle.remove(config, ref, force)
         click.echo(ref)
@@ -207,7 +206,6 @@ def rm_cmd(config, force, containers):
 def start_cmd(config, containers):
     """Start stopped containers (detached)."""
     need_root_or_own_store(config, "start")
-    from ..runtime import lifecycle
     for ref in containers:
         lifecycle.start(config, ref, kernel_for(config))
         click.echo(ref)
@@ -225,7 +223,6 @@ def start_cmd(config, containers):
 def exec_cmd(config, container, command, tty, interactive, env, user, workdir):
     """Run COMMAND in a running container."""
     need_root_or_own_store(config, "exec")
-    from ..runtime.exec import exec_in
     code = exec_in(config, kernel_for(config), container, list(command), tty=tty,
                    interactive=interactive, env=env, user=user, workdir=workdir)
     _exit_with(code)
@@ -238,7 +235,6 @@ def exec_cmd(config, container, command, tty, interactive, env, user, workdir):
 def logs_cmd(config, follow, container):
     """Print the output of a detached container."""
     need_root_or_own_store(config, "logs")
-    from ..runtime import lifecycle
     sys.stdout.flush()
     lifecycle.logs(config, container, 1, follow)
 
@@ -249,7 +245,6 @@ def logs_cmd(config, follow, container):
 def inspect_cmd(config, containers):
     """Show what minict knows about containers, as JSON."""
     need_root_or_own_store(config, "inspect")
-    from ..runtime import lifecycle
     click.echo(json.dumps([lifecycle.inspect(config, ref) for ref in containers], indent=2))
 
 
@@ -261,7 +256,6 @@ def cleanup_cmd(config):
     Safe to run at any time: it only touches containers whose minict
     process has died."""
     need_root_or_own_store(config, "cleanup")
-    from ..runtime.recovery import recover
     done = recover(config)
     for line in done:
         click.echo(line)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
+from ..image.archive import load
+from ..image.export import save_to_file, save_to_stream
+from ..image.importer import import_rootfs
+from ..image.reference import parse
 from ..image.store import Store
+from ..runtime.state import containers_using_image
 from .listing import print_rows
 
 
@@ -48,7 +53,6 @@ def human_since(created: str | None, now: datetime.datetime | None = None) -> st
 
 def image_rows(store: Store) -> list[dict]:
     """One row per name (and one for each untagged image), newest first."""
-    from ..image.reference import parse
     rows = []
     for image in store.images():
         refs = [parse(n) for n in image.names] or [None]
@@ -117,7 +121,6 @@ def image_inspect_cmd(ctx, refs):
 
 
 def _familiar(name: str) -> str:
-    from ..image.reference import parse
     return parse(name).familiar()
 
 
@@ -137,12 +140,8 @@ def rmi_cmd(ctx, refs, force):
 
 
 def _in_use_checker(config):
-    """Containers using an image (from the runtime, once it exists)."""
+    """Containers using an image (the store asks before it removes one)."""
     def check(image) -> list[str]:
-        try:
-            from ..runtime.state import containers_using_image
-        except ImportError:
-            return []
         return containers_using_image(config, image.id)
     return check
 
@@ -158,7 +157,6 @@ def _in_use_checker(config):
 @click.pass_context
 def load_cmd(ctx, source, name, platform, quiet):
     """Load images from a docker save tarball, an oci-archive or an OCI layout."""
-    from ..image.archive import load
     if source is None and sys.stdin.isatty():
         raise click.UsageError("no input: give -i FILE or pipe an archive to standard input")
     for loaded in load(_store(ctx), source, name=name, platform=platform):
@@ -176,7 +174,6 @@ def load_cmd(ctx, source, name, platform, quiet):
 @click.pass_context
 def import_cmd(ctx, source, name, changes, message):
     """Make a one-layer image NAME[:TAG] from a root filesystem (directory or tar)."""
-    from ..image.importer import import_rootfs
     image = import_rootfs(_store(ctx), source, name, changes=changes, message=message)
     click.echo(image.id)
 
@@ -191,7 +188,6 @@ def import_cmd(ctx, source, name, changes, message):
 @click.pass_context
 def save_cmd(ctx, refs, output, fmt):
     """Write images to a tar archive (IMAGE: NAME:TAG, NAME for all its tags, or an ID)."""
-    from ..image.export import save_to_file, save_to_stream
     if output is not None:
         save_to_file(_store(ctx), refs, output, fmt)
         return

@@ -5,6 +5,13 @@ import sys
 import click
 
 from ..errors import BadArgument
+from ..image.pull import pull
+from ..image.push import push
+from ..image.reference import parse
+from ..image.registry import RegistryClient
+from ..image.registry.credentials import Credentials, auth_file, remove, save
+from ..image.registry.endpoint import normalize_server
+from ..image.store import Store
 
 
 @click.command("pull")
@@ -18,9 +25,6 @@ from ..errors import BadArgument
 @click.pass_obj
 def pull_cmd(config, ref, platform, insecure, quiet):
     """Pull an image from a registry, e.g. `minict pull alpine:3.19`."""
-    from ..image.pull import pull
-    from ..image.reference import parse
-    from ..image.store import Store
     # Status lines and bars go to stdout, as docker's do; stderr carries
     # only the one-line error, if there is one.
     pull(Store(config.root), ref, platform, insecure=insecure,
@@ -38,9 +42,6 @@ def pull_cmd(config, ref, platform, insecure, quiet):
               help="Allow plain HTTP to this registry (repeatable).")
 def login_cmd(server, username, password, password_stdin, insecure):
     """Check credentials against a registry, then store them (mode 0600)."""
-    from ..image.registry import RegistryClient
-    from ..image.registry.credentials import Credentials, save
-    from ..image.registry.endpoint import normalize_server
     registry = normalize_server(server)
     if password and password_stdin:
         raise BadArgument("--password and --password-stdin both given", "use one of them")
@@ -76,8 +77,6 @@ def login_cmd(server, username, password, password_stdin, insecure):
 @click.argument("server", required=False, default="docker.io")
 def logout_cmd(server):
     """Forget the credentials stored for a registry."""
-    from ..image.registry.credentials import auth_file, remove
-    from ..image.registry.endpoint import normalize_server
     registry = normalize_server(server)
     if remove(registry):
         click.echo(f"Removing login credentials for {registry} from {auth_file()}")
@@ -94,7 +93,5 @@ def logout_cmd(server):
 def push_cmd(config, ref, insecure):
     """Push an image to the registry its name starts with,
     e.g. `minict push localhost:5000/team/app:1.0`."""
-    from ..image.push import push
-    from ..image.store import Store
     # A line per blob and the digest go to stdout, as docker's do.
     push(Store(config.root), ref, insecure=insecure, out=sys.stdout)

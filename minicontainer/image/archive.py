@@ -20,6 +20,7 @@ loads untagged, as docker does ("Loaded image ID: ...").
 Every image of a multi-image archive is loaded, all or nothing.
 """
 
+import gzip
 import json
 import re
 import shutil
@@ -31,8 +32,8 @@ from pathlib import Path
 from . import mediatypes as mt
 from ..errors import ArchiveError, BadReference, DigestMismatch, MissingBlob
 from ..fsutil import CHUNK, sha256_bytes
-from .blob_reader import (DECOMPRESS_ERRORS, GZIP_MAGIC, ZSTD_MAGIC, HashingReader, corrupt,
-                          zstd_errors)
+from .blob_reader import (DECOMPRESS_ERRORS, GZIP_MAGIC, ZSTD_MAGIC, HashingReader, PeekableReader,
+                          corrupt, sniff_compression, zstd_errors)
 from .platforms import host_platform, parse_platform, select_manifest
 from .reference import Reference, parse
 from .store import Image, Ingest, Store, config_diff_ids, parse_manifest
@@ -172,11 +173,11 @@ def _as_plain_tar(ing: Ingest, path: Path | None, stdin, what: str) -> Path:
         with open(path, "rb") as src, open(tmp, "wb") as out:
             _decompress_into(src, out, head, what)
         return tmp
-    # stdin cannot seek back: put the peeked bytes in front of the rest.
-    head = stdin.read(4)
+    # stdin cannot seek back: peek at its first bytes.
+    src = PeekableReader(stdin)
+    head = src.peek(4)
     tmp = ing.temp_path("archive-")
     with open(tmp, "wb") as out:
-        src = _Prefixed(head, stdin)
         if _compressed(head):
             _decompress_into(src, out, head, what)
         else:
@@ -188,30 +189,13 @@ def _compressed(head: bytes) -> bool:
     return head.startswith(GZIP_MAGIC) or head.startswith(ZSTD_MAGIC)
 
 
-class _Prefixed:
-    """A read-only stream: `head` then the rest of `src`."""
-
-    def __init__(self, head: bytes, src):
-        self.head, self.src = head, src
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            if n is None or n < 0:
-                data, self.head = self.head + self.src.read(), b""
-            else:
-                data, self.head = self.head[:n], self.head[n:]
-            return data
-        return self.src.read(n)
-
-
 def _decompress_into(src, out, head: bytes, what: str) -> None:
     """Decompress a whole gzip or zstd archive (docker save | gzip)."""
-    import gzip
     try:
         if head.startswith(GZIP_MAGIC):
             reader = gzip.GzipFile(fileobj=src)
         else:
-            import zstandard
+            import zstandard  # one of minict's extra dependencies: only zstd archives need it
             reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
         shutil.copyfileobj(reader, out, CHUNK)
     except (*DECOMPRESS_ERRORS, *zstd_errors()) as exc:
@@ -392,7 +376,6 @@ class _BlobInfo:
 
 
 def _describe_blob(blob) -> _BlobInfo:
-    from .blob_reader import sniff_compression
     reader = HashingReader(blob)
     compression = sniff_compression(reader, "layer")
     reader.drain()

@@ -9,10 +9,11 @@ One module per job:
     ports.py     `-p [IP:]HOST:CTR[/proto]`, `-p CTR`, `-P`
     firewall.py  iptables rules in minict's own chains, each tagged with the
                  container or network it belongs to
-    attach.py    the plumbing of one container: bridge, veth, address, route,
-                 rules; and taking it all down again
 
-What the kernel is asked to do (netlink through pyroute2, iptables, sysctls)
-goes through minicontainer.syscalls.Kernel, so --explain narrates each step.
-Nothing here imports minicontainer.runtime.
+This package describes networks and rules as data; the plumbing of one
+container (bridge, veth, address, route, rules, and taking it all down
+again) is minicontainer/runtime/networking.py's, through
+minicontainer.syscalls.Kernel (netlink through pyroute2, iptables,
+sysctls), so --explain narrates each step. Nothing here imports
+minicontainer.runtime.
 """

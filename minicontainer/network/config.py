@@ -8,7 +8,7 @@ made the first time a container asks for it. Networks that `minict network
 create` makes get the next free 10.89.N.0/24 unless --subnet says
 otherwise, and a bridge named mct-<name> (a Linux interface name has at
 most 15 characters). On user networks, containers find each other by name
-(attach.py writes their /etc/hosts); on `bridge` they do not, as with
+(runtime/networking.py writes their /etc/hosts); on `bridge` they do not, as with
 docker.
 """
 

@@ -202,7 +202,7 @@ def gpus_environment(value: str, host_env) -> dict:
       device=LIST  these host GPUs, by nvidia-smi index or UUID
                    (NVIDIA_VISIBLE_DEVICES=LIST, docker's meaning)
     """
-    from hpcshim.selection import VARIABLES
+    from hpcshim.selection import VARIABLES  # --gpus only: hpcshim is a separate program
     word = value.strip().strip('"').strip("'")
     env = dict(host_env)
     if word.startswith("count="):

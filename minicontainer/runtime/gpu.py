@@ -42,6 +42,11 @@ import os
 import stat
 from collections import namedtuple
 
+from hpcshim.build import GpuRequest, build_plan
+from hpcshim.errors import HpcshimError
+from hpcshim.errors import NoGpu as ShimNoGpu
+from hpcshim.plan import Plan
+
 from ..errors import BadArgument, BadGpuPlan, GpuDiscoveryFailed, NoGpu
 from . import rootless
 from .docker_flags import gpus_environment
@@ -57,6 +62,10 @@ class GpuInjection(namedtuple("GpuInjection", ["binds", "devices", "env", "ld_li
     (spec.DeviceNode), env ("NAME=value" items) and the directories to put
     in front of LD_LIBRARY_PATH."""
     __slots__ = ()
+
+    def with_library_path(self, env: list[str]) -> list[str]:
+        """`env` with this injection's library directories first on LD_LIBRARY_PATH."""
+        return with_library_path(env, self.ld_library_path)
 
 
 # ---- getting a Plan -----------------------------------------------------------------------
@@ -94,8 +103,6 @@ def read_plan(path: str):
         raise BadGpuPlan(f"--gpu-plan {path}: cannot read it: {exc.strerror}", PLAN_HINT) from None
     except UnicodeDecodeError:
         raise BadGpuPlan(f"--gpu-plan {path}: not a text file", PLAN_HINT) from None
-    from hpcshim.errors import HpcshimError
-    from hpcshim.plan import Plan
     try:
         return Plan.from_json(text)
     except HpcshimError as exc:
@@ -106,9 +113,6 @@ def discover_plan(mode: str, env, flag: str = "--gpu"):
     """hpcshim's selection and discovery, in this process: the same Plan
     `hpcshim exec --gpu[=MODE]` would hand to a runtime. (`flag`: the
     minict flag that asked, for the error messages.)"""
-    from hpcshim.build import GpuRequest, build_plan
-    from hpcshim.errors import HpcshimError
-    from hpcshim.errors import NoGpu as ShimNoGpu
     request = GpuRequest(mode=mode, root=env.get("HPCSHIM_HOST_ROOT") or "/", env=dict(env))
     try:
         return build_plan(request)

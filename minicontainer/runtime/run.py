@@ -11,6 +11,7 @@ In order, and nothing is created before the last step:
     run       the record, the container's process, its end (lifecycle.run)
 """
 
+from ..image import resolve
 from ..syscalls import Kernel, Narrator
 from . import lifecycle, rootless
 from .resources import check_limits, limits_from_flags
@@ -40,7 +41,6 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
     device_binds = []
     if rootless.active() and options.get("device"):
         device_binds = rootless.device_binds(kernel, options.pop("device"))
-    from ..image import resolve
     spec = build_spec(resolve(config, image), image_ref=image, command=tuple(command),
                       env_files=tuple(options.pop("env_file", ())),
                       volumes=tuple(options.pop("volume", ())),
@@ -50,8 +50,7 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
                       **{k: tuple(v) if isinstance(v, list) else v
                                         for k, v in options.items()})
     if gpu is not None:
-        from .gpu import with_library_path
-        spec.env = with_library_path(spec.env, gpu.ld_library_path)
+        spec.env = gpu.with_library_path(spec.env)
     return lifecycle.run(config, spec, kernel)
 
 
@@ -60,7 +59,7 @@ def _gpu_injection(kernel, mode: str | None, plan_file: str | None, gpus: str | 
     is imported only when one of them is given: it is a separate program)."""
     if mode is None and plan_file is None and gpus is None:
         return None
-    from . import gpu
+    from . import gpu  # GPU flags only: it imports hpcshim, a separate program
     plan = gpu.plan_for_flags(mode, plan_file, gpus=gpus)
     if plan is None:
         return None

@@ -20,7 +20,7 @@ import os
 import signal
 
 from .. import syscalls as sc
-from ..errors import UnknownUser
+from ..errors import RunFailed, UnknownUser
 from . import capabilities as caps
 from . import syscall_filter
 from .command import umask_and_signals
@@ -127,7 +127,6 @@ def enter_workdir(kernel: sc.Kernel, workdir: str) -> None:
     """chdir into the working directory, then check we really are inside
     the container's root (CVE-2024-21626: a cwd outside the root shows up
     as "(unreachable)/..." or as ENOENT from getcwd)."""
-    from ..errors import RunFailed
     try:
         kernel.chdir(workdir, "Enter the working directory")
     except FileNotFoundError:

@@ -130,7 +130,7 @@ def plan_for(capabilities) -> Plan:
 def import_library():
     """libseccomp's Python bindings (Debian/Ubuntu: python3-seccomp)."""
     try:
-        import seccomp
+        import seccomp  # optional: a Debian package, not on PyPI; only a filtered run needs it
     except ImportError:
         raise RunFailed("libseccomp's Python bindings are not installed, so minict cannot "
                         "load the container's seccomp filter",

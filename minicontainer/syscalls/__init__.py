@@ -29,6 +29,7 @@ The package, youki's syscall/ shape:
     linux.py      Kernel: KernelApi making the calls (os, the C library, pyroute2, prctl)
     recording.py  RecordingKernel: KernelApi recording them (the test double)
     narrator.py   the [explain] lines
+    optional.py   the optional bindings (python-prctl, pyroute2), imported when first needed
     flags.py      the kernel's constants, and how C spells a bit mask
     libc.py       the C library through ctypes
     bpf.py        bpf(2): the device filter, and reading back what is attached
@@ -52,7 +53,8 @@ from .flags import (  # the constants, as sc.CLONE_NEWNS, sc.MS_BIND...
     BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_LICENSE, SYS_BPF, SYS_CLONE, TIOCGPTN, TIOCSPTLCK,
     TIOCGPTPEER, TIOCGWINSZ, TIOCSWINSZ,
 )
-from .linux import Kernel, prctl
+from .linux import Kernel
+from .optional import prctl
 from .narrator import CallbackNarrator, Narrator
 from .queries import (has_mount_setattr, in_bounding_set, iptables_path, iptables_rules,
                       kernel_version, link_exists)

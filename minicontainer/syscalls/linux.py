@@ -29,15 +29,8 @@ from .flags import (AT_EMPTY_PATH, AT_FDCWD, AT_RECURSIVE, AF_INET, CLONE_NEWNET
                     TIOCSPTLCK, TIOCSWINSZ, clone_flags_text, flags_text)
 from .libc import check, libc, path_arg
 from .narrator import Narrator
+from .optional import netlink, prctl
 from .queries import iptables_path
-
-
-def prctl():
-    """python-prctl (capabilities, no_new_privs...): it compiles against libcap,
-    so it is in minict's extra dependencies, and the base install (hpcshim,
-    minict's image commands) goes without; imported when first used."""
-    import prctl as module  # optional (see above)
-    return module
 
 
 class Kernel(KernelApi):
@@ -80,12 +73,12 @@ class Kernel(KernelApi):
     def _ipr(self):
         """The netlink socket of the network namespace we are in."""
         if self._netlink is None:
-            from pyroute2 import IPRoute  # optional and slow (~60 ms): only when a network is made
-            self._netlink = IPRoute()
+            iproute, _ = netlink()
+            self._netlink = iproute()
         return self._netlink
 
     def _netlink_call(self, what: str, call):
-        from pyroute2.netlink.exceptions import NetlinkError  # as in _ipr
+        _, NetlinkError = netlink()   # noqa: N806 (a class)
         try:
             return call(self._ipr())
         except NetlinkError as exc:

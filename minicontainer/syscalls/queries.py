@@ -11,6 +11,7 @@ import subprocess
 
 from .flags import SYS_MOUNT_SETATTR
 from .libc import libc
+from .optional import prctl
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
@@ -59,7 +60,6 @@ def has_mount_setattr() -> bool:
 
 def in_bounding_set(number: int) -> bool:
     """Is capability `number` in this process's bounding set? (PR_CAPBSET_READ)"""
-    from .linux import prctl
     try:
         return bool(prctl().capbset_read(number))
     except (OSError, ValueError):
