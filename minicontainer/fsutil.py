@@ -12,19 +12,28 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 
 from baselib import files
-from .errors import DiskFull
+from .errors import DiskFull, StoreCorrupt
 
 CHUNK = 1 << 20  # 1 MiB reads: big enough to amortise syscalls, small enough for memory
 
 
 def sha256_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def digest_hex(digest: str) -> str:
+    """The hex part of a "sha256:<64 hex>" digest (StoreCorrupt for anything else)."""
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or not re.fullmatch(r"[a-f0-9]{64}", hexpart):
+        raise StoreCorrupt(f"invalid digest {digest!r}", "only sha256 digests are supported")
+    return hexpart
 
 
 def raise_if_disk_full(exc: OSError, what: str):

@@ -30,10 +30,8 @@ from pathlib import Path
 
 from ..fsutil import walk_sorted
 from ..image.importer import layer_member
-
-OPAQUE_XATTR = "trusted.overlay.opaque"
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
+from ..image.whiteouts import OPAQUE_MARKER, WHITEOUT_PREFIX
+from ..image.whiteouts import OVERLAY_OPAQUE_XATTR as OPAQUE_XATTR
 # Mount points the runtime makes in a container's root (rootfs.py, mounts.py).
 RUNTIME_MOUNT_POINTS = {"etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "sys", "dev"}
 # gzip's level 6 (Go's and docker's default): level 9, Python's default, takes

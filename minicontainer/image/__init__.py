@@ -10,12 +10,15 @@ One module per job:
     platforms.py    os/arch[/variant], and picking one from an image index
     mediatypes.py   the OCI and docker media types minict reads
     store.py        content-addressed blobs, one directory per layer, names
+    ingest.py       adding to the store: blobs, layers, images, verified, renamed into place
     blob_reader.py  reading a layer blob: its compression, both of its digests, a size cap
-    extract.py      writing a layer's tar into its directory, safely (whiteouts
-                    become overlayfs whiteouts here, once)
+    extract.py      writing a layer's tar into its directory, safely
+    whiteouts.py    a layer's whiteouts, as overlayfs' own forms (once, at unpack)
     archive.py      `minict load`: docker save archives, oci-archives, OCI layouts
     importer.py     `minict import`: a root filesystem directory or tar as an image
+    export.py       `minict save`: docker or oci archives, from the blobs as stored
     pull.py         `minict pull`: from a registry, through registry/
+    push.py         `minict push`: to a registry
 """
 
 import sys

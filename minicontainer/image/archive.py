@@ -36,7 +36,8 @@ from .blob_reader import (DECOMPRESS_ERRORS, GZIP_MAGIC, ZSTD_MAGIC, HashingRead
                           corrupt, sniff_compression, zstd_errors)
 from .platforms import host_platform, parse_platform, select_manifest
 from .reference import Reference, parse
-from .store import Image, Ingest, Store, config_diff_ids, parse_manifest
+from .ingest import Ingest, config_diff_ids, parse_manifest
+from .store import Image, Store
 
 CONTAINERD_NAME = "io.containerd.image.name"
 OCI_REF_NAME = "org.opencontainers.image.ref.name"

@@ -27,31 +27,18 @@ write ourselves, relative to directory file descriptors:
   them. We keep security.capability (file capabilities, e.g. ping's
   cap_net_raw) and user.* xattrs.
 
-Whiteouts (OCI image-spec, layer.md "Whiteouts") become overlayfs whiteouts
-here, once, so that running a container is a plain overlay mount:
-- `.wh.NAME`      -> a character device 0/0 named NAME (hides NAME below);
-- `.wh..wh..opq`  -> xattr trusted.overlay.opaque=y on the directory (hides
-                     everything below it from lower layers), whatever the
-                     order of the entries.
-A whiteout never hides an entry of its own layer (layer.md: whiteouts apply
-only to lower layers), so NAME in the same layer wins over `.wh.NAME`.
+Whiteouts (OCI image-spec, layer.md "Whiteouts") become overlayfs
+whiteouts here, once (whiteouts.py says how, with root and without), so
+that running a container is a plain overlay mount.
 
-Without root (runtime/rootless.py) mknod and trusted.* xattrs are refused,
-and the overlay is mounted in a user namespace with `userxattr`, which
-reads user.overlay.* instead. So the layer gets overlayfs' other form
-(Documentation/filesystems/overlayfs.rst, "Whiteouts and opaque
-directories", Linux >= 6.7):
-- `.wh.NAME`      -> an empty regular file NAME with xattr
-                     user.overlay.whiteout, its directory marked
-                     user.overlay.opaque=x ("holds such whiteouts");
-- `.wh..wh..opq`  -> user.overlay.opaque=y on the directory.
-The layer's own user.overlay.* xattrs are dropped (they would forge these
-controls), device nodes are skipped, and directories keep u+rwx so the
-user can remove the layer again. Owners cannot be set here: every file is
-the caller's (root inside the user namespace). UnpackStats.owners records
-the image's other owners, which the store then sets in a user namespace
-with subordinate ids (keep_owners, idmap.py), or leaves squashed. UnpackStats
-lists what was skipped or changed.
+Without root (runtime/rootless.py) device nodes are skipped, the layer's
+own user.overlay.* xattrs are dropped (they would forge overlayfs'
+controls), and directories keep u+rwx so the user can remove the layer
+again. Owners cannot be set here: every file is the caller's (root inside
+the user namespace). UnpackStats.owners records the image's other owners,
+which the store then sets in a user namespace with subordinate ids
+(keep_owners, idmap.py), or leaves squashed. UnpackStats lists what was
+skipped or changed.
 
 Metadata is applied in the order the kernel requires: chown before chmod
 (chown clears setuid/setgid bits), xattrs after chown (chown clears
@@ -71,18 +58,13 @@ from urllib.parse import unquote
 
 from baselib.inroot import open_in_root
 
-from ..errors import DigestMismatch, NotRoot, UnsafeLayer
+from ..errors import DigestMismatch, UnsafeLayer
 from ..fsutil import CHUNK
 from .. import syscalls as sc
+from .whiteouts import OPAQUE_MARKER, WHITEOUT_PREFIX, make_whiteout, mark_opaque
 from .blob_reader import (DECOMPRESS_ERRORS, DecompressThread, HashingReader, TarStream, corrupt,
                           open_decompressed, sniff_compression, zstd_errors)
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
-USER_OPAQUE_XATTR = "user.overlay.opaque"       # without root (userxattr)
-USER_WHITEOUT_XATTR = "user.overlay.whiteout"
-XATTR_WHITEOUT_KERNEL = (6, 7)                  # overlayfs reads xattr whiteouts from 6.7 on
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -418,10 +400,7 @@ class LayerExtractor:
             # entry comes later; that entry then keeps the xattr).
             fd = self._open_dir(parts[:-1], create=True, entry=entry)
             try:
-                if self.privileged:
-                    os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
-                else:
-                    self._user_opaque(fd)
+                mark_opaque(fd, self.privileged)
             finally:
                 os.close(fd)
             return
@@ -438,48 +417,9 @@ class LayerExtractor:
                 return  # the layer itself has NAME: a whiteout hides only lower layers
             except FileNotFoundError:
                 pass
-            if self.privileged:
-                self.kernel.mknod_at(parent, hidden, "c", 0, 0, 0o000,
-                                     f"Whiteout {entry}: overlayfs hides a lower {hidden} behind "
-                                     "a 0:0 character device")
-            else:
-                self._user_whiteout(parent, hidden)
+            make_whiteout(self.kernel, parent, hidden, entry, self.privileged)
         finally:
             os.close(parent)
-
-    def _user_opaque(self, fd: int) -> None:
-        """Without root: mark the directory opaque for a userxattr overlay.
-        Whiteouts already made in it are moot now (it hides everything
-        below), and an opaque ("y") directory's whiteout files would show as
-        empty files: remove them."""
-        os.setxattr(fd, USER_OPAQUE_XATTR, b"y")
-        for name in os.listdir(fd):
-            try:   # (getxattr takes no dir_fd: reach the entry through the fd's /proc link)
-                os.getxattr(f"/proc/self/fd/{fd}/{name}", USER_WHITEOUT_XATTR,
-                            follow_symlinks=False)
-            except OSError:
-                continue
-            os.unlink(name, dir_fd=fd)
-
-    def _user_whiteout(self, parent: int, hidden: str) -> None:
-        """Without root: NAME becomes an empty file with user.overlay.whiteout,
-        and its directory is marked as holding such whiteouts ("x")."""
-        if sc.kernel_version() < XATTR_WHITEOUT_KERNEL:
-            raise NotRoot("the layer deletes files (whiteouts); without root minict stores them "
-                          "as overlayfs xattr whiteouts, which need Linux >= 6.7, and this "
-                          f"kernel is {os.uname().release}", "run minict as root (sudo)")
-        try:
-            if os.getxattr(parent, USER_OPAQUE_XATTR) == b"y":
-                return   # an opaque directory hides everything below already
-        except OSError:
-            pass
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(hidden, flags, 0o600, dir_fd=parent)
-        try:
-            os.setxattr(fd, USER_WHITEOUT_XATTR, b"")
-        finally:
-            os.close(fd)
-        os.setxattr(parent, USER_OPAQUE_XATTR, b"x")
 
     def _apply_dir_times(self) -> None:
         # Deepest first, so setting a parent's time is the last change to it.

@@ -30,7 +30,8 @@ from .platforms import Platform, host_platform, parse_platform, select_manifest
 from .reference import Reference, parse
 from .registry import RegistryClient
 from .registry.client import Manifest, check_descriptor
-from .store import Image, Store, config_diff_ids, parse_manifest
+from .ingest import config_diff_ids, parse_manifest
+from .store import Image, Store
 
 
 def pull(store: Store, ref: str, platform: str | None = None, *, insecure=(),
