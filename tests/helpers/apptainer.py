@@ -43,18 +43,20 @@ class Apptainer:
                     APPTAINER_CACHEDIR=str(cache), APPTAINER_TMPDIR=str(tmp))
 
 
-def _given() -> Path | None:
-    given = os.environ.get("HPCSHIM_TEST_APPTAINER")
-    if not given:
+def given() -> Path | None:
+    """$HPCSHIM_TEST_APPTAINER's apptainer (ValueError if it names none), or None."""
+    value = os.environ.get("HPCSHIM_TEST_APPTAINER")
+    if not value:
         return None
-    path = Path(given)
+    path = Path(value)
     for candidate in (path, path / "apptainer", path / "bin" / "apptainer"):
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
-    pytest.fail(f"HPCSHIM_TEST_APPTAINER={given} holds no apptainer executable")
+    raise ValueError(f"HPCSHIM_TEST_APPTAINER={value} holds no apptainer executable")
 
 
-def _built() -> Path | None:
+def built() -> Path | None:
+    """The apptainer scripts/apptainer.sh built, or None."""
     found = subprocess.run([str(REPO / "scripts/apptainer.sh"), "--print-dir"], capture_output=True, text=True)
     prefix = Path(found.stdout.strip())
     if found.returncode != 0 or not (prefix / "READY").exists():
@@ -64,7 +66,10 @@ def _built() -> Path | None:
 
 def find_apptainer() -> Apptainer:
     """The Apptainer to test with, or skip (fail under scripts/test.sh)."""
-    exe = _given() or _built()
+    try:
+        exe = given() or built()
+    except ValueError as exc:
+        pytest.fail(str(exc))
     if exe is None:
         if os.environ.get("MINICT_APPTAINER_REQUIRED") == "1":
             pytest.fail("scripts/test.sh built Apptainer, yet it is not there: " + HOW_TO_GET_IT)
