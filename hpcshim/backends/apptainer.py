@@ -99,6 +99,11 @@ def parse_version(exe: str, text: str) -> tuple[str, tuple[int, int]]:
     return flavour, version
 
 
+def env_prefix(flavour: str) -> str:
+    """How a variable for the container is named in the runtime's environment."""
+    return "APPTAINERENV_" if flavour == "apptainer" else "SINGULARITYENV_"
+
+
 def evaluates_env(flavour: str, version: tuple[int, int]) -> bool:
     """Whether the runtime shell-evaluates APPTAINERENV_/SINGULARITYENV_ values:
     every Apptainer, and Singularity from 3.6 (its Go shell interpreter, which
@@ -138,7 +143,7 @@ def render(exe: str, plan: Plan, request: ExecRequest,
            flavour_version: tuple[str, tuple[int, int]]) -> Command:
     """The command; `flavour_version` is detect_version's answer (backends.find_runtime)."""
     flavour, version = flavour_version
-    prefix = "APPTAINERENV_" if flavour == "apptainer" else "SINGULARITYENV_"
+    prefix = env_prefix(flavour)
     argv = [exe, request.action]    # exec, run (the runscript gets the args) or shell
     if request.cleanenv:
         argv.append("--cleanenv")
@@ -188,11 +193,13 @@ def render(exe: str, plan: Plan, request: ExecRequest,
 
     extra_env = {prefix + key: value for key, value in written.items()}
     # The host's own copies of what the container gets from hpcshim: Apptainer
-    # would warn that it does not forward them (without --cleanenv), and that a
-    # SINGULARITYENV_/APPTAINERENV_ copy of the user's is overridden.
-    names = [(key, "APPTAINERENV_" + key, "SINGULARITYENV_" + key) for key in written]
-    unset = [name for group in names for name in (group if not request.cleanenv else group[1:])
-             if name in request.host_env and name not in extra_env]
+    # would warn that it does not forward them (it forwards host variables only
+    # without --cleanenv), and that a SINGULARITYENV_/APPTAINERENV_ copy of the
+    # user's is overridden.
+    unset = []
+    for key in written:
+        copies = ([] if request.cleanenv else [key]) + ["APPTAINERENV_" + key, "SINGULARITYENV_" + key]
+        unset += [name for name in copies if name in request.host_env and name not in extra_env]
     full_env = {k: v for k, v in request.host_env.items() if k not in unset}
     full_env.update(extra_env)
     return Command(argv=argv, env=full_env, extra_env=extra_env, unset_env=unset,
@@ -240,7 +247,7 @@ def delivery(plan: Plan, request: ExecRequest, flavour: str, version: tuple[int,
     libs = f"{len(plan.libraries)} librar{'y' if len(plan.libraries) == 1 else 'ies'} in {LIBS_DIR}"
     if plan.libraries32:
         libs += f", {len(plan.libraries32)} 32-bit in {LIBS32_DIR}"
-    prefix = "APPTAINERENV_" if flavour == "apptainer" else "SINGULARITYENV_"
+    prefix = env_prefix(flavour)
     lines.append(f"{name}: {libs}; LD_LIBRARY_PATH set by hpcshim through {prefix} (images without "
                  "/.singularity.d/env get no other)")
     if plan.binds:

@@ -95,12 +95,6 @@ def nobody_dir(path: Path) -> Path:
 
 # ---- what a rootless container could leave behind ----------------------------------------
 
-def mounts_under(base: Path) -> list[str]:
-    """Mount points of the host's mount namespace below `base`."""
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(str(base))]
-
-
 def minict_processes(base: Path) -> list[str]:
     """minict processes working on the store in `base` (their environment
     names it): `pid command line` each."""

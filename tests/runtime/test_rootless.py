@@ -22,7 +22,6 @@ from tests.helpers.rootless import (
     container_dirs,
     minict_entries_in_tmp,
     minict_processes,
-    mounts_under,
     nobody_dir,
     nobody_store,
     pid_namespace_of,
@@ -33,6 +32,7 @@ from tests.helpers.rootless import (
     wait_until_running,
 )
 from tests.helpers.waiting import wait_for
+from tests.runtime.conftest import mounts_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="drops to nobody with setpriv: needs root")
 
