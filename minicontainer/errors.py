@@ -203,6 +203,23 @@ class NetworkSetupFailed(MinictError):
     exit_code = 64
 
 
+# ---- minict-oci: bundles and config.json (codes 80-89) -------------------------------------------
+
+class BadConfig(MinictError):
+    """A bundle's config.json breaks the OCI runtime spec (the field is named)."""
+    exit_code = 80
+
+
+class UnsupportedConfig(MinictError):
+    """A valid config.json field that minict-oci does not do (refused, never ignored)."""
+    exit_code = 81
+
+
+class ContainerExists(MinictError):
+    """minict-oci create: a container with this id is already in the state directory."""
+    exit_code = 82
+
+
 # ---- building images (minict build) -------------------------------------------------------------
 
 class BadDockerfile(MinictError):

@@ -23,8 +23,10 @@ APT_PACKAGES=(
     busybox-static iproute2 iptables util-linux zstd gzip tar
     # images made by tools we did not write, a real registry, its auth helpers
     skopeo umoci docker-registry apache2-utils openssl
-    # real runtimes: Charliecloud (hpcshim backend), runc/crun/podman/buildah (yardsticks)
-    charliecloud-runtime runc crun podman buildah
+    # real runtimes: Charliecloud (hpcshim backend), runc/crun/podman/buildah (yardsticks),
+    # containerd + ctr (drives an OCI runtime the way Docker/Kubernetes do; the tests
+    # start a private daemon of their own, tests/helpers/containerd.py)
+    charliecloud-runtime runc crun podman buildah containerd
     # minict without root: newuidmap/newgidmap write subordinate id ranges;
     # slirp4netns is a rootless container's network (runtime/usernet.py)
     uidmap slirp4netns

@@ -127,6 +127,9 @@ def _enable_controllers(cgroup_dir: Path, controllers: set[str], explain: Explai
                                 detect.UNIFIED_FIX) from None
 
 
+enable_controllers = _enable_controllers   # for minict-oci's cgroupsPath (oci/cgroup.py)
+
+
 def _evacuate_root(root: Path, explain: Explain) -> None:
     """Move the processes of a non-top <root> into the leaf <root>/init.
 

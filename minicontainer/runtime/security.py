@@ -72,7 +72,10 @@ def restrict_capabilities_and_identity(kernel: sc.Kernel, spec) -> None:
                                 "file capabilities): no_new_privs")
 
 
-def switch_user(kernel: sc.Kernel, uid: int, gid: int, additional_gids: list[int]) -> None:
+def switch_user(kernel: sc.Kernel, uid: int, gid: int, additional_gids: list[int],
+                die_with_owner: bool = True) -> None:
+    """Groups, gid, uid. `die_with_owner`: minict's container dies with the
+    minict that owns it; minict-oci's outlives `create`, which exits."""
     if _setgroups_denied():
         # Without root (rootless.py) minict denied setgroups to write the gid
         # map: the groups stay as they are (only the caller's gid exists).
@@ -97,7 +100,8 @@ def switch_user(kernel: sc.Kernel, uid: int, gid: int, additional_gids: list[int
                           "new store (--root)") from None
     # Changing credentials clears the parent-death signal (prctl(2)), so it
     # is set again: the container must still die with its owner.
-    kernel.set_pdeathsig(signal.SIGKILL, "Die if minict dies (set again: changing user cleared it)")
+    if die_with_owner:
+        kernel.set_pdeathsig(signal.SIGKILL, "Die if minict dies (set again: changing user cleared it)")
 
 
 def _id_map_lines() -> list[str]:

@@ -51,7 +51,7 @@ from .flags import (  # the constants, as sc.CLONE_NEWNS, sc.MS_BIND...
     SOCK_CLOEXEC, TIOCSCTTY, BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_GET_NEXT_ID,
     BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_QUERY, BPF_PROG_TYPE_CGROUP_DEVICE,
     BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_LICENSE, SYS_BPF, SYS_CLONE, TIOCGPTN, TIOCSPTLCK,
-    TIOCGPTPEER, TIOCGWINSZ, TIOCSWINSZ,
+    TIOCGPTPEER, TIOCGWINSZ, TIOCSWINSZ, PER_LINUX, PER_LINUX32,
 )
 from .linux import Kernel
 from .optional import prctl
@@ -76,7 +76,7 @@ __all__ = [
     'BPF_PROG_GET_FD_BY_ID', 'BPF_OBJ_GET_INFO_BY_FD', 'BPF_PROG_QUERY',
     'BPF_PROG_TYPE_CGROUP_DEVICE', 'BPF_CGROUP_DEVICE', 'BPF_F_ALLOW_MULTI', 'BPF_LICENSE',
     'SYS_BPF', 'SYS_CLONE', 'TIOCGPTN', 'TIOCSPTLCK', 'TIOCGPTPEER', 'TIOCGWINSZ',
-    'TIOCSWINSZ', 'Kernel', 'prctl', 'CallbackNarrator', 'Narrator', 'has_mount_setattr',
+    'TIOCSWINSZ', 'PER_LINUX', 'PER_LINUX32', 'Kernel', 'prctl', 'CallbackNarrator', 'Narrator', 'has_mount_setattr',
     'in_bounding_set', 'iptables_path', 'iptables_rules', 'kernel_version', 'link_exists',
     'Call', 'RecordingKernel'
 ]

@@ -257,6 +257,10 @@ class KernelApi:
                           "ioctl(master, TIOCSPTLCK, 0); ioctl(master, TIOCGPTPEER, O_RDWR|O_NOCTTY)")
         return self._do_open_pty()
 
+    def set_window_size(self, fd: int, rows: int, columns: int, why: str) -> None:
+        self.explain(why, f"ioctl({fd}, TIOCSWINSZ, {{rows={rows}, cols={columns}}})")
+        self._do_set_window_size(fd, rows, columns)
+
     def copy_window_size(self, from_fd: int, to_fd: int, why: str) -> None:
         self.explain(why, f"ioctl({from_fd}, TIOCGWINSZ, &size); ioctl({to_fd}, TIOCSWINSZ, &size)")
         self._do_copy_window_size(from_fd, to_fd)
@@ -299,6 +303,25 @@ class KernelApi:
         shown = ", ".join(names) if names else "none"
         self.explain(why, f"capset(effective=permitted={{{shown}}}, inheritable={{}})")
         self._do_set_capabilities(keep)
+
+    def set_capability_sets(self, effective: list[int], permitted: list[int],
+                            inheritable: list[int], why: str) -> None:
+        """The three sets of capset(2) one by one (an OCI config names each)."""
+        self.explain(why, f"capset(effective={{{len(effective)} caps}}, permitted="
+                          f"{{{len(permitted)} caps}}, inheritable={{{len(inheritable)} caps}})")
+        self._do_set_capability_sets(effective, permitted, inheritable)
+
+    def raise_ambient(self, cap: int, name: str, why: str) -> None:
+        self.explain(why, f"prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, {name})")
+        self._do_raise_ambient(cap)
+
+    def set_keepcaps(self, why: str) -> None:
+        self.explain(why, "prctl(PR_SET_KEEPCAPS, 1)")
+        self._do_prctl_value("set_keepcaps", 1)
+
+    def set_personality(self, persona: int, name: str, why: str) -> None:
+        self.explain(why, f"personality({name})")
+        self._do_set_personality(persona)
 
     def set_no_new_privs(self, why: str) -> None:
         self.explain(why, "prctl(PR_SET_NO_NEW_PRIVS, 1)")

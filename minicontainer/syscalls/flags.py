@@ -82,6 +82,9 @@ AF_INET = 2
 SOCK_DGRAM = 2
 SOCK_CLOEXEC = 0o2000000
 
+PR_CAP_AMBIENT = 47          # <linux/prctl.h>
+PR_CAP_AMBIENT_RAISE = 2
+PER_LINUX, PER_LINUX32 = 0x0000, 0x0008   # <linux/personality.h>
 TIOCSCTTY = 0x540E  # <asm-generic/ioctls.h>: make this tty our controlling terminal
 
 # <linux/bpf.h>: the bpf(2) commands, program and attach types minict uses

@@ -21,7 +21,7 @@ from baselib import inroot
 
 from .api import KernelApi
 from .bpf import attach_cgroup_device_program
-from .flags import (AT_EMPTY_PATH, AT_FDCWD, AT_RECURSIVE, AF_INET, CLONE_NEWNET, IFF_UP,
+from .flags import (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, AT_EMPTY_PATH, AT_FDCWD, AT_RECURSIVE, AF_INET, CLONE_NEWNET, IFF_UP,
                     MOUNT_ATTR_NAMES, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MOVE_MOUNT_F_EMPTY_PATH,
                     MOVE_MOUNT_T_SYMLINKS, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SIOCGIFFLAGS,
                     SIOCSIFFLAGS, SOCK_CLOEXEC, SOCK_DGRAM, SYS_CLONE, SYS_MOUNT_SETATTR,
@@ -254,6 +254,9 @@ class Kernel(KernelApi):
             raise
         return master, peer
 
+    def _do_set_window_size(self, fd, rows, columns):
+        fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
     def _do_copy_window_size(self, from_fd, to_fd):
         fcntl.ioctl(to_fd, TIOCSWINSZ, fcntl.ioctl(from_fd, TIOCGWINSZ, b"\0" * 8))
 
@@ -286,6 +289,23 @@ class Kernel(KernelApi):
         caps.set_caps((drop, flags, False),
                       (keep, [caps.CAP_EFFECTIVE, caps.CAP_PERMITTED], True),
                       (keep, caps.CAP_INHERITABLE, False))
+
+    def _do_set_capability_sets(self, effective, permitted, inheritable):
+        caps = prctl()
+        every = caps.ALL_CAPS
+        caps.set_caps(*[(chosen, flag, True) for chosen, flag in
+                        ((permitted, caps.CAP_PERMITTED), (effective, caps.CAP_EFFECTIVE),
+                         (inheritable, caps.CAP_INHERITABLE))],
+                      *[([c for c in every if c not in chosen], flag, False) for chosen, flag in
+                        ((permitted, caps.CAP_PERMITTED), (effective, caps.CAP_EFFECTIVE),
+                         (inheritable, caps.CAP_INHERITABLE))])
+
+    def _do_raise_ambient(self, cap):
+        check(libc().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), "prctl",
+              "PR_CAP_AMBIENT_RAISE")
+
+    def _do_set_personality(self, persona):
+        check(libc().personality(ctypes.c_ulong(persona)), "personality", hex(persona))
 
     def _do_prctl_value(self, function, value):
         getattr(prctl(), function)(value)

@@ -112,6 +112,11 @@ class RecordingKernel(KernelApi):
     def _do_set_controlling_tty(self, fd): self._record("set_controlling_tty", fd)
     def _do_drop_bounding_cap(self, cap): self._record("drop_bounding_cap", cap)
     def _do_set_capabilities(self, keep): self._record("set_capabilities", keep)
+    def _do_set_capability_sets(self, effective, permitted, inheritable):
+        self._record("set_capability_sets", effective, permitted, inheritable)
+    def _do_raise_ambient(self, cap): self._record("raise_ambient", cap)
+    def _do_set_personality(self, persona): self._record("set_personality", persona)
+    def _do_set_window_size(self, fd, rows, columns): self._record("set_window_size", fd, rows, columns)
     def _do_prctl_value(self, function, value): self._record("prctl_value", function, value)
     def _do_setgroups(self, gids): self._record("setgroups", gids)
     def _do_setgid(self, gid): self._record("setgid", gid)

@@ -1,0 +1,124 @@
+"""linux.cgroupsPath and linux.resources: the container's cgroup (v2 only).
+
+The engine names the cgroup (`cgroupsPath`) and its limits (`resources`);
+the runtime makes it, writes the limits, attaches the device filter and
+moves the container's process in before a single instruction of the
+command runs. minicontainer/cgroups does the writing, as for minict run:
+this module only turns the spec's words into its Limits.
+
+  cgroupsPath "/a/b"   /sys/fs/cgroup/a/b (absolute: from the root)
+  cgroupsPath "a/b"    /sys/fs/cgroup/minict-oci/a/b (relative: under ours)
+  none                 /sys/fs/cgroup/minict-oci/ID
+  "slice:prefix:name"  systemd's form: refused (no --systemd-cgroup here)
+
+On a host whose controllers are held by cgroup v1 (this project's CI
+machine) there is no cgroup v2 tree to use, and minict never writes to v1.
+Then the container gets no cgroup; a limit it asked for is refused with one
+line (never silently dropped), and resources.devices is kept the way
+runtime/device_access.py keeps minict's own device rules without a device
+controller: every mount but the runtime's /dev is nodev (init.py).
+"""
+
+import os
+from pathlib import Path
+
+from .. import syscalls as sc
+from ..cgroups import devices as device_rules
+from ..cgroups.device_program import assemble
+from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, enable_controllers, make_dir
+from ..cgroups.limits import UNLIMITED, Limits, cpu_shares_to_weight
+from ..errors import CgroupUnavailable, UnsupportedConfig
+
+OWN_SUBTREE = "minict-oci"
+
+
+def v2_available(root: Path = DEFAULT_ROOT) -> bool:
+    return (Path(root) / "cgroup.controllers").exists() and os.access(root, os.W_OK)
+
+
+def limits_of(resources: dict) -> Limits | None:
+    """linux.resources as minict's Limits (None: nothing to limit)."""
+    memory, cpu, pids = (resources.get(k) or {} for k in ("memory", "cpu", "pids"))
+    limits = Limits(
+        memory=_limit(memory.get("limit")), memory_reservation=memory.get("reservation"),
+        memory_swap=_limit(memory.get("swap")),
+        pids_limit=_limit(pids.get("limit")),
+        cpus=(cpu["quota"] / (cpu.get("period") or 100_000)) if cpu.get("quota", 0) > 0 else None,
+        cpu_weight=cpu_shares_to_weight(cpu["shares"]) if cpu.get("shares") else None,
+        cpu_shares=cpu.get("shares") or None, cpuset_cpus=cpu.get("cpus") or None)
+    return None if limits.is_empty() else limits
+
+
+def _limit(value):
+    if value is None or value == 0:
+        return None
+    return UNLIMITED if value < 0 else value
+
+
+def path_for(config: dict, container_id: str, root: Path = DEFAULT_ROOT) -> Path:
+    given = config.get("linux", {}).get("cgroupsPath", "")
+    if ":" in given:
+        raise UnsupportedConfig(f"config.json: linux.cgroupsPath {given!r} is systemd's "
+                                f"slice:prefix:name form; minict-oci has no systemd cgroup driver",
+                                "give a path (podman: --cgroup-manager=cgroupfs)")
+    if given.startswith("/"):
+        return Path(root) / given.lstrip("/")
+    return Path(root) / OWN_SUBTREE / (given or container_id)
+
+
+def device_rules_of(resources: dict) -> list | None:
+    """resources.devices as an allow list for cgroups/device_program.py.
+    Engines write "deny everything, then allow each": that shape is what
+    the eBPF program minict assembles can say (first match allows, else
+    deny). A list that allows everything gives None (no program)."""
+    rules, entries = [], resources.get("devices") or []
+    for i, entry in enumerate(entries):
+        kind, access = entry.get("type", "a"), entry.get("access", "rwm")
+        major, minor = entry.get("major"), entry.get("minor")
+        if kind == "a" and major is None and minor is None and set(access) == set("rwm"):
+            rules = [] if not entry["allow"] else [device_rules.EVERY_DEVICE[0]]
+            continue
+        if not entry["allow"]:
+            raise UnsupportedConfig(f"config.json: linux.resources.devices[{i}]: a deny rule "
+                                    f"after the first is not supported by minict-oci",
+                                    "write the list as deny-all followed by allow rules")
+        rules.append(device_rules.DeviceRule(kind, major, minor, access, f"rule {i}"))
+    if rules and rules[0] is device_rules.EVERY_DEVICE[0]:
+        return None
+    return rules
+
+
+def prepare(kernel: sc.Kernel, config: dict, container_id: str) -> Cgroup | None:
+    """The container's cgroup with its limits and device filter, or None
+    where there is no cgroup v2 tree (a limit asked for is then refused)."""
+    resources = config.get("linux", {}).get("resources") or {}
+    limits = limits_of(resources)
+    if not v2_available():
+        if limits is not None:
+            raise CgroupUnavailable("config.json: linux.resources asks for limits, and this host "
+                                    "has no cgroup v2 tree minict-oci can use",
+                                    "run on a cgroup v2 host (the VM: vagrant up), or drop the "
+                                    "limits (podman: --cgroups=disabled)")
+        kernel.explain("No cgroup v2 tree here: the container gets no cgroup (device rules are "
+                       "kept by nodev mounts instead)")
+        return None
+    path = path_for(config, container_id)
+    controllers = limits.controllers() if limits else set()
+    for parent in reversed(path.parents):
+        if parent.is_relative_to(DEFAULT_ROOT) and parent != path:
+            if not parent.exists():
+                make_dir(parent, f"Create the cgroup {parent}", kernel.explain, exist_ok=True)
+            enable_controllers(parent, controllers, kernel.explain)
+    make_dir(path, f"Create the container's cgroup {path}", kernel.explain)
+    cgroup = Cgroup(path, kernel.explain)
+    try:
+        if limits is not None:
+            cgroup.apply(limits)
+        rules = device_rules_of(resources)
+        if rules is not None:
+            kernel.attach_device_program(path, assemble(rules),
+                                         "linux.resources.devices: the container's device filter")
+    except BaseException:
+        cgroup.destroy()
+        raise
+    return cgroup

@@ -1,0 +1,395 @@
+"""config.json, read whole and checked before anything is made.
+
+The OCI runtime spec (config.md, config-linux.md) is the contract between
+an engine (podman, containerd, `minict run`) and a runtime (runc,
+minict-oci): the engine writes a bundle, a directory holding `config.json`
+and the root filesystem; the runtime turns it into a process. This module
+is the runtime's reading of that file: every field is checked for its
+type and its rules here, so that create never starts on a config it would
+have to give up half-way (and leave mounts, cgroups or processes behind).
+
+Two kinds of "no", each one line naming the field:
+- BadConfig: the file breaks the spec (a string where a list belongs, a
+  relative path where an absolute one is required, an unknown namespace
+  type, a hook whose program does not exist);
+- UnsupportedConfig: the field is valid, but minict-oci does not do it
+  (AppArmor, SELinux labels, Intel RDT...). It refuses rather than ignore:
+  a container started without the confinement its engine asked for is
+  worse than one that does not start.
+
+The result is plain dictionaries, checked: the spec's own names are the
+clearest ones a student can look up.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+from ..errors import BadConfig, UnsupportedConfig
+from ..runtime.capabilities import NUMBERS as CAPABILITY_NUMBERS
+from .seccomp import check as check_seccomp
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup")
+HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+RLIMIT_NAMES = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+                "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
+                "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+                "RLIMIT_SIGPENDING", "RLIMIT_STACK")
+CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+PROPAGATIONS = ("", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
+                "runbindable")
+
+# Fields minict-oci refuses when they ask for something (an empty value is
+# allowed: engines often write "" or {}). The reason is said in the error.
+UNSUPPORTED = {
+    "process.apparmorProfile": "AppArmor is not supported",
+    "process.selinuxLabel": "SELinux labels are not supported",
+    "process.commandLine": "commandLine is for Windows",
+    "process.ioPriority": "I/O priorities are not supported",
+    "process.scheduler": "scheduling policies are not supported",
+    "process.execCPUAffinity": "CPU affinity at exec is not supported",
+    "domainname": "the NIS domain name is not supported",
+    "linux.mountLabel": "SELinux labels are not supported",
+    "linux.intelRdt": "Intel RDT is not supported",
+    "linux.timeOffsets": "time namespaces are not supported",
+    "linux.resources.hugepageLimits": "hugepage limits are not supported",
+    "linux.resources.network": "network classes and priorities are not supported",
+    "linux.resources.rdma": "RDMA limits are not supported",
+    "linux.resources.blockIO": "block I/O limits are not supported",
+    "linux.resources.unified": "raw cgroup v2 files are not supported",
+    "solaris": "Solaris containers are not supported",
+    "windows": "Windows containers are not supported",
+    "vm": "virtual-machine containers are not supported",
+    "zos": "z/OS containers are not supported",
+}
+
+# What minict-oci reads, for `features` (and the checks below).
+KNOWN_TOP = {"ociVersion", "root", "process", "hostname", "mounts", "hooks", "annotations",
+             "linux", "domainname", "solaris", "windows", "vm", "zos"}
+KNOWN_LINUX = {"namespaces", "uidMappings", "gidMappings", "devices", "cgroupsPath", "resources",
+               "maskedPaths", "readonlyPaths", "rootfsPropagation", "seccomp", "sysctl",
+               "personality", "mountLabel", "intelRdt", "timeOffsets"}
+
+
+def load(bundle: Path) -> dict:
+    """The bundle's config.json, checked (BadConfig / UnsupportedConfig)."""
+    path = Path(bundle) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadConfig(f"{path} does not exist",
+                        "give a bundle directory holding config.json (minict-oci spec makes one)") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise BadConfig(f"{path} is not readable JSON: {exc}", "fix the file") from None
+    return check(config, Path(bundle))
+
+
+def check(config, bundle: Path) -> dict:
+    _object(config, "config.json")
+    for key in config:
+        if key not in KNOWN_TOP:
+            raise UnsupportedConfig(f"config.json: unknown field {key!r}",
+                                    "minict-oci reads the OCI runtime spec 1.x fields only")
+    _refuse_unsupported(config)
+    _string(config.get("ociVersion"), "ociVersion", required=True)
+    if not config["ociVersion"].startswith("1."):
+        raise BadConfig(f"ociVersion {config['ociVersion']!r} is not a 1.x runtime spec",
+                        "minict-oci reads runtime spec 1.x")
+    _check_root(config.get("root"), bundle)
+    check_process(config.get("process"))
+    if "hostname" in config:
+        _string(config["hostname"], "hostname")
+    for i, mount in enumerate(_list(config.get("mounts", []), "mounts")):
+        _check_mount(mount, f"mounts[{i}]")
+    _check_hooks(config.get("hooks", {}))
+    _string_map(config.get("annotations", {}), "annotations")
+    _check_linux(config.get("linux", {}), config)
+    return config
+
+
+def _refuse_unsupported(config: dict) -> None:
+    for dotted, why in UNSUPPORTED.items():
+        value = config
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value not in (None, "", {}, []):
+            raise UnsupportedConfig(f"config.json: {dotted}: {why} by minict-oci",
+                                    f"remove {dotted} from the config, or use runc")
+
+
+# ---- the parts ------------------------------------------------------------------------------
+
+def _check_root(root, bundle: Path) -> None:
+    _object(root, "root", required=True)
+    path = _string(root.get("path"), "root.path", required=True)
+    _bool(root.get("readonly"), "root.readonly")
+    full = Path(path) if path.startswith("/") else bundle / path
+    if not full.is_dir():
+        raise BadConfig(f"root.path: {full} is not a directory",
+                        "put the container's root filesystem there (e.g. bundle/rootfs)")
+
+
+def check_process(process) -> None:
+    _object(process, "process", required=True)
+    args = _list(process.get("args"), "process.args", required=True)
+    if not args or not all(isinstance(a, str) for a in args):
+        raise BadConfig("process.args must be a non-empty list of strings",
+                        'e.g. "args": ["sh"]')
+    _bool(process.get("terminal"), "process.terminal")
+    if "consoleSize" in process:
+        size = _object(process["consoleSize"], "process.consoleSize")
+        for key in ("height", "width"):
+            _uint(size.get(key), f"process.consoleSize.{key}", required=True)
+    for i, item in enumerate(_list(process.get("env", []), "process.env")):
+        if not isinstance(item, str) or "=" not in item:
+            raise BadConfig(f"process.env[{i}] is not NAME=value", 'e.g. "PATH=/bin"')
+    cwd = _string(process.get("cwd"), "process.cwd", required=True)
+    _absolute(cwd, "process.cwd")
+    user = _object(process.get("user", {}), "process.user")
+    _uint(user.get("uid"), "process.user.uid", required=True)
+    _uint(user.get("gid"), "process.user.gid", required=True)
+    _uint(user.get("umask"), "process.user.umask")
+    for i, gid in enumerate(_list(user.get("additionalGids", []), "process.user.additionalGids")):
+        _uint(gid, f"process.user.additionalGids[{i}]")
+    if user.get("username"):
+        raise UnsupportedConfig("config.json: process.user.username is for Windows",
+                                "give uid and gid")
+    caps = _object(process.get("capabilities", {}), "process.capabilities")
+    for name, values in caps.items():
+        if name not in CAPABILITY_SETS:
+            raise BadConfig(f"process.capabilities.{name} is not a capability set",
+                            f"use {', '.join(CAPABILITY_SETS)}")
+        for i, cap in enumerate(_list(values, f"process.capabilities.{name}")):
+            _capability(cap, f"process.capabilities.{name}[{i}]")
+    seen = set()
+    for i, limit in enumerate(_list(process.get("rlimits", []), "process.rlimits")):
+        where = f"process.rlimits[{i}]"
+        _object(limit, where)
+        kind = _string(limit.get("type"), f"{where}.type", required=True)
+        if kind not in RLIMIT_NAMES:
+            raise BadConfig(f"{where}.type {kind!r} is not an rlimit", "e.g. RLIMIT_NOFILE")
+        if kind in seen:
+            raise BadConfig(f"{where}: {kind} is given twice", "give each rlimit once")
+        seen.add(kind)
+        soft = _uint(limit.get("soft"), f"{where}.soft", required=True)
+        hard = _uint(limit.get("hard"), f"{where}.hard", required=True)
+        if soft > hard:
+            raise BadConfig(f"{where}: soft limit {soft} is above the hard limit {hard}",
+                            "make soft <= hard")
+    _bool(process.get("noNewPrivileges"), "process.noNewPrivileges")
+    if process.get("oomScoreAdj") is not None:
+        score = _int(process["oomScoreAdj"], "process.oomScoreAdj")
+        if not -1000 <= score <= 1000:
+            raise BadConfig(f"process.oomScoreAdj {score} is outside -1000..1000", "")
+
+
+def _capability(name, where: str) -> None:
+    if not isinstance(name, str) or name not in CAPABILITY_NUMBERS:
+        raise BadConfig(f"{where}: {name!r} is not a capability", "e.g. CAP_CHOWN")
+
+
+def _check_mount(mount, where: str) -> None:
+    _object(mount, where)
+    destination = _string(mount.get("destination"), f"{where}.destination", required=True)
+    _absolute(destination, f"{where}.destination")
+    _string(mount.get("type"), f"{where}.type")
+    _string(mount.get("source"), f"{where}.source")
+    for i, option in enumerate(_list(mount.get("options", []), f"{where}.options")):
+        _string(option, f"{where}.options[{i}]")
+    for key in ("uidMappings", "gidMappings"):
+        if mount.get(key):
+            raise UnsupportedConfig(f"config.json: {where}.{key}: id-mapped mounts are not "
+                                    f"supported by minict-oci", f"remove {key}")
+
+
+def _check_hooks(hooks) -> None:
+    _object(hooks, "hooks")
+    for name, entries in hooks.items():
+        if name not in HOOK_NAMES:
+            raise BadConfig(f"hooks.{name} is not a hook", f"use {', '.join(HOOK_NAMES)}")
+        for i, hook in enumerate(_list(entries, f"hooks.{name}")):
+            where = f"hooks.{name}[{i}]"
+            _object(hook, where)
+            path = _string(hook.get("path"), f"{where}.path", required=True)
+            _absolute(path, f"{where}.path")
+            if name not in ("createContainer", "startContainer") and not os.access(path, os.X_OK):
+                raise BadConfig(f"{where}.path: {path} is not an executable file",
+                                "give the absolute path of an existing program")
+            for key in ("args", "env"):
+                for j, item in enumerate(_list(hook.get(key, []), f"{where}.{key}")):
+                    _string(item, f"{where}.{key}[{j}]")
+            if hook.get("timeout") is not None and _int(hook["timeout"], f"{where}.timeout") <= 0:
+                raise BadConfig(f"{where}.timeout must be more than 0 seconds", "")
+
+
+def _check_linux(linux, config: dict) -> None:
+    _object(linux, "linux")
+    for key in linux:
+        if key not in KNOWN_LINUX:
+            raise UnsupportedConfig(f"config.json: unknown field linux.{key}",
+                                    "minict-oci reads the OCI runtime spec 1.x fields only")
+    kinds = set()
+    for i, ns in enumerate(_list(linux.get("namespaces", []), "linux.namespaces")):
+        where = f"linux.namespaces[{i}]"
+        _object(ns, where)
+        kind = _string(ns.get("type"), f"{where}.type", required=True)
+        if kind == "user":
+            raise UnsupportedConfig(f"config.json: {where}: user namespaces are not supported by "
+                                    f"minict-oci yet", "run as root without a user namespace, "
+                                    "or use runc (minict run works without root)")
+        if kind == "time":
+            raise UnsupportedConfig(f"config.json: {where}: time namespaces are not supported "
+                                    f"by minict-oci", "remove it")
+        if kind not in NAMESPACE_TYPES:
+            raise BadConfig(f"{where}.type {kind!r} is not a namespace type",
+                            f"use {', '.join(NAMESPACE_TYPES)}")
+        if kind in kinds:
+            raise BadConfig(f"{where}: the {kind} namespace is given twice", "give each once")
+        kinds.add(kind)
+        if ns.get("path"):
+            _absolute(_string(ns["path"], f"{where}.path"), f"{where}.path")
+            if not os.path.exists(ns["path"]):
+                raise BadConfig(f"{where}.path: {ns['path']} does not exist",
+                                "give /proc/PID/ns/TYPE of a running process")
+    if config.get("hostname") and "uts" not in kinds:
+        raise BadConfig("hostname is set, but there is no uts namespace to set it in",
+                        'add {"type": "uts"} to linux.namespaces')
+    for key in ("uidMappings", "gidMappings"):
+        for i, entry in enumerate(_list(linux.get(key, []), f"linux.{key}")):
+            for field in ("containerID", "hostID", "size"):
+                _uint(_object(entry, f"linux.{key}[{i}]").get(field), f"linux.{key}[{i}].{field}",
+                      required=True)
+    if (linux.get("uidMappings") or linux.get("gidMappings")) and "user" not in kinds:
+        raise BadConfig("linux.uidMappings are given, but there is no user namespace",
+                        'add {"type": "user"} to linux.namespaces')
+    for i, dev in enumerate(_list(linux.get("devices", []), "linux.devices")):
+        where = f"linux.devices[{i}]"
+        _object(dev, where)
+        _absolute(_string(dev.get("path"), f"{where}.path", required=True), f"{where}.path")
+        if _string(dev.get("type"), f"{where}.type", required=True) not in ("c", "b", "u", "p"):
+            raise BadConfig(f"{where}.type must be c, b, u or p", "")
+        for key in ("major", "minor"):
+            if dev["type"] != "p":
+                _int(dev.get(key), f"{where}.{key}", required=True)
+        for key in ("fileMode", "uid", "gid"):
+            _uint(dev.get(key), f"{where}.{key}")
+    _string(linux.get("cgroupsPath"), "linux.cgroupsPath")
+    check_resources(linux.get("resources", {}))
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, path in enumerate(_list(linux.get(key, []), f"linux.{key}")):
+            _absolute(_string(path, f"linux.{key}[{i}]"), f"linux.{key}[{i}]")
+    if _string(linux.get("rootfsPropagation", ""), "linux.rootfsPropagation") not in PROPAGATIONS:
+        raise BadConfig(f"linux.rootfsPropagation {linux['rootfsPropagation']!r} is not a "
+                        f"propagation", f"use one of {', '.join(p for p in PROPAGATIONS if p)}")
+    _string_map(linux.get("sysctl", {}), "linux.sysctl")
+    if linux.get("seccomp") is not None:
+        check_seccomp(linux["seccomp"])
+    if linux.get("personality") is not None:
+        personality = _object(linux["personality"], "linux.personality")
+        if personality.get("domain") not in ("LINUX", "LINUX32"):
+            raise BadConfig("linux.personality.domain must be LINUX or LINUX32", "")
+        if personality.get("flags"):
+            raise UnsupportedConfig("config.json: linux.personality.flags are not supported by "
+                                    "minict-oci", "remove them")
+
+
+def check_resources(resources) -> None:
+    _object(resources, "linux.resources")
+    for i, rule in enumerate(_list(resources.get("devices", []), "linux.resources.devices")):
+        where = f"linux.resources.devices[{i}]"
+        _object(rule, where)
+        _bool(rule.get("allow"), f"{where}.allow", required=True)
+        if rule.get("type", "a") not in ("a", "c", "b"):
+            raise BadConfig(f"{where}.type must be a, c or b", "")
+        access = rule.get("access", "rwm")
+        if not isinstance(access, str) or not re.fullmatch(r"[rwm]{1,3}", access):
+            raise BadConfig(f"{where}.access {access!r} is not letters from rwm", "")
+        for key in ("major", "minor"):
+            if rule.get(key) is not None:
+                _int(rule[key], f"{where}.{key}")
+    for group, keys in (("memory", ("limit", "reservation", "swap", "kernel", "kernelTCP",
+                                    "swappiness")),
+                        ("cpu", ("shares", "quota", "period", "realtimeRuntime",
+                                 "realtimePeriod", "burst")),
+                        ("pids", ("limit",))):
+        values = _object(resources.get(group, {}), f"linux.resources.{group}")
+        for key, value in values.items():
+            if key in keys and value is not None:
+                _int(value, f"linux.resources.{group}.{key}")
+            elif key in ("cpus", "mems", "idle", "disableOOMKiller", "useHierarchy",
+                         "checkBeforeUpdate"):
+                continue
+            elif value is not None:
+                raise BadConfig(f"linux.resources.{group}.{key} is not a field of the spec", "")
+
+
+# ---- types ----------------------------------------------------------------------------------
+
+def _missing(where: str):
+    return BadConfig(f"config.json: {where} is required", "see the OCI runtime spec, config.md")
+
+
+def _wrong(where: str, kind: str, value):
+    return BadConfig(f"config.json: {where} must be {kind}, not {json.dumps(value)[:40]}",
+                     "see the OCI runtime spec, config.md")
+
+
+def _object(value, where: str, required: bool = False) -> dict:
+    if value is None and required:
+        raise _missing(where)
+    if value is not None and not isinstance(value, dict):
+        raise _wrong(where, "an object", value)
+    return value or {}
+
+
+def _list(value, where: str, required: bool = False) -> list:
+    if value is None and required:
+        raise _missing(where)
+    if value is not None and not isinstance(value, list):
+        raise _wrong(where, "a list", value)
+    return value or []
+
+
+def _string(value, where: str, required: bool = False) -> str:
+    if value is None and required:
+        raise _missing(where)
+    if value is not None and not isinstance(value, str):
+        raise _wrong(where, "a string", value)
+    return value or ""
+
+
+def _bool(value, where: str, required: bool = False) -> bool:
+    if value is None and required:
+        raise _missing(where)
+    if value is not None and not isinstance(value, bool):
+        raise _wrong(where, "true or false", value)
+    return bool(value)
+
+
+def _int(value, where: str, required: bool = False) -> int:
+    if value is None and required:
+        raise _missing(where)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise _wrong(where, "an integer", value)
+    return value or 0
+
+
+def _uint(value, where: str, required: bool = False) -> int:
+    number = _int(value, where, required)
+    if number < 0:
+        raise _wrong(where, "an integer of 0 or more", value)
+    return number
+
+
+def _absolute(path: str, where: str) -> None:
+    if not path.startswith("/"):
+        raise BadConfig(f"config.json: {where} {path!r} is not an absolute path",
+                        "give a path starting with /")
+
+
+def _string_map(value, where: str) -> None:
+    for key, item in _object(value, where).items():
+        _string(item, f"{where}.{key}")

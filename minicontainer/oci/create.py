@@ -1,0 +1,186 @@
+"""`create` and `start`: a bundle becomes a waiting process, then the command.
+
+runc splits starting a container in two so that an engine can do its own
+work in between (podman and containerd plug in the network, read the pid,
+set up logging): `create` leaves the container's first process fully set
+up, but waiting on a named pipe, exec.fifo; `start` opens that pipe, which
+releases it into execve.
+
+create, from this side (init.py is the other):
+1. read and check config.json (config.py): a bad config fails here, before
+   anything exists;
+2. the state directory ROOT/ID (mkdir: a second create of one ID fails)
+   and exec.fifo; the cgroup with its limits (cgroup.py);
+3. fork init, born in its PID namespace (unshare(CLONE_NEWPID) or setns to
+   the config's path only decides where the *next child* is born, so the
+   parent steps in, forks, and steps back); move it into the cgroup;
+   say "go";
+4. when init says "mounted": prestart and createRuntime hooks, then send
+   it the state for its createContainer hooks;
+5. when init says "ready": write state.json and --pid-file. Done: create
+   exits, and init, waiting on exec.fifo, is the engine's to start.
+If anything fails, init is killed and reaped, and the cgroup, the state
+directory and the fifo go: nothing is left half made.
+"""
+
+import json
+import os
+import signal
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import syscalls as sc
+from ..errors import ContainerExists, ContainerStateError, RunFailed
+from ..runtime.launch import error_from_child, read_all
+from . import cgroup as cgroups, config as config_file, hooks, init, process, state
+
+READY_TIMEOUT = 60   # seconds create waits for init to report (a hook may take long)
+
+
+def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid_file=None,
+           console_socket=None, preserve_fds: int = 0) -> state.Record:
+    bundle = os.path.realpath(bundle)
+    config = config_file.load(Path(bundle))
+    directory = state.directory(root, container_id)
+    Path(root).mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        raise ContainerExists(f"container {container_id} exists already",
+                              f"delete it first: minict-oci delete {container_id}") from None
+    record = state.Record(id=container_id, bundle=bundle,
+                          annotations=config.get("annotations", {}),
+                          rootfs=os.path.realpath(os.path.join(bundle, config["root"]["path"])),
+                          created=datetime.now(timezone.utc).isoformat())
+    cgroup, pid = None, 0
+    try:
+        fifo = state.fifo_path(root, container_id)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)   # any user the container runs as may open it to write
+        cgroup = cgroups.prepare(kernel, config, container_id)
+        record.cgroup = str(cgroup.path) if cgroup else None
+        process.preload(config)
+        channels = init.Channels()
+        if console_socket:
+            channels.console = init.connect_console(console_socket)
+        channels.fifo = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        nodev = cgroup is None and bool(config.get("linux", {}).get("resources", {}).get("devices"))
+        pid = _fork_init(kernel, config, lambda: init.main(kernel, config, bundle, channels,
+                                                           nodev, preserve_fds))
+        channels.parent_side()
+        record.pid, record.pid_start = pid, state.start_time(pid)
+        if cgroup is not None:
+            cgroup.add_pid(pid)
+        os.write(channels.go_write, b"g")
+        os.close(channels.go_write)
+        _follow_init(config, record, channels)
+        state.save(root, record)
+        if pid_file:
+            state.write_pid_file(pid_file, pid)
+        return record
+    except BaseException:
+        if pid > 0:
+            _kill_and_reap(kernel, pid)
+        if cgroup is not None:
+            cgroup.destroy()
+        state.remove(root, container_id)
+        raise
+
+
+def _fork_init(kernel, config, body) -> int:
+    """Fork init into the PID namespace the config asks for."""
+    pid_ns = next((ns for ns in config.get("linux", {}).get("namespaces", [])
+                   if ns["type"] == "pid"), None)
+    own = None
+    if pid_ns is not None:
+        own = kernel.open_namespace("self", "pid", "Hold our own PID namespace, to come back")
+        if pid_ns.get("path"):
+            fd = os.open(pid_ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            kernel.setns(fd, sc.CLONE_NEWPID, f"The next child is born in {pid_ns['path']}",
+                         what=pid_ns["path"])
+            os.close(fd)
+        else:
+            kernel.unshare(sc.CLONE_NEWPID, "A new PID namespace for the next child "
+                                            "(it will be PID 1 there)")
+    pid = -1
+    try:
+        pid = kernel.fork("Fork the container's init")
+        if pid == 0:
+            if own is not None:
+                os.close(own)
+            body()   # ends in execve or os._exit
+    finally:
+        if pid != 0 and own is not None:
+            kernel.setns(own, sc.CLONE_NEWPID, "Back in our own PID namespace",
+                         what="open(\"/proc/self/ns/pid\")")
+            os.close(own)
+    return pid
+
+
+def _follow_init(config: dict, record: state.Record, ch: init.Channels) -> None:
+    """Steps 4 and 5: answer init until it is ready, or report its failure."""
+    ch.parent_sync.settimeout(READY_TIMEOUT)
+    try:
+        said = ch.parent_sync.recv(1)
+        if said == b"m":
+            creating = _state_of(record, "creating")
+            hooks.run(config, "prestart", creating)
+            hooks.run(config, "createRuntime", creating)
+            ch.parent_sync.sendall(json.dumps(creating).encode() + b"\n")
+            said = ch.parent_sync.recv(1)
+    except socket.timeout:
+        raise RunFailed(f"the container's init did not get ready within {READY_TIMEOUT} s",
+                        "a hook or a mount may hang") from None
+    finally:
+        ch.parent_sync.close()
+    failure = read_all(ch.error_read) if said != b"r" else b""
+    os.close(ch.error_read)
+    if said != b"r":
+        raise error_from_child(failure) if failure else RunFailed(
+            "the container's init ended before it was ready", "run with --debug to see why")
+
+
+def _state_of(record: state.Record, status: str) -> dict:
+    return {"ociVersion": state.OCI_VERSION, "id": record.id, "status": status,
+            "pid": record.pid, "bundle": record.bundle, "annotations": record.annotations}
+
+
+def _kill_and_reap(kernel, pid: int) -> None:
+    try:
+        kernel.kill(pid, signal.SIGKILL, "Create failed: the container's init goes")
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def start(kernel: sc.Kernel, root: Path, container_id: str) -> state.Record:
+    """Release a created container into its command."""
+    record = state.load(root, container_id)
+    current = state.status(root, record)
+    if current != "created":
+        raise ContainerStateError(f"container {container_id} is {current}, not created",
+                                  "start takes a container that create made")
+    config = config_file.load(Path(record.bundle))
+    fifo = state.fifo_path(root, container_id)
+    kernel.explain(f"Open {fifo} for reading: the container's init, blocked opening it for "
+                   f"writing, goes on to execve", f"open(\"{fifo}\", O_RDONLY|O_NONBLOCK)")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                if os.read(fd, 1):
+                    break
+            except BlockingIOError:
+                pass
+            if not state.alive(record) or time.monotonic() > deadline:
+                raise RunFailed(f"container {container_id} did not start",
+                                "its init is gone: minict-oci delete it")
+            time.sleep(0.001)
+    finally:
+        os.close(fd)
+        fifo.unlink(missing_ok=True)
+    hooks.run(config, "poststart", state.oci_state(root, record), warn_only=True)
+    return record

@@ -1,0 +1,128 @@
+"""`minict-oci exec`: another process in a running container.
+
+What podman exec and `ctr task exec` ask for. The process is described
+like config.json's `process` (podman writes it to a file: --process), and
+joins what the container's init has: its namespaces through
+/proc/PID/ns/*, its cgroup, and the config's seccomp filter. Then the
+same last steps as init (process.py). As in minict exec
+(runtime/exec.py), this runtime makes itself non-dumpable first
+(CVE-2019-5736), checks the init is still the same process after opening
+its namespace files, and joins the PID namespace by forking into it.
+"""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from .. import syscalls as sc
+from ..errors import BadConfig, ContainerStateError
+from ..runtime import security
+from ..runtime.command import exit_code_of
+from ..runtime.launch import error_from_child, read_all
+from . import config as config_file, init, process, state
+
+JOINED = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
+          ("cgroup", sc.CLONE_NEWCGROUP), ("mnt", sc.CLONE_NEWNS)]
+
+
+def process_of(record: state.Record, process_file: str | None, args, *, tty=False, env=(),
+               cwd=None) -> dict:
+    """The new process: --process FILE as it is, or the container's own
+    process with args (and -t, -e, --cwd) changed."""
+    if process_file:
+        try:
+            proc = json.loads(Path(process_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise BadConfig(f"--process {process_file}: {exc}", "give a JSON process object") \
+                from None
+    else:
+        config = config_file.load(Path(record.bundle))
+        proc = dict(config["process"], args=list(args), terminal=tty)
+        proc["env"] = proc.get("env", []) + list(env)
+        if cwd:
+            proc["cwd"] = cwd
+    config_file.check_process(proc)
+    return proc
+
+
+def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, detach=False,
+            pid_file=None, console_socket=None) -> int:
+    record = state.load(root, container_id)
+    if state.status(root, record) not in ("running", "created"):
+        raise ContainerStateError(f"container {container_id} is not running",
+                                  "exec takes a running container")
+    config = config_file.load(Path(record.bundle))
+    security.make_non_dumpable(kernel)
+    namespaces = [(name, flag, kernel.open_namespace(record.pid, name,
+                                                     f"Hold the container's {name} namespace"))
+                  for name, flag in JOINED if _differs(record.pid, name)]
+    pid_ns = kernel.open_namespace(record.pid, "pid", "Hold the container's PID namespace")
+    if not state.alive(record):
+        raise ContainerStateError(f"container {container_id} stopped meanwhile", "")
+    process.preload(config)
+    channels = init.Channels()
+    if console_socket:
+        channels.console = init.connect_console(console_socket)
+    kernel.setns(pid_ns, sc.CLONE_NEWPID, "Children forked from now on are born in the "
+                                          "container's PID namespace",
+                 what=f"/proc/{record.pid}/ns/pid")
+    os.close(pid_ns)
+    pid = kernel.fork("Fork the process that joins the container")
+    if pid == 0:
+        init.main_with(channels, lambda ready: _joiner(kernel, config, proc, namespaces, channels,
+                                                               ready))
+    for _, _, fd in namespaces:
+        os.close(fd)
+    channels.parent_side()
+    if record.cgroup:
+        Path(record.cgroup, "cgroup.procs").write_text(str(pid))
+    os.write(channels.go_write, b"g")
+    os.close(channels.go_write)
+    channels.parent_sync.recv(1)   # "r", or end-of-file if it failed
+    channels.parent_sync.close()
+    failure = read_all(channels.error_read)
+    os.close(channels.error_read)
+    if failure:
+        os.waitpid(pid, 0)
+        raise error_from_child(failure)
+    if pid_file:
+        state.write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    while True:
+        try:
+            return exit_code_of(os.waitpid(pid, 0)[1])
+        except InterruptedError:
+            continue
+
+
+def _differs(pid: int, name: str) -> bool:
+    """Join only the namespaces the container does not share with us."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{name}") != os.readlink(f"/proc/self/ns/{name}")
+    except OSError:
+        return False
+
+
+def _joiner(kernel, config, proc, namespaces, ch: init.Channels, ready) -> None:
+    ch.child_side()
+    if os.read(ch.go_read, 1) != b"g":
+        os._exit(125)
+    os.close(ch.go_read)
+    kernel.setsid("A session of its own")
+    for name, flag, fd in namespaces:
+        kernel.setns(fd, flag, f"Join the container's {name} namespace", what=name)
+        os.close(fd)
+    kernel.chdir("/", "Stand at the container's root")
+    process.limits_and_score(kernel, proc)
+    path = process.resolve_command(proc)
+    if proc.get("terminal"):
+        init.console(kernel, ch.console, proc.get("consoleSize"), bind_console=False)
+    process.identity_and_capabilities(kernel, proc)
+    ch.child_sync.sendall(b"r")
+    ch.child_sync.close()
+    ready[0] = True
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    process.last_steps(kernel, proc, config.get("linux", {}).get("seccomp"), {ch.error_write})
+    process.exec_process(kernel, proc, path)

@@ -1,0 +1,49 @@
+"""config.json's hooks: programs the runtime runs at named moments.
+
+The runtime spec (config.md, "POSIX-platform Hooks") names six moments;
+each hook gets the container's state JSON on its stdin, and a hook that
+fails (or outlives its `timeout`) fails the step it belongs to:
+
+  prestart, createRuntime   during create, after the namespaces exist and
+                            the mounts are made, before pivot_root; run by
+                            the runtime, in the runtime's namespaces
+                            (prestart is the older name, deprecated)
+  createContainer           during create, before pivot_root, in the
+                            container's mount namespace
+  startContainer            during start, in the container, just before
+                            the command (its path is the container's)
+  poststart                 after start, by the runtime (a failure is
+                            only a warning: the container runs already)
+  poststop                  after delete (the same)
+This is how podman's and NVIDIA's hooks, say, inject a GPU: a program
+that edits the container from outside while it is being created.
+"""
+
+import json
+import subprocess
+import sys
+
+from ..errors import RunFailed
+
+
+def run(config: dict, moment: str, state: dict, warn_only: bool = False) -> None:
+    for hook in config.get("hooks", {}).get(moment, []):
+        argv = hook.get("args") or [hook["path"]]
+        env = dict(item.split("=", 1) for item in hook.get("env", []))
+        try:
+            result = subprocess.run(argv, executable=hook["path"], env=env,
+                                    input=json.dumps(state).encode(), capture_output=True,
+                                    timeout=hook.get("timeout"), check=False)
+            failed = result.returncode != 0 and (
+                f"exited with {result.returncode}: "
+                f"{result.stderr.decode(errors='replace').strip()[:200]}")
+        except subprocess.TimeoutExpired:
+            failed = f"did not finish within its timeout of {hook['timeout']} s"
+        except OSError as exc:
+            failed = f"could not be started: {exc.strerror}"
+        if failed:
+            message = f"{moment} hook {hook['path']} {failed}"
+            if warn_only:
+                print(f"minict-oci: warning: {message}", file=sys.stderr)
+                continue
+            raise RunFailed(message, "fix the hook, or remove it from config.json")

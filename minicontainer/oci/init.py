@@ -1,0 +1,236 @@
+"""Inside the container: minict-oci's init, from fork to execve.
+
+create.py forks this process (already PID 1 of its PID namespace, already
+in its cgroup). It then follows config.json, one step at a time:
+
+    wait for "go"
+    -> join the namespaces the config gives a path for, make the others
+    -> the root's propagation; the bundle's rootfs bound onto itself
+    -> config.json's mounts, in order; linux.devices and the default nodes
+    -> tell create "mounted"; create runs the prestart and createRuntime
+       hooks; then createContainer hooks, here
+    -> pivot_root; hostname; sysctl; maskedPaths; readonlyPaths; root.readonly
+    -> loopback up, personality, rlimits, oomScoreAdj
+    -> the pty to --console-socket (process.terminal)
+    -> user, groups, capabilities, no_new_privs
+    -> tell create "ready" (create exits: the container is "created")
+    -> wait on exec.fifo until `minict-oci start` opens it
+    -> startContainer hooks; seccomp; close fds; cwd; execve
+
+Until "ready", a failure goes to create as one JSON line on the error
+pipe (close-on-exec: end-of-file there means execve happened) and
+create reports it and cleans up. After it, create is gone: the failure is
+printed on the container's stderr, which the engine reads.
+"""
+
+import json
+import os
+import socket
+
+from .. import syscalls as sc
+from ..runtime import mounts as kernel_files
+from ..runtime import rootfs
+from ..runtime.command import _report
+from ..errors import MinictError, RunFailed
+from . import hooks, mounts, process
+
+NEW = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
+       "network": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP, "pid": sc.CLONE_NEWPID,
+       "user": sc.CLONE_NEWUSER}
+PROC_NAMES = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "network": "net", "cgroup": "cgroup",
+              "pid": "pid", "user": "user"}
+PROPAGATION = {"": sc.MS_PRIVATE, "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE,
+               "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE, "shared": sc.MS_SHARED,
+               "rshared": sc.MS_SHARED, "unbindable": sc.MS_UNBINDABLE,
+               "runbindable": sc.MS_UNBINDABLE}
+
+
+class Channels:
+    """The fds between create (the parent) and init (this child)."""
+
+    def __init__(self):
+        self.go_read, self.go_write = os.pipe2(os.O_CLOEXEC)           # parent -> child: "go"
+        self.error_read, self.error_write = os.pipe2(os.O_CLOEXEC)     # child -> parent: failure
+        self.parent_sync, self.child_sync = socket.socketpair()        # "m", state, "r"
+        self.console = None                                            # --console-socket
+        self.fifo = None                                               # O_PATH on exec.fifo
+
+    def child_side(self):
+        os.close(self.go_write)
+        os.close(self.error_read)
+        self.parent_sync.close()
+
+    def parent_side(self):
+        os.close(self.go_read)
+        os.close(self.error_write)
+        self.child_sync.close()
+        if self.console is not None:
+            self.console.close()
+        if self.fifo is not None:
+            os.close(self.fifo)
+
+
+def main(kernel: sc.Kernel, config: dict, bundle: str, ch: Channels, nodev: bool,
+         preserve_fds: int) -> None:
+    """The body of the container's first process. Never returns."""
+    main_with(ch, lambda ready: _init(kernel, config, bundle, ch, nodev, preserve_fds, ready))
+
+
+def main_with(ch: Channels, body) -> None:
+    """Run body(ready) (init's, or exec's joiner), which ends in execve; a
+    failure is reported to create/exec on the error pipe while it waits
+    (before ready[0] is set), on stderr after it. Never returns."""
+    ready = [False]
+    try:
+        body(ready)
+    except BaseException as exc:   # noqa: B902 - anything at all must end in _exit
+        message = exc.message if isinstance(exc, MinictError) else f"{type(exc).__name__}: {exc}"
+        hint = exc.hint if isinstance(exc, MinictError) else None
+        if ready[0]:
+            os.write(2, f"minict-oci: {message}\n".encode())
+        else:
+            _report(ch.error_write, type(exc).__name__ if isinstance(exc, MinictError)
+                    else "RunFailed", message, hint)
+        os._exit(exc.exit_code if isinstance(exc, MinictError) and exc.exit_code in (126, 127)
+                 else 125)
+
+
+def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready) -> None:
+    ch.child_side()
+    if os.read(ch.go_read, 1) != b"g":
+        os._exit(125)       # create died before saying go
+    os.close(ch.go_read)
+    linux, proc = config.get("linux", {}), config["process"]
+    kernel.setsid("A session of its own: the container's signals are its own")
+    enter_namespaces(kernel, linux.get("namespaces", []))
+    root = os.path.realpath(os.path.join(bundle, config["root"]["path"]))
+    propagation = linux.get("rootfsPropagation", "")
+    kernel.mount(None, "/", None, sc.MS_REC | PROPAGATION[propagation], None,
+                 f"Make every mount {_propagation_name(propagation)}, so what we mount stays ours")
+    kernel.mount(root, root, None, sc.MS_BIND | sc.MS_REC, None,
+                 "Bind the bundle's rootfs onto itself: pivot_root needs a mount point")
+    if nodev:
+        kernel.mount(None, root, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NODEV
+                     | rootfs.preserved_flags(root), None,
+                     "No device controller here: device nodes in the rootfs cannot be opened "
+                     "(only the runtime's own /dev)")
+    for mount in config.get("mounts", []):
+        mounts.make_mount(kernel, root, bundle, mount, nodev)
+    mounts.make_devices(kernel, root, linux.get("devices", []), bind_host=False)
+
+    ch.child_sync.sendall(b"m")               # create runs prestart + createRuntime hooks
+    state_line = _read_line(ch.child_sync)
+    if not state_line:
+        os._exit(125)
+    hooks.run(config, "createContainer", json.loads(state_line))
+
+    rootfs.pivot(kernel, root)
+    if config.get("hostname"):
+        kernel.sethostname(config["hostname"], "The config's hostname (its own UTS namespace)")
+    for key, value in linux.get("sysctl", {}).items():   # before /proc/sys is made read-only
+        kernel.write_proc("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl {key}")
+    kernel_files.mask_paths(kernel, linux.get("maskedPaths", []))
+    kernel_files.readonly_paths(kernel, linux.get("readonlyPaths", []))
+    if config["root"].get("readonly"):
+        rootfs.remount_root_readonly(kernel)
+    if any(ns["type"] == "network" and not ns.get("path") for ns in linux.get("namespaces", [])):
+        kernel.link_up("lo", "Bring up loopback in the new network namespace (it starts down)")
+    if linux.get("personality"):
+        domain = linux["personality"]["domain"]
+        kernel.set_personality(sc.PER_LINUX32 if domain == "LINUX32" else sc.PER_LINUX, domain,
+                               "linux.personality")
+    process.limits_and_score(kernel, proc)
+    process.prepare_cwd(kernel, proc)
+    path = process.resolve_command(proc)
+    if proc.get("terminal"):
+        console(kernel, ch.console, proc.get("consoleSize"))
+    process.identity_and_capabilities(kernel, proc)
+
+    ch.child_sync.sendall(b"r")               # create writes the state and exits
+    ch.child_sync.close()
+    ready[0] = True
+    _wait_for_start(ch.fifo)
+    hooks.run(config, "startContainer", json.loads(state_line) | {"status": "running"})
+    process.last_steps(kernel, proc, linux.get("seccomp"),
+                       {ch.error_write, *range(3, 3 + preserve_fds)})
+    process.exec_process(kernel, proc, path)
+
+
+def _propagation_name(name: str) -> str:
+    return (name or "rprivate").lstrip("r") + " (recursively)"
+
+
+def enter_namespaces(kernel: sc.Kernel, namespaces: list) -> None:
+    """Join the ones with a path (setns), make the others (one unshare).
+    PID is done by create before the fork; user namespaces are refused by
+    config.py for now."""
+    flags = 0
+    for ns in namespaces:
+        kind = ns["type"]
+        if kind in ("pid", "user"):
+            continue
+        if ns.get("path"):
+            fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                kernel.setns(fd, NEW[kind], f"Join the {kind} namespace at {ns['path']}",
+                             what=ns["path"])
+            finally:
+                os.close(fd)
+        else:
+            flags |= NEW[kind]
+    if flags:
+        kernel.unshare(flags, "New namespaces, as linux.namespaces lists them")
+
+
+def console(kernel, console_socket: socket.socket, size, bind_console: bool = True) -> None:
+    """process.terminal: a pty of the container's own devpts; its master
+    goes to the engine over --console-socket (SCM_RIGHTS), as runc's
+    docs/terminals.md describes; the peer becomes stdin, stdout, stderr
+    and the controlling terminal, and /dev/console."""
+    master, peer = kernel.open_pty("process.terminal: a pty from the container's devpts")
+    if size:
+        kernel.set_window_size(master, size["height"], size["width"], "process.consoleSize")
+    socket.send_fds(console_socket, [b"/dev/ptmx"], [master])
+    os.close(master)
+    console_socket.close()
+    if bind_console:
+        if not os.path.exists("/dev/console"):
+            kernel.write_file("/dev/console", b"", 0o600, "Mount point for /dev/console")
+        kernel.mount(os.ttyname(peer), "/dev/console", None, sc.MS_BIND, None,
+                     "/dev/console is the container's pty")
+    kernel.set_controlling_tty(peer, "The pty is our controlling terminal")
+    kernel.redirect_stdio(peer, (0, 1, 2), "The pty is the command's stdin, stdout and stderr")
+    if peer > 2:
+        os.close(peer)
+
+
+def _wait_for_start(fifo: int) -> None:
+    """Block until `start` opens exec.fifo for reading, then tell it we are off.
+    The fifo was opened O_PATH before pivot_root; /proc/self/fd reopens it."""
+    fd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo)
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def connect_console(path: str) -> socket.socket:
+    """--console-socket: connected by the runtime before the fork, so a bad
+    path fails create at once, and init sends the pty master through it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise RunFailed(f"cannot connect to the console socket {path}: {exc.strerror}",
+                        "give the path of a listening unix socket (--console-socket)") from None
+    return sock

@@ -1,0 +1,187 @@
+"""config.json's `mounts`, and the devices of `linux.devices`, made in the new root.
+
+Each entry of `mounts` is one mount(2): a filesystem type, a source, a
+destination inside the container, and options in mount(8)'s words. The
+words are of three kinds, and mount(2) takes them in three places:
+- flags (ro, nosuid, nodev, noexec, relatime...) are bits of its flags
+  argument; their opposites (rw, suid, dev, exec) clear the bit;
+- propagation (private, rslave, shared...) cannot be given with a mount:
+  it is a second call on the mount just made;
+- everything else (mode=755, size=65536k, newinstance, gid=5) is the
+  filesystem's own data string, passed as it is.
+A "bind" (or "rbind": with every mount below the source) copies a
+directory or file that already exists; its flags come from its source, so
+the ones asked for are applied by a second call, a remount.
+
+Every destination is reached through runtime/rootfs.py's mountpoint(): a
+handle opened inside the root, never a path the kernel walks again, so a
+symlink in the image cannot send a mount outside it (CVE-2021-30465).
+"""
+
+import os
+import shutil
+
+from .. import syscalls as sc
+from ..errors import RunFailed
+from ..runtime import devices as default_devices
+from ..runtime.rootfs import mountpoint, path_in_root, preserved_flags
+
+FLAGS = {"ro": (sc.MS_RDONLY, True), "rw": (sc.MS_RDONLY, False),
+         "nosuid": (sc.MS_NOSUID, True), "suid": (sc.MS_NOSUID, False),
+         "nodev": (sc.MS_NODEV, True), "dev": (sc.MS_NODEV, False),
+         "noexec": (sc.MS_NOEXEC, True), "exec": (sc.MS_NOEXEC, False),
+         "sync": (sc.MS_SYNCHRONOUS, True), "async": (sc.MS_SYNCHRONOUS, False),
+         "dirsync": (sc.MS_DIRSYNC, True), "mand": (sc.MS_MANDLOCK, True),
+         "nomand": (sc.MS_MANDLOCK, False), "noatime": (sc.MS_NOATIME, True),
+         "atime": (sc.MS_NOATIME, False), "nodiratime": (sc.MS_NODIRATIME, True),
+         "diratime": (sc.MS_NODIRATIME, False), "relatime": (sc.MS_RELATIME, True),
+         "norelatime": (sc.MS_RELATIME, False), "strictatime": (sc.MS_STRICTATIME, True),
+         "nostrictatime": (sc.MS_STRICTATIME, False), "remount": (sc.MS_REMOUNT, True)}
+PROPAGATION = {"private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+               "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+               "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+               "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC}
+# Options that ask the runtime (not the kernel) to do something.
+RUNTIME_OPTIONS = {"bind", "rbind", "tmpcopyup"}
+
+
+class Options:
+    """One mount's options, sorted into mount(2)'s three places."""
+
+    def __init__(self, options):
+        self.flags, self.propagation, data = 0, 0, []
+        self.bind = self.recursive = self.copy_up = False
+        for option in options:
+            if option in FLAGS:
+                bit, on = FLAGS[option]
+                self.flags = self.flags | bit if on else self.flags & ~bit
+            elif option in PROPAGATION:
+                self.propagation |= PROPAGATION[option]
+            elif option in ("bind", "rbind"):
+                self.bind, self.recursive = True, self.recursive or option == "rbind"
+            elif option == "tmpcopyup":
+                self.copy_up = True
+            else:
+                data.append(option)
+        self.data = ",".join(data) or None
+
+
+def make_mount(kernel: sc.Kernel, root: str, bundle: str, mount: dict, nodev: bool) -> None:
+    """One entry of config.json's mounts, inside `root` (before pivot_root).
+    `nodev`: no device controller guards the container, so nothing but the
+    runtime's own /dev may hold openable device nodes (runtime/device_access.py)."""
+    options = Options(mount.get("options", []))
+    kind = mount.get("type") or ("bind" if options.bind else "")
+    destination = os.path.normpath(mount["destination"])
+    source = mount.get("source") or kind
+    if options.bind or kind == "bind":
+        _bind(kernel, root, bundle, source, destination, options, nodev)
+    else:
+        openable = destination in ("/dev", "/dev/pts")   # the runtime's own device nodes
+        flags = options.flags | (sc.MS_NODEV if nodev and not openable else 0)
+        if kind == "cgroup":
+            # A cgroup v1 host gets the unified hierarchy all the same (in its
+            # own cgroup namespace it shows only the container's part).
+            kind, source = "cgroup2", "cgroup2"
+        below = _hold_image_directory(root, destination) if options.copy_up else None
+        with mountpoint(kernel, root, destination, True) as target:
+            try:
+                kernel.mount(source, target, kind, flags, options.data,
+                             f"Mount {kind} at {destination} (config.json mounts)")
+            except PermissionError:
+                if kind != "sysfs":
+                    raise
+                # A fresh sysfs needs a network namespace of our own: with the
+                # host's network, runc binds the host's /sys instead. So do we.
+                kernel.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC, None,
+                             "No network namespace of our own: bind the host's /sys instead")
+                kernel.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | flags
+                             | preserved_flags("/sys"), None, f"Give {destination} its flags")
+        if below is not None:
+            _copy_up(kernel, root, destination, below)
+    _propagate(kernel, root, destination, options)
+
+
+def _is_directory(root, destination) -> bool:
+    return os.path.isdir(path_in_root(root, destination))
+
+
+def _bind(kernel, root, bundle, source, destination, options: Options, nodev: bool) -> None:
+    if not source.startswith("/"):
+        source = os.path.join(bundle, source)   # relative sources are the bundle's
+    if not os.path.exists(source):
+        raise RunFailed(f"mount source {source} (for {destination}) does not exist",
+                        "create it, or fix config.json's mounts")
+    directory = os.path.isdir(source)
+    flags = sc.MS_BIND | (sc.MS_REC if options.recursive else 0)
+    with mountpoint(kernel, root, destination, directory) as target:
+        kernel.mount(source, target, None, flags, None,
+                     f"Bind {source} at {destination}{' with its submounts' if options.recursive else ''}")
+    wanted = options.flags | (sc.MS_NODEV if nodev and not default_devices.is_device_node(source)
+                              else 0)
+    if wanted & ~sc.MS_REMOUNT:
+        # A bind takes its flags from its source: changing them is a remount,
+        # which must repeat the ones it copied (or it would clear them).
+        with mountpoint(kernel, root, destination, directory) as target:
+            kernel.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | wanted
+                         | preserved_flags(source), None,
+                         f"Give the bind at {destination} its flags")
+
+
+def _propagate(kernel, root, destination, options: Options) -> None:
+    if options.propagation:
+        with mountpoint(kernel, root, destination, _is_directory(root, destination)) as target:
+            kernel.mount(None, target, None, options.propagation, None,
+                         f"Set the propagation of {destination}")
+
+
+def _hold_image_directory(root, destination) -> int | None:
+    """An fd on what the image has at `destination`, taken before a tmpfs hides it."""
+    try:
+        return os.open(path_in_root(root, destination), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None   # nothing there: nothing to copy
+
+
+def _copy_up(kernel, root, destination, below: int) -> None:
+    """tmpcopyup (crun's and podman's option): the image's files at the
+    destination, hidden by the new tmpfs, are copied into it, through the
+    fd taken on the hidden directory before the mount."""
+    try:
+        kernel.explain(f"tmpcopyup: copy the image's {destination} into the new tmpfs")
+        shutil.copytree(f"/proc/self/fd/{below}", path_in_root(root, destination), symlinks=True,
+                        dirs_exist_ok=True)
+    finally:
+        os.close(below)
+
+
+def make_devices(kernel: sc.Kernel, root: str, devices: list, bind_host: bool) -> None:
+    """linux.devices, then the defaults every container gets (runtime spec,
+    config-linux.md "Default Devices") unless the config named them, and the
+    /dev links (fd, stdin, stdout, stderr, ptmx)."""
+    dev = path_in_root(root, "/dev")
+    named = {d["path"] for d in devices}
+    for name, major, minor in default_devices.DEFAULT_DEVICES:
+        if f"/dev/{name}" not in named:
+            devices = devices + [{"path": f"/dev/{name}", "type": "c", "major": major,
+                                  "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}]
+    for node in devices:
+        path = path_in_root(root, node["path"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            os.unlink(path)
+        if bind_host:
+            kernel.write_file(path, b"", 0o666, f"Mount point for {node['path']}")
+            kernel.mount(node["path"], path, None, sc.MS_BIND, None,
+                         f"Bind the host's {node['path']} (no mknod in a user namespace)")
+            continue
+        kind = "p" if node["type"] == "p" else ("b" if node["type"] == "b" else "c")
+        kernel.mknod(path, kind, node.get("major", 0), node.get("minor", 0),
+                     node.get("fileMode", 0o666) & 0o7777, f"Create {node['path']} (linux.devices)")
+        os.chown(path, node.get("uid", 0), node.get("gid", 0))
+    for name, target in default_devices.LINKS:
+        link = os.path.join(dev, name)
+        if name == "ptmx" and os.path.lexists(link):
+            continue
+        if not os.path.lexists(link):
+            kernel.symlink(target, link, f"/dev/{name} -> {target}")

@@ -1,0 +1,136 @@
+"""config.json's `process`: who the command runs as, with what, and the last
+steps before execve. Shared by the container's first process (init.py)
+and by `minict-oci exec` (exec.py), as in runc.
+
+The order, and why (runtime/security.py explains the same steps for minict):
+1. rlimits and oomScoreAdj, while we still hold CAP_SYS_RESOURCE;
+2. the bounding set: capabilities outside it are gone for good;
+3. PR_SET_KEEPCAPS, then groups, gid, uid: leaving uid 0 would otherwise
+   empty the permitted set before step 4 could set it;
+4. the effective, permitted and inheritable sets as the config lists them,
+   then the ambient ones (which a non-root command keeps across execve);
+5. no_new_privs, then the seccomp filter (loading one needs no_new_privs
+   or CAP_SYS_ADMIN, and it must come last: it may forbid the calls above);
+6. every inherited fd above 2 closed, then the working directory, checked
+   to be inside the root (CVE-2024-21626).
+"""
+
+import os
+import signal
+
+from .. import syscalls as sc
+from ..errors import RunFailed
+from ..runtime import capabilities as caps
+from ..runtime import security
+from ..runtime.child import ensure_workdir
+from ..runtime.command import find_command
+from ..runtime.docker_flags import ULIMITS
+from ..runtime.syscall_filter import import_library
+from . import seccomp as profile
+
+# RLIMIT_NAME -> its number (<asm-generic/resource.h>; RLIMIT_LOCKS is
+# missing from Python's resource module, so it is spelled out: 10).
+RLIMITS = {f"RLIMIT_{name.upper()}": number for name, number in ULIMITS.items()} | \
+    {"RLIMIT_LOCKS": 10}
+
+
+def preload(config: dict) -> None:
+    """Import now the libraries the container's side needs after it has
+    entered the container's mount namespace, where the host's files
+    (Python's own library included) are out of reach."""
+    sc.prctl()
+    if config.get("linux", {}).get("seccomp"):
+        import_library()
+
+
+def resolve_command(process: dict) -> str:
+    """process.args[0] found in the container (after pivot_root), as runc
+    does before the container waits: a missing command fails `create`."""
+    return find_command(process["args"][0], process.get("env", []))
+
+
+def prepare_cwd(kernel: sc.Kernel, process: dict) -> None:
+    """process.cwd, made if it is missing (as runc does), checked before the
+    container waits, so a cwd that cannot be entered fails `create`."""
+    cwd = process.get("cwd", "/")
+    ensure_workdir(kernel, cwd)
+    if not os.path.isdir(cwd):
+        raise RunFailed(f"process.cwd {cwd} is not a directory in the container",
+                        "give a directory")
+
+
+def limits_and_score(kernel: sc.Kernel, process: dict) -> None:
+    for limit in process.get("rlimits", []):
+        kernel.setrlimit(limit["type"], RLIMITS[limit["type"]], limit["soft"], limit["hard"],
+                         f"process.rlimits: {limit['type']}")
+    if process.get("oomScoreAdj") is not None:
+        kernel.write_proc("/proc/self/oom_score_adj", str(process["oomScoreAdj"]),
+                          "process.oomScoreAdj: how willing the OOM killer is to pick us")
+
+
+def identity_and_capabilities(kernel: sc.Kernel, process: dict) -> None:
+    sets = process.get("capabilities", {})
+    numbers = {name: [caps.NUMBERS[c] for c in sets.get(name, [])] for name in
+               ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    bounding = set(numbers["bounding"])
+    for number in range(caps.last_cap() + 1):
+        if number not in bounding and sc.in_bounding_set(number):
+            kernel.drop_bounding_cap(number, caps.NAMES[number],
+                                     f"Drop {caps.NAMES[number]} from the bounding set")
+    user = process.get("user", {})
+    kernel.set_keepcaps("Keep the permitted set while leaving uid 0 (it is set just after)")
+    security.switch_user(kernel, user.get("uid", 0), user.get("gid", 0),
+                         user.get("additionalGids", []), die_with_owner=False)
+    available = {n for n in range(caps.last_cap() + 1)}
+    kernel.set_capability_sets([n for n in numbers["effective"] if n in available],
+                               [n for n in numbers["permitted"] if n in available],
+                               [n for n in numbers["inheritable"] if n in available],
+                               "process.capabilities: the effective, permitted and inheritable "
+                               "sets as the config lists them")
+    for number in numbers["ambient"]:
+        if number not in numbers["inheritable"] or number not in numbers["permitted"]:
+            # The kernel raises an ambient capability only if it is permitted
+            # and inheritable; runc skips the others with a warning, and so do we.
+            kernel.explain(f"Ambient {caps.NAMES[number]} skipped: not in both the permitted "
+                           f"and the inheritable set")
+            continue
+        kernel.raise_ambient(number, caps.NAMES[number],
+                             f"Ambient {caps.NAMES[number]}: kept across execve by a non-root command")
+    if process.get("noNewPrivileges"):
+        kernel.set_no_new_privs("process.noNewPrivileges: execve can never grant privileges")
+
+
+def load_seccomp(kernel: sc.Kernel, seccomp_config: dict | None) -> None:
+    if not seccomp_config:
+        kernel.explain("No linux.seccomp in the config: no system call filter")
+        return
+    built, unknown, summary = profile.build(import_library(), seccomp_config)
+    if unknown:
+        kernel.explain(f"This libseccomp does not know {', '.join(unknown)}: left out")
+    kernel.load_seccomp(built, summary, "Load linux.seccomp, the engine's system call filter")
+
+
+def last_steps(kernel: sc.Kernel, process: dict, seccomp_config, keep_fds: set[int]) -> None:
+    """Steps 5-6, then the caller execs."""
+    load_seccomp(kernel, seccomp_config)
+    keep = set(keep_fds) | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
+    security.close_inherited_fds(kernel, keep)
+    security.enter_workdir(kernel, process.get("cwd", "/"))
+
+
+def exec_process(kernel: sc.Kernel, process: dict, path: str) -> None:
+    """execve the command with exactly the config's environment."""
+    os.umask(process.get("user", {}).get("umask", 0o022))
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        kernel.execve(path, process["args"], process.get("env", []),
+                      "Replace this process with the container's command")
+    except OSError as exc:
+        raise RunFailed(f"cannot execute {path}: {exc.strerror}",
+                        "check it is a program for this machine") from None

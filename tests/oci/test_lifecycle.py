@@ -1,0 +1,186 @@
+"""minict-oci's runc command line, for real: create, start, state, kill,
+delete, run, exec, ps, list, and what a failed create leaves (nothing).
+
+The test is the caller an engine would be: it reaps what create leaves."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers.waiting import wait_for
+from .conftest import MINICT_OCI, reaped
+
+pytestmark = pytest.mark.root
+
+
+def test_run_prints_and_returns_the_exit_code(bundle):
+    bundle.process("sh", "-c", "echo hello from $(hostname); exit 7")
+    result = bundle.run()
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == "hello from minict\n"
+    assert not (bundle.state_root / "c1").exists()   # run deletes what it made
+
+
+def test_a_signal_ends_run_with_128_plus_n(bundle):
+    bundle.process("sleep", "60")
+    bundle.write()
+    running = subprocess.Popen([MINICT_OCI, "--root", str(bundle.state_root), "run", "-b",
+                                str(bundle.path), "c1"])
+    wait_for(lambda: (bundle.state_root / "c1" / "state.json").exists()
+             and bundle.state()["status"] == "running", 10, what="the container running")
+    bundle.oci("kill", "c1", "KILL", check=True)
+    assert running.wait(timeout=10) == 128 + signal.SIGKILL
+
+
+def test_create_waits_until_start(bundle, tmp_path):
+    marker = tmp_path / "rootfs" / "started"
+    bundle.process("sh", "-c", "touch /started; exec sleep 60")
+    pid_file = tmp_path / "pid"
+    bundle.oci("create", "-b", str(bundle.path), "--pid-file", str(pid_file), "c1", check=True)
+    state = bundle.state()
+    assert state["status"] == "created"
+    assert state["pid"] == int(pid_file.read_text())
+    assert state["bundle"] == str(bundle.path) and state["ociVersion"].startswith("1.")
+    time.sleep(0.2)
+    assert not marker.exists()           # the command has not run
+    bundle.oci("start", "c1", check=True)
+    wait_for(marker.exists, 10, what="the command after start")
+    assert bundle.state()["status"] == "running"
+    assert not (bundle.state_root / "c1" / "exec.fifo").exists()
+    bundle.oci("kill", "c1", "KILL", check=True)
+    reaped(state["pid"])
+    assert bundle.state()["status"] == "stopped"
+    assert bundle.state()["pid"] == 0
+    bundle.oci("delete", "c1", check=True)
+    assert bundle.oci("state", "c1").returncode == 30
+
+
+@pytest.mark.parametrize("name", ["TERM", "SIGTERM", "15"])
+def test_kill_takes_runc_s_signal_spellings(bundle, name):
+    # PID 1 of a namespace gets only the signals it handles: hence the trap.
+    bundle.process("sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.05; done")
+    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
+    pid = bundle.state()["pid"]
+    bundle.oci("kill", "c1", name, check=True)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 42
+
+
+def test_kill_all_reaches_every_process(bundle):
+    bundle.process("sh", "-c", "sleep 60 & sleep 60 & wait")
+    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
+    wait_for(lambda: len(json.loads(bundle.oci("ps", "--format", "json", "c1").stdout)) == 3,
+             10, what="three processes")
+    pids = json.loads(bundle.oci("ps", "--format", "json", "c1").stdout)
+    bundle.oci("kill", "--all", "c1", "KILL", check=True)
+    reaped(pids[0])
+    wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids[1:]),
+             10, what="every process gone")
+
+
+def test_delete_refuses_a_running_container_without_force(bundle):
+    bundle.process("sleep", "60")
+    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
+    pid = bundle.state()["pid"]
+    refused = bundle.oci("delete", "c1")
+    assert refused.returncode == 33 and "delete --force" in refused.stderr
+    bundle.oci("delete", "--force", "c1", check=True)
+    reaped(pid)
+    assert not (bundle.state_root / "c1").exists()
+
+
+def test_a_second_create_of_one_id_is_refused(bundle):
+    bundle.process("sleep", "60")
+    bundle.oci("create", "-b", str(bundle.path), "c1", check=True)
+    again = bundle.oci("create", "-b", str(bundle.path), "c1")
+    assert again.returncode == 82 and "exists already" in again.stderr
+    reaped_pid = bundle.state()["pid"]
+    bundle.oci("delete", "c1", check=True)    # a created container may be deleted
+    reaped(reaped_pid)
+
+
+def test_unknown_container_is_one_line(bundle):
+    for args in (["state", "nope"], ["start", "nope"], ["kill", "nope"], ["delete", "nope"],
+                 ["exec", "nope", "true"], ["ps", "nope"]):
+        result = bundle.oci(*args)
+        assert result.returncode == 30, args
+        assert result.stderr.count("\n") == 1 and "nope does not exist" in result.stderr
+
+
+def test_exec_runs_in_the_container_s_namespaces(bundle):
+    bundle.process("sleep", "60")
+    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
+    pid = bundle.state()["pid"]
+    result = bundle.oci("exec", "c1", "sh", "-c", "hostname; cat /proc/1/cmdline; exit 3")
+    assert result.returncode == 3
+    assert result.stdout.startswith("minict\nsleep")
+    process = dict(bundle.config["process"], args=["sh", "-c", "echo $X:$(id -u)"],
+                   env=["PATH=/bin", "X=from-file"], user={"uid": 1000, "gid": 1000})
+    (bundle.path / "process.json").write_text(json.dumps(process))
+    result = bundle.oci("exec", "--process", str(bundle.path / "process.json"), "c1")
+    assert result.stdout == "from-file:1000\n", result.stderr
+    bundle.oci("delete", "--force", "c1", check=True)
+    reaped(pid)
+
+
+def test_exec_detach_writes_the_pid_file(bundle, tmp_path):
+    bundle.process("sleep", "60")
+    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
+    init = bundle.state()["pid"]
+    bundle.oci("exec", "-d", "--pid-file", str(tmp_path / "exec.pid"), "c1", "sleep", "30",
+               check=True)
+    pid = int((tmp_path / "exec.pid").read_text())
+    assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{init}/ns/pid")
+    bundle.oci("delete", "--force", "c1", check=True)
+    # The exec'd process first: the kernel finishes the death of a PID
+    # namespace's init only once every other process in it has been reaped.
+    for each in (pid, init):
+        reaped(each)
+
+
+def test_list_shows_each_container(bundle):
+    bundle.process("sleep", "60")
+    bundle.oci("create", "-b", str(bundle.path), "one", check=True)
+    rows = json.loads(bundle.oci("list", "--format", "json", check=True).stdout)
+    assert [(r["id"], r["status"]) for r in rows] == [("one", "created")]
+    assert bundle.oci("list", "-q", check=True).stdout == "one\n"
+    pid = rows[0]["pid"]
+    bundle.oci("delete", "one", check=True)
+    reaped(pid)
+
+
+@pytest.mark.parametrize("change, code, says", [
+    ({"args": ["no-such-command"]}, 127, "not found"),
+    ({"cwd": "/etc/passwd"}, 125, "passwd"),
+    ({"user": {"uid": 0, "gid": 0}, "capabilities": {"bounding": ["CAP_NOPE"]}}, 80, "CAP_NOPE"),
+])
+def test_a_failed_create_leaves_nothing(bundle, change, code, says):
+    bundle.config["process"].update(change)
+    before = set(os.listdir("/proc"))
+    result = bundle.oci("create", "-b", str(bundle.path), "c1")
+    assert result.returncode == code, result.stderr
+    assert says in result.stderr and result.stderr.count("\n") == 1
+    assert not (bundle.state_root / "c1").exists()
+    # No process of ours stays: whatever appeared meanwhile is gone or not minict-oci's.
+    for entry in set(os.listdir("/proc")) - before:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    assert b"minict-oci" not in f.read()
+            except OSError:
+                continue
+
+
+def test_spec_writes_a_config_that_runs(bundle, tmp_path):
+    target = tmp_path / "fresh"
+    target.mkdir()
+    made = bundle.oci("spec", "-b", str(target), check=True)
+    assert made.stdout == ""
+    config = json.loads((target / "config.json").read_text())
+    assert config["process"]["args"] == ["sh"]
+    again = bundle.oci("spec", "-b", str(target))
+    assert again.returncode == 27 and "exists already" in again.stderr
