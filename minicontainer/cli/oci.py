@@ -52,8 +52,8 @@ ACTIVE = []   # the Globals of this run, for main() to log an error into --log
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", default=str(state.DEFAULT_ROOT), metavar="DIR", show_default=True,
-              help="Where the containers' state lives.")
+@click.option("--root", metavar="DIR", help="Where the containers' state lives (default "
+              "/run/minict-oci; for a user $XDG_RUNTIME_DIR/minict-oci).")
 @click.option("--log", metavar="FILE", help="Errors (and, with --debug, the narration) go here.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 @click.option("--debug", is_flag=True, help="Narrate every kernel-facing step (into --log).")
@@ -68,7 +68,7 @@ ACTIVE = []   # the Globals of this run, for main() to log an error into --log
 @click.pass_context
 def cli(ctx, root, log, log_format, debug, explain, systemd_cgroup, cgroup_manager, rootless):
     """minict-oci: an OCI runtime with runc's command line."""
-    ctx.obj = Globals(root, log, log_format, debug, explain)
+    ctx.obj = Globals(root or state.default_root(), log, log_format, debug, explain)
     ACTIVE[:] = [ctx.obj]
     if systemd_cgroup or cgroup_manager == "systemd":
         raise UnsupportedConfig("--systemd-cgroup: minict-oci has no systemd cgroup driver",

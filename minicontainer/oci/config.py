@@ -236,10 +236,6 @@ def _check_linux(linux, config: dict) -> None:
         where = f"linux.namespaces[{i}]"
         _object(ns, where)
         kind = _string(ns.get("type"), f"{where}.type", required=True)
-        if kind == "user":
-            raise UnsupportedConfig(f"config.json: {where}: user namespaces are not supported by "
-                                    f"minict-oci yet", "run as root without a user namespace, "
-                                    "or use runc (minict run works without root)")
         if kind == "time":
             raise UnsupportedConfig(f"config.json: {where}: time namespaces are not supported "
                                     f"by minict-oci", "remove it")
@@ -265,6 +261,14 @@ def _check_linux(linux, config: dict) -> None:
     if (linux.get("uidMappings") or linux.get("gidMappings")) and "user" not in kinds:
         raise BadConfig("linux.uidMappings are given, but there is no user namespace",
                         'add {"type": "user"} to linux.namespaces')
+    new_user = any(ns.get("type") == "user" and not ns.get("path")
+                   for ns in linux.get("namespaces", []))
+    if new_user and not (linux.get("uidMappings") and linux.get("gidMappings")):
+        raise BadConfig("a new user namespace needs linux.uidMappings and linux.gidMappings",
+                        "minict-oci spec --rootless writes them for you")
+    if any(ns.get("type") == "user" and ns.get("path") for ns in linux.get("namespaces", [])):
+        raise UnsupportedConfig("config.json: linux.namespaces: joining a user namespace by path "
+                                "is not supported by minict-oci", "give mappings for a new one")
     for i, dev in enumerate(_list(linux.get("devices", []), "linux.devices")):
         where = f"linux.devices[{i}]"
         _object(dev, where)

@@ -32,9 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import syscalls as sc
-from ..errors import ContainerExists, ContainerStateError, RunFailed
+from ..errors import ContainerExists, ContainerStateError, RunFailed, UnsupportedConfig
 from ..runtime.launch import error_from_child, read_all
-from . import cgroup as cgroups, config as config_file, hooks, init, process, state
+from ..runtime.rootless import clone_into_namespaces
+from . import cgroup as cgroups, config as config_file, hooks, idmaps, init, process, state
 
 READY_TIMEOUT = 60   # seconds create waits for init to report (a hook may take long)
 
@@ -90,9 +91,12 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
 
 
 def _fork_init(kernel, config, body) -> int:
-    """Fork init into the PID namespace the config asks for."""
-    pid_ns = next((ns for ns in config.get("linux", {}).get("namespaces", [])
-                   if ns["type"] == "pid"), None)
+    """Fork init into the PID namespace the config asks for (and its user
+    namespace, when it asks for one: then init is cloned into both)."""
+    namespaces = config.get("linux", {}).get("namespaces", [])
+    pid_ns = next((ns for ns in namespaces if ns["type"] == "pid"), None)
+    if any(ns["type"] == "user" for ns in namespaces):
+        return _clone_into_user_namespace(kernel, config, pid_ns, body)
     own = None
     if pid_ns is not None:
         own = kernel.open_namespace("self", "pid", "Hold our own PID namespace, to come back")
@@ -116,6 +120,28 @@ def _fork_init(kernel, config, body) -> int:
             kernel.setns(own, sc.CLONE_NEWPID, "Back in our own PID namespace",
                          what="open(\"/proc/self/ns/pid\")")
             os.close(own)
+    return pid
+
+
+def _clone_into_user_namespace(kernel, config, pid_ns, body) -> int:
+    """A new user namespace: init is cloned into it (and a new PID namespace,
+    unless the config joins one, which is refused: a PID namespace belongs
+    to the user namespace it was made in), then its id maps are written
+    while it waits for "go" (idmaps.py)."""
+    if pid_ns is not None and pid_ns.get("path"):
+        raise UnsupportedConfig("config.json: linux.namespaces: a new user namespace with a "
+                                "PID namespace joined by path is not supported by minict-oci",
+                                "give the pid namespace no path")
+    flags = sc.CLONE_NEWUSER | (sc.CLONE_NEWPID if pid_ns is not None else 0)
+    pid = clone_into_namespaces(kernel, flags, "Clone init into a new user namespace"
+                                + (" and a new PID namespace" if pid_ns is not None else ""))
+    if pid == 0:
+        body()   # ends in execve or os._exit
+    try:
+        idmaps.write(kernel, pid, config["linux"])
+    except BaseException:
+        _kill_and_reap(kernel, pid)
+        raise
     return pid
 
 

@@ -79,7 +79,7 @@ def features() -> dict:
         "mountOptions": sorted(set(mounts.FLAGS) | set(mounts.PROPAGATION)
                                | mounts.RUNTIME_OPTIONS),
         "linux": {
-            "namespaces": [t for t in config_file.NAMESPACE_TYPES if t != "user"],
+            "namespaces": list(config_file.NAMESPACE_TYPES),
             "capabilities": list(NAMES),
             "cgroup": {"v1": False, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {"enabled": True, "actions": list(seccomp.ACTIONS),

@@ -30,6 +30,7 @@ import socket
 from .. import syscalls as sc
 from ..runtime import mounts as kernel_files
 from ..runtime import rootfs
+from ..runtime.rootless import in_user_namespace
 from ..runtime.command import _report
 from ..errors import MinictError, RunFailed
 from . import hooks, mounts, process
@@ -102,6 +103,11 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready) -> N
     os.close(ch.go_read)
     linux, proc = config.get("linux", {}), config["process"]
     kernel.setsid("A session of its own: the container's signals are its own")
+    if any(ns["type"] == "user" for ns in linux.get("namespaces", [])):
+        # Cloned into a new user namespace, init still has its host ids,
+        # which the map may not hold: it becomes the namespace's root.
+        kernel.setgid(0, "Become gid 0 of the new user namespace")
+        kernel.setuid(0, "Become uid 0 of the new user namespace (all its capabilities)")
     enter_namespaces(kernel, linux.get("namespaces", []))
     root = os.path.realpath(os.path.join(bundle, config["root"]["path"]))
     propagation = linux.get("rootfsPropagation", "")
@@ -116,7 +122,8 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready) -> N
                      "(only the runtime's own /dev)")
     for mount in config.get("mounts", []):
         mounts.make_mount(kernel, root, bundle, mount, nodev)
-    mounts.make_devices(kernel, root, linux.get("devices", []), bind_host=False)
+    # In a user namespace mknod is refused: the host's nodes are bound instead.
+    mounts.make_devices(kernel, root, linux.get("devices", []), bind_host=in_user_namespace())
 
     ch.child_sync.sendall(b"m")               # create runs prestart + createRuntime hooks
     state_line = _read_line(ch.child_sync)
@@ -162,8 +169,7 @@ def _propagation_name(name: str) -> str:
 
 def enter_namespaces(kernel: sc.Kernel, namespaces: list) -> None:
     """Join the ones with a path (setns), make the others (one unshare).
-    PID is done by create before the fork; user namespaces are refused by
-    config.py for now."""
+    PID and user are done by create, before and at the fork."""
     flags = 0
     for ns in namespaces:
         kind = ns["type"]

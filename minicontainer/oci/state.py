@@ -27,6 +27,14 @@ from pathlib import Path
 
 from ..errors import BadArgument, ContainerNotFound
 
+def default_root() -> Path:
+    """/run/minict-oci for root; for a user, $XDG_RUNTIME_DIR/minict-oci (as runc)."""
+    if os.geteuid() == 0:
+        return Path("/run/minict-oci")
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/minict-oci-{os.getuid()}"
+    return Path(base) / "minict-oci"
+
+
 DEFAULT_ROOT = Path("/run/minict-oci")
 OCI_VERSION = "1.0.2"
 

@@ -53,6 +53,7 @@ MALFORMED = [
     ("mounts.0.options", "ro", "mounts[0].options"),
     ("linux.namespaces", [{"type": "pid"}, {"type": "pidd"}], "linux.namespaces[1].type"),
     ("linux.namespaces", [{"type": "pid"}, {"type": "pid"}], "linux.namespaces[1]"),
+    ("linux.namespaces", [{"type": "user"}], "uidMappings"),
     ("linux.namespaces", [{"type": "network", "path": "/proc/nope/ns/net"}],
      "linux.namespaces[0].path"),
     ("linux.maskedPaths", ["proc/kcore"], "linux.maskedPaths[0]"),
@@ -90,7 +91,8 @@ UNSUPPORTED = [
     ("linux.personality", {"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}),
     ("linux.seccomp", {"defaultAction": "SCMP_ACT_NOTIFY"}),
     ("windows", {"layerFolders": []}),
-    ("linux.namespaces", [{"type": "user"}]),
+    ("linux.namespaces", [{"type": "user", "path": "/proc/self/ns/user"}]),
+    ("linux.namespaces", [{"type": "time"}]),
 ]
 
 
@@ -130,7 +132,7 @@ def test_features_lists_what_config_accepts():
     assert "rbind" in shown["mountOptions"] and "tmpcopyup" in shown["mountOptions"]
     assert shown["linux"]["cgroup"]["systemd"] is False
     assert "SCMP_ACT_ERRNO" in shown["linux"]["seccomp"]["actions"]
-    assert "user" not in shown["linux"]["namespaces"]
+    assert "user" in shown["linux"]["namespaces"] and "time" not in shown["linux"]["namespaces"]
 
 
 def test_spec_is_runc_s_starting_config():

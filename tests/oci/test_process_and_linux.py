@@ -1,0 +1,194 @@
+"""What config.json asks, seen from inside the container (minict-oci run).
+
+Each test sets one part of the config and checks its effect from the
+command's own point of view, the way a conformance suite does."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import threading
+
+import pytest
+
+from minicontainer.runtime.capabilities import mask
+
+pytestmark = pytest.mark.root
+
+
+def inside(bundle, script, **process):
+    bundle.process("sh", "-c", script, **process)
+    result = bundle.run()
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_env_cwd_and_user(bundle):
+    out = inside(bundle, "echo $GREETING; pwd; id -u; id -g; id -G",
+                 env=["PATH=/bin", "GREETING=hi"], cwd="/made/by/runtime",
+                 user={"uid": 1000, "gid": 1000, "additionalGids": [100]})
+    assert out.split("\n")[:5] == ["hi", "/made/by/runtime", "1000", "1000", "1000 100"]
+
+
+def test_umask(bundle):
+    assert inside(bundle, "umask", user={"uid": 0, "gid": 0, "umask": 0o077}).strip() == "0077"
+
+
+def test_capability_sets_are_as_listed(bundle):
+    wanted = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    out = inside(bundle, "grep ^Cap /proc/self/status", capabilities={
+        "bounding": wanted, "effective": wanted[:2], "permitted": wanted,
+        "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]})
+    fields = dict(line.split(":\t") for line in out.strip().split("\n"))
+    assert int(fields["CapBnd"], 16) == mask(wanted)
+    assert int(fields["CapPrm"], 16) == mask(wanted)
+    # execve: effective becomes permitted for root... the kernel recomputes the
+    # sets at exec; the ambient and inheritable ones are as asked.
+    assert int(fields["CapInh"], 16) == mask(["CAP_KILL"])
+    assert int(fields["CapAmb"], 16) == mask(["CAP_KILL"])
+
+
+def test_no_new_privileges(bundle):
+    assert inside(bundle, "grep NoNewPrivs /proc/self/status",
+                  noNewPrivileges=True).split() == ["NoNewPrivs:", "1"]
+    assert inside(bundle, "grep NoNewPrivs /proc/self/status",
+                  noNewPrivileges=False).split() == ["NoNewPrivs:", "0"]
+
+
+def test_rlimits_and_oom_score(bundle):
+    out = inside(bundle, "ulimit -n; cat /proc/self/oom_score_adj",
+                 rlimits=[{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}], oomScoreAdj=300)
+    assert out.split() == ["123", "300"]
+
+
+def test_hostname_sysctl_and_masked_paths(bundle):
+    bundle.config["hostname"] = "oci-box"
+    bundle.config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    masked = next(p for p in bundle.config["linux"]["maskedPaths"] if os.path.isfile(p))
+    out = inside(bundle, f"hostname; cat /proc/sys/net/ipv4/ip_forward; wc -c < {masked}; "
+                         "echo 0 > /proc/sys/net/ipv4/ip_forward || echo read-only")
+    lines = out.split("\n")
+    assert lines[:3] == ["oci-box", "1", "0"]
+    assert "read-only" in out
+
+
+def test_readonly_root_and_mounts(bundle, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "file").write_text("from the host")
+    bundle.config["root"]["readonly"] = True
+    bundle.config["mounts"] += [
+        {"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "ro"]},
+        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "nodev", "size=1m", "mode=1777"]},
+    ]
+    out = inside(bundle, "cat /data/file; echo; touch /x 2>/dev/null || echo root-ro; "
+                         "touch /data/y 2>/dev/null || echo data-ro; touch /scratch/z && "
+                         "echo scratch-rw; grep ' /scratch ' /proc/self/mountinfo")
+    assert out.split("\n")[:4] == ["from the host", "root-ro", "data-ro", "scratch-rw"]
+    assert "nosuid,nodev" in out and "size=1024k" in out
+    assert not (data / "y").exists()
+
+
+def test_devices_are_made(bundle):
+    bundle.config["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10,
+                                          "minor": 229, "fileMode": 0o620, "uid": 0, "gid": 5}]
+    out = inside(bundle, "stat -c '%t:%T %a %g' /dev/fuse /dev/null")
+    assert out.split("\n")[:2] == ["a:e5 620 5", "1:3 666 0"]
+
+
+def test_joining_a_network_namespace_by_path(bundle, tmp_path):
+    """linux.namespaces path: the container joins what another process has."""
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c",
+                               "ip link add oci-test0 type veth peer name oci-test1; sleep 30"])
+    try:
+        path = f"/proc/{holder.pid}/ns/net"
+        for _ in range(100):
+            if os.readlink(path) != os.readlink("/proc/self/ns/net"):
+                break
+        bundle.config["linux"]["namespaces"] = [
+            ns if ns["type"] != "network" else {"type": "network", "path": path}
+            for ns in bundle.config["linux"]["namespaces"]]
+        out = inside(bundle, "sleep 0.2; ip -o link show")
+        assert "oci-test0" in out
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_seccomp_in_the_runtime_spec_format(bundle):
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 13},
+                     {"names": ["no_such_call_at_all"], "action": "SCMP_ACT_ERRNO"}]}
+    out = inside(bundle, "mkdir /tmp/x 2>&1; grep Seccomp: /proc/self/status")
+    assert "Permission denied" in out   # errnoRet 13 is EACCES
+    assert "Seccomp:\t2" in out
+
+
+def test_personality_linux32(bundle):
+    bundle.config["linux"]["personality"] = {"domain": "LINUX32"}
+    assert inside(bundle, "uname -m").strip() in ("i686", "armv8l")
+
+
+def test_hooks_run_at_their_moments_with_the_state(bundle, tmp_path):
+    log = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\nread -r state\necho \"$1 $state\" >> {log}\n")
+    hook.chmod(0o755)
+    bundle.config["hooks"] = {moment: [{"path": str(hook), "args": ["hook.sh", moment]}]
+                              for moment in ("prestart", "createRuntime", "poststart",
+                                             "poststop")}
+    bundle.config["annotations"] = {"org.example/course": "containers 101"}
+    inside(bundle, "true")
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == \
+        ["prestart", "createRuntime", "poststart", "poststop"]
+    states = [json.loads(line.split(" ", 1)[1]) for line in lines]
+    assert states[0]["status"] == "creating" and states[0]["pid"] > 0
+    assert states[2]["status"] == "running" and states[3]["status"] == "stopped"
+    assert all(s["id"] == "c1" and s["annotations"] == {"org.example/course": "containers 101"}
+               for s in states)
+
+
+def test_a_failing_hook_fails_create_and_leaves_nothing(bundle, tmp_path):
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    result = bundle.oci("create", "-b", str(bundle.path), "c1")
+    assert result.returncode == 125 and "createRuntime hook /bin/false" in result.stderr
+    assert not (bundle.state_root / "c1").exists()
+
+
+def test_terminal_goes_to_the_console_socket(bundle, tmp_path):
+    """process.terminal: the pty master arrives on --console-socket (SCM_RIGHTS)."""
+    path = str(tmp_path / "console.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    received = {}
+
+    def take():
+        conn, _ = server.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        received["fd"] = fds[0]
+        conn.close()
+    taker = threading.Thread(target=take)
+    taker.start()
+    bundle.process("sh", "-c", "tty; stty size", terminal=True,
+                   consoleSize={"height": 33, "width": 99})
+    result = bundle.oci("run", "-b", str(bundle.path), "--console-socket", path, "c1")
+    taker.join(10)
+    server.close()
+    assert result.returncode == 0, result.stderr
+    master = received["fd"]
+    assert stat.S_ISCHR(os.fstat(master).st_mode)
+    output = b""
+    try:
+        while chunk := os.read(master, 4096):
+            output += chunk
+    except OSError:   # EIO: the container's side closed
+        pass
+    os.close(master)
+    assert b"/dev/pts/0" in output and b"33 99" in output
