@@ -53,7 +53,7 @@ MALFORMED = [
     ("mounts.0.options", "ro", "mounts[0].options"),
     ("linux.namespaces", [{"type": "pid"}, {"type": "pidd"}], "linux.namespaces[1].type"),
     ("linux.namespaces", [{"type": "pid"}, {"type": "pid"}], "linux.namespaces[1]"),
-    ("linux.namespaces", [{"type": "user"}], "uidMappings"),
+    ("linux.namespaces", [{"type": "uts"}, {"type": "user"}], "uidMappings"),
     ("linux.namespaces", [{"type": "network", "path": "/proc/nope/ns/net"}],
      "linux.namespaces[0].path"),
     ("linux.maskedPaths", ["proc/kcore"], "linux.maskedPaths[0]"),
@@ -91,8 +91,8 @@ UNSUPPORTED = [
     ("linux.personality", {"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}),
     ("linux.seccomp", {"defaultAction": "SCMP_ACT_NOTIFY"}),
     ("windows", {"layerFolders": []}),
-    ("linux.namespaces", [{"type": "user", "path": "/proc/self/ns/user"}]),
-    ("linux.namespaces", [{"type": "time"}]),
+    ("linux.namespaces", [{"type": "uts"}, {"type": "user", "path": "/proc/self/ns/user"}]),
+    ("linux.namespaces", [{"type": "uts"}, {"type": "time"}]),
 ]
 
 
