@@ -66,12 +66,15 @@ def path_for(config: dict, container_id: str, root: Path = DEFAULT_ROOT) -> Path
     return Path(root) / OWN_SUBTREE / (given or container_id)
 
 
-def device_rules_of(resources: dict) -> list | None:
-    """resources.devices as an allow list for cgroups/device_program.py.
-    Engines write "deny everything, then allow each": that shape is what
-    the eBPF program minict assembles can say (first match allows, else
-    deny). A list that allows everything gives None (no program)."""
-    rules, entries = [], resources.get("devices") or []
+def device_rules_of(linux: dict) -> list | None:
+    """linux.resources.devices as an allow list for cgroups/device_program.py,
+    with what runc adds to it: the default devices every container has
+    (/dev/null...) and one rule per node in linux.devices, so that what the
+    runtime made can be used. Engines write "deny everything, then allow
+    each": that shape is what the eBPF program minict assembles can say
+    (first match allows, else deny). A list that allows everything gives
+    None (no program)."""
+    rules, entries = [], (linux.get("resources") or {}).get("devices") or []
     for i, entry in enumerate(entries):
         kind, access = entry.get("type", "a"), entry.get("access", "rwm")
         major, minor = entry.get("major"), entry.get("minor")
@@ -85,6 +88,11 @@ def device_rules_of(resources: dict) -> list | None:
         rules.append(device_rules.DeviceRule(kind, major, minor, access, f"rule {i}"))
     if rules and rules[0] is device_rules.EVERY_DEVICE[0]:
         return None
+    made = [device_rules.DeviceRule(d["type"], d.get("major"), d.get("minor"), "rwm", d["path"])
+            for d in linux.get("devices", []) if d["type"] in ("c", "b")]
+    for rule in list(device_rules.DEFAULT_RULES) + made:
+        if not any(r[:4] == rule[:4] for r in rules):   # (a repeated block is dead code,
+            rules.append(rule)                          # which the verifier refuses)
     return rules
 
 
@@ -114,7 +122,7 @@ def prepare(kernel: sc.Kernel, config: dict, container_id: str) -> Cgroup | None
     try:
         if limits is not None:
             cgroup.apply(limits)
-        rules = device_rules_of(resources)
+        rules = device_rules_of(config.get("linux", {}))
         if rules is not None:
             kernel.attach_device_program(path, assemble(rules),
                                          "linux.resources.devices: the container's device filter")

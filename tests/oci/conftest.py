@@ -37,16 +37,18 @@ class Bundle:
         (self.path / "config.json").write_text(json.dumps(self.config))
         return self
 
-    def oci(self, *args, check=False, timeout=30, **kw):
+    def oci(self, *args, check=False, timeout=30, input=None, **kw):
         """Run minict-oci --root STATE ARGS (the bundle is written first).
         Its output goes to files, not pipes, as an engine's does: a container
         that create leaves running holds them open, and a pipe would never
         reach end-of-file."""
         self.write()
+        if input is None:
+            kw["stdin"] = subprocess.DEVNULL
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             finished = subprocess.run([MINICT_OCI, "--root", str(self.state_root), *args],
                                       cwd=self.path, timeout=timeout, stdout=out, stderr=err,
-                                      **kw)
+                                      input=input, text=True, **kw)
             out.seek(0)
             err.seek(0)
             result = subprocess.CompletedProcess(finished.args, finished.returncode,
