@@ -10,12 +10,14 @@
   the store, records), reading /proc, waiting for a child and the user's own
   terminal modes (termios) are not. Nor are imports of the C library (ctypes)
   or of the bindings that make such calls (prctl, pyroute2).
-- libseccomp's bindings: only runtime/syscall_filter.py builds a filter with
-  them (Kernel.load_seccomp loads it).
+- libseccomp's bindings: only runtime/syscall_filter.py imports them; it and
+  oci/seccomp.py build filters with them (Kernel.load_seccomp loads them).
 - baselib: only baselib/inroot.py reaches the kernel through ctypes
   (openat2, shared with hpcshim).
 - hpcshim imports nothing of minicontainer, and nothing that needs a compiler.
 - cgroups/ and network/ import nothing of runtime/.
+- oci/ (minict-oci, bundle -> process) imports nothing of image/, build/,
+  network/ or cli/, and nothing below it imports oci/.
 - Imports are at the top of a module, except those of optional or heavy
   dependencies, made where used: each says why on its line.
 """
@@ -137,6 +139,24 @@ def test_cgroups_and_network_import_nothing_of_runtime(package):
         names = imported(tree) + relative_imports(tree, path)
         found += [f"{where(path, line)}: {name}" for line, name in names
                   if name.startswith("minicontainer.runtime")]
+    assert found == [], "\n".join(found)
+
+
+def test_the_oci_runtime_knows_nothing_of_images_names_or_networks():
+    """minict-oci turns a bundle into a process (oci/): like runc, it knows
+    no image, no container name, no network, and no command line above it;
+    and minict's own runtime does not lean on it."""
+    found = []
+    for path, tree in modules("minicontainer/oci"):
+        names = imported(tree) + relative_imports(tree, path)
+        found += [f"{where(path, line)}: {name}" for line, name in names
+                  if name.split(".")[:2] in (["minicontainer", p] for p in
+                                             ("image", "build", "network", "cli"))]
+    for package in ("runtime", "image", "build", "network", "cgroups"):
+        for path, tree in modules(f"minicontainer/{package}"):
+            names = imported(tree) + relative_imports(tree, path)
+            found += [f"{where(path, line)}: {name}" for line, name in names
+                      if name.startswith("minicontainer.oci")]
     assert found == [], "\n".join(found)
 
 

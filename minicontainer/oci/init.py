@@ -31,7 +31,7 @@ from .. import syscalls as sc
 from ..runtime import mounts as kernel_files
 from ..runtime import rootfs
 from ..runtime.rootless import in_user_namespace
-from ..runtime.command import _report
+from ..runtime.command import report_failure
 from ..errors import MinictError, RunFailed
 from . import hooks, mounts, process
 
@@ -90,7 +90,7 @@ def main_with(ch: Channels, body) -> None:
         if ready[0]:
             os.write(2, f"minict-oci: {message}\n".encode())
         else:
-            _report(ch.error_write, type(exc).__name__ if isinstance(exc, MinictError)
+            report_failure(ch.error_write, type(exc).__name__ if isinstance(exc, MinictError)
                     else "RunFailed", message, hint)
         os._exit(exc.exit_code if isinstance(exc, MinictError) and exc.exit_code in (126, 127)
                  else 125)

@@ -29,16 +29,16 @@ def run_or_report(error_fd: int, body) -> None:
         body()
     except MinictError as exc:
         code = exc.exit_code if exc.exit_code in (126, 127) else 125
-        _report(error_fd, type(exc).__name__, exc.message, exc.hint)
+        report_failure(error_fd, type(exc).__name__, exc.message, exc.hint)
     except OSError as exc:
-        _report(error_fd, "RunFailed", f"could not set up the container: {exc}", None)
+        report_failure(error_fd, "RunFailed", f"could not set up the container: {exc}", None)
     except BaseException as exc:   # noqa: B902 - anything at all must end in _exit
-        _report(error_fd, "RunFailed",
+        report_failure(error_fd, "RunFailed",
                 f"could not set up the container: {type(exc).__name__}: {exc}", None)
     os._exit(code)
 
 
-def _report(fd: int, kind: str, message: str, hint: str | None) -> None:
+def report_failure(fd: int, kind: str, message: str, hint: str | None) -> None:
     try:
         os.write(fd, json.dumps({"kind": kind, "message": message, "hint": hint}).encode() + b"\n")
     except OSError:
