@@ -240,12 +240,16 @@ def logs_cmd(config, follow, container):
 
 
 @click.command("inspect")
+@click.option("--bundle", is_flag=True,
+              help="Show each container as an OCI bundle's config.json (what an engine hands "
+                   "a runtime such as minict-oci or runc).")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def inspect_cmd(config, containers):
+def inspect_cmd(config, bundle, containers):
     """Show what minict knows about containers, as JSON."""
     need_root_or_own_store(config, "inspect")
-    click.echo(json.dumps([lifecycle.inspect(config, ref) for ref in containers], indent=2))
+    show = lifecycle.bundle_config if bundle else lifecycle.inspect
+    click.echo(json.dumps([show(config, ref) for ref in containers], indent=2))
 
 
 @click.command("cleanup")

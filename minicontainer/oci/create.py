@@ -67,7 +67,9 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
         if console_socket:
             channels.console = init.connect_console(console_socket)
         channels.fifo = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        nodev = cgroup is None and bool(config.get("linux", {}).get("resources", {}).get("devices"))
+        nodev = cgroup is None and cgroups.device_rules_of(config.get("linux", {})) is not None
+        if nodev:
+            _without_mknod(kernel, config["process"])
         pid = _fork_init(kernel, config, lambda: init.main(kernel, config, bundle, channels,
                                                            nodev, preserve_fds))
         channels.parent_side()
@@ -88,6 +90,20 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
             cgroup.destroy()
         state.remove(root, container_id)
         raise
+
+
+def _without_mknod(kernel, process: dict) -> None:
+    """No device controller enforces resources.devices here: the nodes the
+    runtime makes in /dev are the only openable ones (every other mount is
+    nodev, init.py). CAP_MKNOD would let the container make more in /dev,
+    so it goes from every set (runtime/device_access.py does the same for
+    minict run)."""
+    sets = process.get("capabilities", {})
+    if any("CAP_MKNOD" in names for names in sets.values()):
+        kernel.explain("No device controller here: CAP_MKNOD is taken away, so no device node "
+                       "but the runtime's own can be made and opened")
+        process["capabilities"] = {name: [c for c in names if c != "CAP_MKNOD"]
+                                   for name, names in sets.items()}
 
 
 def _fork_init(kernel, config, body) -> int:

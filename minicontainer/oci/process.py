@@ -61,7 +61,8 @@ def prepare_cwd(kernel: sc.Kernel, process: dict) -> None:
 
 def limits_and_score(kernel: sc.Kernel, process: dict) -> None:
     for limit in process.get("rlimits", []):
-        kernel.setrlimit(limit["type"], RLIMITS[limit["type"]], limit["soft"], limit["hard"],
+        soft, hard = (-1 if v >= 2**63 else v for v in (limit["soft"], limit["hard"]))
+        kernel.setrlimit(limit["type"], RLIMITS[limit["type"]], soft, hard,   # -1: unlimited
                          f"process.rlimits: {limit['type']}")
     if process.get("oomScoreAdj") is not None:
         kernel.write_proc("/proc/self/oom_score_adj", str(process["oomScoreAdj"]),
@@ -73,22 +74,28 @@ def identity_and_capabilities(kernel: sc.Kernel, process: dict) -> None:
     numbers = {name: [caps.NUMBERS[c] for c in sets.get(name, [])] for name in
                ("bounding", "effective", "permitted", "inheritable", "ambient")}
     bounding = set(numbers["bounding"])
-    for number in range(caps.last_cap() + 1):
-        if number not in bounding and sc.in_bounding_set(number):
-            kernel.drop_bounding_cap(number, caps.NAMES[number],
-                                     f"Drop {caps.NAMES[number]} from the bounding set")
+    # A bounding set only shrinks: what the runtime itself lacks (this
+    # host's root has no CAP_SYS_RESOURCE, say) it cannot give.
+    available = {n for n in range(caps.last_cap() + 1) if sc.in_bounding_set(n)}
+    missing = sorted({n for names in numbers.values() for n in names} - available)
+    if missing:
+        kernel.explain("Not available to minict-oci itself, so not to the container either: "
+                       + ", ".join(caps.NAMES[n] for n in missing))
+    for number in sorted(available - bounding):
+        kernel.drop_bounding_cap(number, caps.NAMES[number],
+                                 f"Drop {caps.NAMES[number]} from the bounding set")
     user = process.get("user", {})
     kernel.set_keepcaps("Keep the permitted set while leaving uid 0 (it is set just after)")
     security.switch_user(kernel, user.get("uid", 0), user.get("gid", 0),
                          user.get("additionalGids", []), die_with_owner=False)
-    available = {n for n in range(caps.last_cap() + 1)}
     kernel.set_capability_sets([n for n in numbers["effective"] if n in available],
                                [n for n in numbers["permitted"] if n in available],
                                [n for n in numbers["inheritable"] if n in available],
                                "process.capabilities: the effective, permitted and inheritable "
                                "sets as the config lists them")
     for number in numbers["ambient"]:
-        if number not in numbers["inheritable"] or number not in numbers["permitted"]:
+        if number not in numbers["inheritable"] or number not in numbers["permitted"] \
+                or number not in available:
             # The kernel raises an ambient capability only if it is permitted
             # and inheritable; runc skips the others with a warning, and so do we.
             kernel.explain(f"Ambient {caps.NAMES[number]} skipped: not in both the permitted "

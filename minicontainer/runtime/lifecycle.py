@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
+from .bundle import config_of
 from . import device_access, etcfiles, networking, state, syscall_filter, tty
 from .command import exit_code_of, forward_signal
 from .process import ContainerProcess
@@ -205,6 +206,12 @@ def logs(config, ref: str, out_fd: int = 1, follow: bool = False) -> None:
             time.sleep(0.1)
     finally:
         os.close(fd)
+
+
+def bundle_config(config, ref: str) -> dict:
+    """The container as an OCI config.json (runtime/bundle.py)."""
+    record = state.find(state.Layout.of(config), ref)
+    return config_of(record.spec, str(record.dir))
 
 
 def inspect(config, ref: str) -> dict:

@@ -1,0 +1,173 @@
+"""A container's ContainerSpec as an OCI bundle's config.json: the engine's
+half of the engine/runtime split, written out.
+
+Every real engine (podman, containerd, CRI-O) hands its runtime a bundle:
+a root filesystem and a config.json in the OCI runtime spec's words. This
+module says what minict's flags become in those words, one small function
+per concern, so that a student can put `minict run`'s decisions next to
+what podman writes, and so that any OCI runtime (minict-oci, runc) can run
+the same container: `minict inspect --bundle NAME` prints it.
+
+  process_of     the command, its environment, user, capabilities, rlimits
+  mounts_of      /proc, /dev, /sys, /etc files, volumes, tmpfs
+  namespaces_of  which namespaces are new and which are shared (--pid host...)
+  devices_of     the extra nodes (--device, a GPU plan)
+  resources_of   the device rules and the limits (--memory, --pids-limit...)
+  security_of    masked and read-only paths, minict's seccomp filter as a profile
+
+`minict run` itself does not go through it yet: its runtime still reads
+the ContainerSpec (issue 24, section 3, is the switch). Where minict does
+something config.json has no word for, the config says it in an
+annotation (org.minict.*), as crun does for its own extensions.
+"""
+
+import errno
+import os
+
+from .devices import DEFAULT_DEVICES
+from .mounts import MASKED_PATHS, READONLY_PATHS
+from . import syscall_filter
+
+OCI_VERSION = "1.0.2"
+RLIM_INFINITY = 2**64 - 1   # the spec's rlimits are uint64; --ulimit writes -1
+ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+          "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
+
+
+def config_of(spec, record_dir: str) -> dict:
+    """The whole config.json for `spec`, its root the container's merged overlay."""
+    linux = {"namespaces": namespaces_of(spec), "devices": devices_of(spec),
+             "resources": resources_of(spec), **security_of(spec)}
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": process_of(spec),
+        "root": {"path": os.path.join(record_dir, "merged"), "readonly": spec.read_only},
+        "hostname": spec.hostname,
+        "mounts": mounts_of(spec, record_dir),
+        "annotations": {**spec.labels, "org.minict.image": spec.image_ref,
+                        "org.minict.overlay.lowerdirs": ":".join(reversed(spec.layer_dirs)),
+                        **({"org.minict.init": "true"} if spec.init else {})},
+        "linux": linux,
+    }
+
+
+def process_of(spec) -> dict:
+    caps = list(spec.capabilities)
+    return {
+        "terminal": spec.tty,
+        "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": list(spec.additional_gids)},
+        "args": list(spec.argv),
+        "env": list(spec.env),
+        "cwd": spec.workdir,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": [{"type": f"RLIMIT_{u.name.upper()}", "soft": _rlimit(u.soft),
+                     "hard": _rlimit(u.hard)} for u in spec.ulimits],
+        "noNewPrivileges": not spec.privileged,
+    }
+
+
+def _rlimit(value: int) -> int:
+    return RLIM_INFINITY if value < 0 else value
+
+
+def mounts_of(spec, record_dir: str) -> list:
+    kernel_files = "nosuid", "noexec", "nodev"
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": list(kernel_files)},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        _shm(spec),
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": list(kernel_files)},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": [*kernel_files, *([] if spec.privileged else ["ro"])]},
+    ]
+    for name in ("hostname", "hosts", "resolv.conf"):
+        mounts.append({"destination": f"/etc/{name}", "type": "bind",
+                       "source": os.path.join(record_dir, name), "options": ["rbind", "nodev"]})
+    for bind in sorted(spec.binds, key=lambda b: b.destination.count("/")):
+        mounts.append({"destination": bind.destination, "type": "bind", "source": bind.source,
+                       "options": ["rbind", *(["ro"] if bind.readonly else [])]})
+    for tmpfs in spec.tmpfs:
+        mounts.append({"destination": tmpfs.destination, "type": "tmpfs", "source": "tmpfs",
+                       "options": [o for o in tmpfs.options.split(",") if o]})
+    return mounts
+
+
+def _shm(spec) -> dict:
+    if spec.ipc == "host":
+        return {"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                "options": ["rbind"]}
+    return {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                        f"size={-(-spec.shm_size // 1024)}k"]}
+
+
+def namespaces_of(spec) -> list:
+    """--pid host, --ipc host and --network host share the host's (no entry);
+    container:NAME ones join another's, which only exists at start (the
+    engine would give its /proc/PID/ns path then)."""
+    kinds = ["mount", "uts", "cgroup"]
+    if spec.pid_mode != "host":
+        kinds.insert(0, "pid")
+    if spec.ipc in ("private", "shareable"):
+        kinds.append("ipc")
+    if spec.network != "host":
+        kinds.append("network")
+    return [{"type": kind} for kind in kinds]
+
+
+def devices_of(spec) -> list:
+    return [{"path": d.path, "type": d.type, "major": d.major, "minor": d.minor,
+             "fileMode": d.mode, "uid": d.uid, "gid": d.gid} for d in spec.devices]
+
+
+def resources_of(spec) -> dict:
+    if spec.privileged:
+        resources = {"devices": [{"allow": True, "access": "rwm"}]}
+    else:
+        rules = [{"allow": False, "access": "rwm"}]
+        for name, major, minor in DEFAULT_DEVICES:
+            rules.append({"allow": True, "type": "c", "major": major, "minor": minor,
+                          "access": "rwm"})
+        rules += [{"allow": True, "type": d.type, "major": d.major, "minor": d.minor,
+                   "access": d.access} for d in spec.devices]
+        resources = {"devices": rules}
+    limits = spec.resource_limits()
+    if limits is not None:
+        if limits.memory:
+            resources["memory"] = {"limit": limits.memory}
+        if limits.pids_limit:
+            resources["pids"] = {"limit": limits.pids_limit}
+        if limits.cpus:
+            resources["cpu"] = {"quota": int(limits.cpus * 100_000), "period": 100_000}
+    return resources
+
+
+def security_of(spec) -> dict:
+    if spec.privileged:
+        return {}
+    part = {"maskedPaths": list(MASKED_PATHS), "readonlyPaths": list(READONLY_PATHS)}
+    if syscall_filter.confined(spec):
+        part["seccomp"] = seccomp_profile(spec.capabilities)
+    return part
+
+
+def seccomp_profile(capabilities) -> dict:
+    """minict's deny list (runtime/syscall_filter.py) in the runtime spec's
+    words: allow by default; EPERM for the listed calls; clone with a
+    namespace flag EPERM (an argument comparison); clone3 ENOSYS."""
+    plan = syscall_filter.plan_for(capabilities)
+    rules = [{"names": list(plan.denied), "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}]
+    if plan.clone_checked:
+        for flag in syscall_filter.NAMESPACE_FLAGS:
+            rules.append({"names": ["clone"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": errno.EPERM,
+                          "args": [{"index": 0, "value": flag, "valueTwo": flag,
+                                    "op": "SCMP_CMP_MASKED_EQ"}]})
+        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
+    return {"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ARCHES.get(os.uname().machine, []), "syscalls": rules}
+
