@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +193,21 @@ def test_terminal_goes_to_the_console_socket(bundle, tmp_path):
         pass
     os.close(master)
     assert b"/dev/pts/0" in output and b"33 99" in output
+
+
+def test_without_a_device_controller_only_the_runtime_s_nodes_open(bundle):
+    """This host has no cgroup v2 device controller: resources.devices is
+    kept by nodev mounts (a node from the rootfs cannot be opened) and by
+    taking CAP_MKNOD away (no node can be made in /dev)."""
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("a cgroup v2 host: the eBPF filter keeps the rules (test_cgroups_vm.py)")
+    rootfs = Path(bundle.config["root"]["path"])
+    os.mknod(rootfs / "stray-null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    every = ["CAP_MKNOD", "CAP_CHOWN"]
+    out = inside(bundle, "cat /stray-null 2>&1 | head -1; mknod /dev/made c 1 3 2>&1 | tail -1; "
+                         "echo x > /dev/null && echo null-ok",
+                 capabilities={name: every for name in ("bounding", "effective", "permitted")})
+    lines = out.split("\n")
+    assert "Permission denied" in lines[0]          # nodev
+    assert "Operation not permitted" in lines[1]    # no CAP_MKNOD
+    assert lines[2] == "null-ok"
