@@ -211,3 +211,25 @@ def test_without_a_device_controller_only_the_runtime_s_nodes_open(bundle):
     assert "Permission denied" in lines[0]          # nodev
     assert "Operation not permitted" in lines[1]    # no CAP_MKNOD
     assert lines[2] == "null-ok"
+
+
+def test_container_side_hooks(bundle, tmp_path):
+    """createContainer runs before pivot_root in the container's mount
+    namespace (the host's paths still there); startContainer runs in the
+    container itself, its path the container's, just before the command."""
+    log = tmp_path / "create.log"
+    host_hook = tmp_path / "create.sh"
+    host_hook.write_text(f"#!/bin/sh\nread -r state\necho \"$state\" > {log}\n"
+                         f"readlink /proc/self/ns/mnt >> {log}\n")
+    host_hook.chmod(0o755)
+    rootfs = Path(bundle.config["root"]["path"])
+    (rootfs / "start.sh").write_text("#!/bin/sh\nhostname > /start-hook-ran\n")
+    (rootfs / "start.sh").chmod(0o755)
+    bundle.config["hooks"] = {"createContainer": [{"path": str(host_hook)}],
+                              "startContainer": [{"path": "/start.sh"}]}
+    bundle.config["hostname"] = "hooked"
+    out = inside(bundle, "cat /start-hook-ran; readlink /proc/self/ns/mnt")
+    state_line, hook_mnt = log.read_text().splitlines()
+    assert json.loads(state_line)["id"] == "c1"
+    assert out.split("\n")[:2] == ["hooked", hook_mnt]   # the same mount namespace
+    assert hook_mnt != os.readlink("/proc/self/ns/mnt")
