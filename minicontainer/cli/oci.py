@@ -64,7 +64,7 @@ ACTIVE = []   # the Globals of this run, for main() to log an error into --log
               default="cgroupfs", help="crun's flag, which podman passes (systemd: refused).")
 @click.option("--rootless", type=click.Choice(["auto", "true", "false"]), default="auto",
               help="Accepted for runc's callers (minict-oci makes no cgroup where it cannot).")
-@click.version_option(message=VERSION)
+@click.version_option(version="0.1", message=VERSION)
 @click.pass_context
 def cli(ctx, root, log, log_format, debug, explain, systemd_cgroup, cgroup_manager, rootless):
     """minict-oci: an OCI runtime with runc's command line."""

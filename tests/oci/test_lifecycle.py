@@ -184,3 +184,45 @@ def test_spec_writes_a_config_that_runs(bundle, tmp_path):
     assert config["process"]["args"] == ["sh"]
     again = bundle.oci("spec", "-b", str(target))
     assert again.returncode == 27 and "exists already" in again.stderr
+
+
+def test_systemd_cgroups_are_refused_in_one_line(bundle):
+    for flags in (["--systemd-cgroup"], ["--cgroup-manager", "systemd"]):
+        result = bundle.oci(*flags, "state", "c1")
+        assert result.returncode == 81 and "systemd" in result.stderr
+        assert result.stderr.count("\n") == 1
+
+
+def test_errors_go_to_the_log_in_json(bundle, tmp_path):
+    """conmon and containerd's shim read a failed runtime's last error from --log."""
+    log = tmp_path / "log.json"
+    bundle.config["process"]["apparmorProfile"] = "docker-default"
+    result = bundle.oci("--log", str(log), "--log-format", "json", "create", "-b",
+                        str(bundle.path), "c1")
+    assert result.returncode == 81
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "process.apparmorProfile" in entry["msg"]
+    assert not (bundle.state_root / "c1").exists()
+
+
+def test_preserve_fds_passes_extra_fds(bundle, tmp_path):
+    """--preserve-fds N: fds 3..3+N-1 reach the command (socket activation)."""
+    extra = tmp_path / "extra"
+    extra.write_text("through fd 3\n")
+    bundle.process("sh", "-c", "cat <&3")
+    bundle.write()
+    # The caller's fd 3 is the file (a shell opens it there, as systemd would
+    # hand a socket over).
+    result = subprocess.run(["sh", "-c", f'exec 3<"{extra}"; exec "$@"', "sh", MINICT_OCI,
+                             "--root", str(bundle.state_root), "run", "--preserve-fds", "1",
+                             "-b", str(bundle.path), "c1"], capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "through fd 3\n"
+
+
+def test_features_and_version(bundle):
+    features = json.loads(bundle.oci("features", check=True).stdout)
+    assert features["ociVersionMax"].startswith("1.") and "poststop" in features["hooks"]
+    version = bundle.oci("--version", check=True).stdout
+    assert version.startswith("minict-oci version") and "spec: 1.0" in version
