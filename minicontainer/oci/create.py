@@ -186,7 +186,8 @@ def _follow_init(config: dict, record: state.Record, ch: init.Channels) -> None:
 
 def _state_of(record: state.Record, status: str) -> dict:
     return {"ociVersion": state.OCI_VERSION, "id": record.id, "status": status,
-            "pid": record.pid, "bundle": record.bundle, "annotations": record.annotations}
+            "pid": record.pid, "bundle": record.bundle, "rootfs": record.rootfs,
+            "created": record.created, "annotations": record.annotations}
 
 
 def _kill_and_reap(kernel, pid: int) -> None:

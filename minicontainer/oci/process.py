@@ -62,7 +62,8 @@ def prepare_cwd(kernel: sc.Kernel, process: dict) -> None:
 def limits_and_score(kernel: sc.Kernel, process: dict) -> None:
     for limit in process.get("rlimits", []):
         soft, hard = (-1 if v >= 2**63 else v for v in (limit["soft"], limit["hard"]))
-        kernel.setrlimit(limit["type"], RLIMITS[limit["type"]], soft, hard,   # -1: unlimited
+        kernel.setrlimit(limit["type"].removeprefix("RLIMIT_"), RLIMITS[limit["type"]], soft,
+                         hard,   # -1: unlimited
                          f"process.rlimits: {limit['type']}")
     if process.get("oomScoreAdj") is not None:
         kernel.write_proc("/proc/self/oom_score_adj", str(process["oomScoreAdj"]),
