@@ -239,3 +239,28 @@ def run_in_user_namespace(idmap: IdMap, work, what: str) -> None:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RunFailed(f"cannot {what} in a user namespace: {error or 'it failed'}",
                         "run `minict cleanup`, or remove the store (--root) and load again")
+
+
+# ---- the container's side ---------------------------------------------------------------
+
+def clone_into_namespaces(kernel: sc.Kernel, flags: int, why: str) -> int:
+    """fork(), but born in new namespaces, CLONE_NEWUSER among them; returns
+    the child's pid (0 in the child). See Kernel.clone."""
+    try:
+        return kernel.clone(flags, why)
+    except OSError as exc:
+        raise RunFailed(f"the kernel refused a user namespace: clone: {os.strerror(exc.errno)}",
+                        "unprivileged user namespaces are disabled on this host "
+                        "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, "
+                        "or an AppArmor/SELinux policy); run minict as root") from None
+
+
+def in_user_namespace() -> bool:
+    """Is this process in a user namespace minict made (not the host's)?
+    The container's side asks this, not geteuid(): in there it is uid 0.
+    The host's namespace maps every id to itself: "0 0 4294967295"."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False

@@ -17,12 +17,16 @@
 - hpcshim imports nothing of minicontainer, and nothing that needs a compiler.
 - cgroups/ and network/ import nothing of runtime/.
 - oci/ (minict-oci, bundle -> process) imports nothing of image/, build/,
-  network/ or cli/, and nothing below it imports oci/.
+  network/ or the CLIs, and nothing below it imports oci/. minict-oci's own
+  CLI (oci_cli.py) does not import click (an engine runs it three times per
+  container).
 - Imports are at the top of a module, except those of optional or heavy
   dependencies, made where used: each says why on its line.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,13 +155,20 @@ def test_the_oci_runtime_knows_nothing_of_images_names_or_networks():
         names = imported(tree) + relative_imports(tree, path)
         found += [f"{where(path, line)}: {name}" for line, name in names
                   if name.split(".")[:2] in (["minicontainer", p] for p in
-                                             ("image", "build", "network", "cli"))]
+                                             ("image", "build", "network", "cli", "oci_cli"))]
     for package in ("runtime", "image", "build", "network", "cgroups"):
         for path, tree in modules(f"minicontainer/{package}"):
             names = imported(tree) + relative_imports(tree, path)
             found += [f"{where(path, line)}: {name}" for line, name in names
                       if name.startswith("minicontainer.oci")]
     assert found == [], "\n".join(found)
+
+
+def test_minict_oci_starts_without_click():
+    out = subprocess.run([sys.executable, "-c", "import sys, minicontainer.oci_cli; "
+                          "print('click' in sys.modules)"], capture_output=True, text=True,
+                         check=True, cwd=REPO).stdout
+    assert out.strip() == "False"
 
 
 def imports_in_functions(tree, source: str) -> list[tuple[int, str]]:

@@ -2,7 +2,7 @@
 
 The OCI runtime spec is the contract: an engine (podman, containerd,
 `minict run` in time) writes the bundle; this package makes it a process,
-driven by runc's command line (cli/oci.py). It knows no image, no
+driven by runc's command line (minicontainer/oci_cli.py). It knows no image, no
 container name and no network: only the bundle and its state directory.
 
   config.py     config.json read whole and checked: BadConfig / UnsupportedConfig, one

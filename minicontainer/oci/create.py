@@ -33,8 +33,8 @@ from pathlib import Path
 
 from .. import syscalls as sc
 from ..errors import ContainerExists, ContainerStateError, RunFailed, UnsupportedConfig
-from ..runtime.launch import error_from_child, read_all
-from ..runtime.rootless import clone_into_namespaces
+from ..runtime.command import error_from_child, read_all
+from ..idmap import clone_into_namespaces
 from . import cgroup as cgroups, config as config_file, hooks, idmaps, init, process, state
 
 READY_TIMEOUT = 60   # seconds create waits for init to report (a hook may take long)

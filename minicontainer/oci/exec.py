@@ -19,7 +19,7 @@ from .. import syscalls as sc
 from ..errors import BadConfig, ContainerStateError
 from ..runtime import security
 from ..runtime.command import exit_code_of
-from ..runtime.launch import error_from_child, read_all
+from ..runtime.command import error_from_child, read_all
 from . import config as config_file, init, process, state
 
 JOINED = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),

@@ -30,7 +30,7 @@ import socket
 from .. import syscalls as sc
 from ..runtime import mounts as kernel_files
 from ..runtime import rootfs
-from ..runtime.rootless import in_user_namespace
+from ..idmap import in_user_namespace
 from ..runtime.command import report_failure
 from ..errors import MinictError, RunFailed
 from . import hooks, mounts, process

@@ -22,7 +22,6 @@ from .. import syscalls as sc
 from ..errors import RunFailed
 from ..runtime import capabilities as caps
 from ..runtime import security
-from ..runtime.child import ensure_workdir
 from ..runtime.command import find_command
 from ..runtime.docker_flags import ULIMITS
 from ..runtime.syscall_filter import import_library
@@ -53,7 +52,7 @@ def prepare_cwd(kernel: sc.Kernel, process: dict) -> None:
     """process.cwd, made if it is missing (as runc does), checked before the
     container waits, so a cwd that cannot be entered fails `create`."""
     cwd = process.get("cwd", "/")
-    ensure_workdir(kernel, cwd)
+    security.ensure_workdir(kernel, cwd)
     if not os.path.isdir(cwd):
         raise RunFailed(f"process.cwd {cwd} is not a directory in the container",
                         "give a directory")

@@ -26,7 +26,8 @@ import socket
 from dataclasses import dataclass
 
 from .. import syscalls as sc
-from . import devices, mounts, networking, rootfs, rootless, security, syscall_filter, tty
+from .. import idmap
+from . import devices, mounts, networking, rootfs, security, syscall_filter, tty
 from .command import exec_command, run_or_report
 from .reaper import run_reaper
 
@@ -103,7 +104,7 @@ def _setup_and_exec(kernel, spec, record_dir, ch: Channels, close_early, nodev, 
         kernel.link_up("lo", "Bring up the loopback interface of the new network namespace "
                              "(it starts down)")
     setup_stdio(kernel, spec, ch)
-    ensure_workdir(kernel, spec.workdir)
+    security.ensure_workdir(kernel, spec.workdir)
     if spec.read_only:
         rootfs.remount_root_readonly(kernel)
     security.last_steps_before_exec(kernel, spec, ch.error_write)
@@ -151,7 +152,7 @@ def build_root(kernel, spec, record_dir, root, own_cgroup: bool = False,
     stand where root would have made the nodes with mknod.
     `shm`: --ipc container:'s /dev/shm (join_ipc's detached copy); with --ipc
     host the host's is bound; else the container has one of spec.shm_size."""
-    userns = rootless.in_user_namespace()   # without root: no mknod, user.* overlay xattrs
+    userns = idmap.in_user_namespace()   # without root: no mknod, user.* overlay xattrs
     rootfs.mount_overlay(kernel, spec.layer_dirs, record_dir, root, nodev, userxattr=userns)
     mounts.mount_proc(kernel, root)
     devices.populate_dev(kernel, root, spec.devices, spec.shm_size,
@@ -196,17 +197,3 @@ def setup_stdio(kernel, spec, ch: Channels) -> None:
     if ch.log_fd is not None:
         kernel.redirect_stdio(ch.log_fd, (1, 2), "Detached: stdout and stderr go to the log file")
         os.close(ch.log_fd)
-
-
-def ensure_workdir(kernel, workdir: str) -> None:
-    """docker creates a missing working directory; so do we (inside the
-    container's root: after pivot_root no path can lead outside it)."""
-    missing = []
-    path = workdir
-    while path != "/" and not os.path.lexists(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    for directory in reversed(missing):
-        kernel.mkdir(directory, 0o755, f"Create the working directory {directory}")
-
-

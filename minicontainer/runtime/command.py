@@ -9,6 +9,7 @@ the command it forks (reaper.py), and by `minict exec` (exec.py).
 - run_or_report runs the steps before execve; a failure becomes one JSON
   line on the error pipe (close-on-exec, so the owner reads end-of-file
   exactly when execve succeeded) and the process _exits with docker's code.
+- read_all and error_from_child: the owner's side of the error pipe.
 - exit_code_of turns a wait status into what a shell reports.
 """
 
@@ -18,7 +19,7 @@ import os
 import signal
 import stat
 
-from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed
+from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
 
 
 def run_or_report(error_fd: int, body) -> None:
@@ -43,6 +44,26 @@ def report_failure(fd: int, kind: str, message: str, hint: str | None) -> None:
         os.write(fd, json.dumps({"kind": kind, "message": message, "hint": hint}).encode() + b"\n")
     except OSError:
         pass
+
+
+def read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_from_child(data: bytes):
+    """Turn the child's one JSON line into the error class it named."""
+    try:
+        report = json.loads(data.decode(errors="replace").splitlines()[0])
+    except (ValueError, IndexError):
+        return RunFailed("the container's process failed before starting the command",
+                         f"it said: {data[:200]!r}")
+    classes = {"CommandNotFound": CommandNotFound, "CommandNotExecutable": CommandNotExecutable,
+               "UnknownUser": UnknownUser}
+    cls = classes.get(report.get("kind"), RunFailed)
+    return cls(report.get("message") or "the container failed to start", report.get("hint"))
 
 
 def start_command(kernel, spec, error_fd: int) -> None:

@@ -27,8 +27,8 @@ import socket
 from .. import syscalls as sc
 from ..errors import BadArgument, ContainerNotRunning
 from . import child, device_access, rootless, security, state
-from .command import exec_command, exit_code_of, run_or_report
-from .launch import Started, error_from_child, read_all
+from .command import error_from_child, exec_command, exit_code_of, read_all, run_or_report
+from .launch import Started
 from .lifecycle import wait_in_foreground
 from .process import is_alive
 from .resources import join_existing

@@ -20,16 +20,16 @@ foreground `minict run`, or the supervisor of a detached one. It
    failed and says why.
 """
 
-import json
 import os
 import signal
 import socket
 from dataclasses import dataclass
 
-from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
+from ..errors import MinictError
 from .. import idmap
 from .. import syscalls as sc
 from . import child, device_access, joining, networking, rootless, state, tty, usernet
+from .command import error_from_child, read_all
 from .resources import make_cgroup
 
 
@@ -189,7 +189,7 @@ def _clone_into_user_namespace(kernel, spec, store_root, container_main) -> int:
     flags = sc.CLONE_NEWUSER | sc.CLONE_NEWPID
     if spec.network != "host":
         flags |= sc.CLONE_NEWNET
-    pid = rootless.clone_into_namespaces(
+    pid = idmap.clone_into_namespaces(
         kernel, flags, "Without root: the first process is born in a new user namespace, and "
                        "in PID and network namespaces that belong to it")
     if pid == 0:
@@ -200,26 +200,6 @@ def _clone_into_user_namespace(kernel, spec, store_root, container_main) -> int:
         kill_and_reap(kernel, pid)
         raise
     return pid
-
-
-def read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def error_from_child(data: bytes):
-    """Turn the child's one JSON line into the error class it named."""
-    try:
-        report = json.loads(data.decode(errors="replace").splitlines()[0])
-    except (ValueError, IndexError):
-        return RunFailed("the container's process failed before starting the command",
-                         f"it said: {data[:200]!r}")
-    classes = {"CommandNotFound": CommandNotFound, "CommandNotExecutable": CommandNotExecutable,
-               "UnknownUser": UnknownUser}
-    cls = classes.get(report.get("kind"), RunFailed)
-    return cls(report.get("message") or "the container failed to start", report.get("hint"))
 
 
 def kill_and_reap(kernel, pid: int) -> None:

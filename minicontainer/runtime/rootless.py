@@ -149,18 +149,6 @@ def default_network(kernel: sc.Kernel) -> str:
     return "none"
 
 
-def clone_into_namespaces(kernel: sc.Kernel, flags: int, why: str) -> int:
-    """fork(), but born in new namespaces, CLONE_NEWUSER among them; returns
-    the child's pid (0 in the child). See Kernel.clone."""
-    try:
-        return kernel.clone(flags, why)
-    except OSError as exc:
-        raise RunFailed(f"the kernel refused a user namespace: clone: {os.strerror(exc.errno)}",
-                        "unprivileged user namespaces are disabled on this host "
-                        "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, "
-                        "or an AppArmor/SELinux policy); run minict as root") from None
-
-
 def choose_id_map(kernel: sc.Kernel, store_root) -> idmap.IdMap:
     """The container's map is its store's (idmap.of_store): the layers'
     files are owned through it. Narrated, with why it is that one."""
@@ -171,14 +159,3 @@ def choose_id_map(kernel: sc.Kernel, store_root) -> idmap.IdMap:
                   "used; a new store (--root) would keep the image's owners")
     kernel.explain(f"Id map of the user namespace: {chosen.describe()}. Why: {reason}")
     return chosen
-
-
-def in_user_namespace() -> bool:
-    """Is this process in a user namespace minict made (not the host's)?
-    The container's side asks this, not geteuid(): in there it is uid 0.
-    The host's namespace maps every id to itself: "0 0 4294967295"."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False

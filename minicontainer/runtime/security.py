@@ -156,3 +156,15 @@ def make_non_dumpable(kernel: sc.Kernel, why: str | None = None) -> None:
     kernel.set_dumpable(False, why or "Make this process non-dumpable before it enters the "
                                       "container, so /proc/PID/exe cannot be opened from inside "
                                       "(CVE-2019-5736)")
+
+
+def ensure_workdir(kernel, workdir: str) -> None:
+    """docker creates a missing working directory; so do we (inside the
+    container's root: after pivot_root no path can lead outside it)."""
+    missing = []
+    path = workdir
+    while path != "/" and not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        kernel.mkdir(directory, 0o755, f"Create the working directory {directory}")

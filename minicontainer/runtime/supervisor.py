@@ -24,7 +24,8 @@ from .. import syscalls as sc
 from ..errors import MinictError, RunFailed
 from . import networking, state, tty, usernet
 from .command import exit_code_of
-from .launch import error_from_child, launch, read_all
+from .command import error_from_child, read_all
+from .launch import launch
 from .resources import release
 
 

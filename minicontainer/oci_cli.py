@@ -1,0 +1,202 @@
+"""`minict-oci`: minict's runtime half, with runc's command line.
+
+An engine (podman, containerd, CRI-O) writes a bundle and runs its runtime
+once per step: `create --bundle B ID`, `start ID`, `state ID`, `kill ID
+SIG`, `delete ID`, `exec --process F ID`. This is that command line, so
+`podman --runtime minict-oci` and `ctr run --runc-binary minict-oci` work;
+minicontainer/oci does the work. Parse, call one function, print.
+
+Why argparse here, and not click as minict's CLI (minicontainer/cli/)?
+An engine starts its runtime three times for every container (create,
+start, delete), and importing click costs more than runc's whole run
+(bench/start): the standard library's parser starts in a fraction of it.
+
+Errors are one line on stderr (and, with --log, a line in the log file in
+--log-format, which is where conmon and containerd's shim look for them),
+with the exit code of the error's class (minicontainer/errors.py).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import BadArgument, MinictError, UnsupportedConfig
+from .oci import create as creation, defaults, exec as execution, lifecycle, state
+from .syscalls import Kernel, Narrator
+
+VERSION = "minict-oci version 0.1\nspec: " + state.OCI_VERSION
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A usage error is one line too (exit 2, as click's and runc's)."""
+        sys.stderr.write(f"minict-oci: {message} (see minict-oci --help)\n")
+        sys.exit(2)
+
+
+def parser() -> Parser:
+    top = Parser(prog="minict-oci", description="An OCI runtime with runc's command line.")
+    top.add_argument("--version", action="version", version=VERSION)
+    top.add_argument("--root", metavar="DIR", help="where the containers' state lives (default "
+                     "/run/minict-oci; for a user $XDG_RUNTIME_DIR/minict-oci)")
+    top.add_argument("--log", metavar="FILE", help="errors (and, with --debug, the narration)")
+    top.add_argument("--log-format", choices=["text", "json"], default="text")
+    top.add_argument("--debug", action="store_true", help="narrate every step (into --log)")
+    top.add_argument("--explain", action="store_true", default=bool(os.environ.get(
+        "MINICT_EXPLAIN")), help="narrate every kernel-facing step on stderr")
+    top.add_argument("--systemd-cgroup", action="store_true", help="refused: no systemd driver")
+    top.add_argument("--cgroup-manager", choices=["cgroupfs", "disabled", "systemd"],
+                     default="cgroupfs", help="crun's flag, which podman passes")
+    top.add_argument("--rootless", choices=["auto", "true", "false"], default="auto",
+                     help="accepted for runc's callers")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name, help_text, *arguments):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        for flags, options in arguments:
+            sub.add_argument(*flags, **options)
+        return sub
+
+    bundle = (["--bundle", "-b"], {"default": ".", "metavar": "DIR"})
+    pid_file = (["--pid-file"], {"metavar": "FILE"})
+    console = (["--console-socket"], {"metavar": "SOCKET"})
+    preserve = (["--preserve-fds"], {"type": int, "default": 0})
+    accepted = [(["--no-pivot"], {"action": "store_true", "help": "accepted; always pivot_root"}),
+                (["--no-new-keyring"], {"action": "store_true", "help": "accepted"})]
+    container = (["id"], {"metavar": "ID"})
+    fmt = (["--format", "-f"], {"choices": ["table", "json"], "default": "table"})
+
+    command("create", "make the container; it waits for `start`", bundle, pid_file, console,
+            preserve, *accepted, container)
+    command("start", "run the command of a created container", container)
+    command("run", "create + start (+ wait and delete, without --detach)", bundle, pid_file,
+            console, preserve, (["--detach", "-d"], {"action": "store_true"}), *accepted,
+            container)
+    command("state", "the runtime spec's state JSON", container)
+    command("kill", "send a signal (TERM, SIGKILL, 9...)", (["--all", "-a"],
+            {"action": "store_true", "dest": "every"}), container,
+            (["signal"], {"nargs": "?", "default": "TERM"}))
+    command("delete", "remove a stopped container (--force: kill it first)",
+            (["--force", "-f"], {"action": "store_true"}), container)
+    command("exec", "run another process in a running container",
+            (["--process", "-p"], {"metavar": "FILE"}), (["--tty", "-t"], {"action": "store_true"}),
+            (["--detach", "-d"], {"action": "store_true"}), pid_file, console,
+            (["--env", "-e"], {"action": "append", "default": []}), (["--cwd"], {}), preserve,
+            container, (["args"], {"nargs": argparse.REMAINDER}))
+    command("ps", "the container's processes (host pids)", fmt, container,
+            (["ps_args"], {"nargs": "*"}))
+    command("list", "every container in --root", fmt,
+            (["--quiet", "-q"], {"action": "store_true"}))
+    command("spec", "write a starting config.json (as `runc spec`)", bundle,
+            (["--rootless"], {"action": "store_true"}))
+    command("features", "what this runtime supports (runtime-spec features.md)")
+    command("pause", "freeze every process (cgroup v2 freezer)", container)
+    command("resume", "thaw a paused container", container)
+    command("update", "new linux.resources limits for a running container",
+            (["--resources", "-r"], {"metavar": "FILE|-", "required": True}), container)
+    return top
+
+
+class Session:
+    """The global flags, the narrating kernel, and the --log file."""
+
+    def __init__(self, args):
+        self.root = Path(args.root) if args.root else state.default_root()
+        self.log, self.log_format = args.log, args.log_format
+        fd = None
+        if args.debug and args.log:
+            fd = os.open(args.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.kernel = Kernel(Narrator(bool(args.debug or args.explain), fd))
+
+    def write_log(self, level: str, message: str) -> None:
+        if not self.log:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = (json.dumps({"level": level, "msg": message, "time": stamp})
+                if self.log_format == "json" else f"{stamp} {level}: {message}")
+        try:
+            with open(self.log, "a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass
+
+
+def dispatch(args, s: Session) -> int:
+    """One library call per command; returns the exit code."""
+    k, root, name = s.kernel, s.root, args.command
+    if name == "create":
+        creation.create(k, root, args.id, args.bundle, pid_file=args.pid_file,
+                        console_socket=args.console_socket, preserve_fds=args.preserve_fds)
+    elif name == "start":
+        creation.start(k, root, args.id)
+    elif name == "run":
+        return lifecycle.run(k, root, args.id, args.bundle, detach=args.detach,
+                             pid_file=args.pid_file, console_socket=args.console_socket,
+                             preserve_fds=args.preserve_fds)
+    elif name == "state":
+        print(json.dumps(state.oci_state(root, state.load(root, args.id)), indent=2))
+    elif name == "kill":
+        lifecycle.kill(k, root, args.id, lifecycle.parse_signal(args.signal), args.every)
+    elif name == "delete":
+        if not (args.force and not (root / args.id / "state.json").exists()):
+            lifecycle.delete(k, root, args.id, args.force)   # runc: --force of none succeeds
+    elif name == "exec":
+        if not args.process and not args.args:
+            raise BadArgument("exec needs --process FILE or a command", "e.g. exec ID sh -c ps")
+        proc = execution.process_of(state.load(root, args.id), args.process, args.args,
+                                    tty=args.tty, env=args.env, cwd=args.cwd)
+        return execution.exec_in(k, root, args.id, proc, detach=args.detach,
+                                 pid_file=args.pid_file, console_socket=args.console_socket)
+    elif name == "ps":
+        rows = lifecycle.ps_rows(root, args.id)
+        print(json.dumps([pid for pid, _ in rows]) if args.format == "json" else
+              "\n".join(["PID\tCMD", *(f"{pid}\t{command}" for pid, command in rows)]))
+    elif name == "list":
+        print_list(lifecycle.list_rows(root), args.format, args.quiet)
+    elif name == "spec":
+        path = Path(args.bundle) / "config.json"
+        if path.exists():
+            raise BadArgument(f"{path} exists already", "remove it first, or give another --bundle")
+        path.write_text(json.dumps(defaults.default_spec(args.rootless), indent=2) + "\n")
+    elif name == "features":
+        print(json.dumps(defaults.features(), indent=2))
+    elif name in ("pause", "resume"):
+        lifecycle.freeze(k, root, args.id, name == "pause")
+    elif name == "update":
+        text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
+        lifecycle.update(k, root, args.id, text)
+    return 0
+
+
+def print_list(rows, fmt: str, quiet: bool) -> None:
+    if quiet:
+        print("\n".join(row["id"] for row in rows) if rows else "", end="\n" if rows else "")
+    elif fmt == "json":
+        print(json.dumps(rows))
+    else:
+        print("ID\tPID\tSTATUS\tBUNDLE\tCREATED")
+        for row in rows:
+            print(f"{row['id']}\t{row['pid']}\t{row['status']}\t{row['bundle']}\t{row['created']}")
+
+
+def main(argv=None):
+    """Console-script entry point: one line and the error's code on failure."""
+    args = parser().parse_args(argv)
+    session = None
+    try:
+        if args.systemd_cgroup or args.cgroup_manager == "systemd":
+            raise UnsupportedConfig("--systemd-cgroup: minict-oci has no systemd cgroup driver",
+                                    "podman: --cgroup-manager=cgroupfs; containerd: "
+                                    "SystemdCgroup = false")
+        session = Session(args)
+        sys.exit(dispatch(args, session))
+    except MinictError as exc:
+        if session is not None:
+            session.write_log("error", exc.one_line())
+        sys.stderr.write(f"minict-oci: {exc.one_line()}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
