@@ -136,13 +136,19 @@ def test_hpcshim_stays_apart_from_minicontainer():
     assert found == [], "\n".join(found)
 
 
-@pytest.mark.parametrize("package", ["cgroups", "network"])
-def test_cgroups_and_network_import_nothing_of_runtime(package):
+def imports_matching(package: str, forbidden) -> list[str]:
+    """`file:line: name` of each import in minicontainer/PACKAGE for which
+    forbidden(name) holds."""
     found = []
     for path, tree in modules(f"minicontainer/{package}"):
         names = imported(tree) + relative_imports(tree, path)
-        found += [f"{where(path, line)}: {name}" for line, name in names
-                  if name.startswith("minicontainer.runtime")]
+        found += [f"{where(path, line)}: {name}" for line, name in names if forbidden(name)]
+    return found
+
+
+@pytest.mark.parametrize("package", ["cgroups", "network"])
+def test_cgroups_and_network_import_nothing_of_runtime(package):
+    found = imports_matching(package, lambda name: name.startswith("minicontainer.runtime"))
     assert found == [], "\n".join(found)
 
 
@@ -150,17 +156,11 @@ def test_the_oci_runtime_knows_nothing_of_images_names_or_networks():
     """minict-oci turns a bundle into a process (oci/): like runc, it knows
     no image, no container name, no network, and no command line above it;
     and minict's own runtime does not lean on it."""
-    found = []
-    for path, tree in modules("minicontainer/oci"):
-        names = imported(tree) + relative_imports(tree, path)
-        found += [f"{where(path, line)}: {name}" for line, name in names
-                  if name.split(".")[:2] in (["minicontainer", p] for p in
-                                             ("image", "build", "network", "cli", "oci_cli"))]
+    above = {"image", "build", "network", "cli", "oci_cli"}
+    found = imports_matching("oci", lambda name: name.split(".")[0] == "minicontainer"
+                             and name.split(".")[1:2] and name.split(".")[1] in above)
     for package in ("runtime", "image", "build", "network", "cgroups"):
-        for path, tree in modules(f"minicontainer/{package}"):
-            names = imported(tree) + relative_imports(tree, path)
-            found += [f"{where(path, line)}: {name}" for line, name in names
-                      if name.startswith("minicontainer.oci")]
+        found += imports_matching(package, lambda name: name.startswith("minicontainer.oci"))
     assert found == [], "\n".join(found)
 
 

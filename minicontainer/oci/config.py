@@ -89,10 +89,7 @@ def load(bundle: Path) -> dict:
 
 def check(config, bundle: Path) -> dict:
     _object(config, "config.json")
-    for key in config:
-        if key not in KNOWN_TOP:
-            raise UnsupportedConfig(f"config.json: unknown field {key!r}",
-                                    "minict-oci reads the OCI runtime spec 1.x fields only")
+    _only_known(config, KNOWN_TOP, "")
     _refuse_unsupported(config)
     _string(config.get("ociVersion"), "ociVersion", required=True)
     if not config["ociVersion"].startswith("1."):
@@ -108,6 +105,13 @@ def check(config, bundle: Path) -> dict:
     _string_map(config.get("annotations", {}), "annotations")
     _check_linux(config.get("linux", {}), config)
     return config
+
+
+def _only_known(part: dict, known: set, prefix: str) -> None:
+    for key in part:
+        if key not in known:
+            raise UnsupportedConfig(f"config.json: unknown field {prefix}{key}",
+                                    "minict-oci reads the OCI runtime spec 1.x fields only")
 
 
 def _refuse_unsupported(config: dict) -> None:
@@ -227,10 +231,7 @@ def _check_hooks(hooks) -> None:
 
 def _check_linux(linux, config: dict) -> None:
     _object(linux, "linux")
-    for key in linux:
-        if key not in KNOWN_LINUX:
-            raise UnsupportedConfig(f"config.json: unknown field linux.{key}",
-                                    "minict-oci reads the OCI runtime spec 1.x fields only")
+    _only_known(linux, KNOWN_LINUX, "linux.")
     kinds = set()
     for i, ns in enumerate(_list(linux.get("namespaces", []), "linux.namespaces")):
         where = f"linux.namespaces[{i}]"
