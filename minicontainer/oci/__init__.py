@@ -7,6 +7,7 @@ container name and no network: only the bundle and its state directory.
 
   config.py     config.json read whole and checked: BadConfig / UnsupportedConfig, one
                 line naming the field, before anything is made
+  fields.py     each value's JSON type checked, the field named in the error
   seccomp.py    linux.seccomp (the spec's profile format) -> a libseccomp filter
   state.py      ROOT/ID/state.json and exec.fifo; the status read from the kernel
   create.py     create: the state dir, the cgroup, init forked into its namespaces;

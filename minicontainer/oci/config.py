@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..errors import BadConfig, UnsupportedConfig
 from ..runtime.capabilities import NUMBERS as CAPABILITY_NUMBERS
+from . import fields
 from .seccomp import check as check_seccomp
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup")
@@ -65,6 +66,19 @@ UNSUPPORTED = {
     "zos": "z/OS containers are not supported",
 }
 
+# Limits in linux.resources that minict-oci does not set (refused when
+# asked), and values that ask nothing (cgroup v2 is always hierarchical).
+NOT_DONE = {"kernel": "kernel memory limits are not supported (gone in cgroup v2)",
+            "kernelTCP": "kernel TCP memory limits are not supported",
+            "swappiness": "swappiness is not supported (cgroup v1 only)",
+            "disableOOMKiller": "disabling the OOM killer is not supported",
+            "realtimeRuntime": "real-time CPU limits are not supported",
+            "realtimePeriod": "real-time CPU limits are not supported",
+            "burst": "CPU burst is not supported", "mems": "cpuset.mems is not supported",
+            "idle": "SCHED_IDLE cgroups are not supported"}
+HARMLESS = {("useHierarchy", True), ("disableOOMKiller", False), ("checkBeforeUpdate", False),
+            ("checkBeforeUpdate", True), ("mems", ""), ("idle", 0)}
+
 # What minict-oci reads, for `features` (and the checks below).
 KNOWN_TOP = {"ociVersion", "root", "process", "hostname", "mounts", "hooks", "annotations",
              "linux", "domainname", "solaris", "windows", "vm", "zos"}
@@ -88,21 +102,21 @@ def load(bundle: Path) -> dict:
 
 
 def check(config, bundle: Path) -> dict:
-    _object(config, "config.json")
+    fields.an_object(config, "config.json")
     _only_known(config, KNOWN_TOP, "")
     _refuse_unsupported(config)
-    _string(config.get("ociVersion"), "ociVersion", required=True)
+    fields.a_string(config.get("ociVersion"), "ociVersion", required=True)
     if not config["ociVersion"].startswith("1."):
         raise BadConfig(f"ociVersion {config['ociVersion']!r} is not a 1.x runtime spec",
                         "minict-oci reads runtime spec 1.x")
     _check_root(config.get("root"), bundle)
     check_process(config.get("process"))
     if "hostname" in config:
-        _string(config["hostname"], "hostname")
-    for i, mount in enumerate(_list(config.get("mounts", []), "mounts")):
+        fields.a_string(config["hostname"], "hostname")
+    for i, mount in enumerate(fields.a_list(config.get("mounts", []), "mounts")):
         _check_mount(mount, f"mounts[{i}]")
     _check_hooks(config.get("hooks", {}))
-    _string_map(config.get("annotations", {}), "annotations")
+    fields.string_map(config.get("annotations", {}), "annotations")
     _check_linux(config.get("linux", {}), config)
     return config
 
@@ -127,9 +141,9 @@ def _refuse_unsupported(config: dict) -> None:
 # ---- the parts ------------------------------------------------------------------------------
 
 def _check_root(root, bundle: Path) -> None:
-    _object(root, "root", required=True)
-    path = _string(root.get("path"), "root.path", required=True)
-    _bool(root.get("readonly"), "root.readonly")
+    fields.an_object(root, "root", required=True)
+    path = fields.a_string(root.get("path"), "root.path", required=True)
+    fields.a_bool(root.get("readonly"), "root.readonly")
     full = Path(path) if path.startswith("/") else bundle / path
     if not full.is_dir():
         raise BadConfig(f"root.path: {full} is not a directory",
@@ -137,55 +151,55 @@ def _check_root(root, bundle: Path) -> None:
 
 
 def check_process(process) -> None:
-    _object(process, "process", required=True)
-    args = _list(process.get("args"), "process.args", required=True)
+    fields.an_object(process, "process", required=True)
+    args = fields.a_list(process.get("args"), "process.args", required=True)
     if not args or not all(isinstance(a, str) for a in args):
         raise BadConfig("process.args must be a non-empty list of strings",
                         'e.g. "args": ["sh"]')
-    _bool(process.get("terminal"), "process.terminal")
+    fields.a_bool(process.get("terminal"), "process.terminal")
     if "consoleSize" in process:
-        size = _object(process["consoleSize"], "process.consoleSize")
+        size = fields.an_object(process["consoleSize"], "process.consoleSize")
         for key in ("height", "width"):
-            _uint(size.get(key), f"process.consoleSize.{key}", required=True)
-    for i, item in enumerate(_list(process.get("env", []), "process.env")):
+            fields.a_uint(size.get(key), f"process.consoleSize.{key}", required=True)
+    for i, item in enumerate(fields.a_list(process.get("env", []), "process.env")):
         if not isinstance(item, str) or "=" not in item:
             raise BadConfig(f"process.env[{i}] is not NAME=value", 'e.g. "PATH=/bin"')
-    cwd = _string(process.get("cwd"), "process.cwd", required=True)
-    _absolute(cwd, "process.cwd")
-    user = _object(process.get("user", {}), "process.user")
-    _uint(user.get("uid"), "process.user.uid", required=True)
-    _uint(user.get("gid"), "process.user.gid", required=True)
-    _uint(user.get("umask"), "process.user.umask")
-    for i, gid in enumerate(_list(user.get("additionalGids", []), "process.user.additionalGids")):
-        _uint(gid, f"process.user.additionalGids[{i}]")
+    cwd = fields.a_string(process.get("cwd"), "process.cwd", required=True)
+    fields.absolute(cwd, "process.cwd")
+    user = fields.an_object(process.get("user", {}), "process.user")
+    fields.a_uint(user.get("uid"), "process.user.uid", required=True)
+    fields.a_uint(user.get("gid"), "process.user.gid", required=True)
+    fields.a_uint(user.get("umask"), "process.user.umask")
+    for i, gid in enumerate(fields.a_list(user.get("additionalGids", []), "process.user.additionalGids")):
+        fields.a_uint(gid, f"process.user.additionalGids[{i}]")
     if user.get("username"):
         raise UnsupportedConfig("config.json: process.user.username is for Windows",
                                 "give uid and gid")
-    caps = _object(process.get("capabilities", {}), "process.capabilities")
+    caps = fields.an_object(process.get("capabilities", {}), "process.capabilities")
     for name, values in caps.items():
         if name not in CAPABILITY_SETS:
             raise BadConfig(f"process.capabilities.{name} is not a capability set",
                             f"use {', '.join(CAPABILITY_SETS)}")
-        for i, cap in enumerate(_list(values, f"process.capabilities.{name}")):
+        for i, cap in enumerate(fields.a_list(values, f"process.capabilities.{name}")):
             _capability(cap, f"process.capabilities.{name}[{i}]")
     seen = set()
-    for i, limit in enumerate(_list(process.get("rlimits", []), "process.rlimits")):
+    for i, limit in enumerate(fields.a_list(process.get("rlimits", []), "process.rlimits")):
         where = f"process.rlimits[{i}]"
-        _object(limit, where)
-        kind = _string(limit.get("type"), f"{where}.type", required=True)
+        fields.an_object(limit, where)
+        kind = fields.a_string(limit.get("type"), f"{where}.type", required=True)
         if kind not in RLIMIT_NAMES:
             raise BadConfig(f"{where}.type {kind!r} is not an rlimit", "e.g. RLIMIT_NOFILE")
         if kind in seen:
             raise BadConfig(f"{where}: {kind} is given twice", "give each rlimit once")
         seen.add(kind)
-        soft = _uint(limit.get("soft"), f"{where}.soft", required=True)
-        hard = _uint(limit.get("hard"), f"{where}.hard", required=True)
+        soft = fields.a_uint(limit.get("soft"), f"{where}.soft", required=True)
+        hard = fields.a_uint(limit.get("hard"), f"{where}.hard", required=True)
         if soft > hard:
             raise BadConfig(f"{where}: soft limit {soft} is above the hard limit {hard}",
                             "make soft <= hard")
-    _bool(process.get("noNewPrivileges"), "process.noNewPrivileges")
+    fields.a_bool(process.get("noNewPrivileges"), "process.noNewPrivileges")
     if process.get("oomScoreAdj") is not None:
-        score = _int(process["oomScoreAdj"], "process.oomScoreAdj")
+        score = fields.an_int(process["oomScoreAdj"], "process.oomScoreAdj")
         if not -1000 <= score <= 1000:
             raise BadConfig(f"process.oomScoreAdj {score} is outside -1000..1000", "")
 
@@ -196,13 +210,13 @@ def _capability(name, where: str) -> None:
 
 
 def _check_mount(mount, where: str) -> None:
-    _object(mount, where)
-    destination = _string(mount.get("destination"), f"{where}.destination", required=True)
-    _absolute(destination, f"{where}.destination")
-    _string(mount.get("type"), f"{where}.type")
-    _string(mount.get("source"), f"{where}.source")
-    for i, option in enumerate(_list(mount.get("options", []), f"{where}.options")):
-        _string(option, f"{where}.options[{i}]")
+    fields.an_object(mount, where)
+    destination = fields.a_string(mount.get("destination"), f"{where}.destination", required=True)
+    fields.absolute(destination, f"{where}.destination")
+    fields.a_string(mount.get("type"), f"{where}.type")
+    fields.a_string(mount.get("source"), f"{where}.source")
+    for i, option in enumerate(fields.a_list(mount.get("options", []), f"{where}.options")):
+        fields.a_string(option, f"{where}.options[{i}]")
     for key in ("uidMappings", "gidMappings"):
         if mount.get(key):
             raise UnsupportedConfig(f"config.json: {where}.{key}: id-mapped mounts are not "
@@ -210,33 +224,33 @@ def _check_mount(mount, where: str) -> None:
 
 
 def _check_hooks(hooks) -> None:
-    _object(hooks, "hooks")
+    fields.an_object(hooks, "hooks")
     for name, entries in hooks.items():
         if name not in HOOK_NAMES:
             raise BadConfig(f"hooks.{name} is not a hook", f"use {', '.join(HOOK_NAMES)}")
-        for i, hook in enumerate(_list(entries, f"hooks.{name}")):
+        for i, hook in enumerate(fields.a_list(entries, f"hooks.{name}")):
             where = f"hooks.{name}[{i}]"
-            _object(hook, where)
-            path = _string(hook.get("path"), f"{where}.path", required=True)
-            _absolute(path, f"{where}.path")
+            fields.an_object(hook, where)
+            path = fields.a_string(hook.get("path"), f"{where}.path", required=True)
+            fields.absolute(path, f"{where}.path")
             if name not in ("createContainer", "startContainer") and not os.access(path, os.X_OK):
                 raise BadConfig(f"{where}.path: {path} is not an executable file",
                                 "give the absolute path of an existing program")
             for key in ("args", "env"):
-                for j, item in enumerate(_list(hook.get(key, []), f"{where}.{key}")):
-                    _string(item, f"{where}.{key}[{j}]")
-            if hook.get("timeout") is not None and _int(hook["timeout"], f"{where}.timeout") <= 0:
+                for j, item in enumerate(fields.a_list(hook.get(key, []), f"{where}.{key}")):
+                    fields.a_string(item, f"{where}.{key}[{j}]")
+            if hook.get("timeout") is not None and fields.an_int(hook["timeout"], f"{where}.timeout") <= 0:
                 raise BadConfig(f"{where}.timeout must be more than 0 seconds", "")
 
 
 def _check_linux(linux, config: dict) -> None:
-    _object(linux, "linux")
+    fields.an_object(linux, "linux")
     _only_known(linux, KNOWN_LINUX, "linux.")
     kinds = set()
-    for i, ns in enumerate(_list(linux.get("namespaces", []), "linux.namespaces")):
+    for i, ns in enumerate(fields.a_list(linux.get("namespaces", []), "linux.namespaces")):
         where = f"linux.namespaces[{i}]"
-        _object(ns, where)
-        kind = _string(ns.get("type"), f"{where}.type", required=True)
+        fields.an_object(ns, where)
+        kind = fields.a_string(ns.get("type"), f"{where}.type", required=True)
         if kind == "time":
             raise UnsupportedConfig(f"config.json: {where}: time namespaces are not supported "
                                     f"by minict-oci", "remove it")
@@ -247,7 +261,7 @@ def _check_linux(linux, config: dict) -> None:
             raise BadConfig(f"{where}: the {kind} namespace is given twice", "give each once")
         kinds.add(kind)
         if ns.get("path"):
-            _absolute(_string(ns["path"], f"{where}.path"), f"{where}.path")
+            fields.absolute(fields.a_string(ns["path"], f"{where}.path"), f"{where}.path")
             if not os.path.exists(ns["path"]):
                 raise BadConfig(f"{where}.path: {ns['path']} does not exist",
                                 "give /proc/PID/ns/TYPE of a running process")
@@ -255,9 +269,9 @@ def _check_linux(linux, config: dict) -> None:
         raise BadConfig("hostname is set, but there is no uts namespace to set it in",
                         'add {"type": "uts"} to linux.namespaces')
     for key in ("uidMappings", "gidMappings"):
-        for i, entry in enumerate(_list(linux.get(key, []), f"linux.{key}")):
+        for i, entry in enumerate(fields.a_list(linux.get(key, []), f"linux.{key}")):
             for field in ("containerID", "hostID", "size"):
-                _uint(_object(entry, f"linux.{key}[{i}]").get(field), f"linux.{key}[{i}].{field}",
+                fields.a_uint(fields.an_object(entry, f"linux.{key}[{i}]").get(field), f"linux.{key}[{i}].{field}",
                       required=True)
     if (linux.get("uidMappings") or linux.get("gidMappings")) and "user" not in kinds:
         raise BadConfig("linux.uidMappings are given, but there is no user namespace",
@@ -270,30 +284,30 @@ def _check_linux(linux, config: dict) -> None:
     if any(ns.get("type") == "user" and ns.get("path") for ns in linux.get("namespaces", [])):
         raise UnsupportedConfig("config.json: linux.namespaces: joining a user namespace by path "
                                 "is not supported by minict-oci", "give mappings for a new one")
-    for i, dev in enumerate(_list(linux.get("devices", []), "linux.devices")):
+    for i, dev in enumerate(fields.a_list(linux.get("devices", []), "linux.devices")):
         where = f"linux.devices[{i}]"
-        _object(dev, where)
-        _absolute(_string(dev.get("path"), f"{where}.path", required=True), f"{where}.path")
-        if _string(dev.get("type"), f"{where}.type", required=True) not in ("c", "b", "u", "p"):
+        fields.an_object(dev, where)
+        fields.absolute(fields.a_string(dev.get("path"), f"{where}.path", required=True), f"{where}.path")
+        if fields.a_string(dev.get("type"), f"{where}.type", required=True) not in ("c", "b", "u", "p"):
             raise BadConfig(f"{where}.type must be c, b, u or p", "")
         for key in ("major", "minor"):
             if dev["type"] != "p":
-                _int(dev.get(key), f"{where}.{key}", required=True)
+                fields.an_int(dev.get(key), f"{where}.{key}", required=True)
         for key in ("fileMode", "uid", "gid"):
-            _uint(dev.get(key), f"{where}.{key}")
-    _string(linux.get("cgroupsPath"), "linux.cgroupsPath")
+            fields.a_uint(dev.get(key), f"{where}.{key}")
+    fields.a_string(linux.get("cgroupsPath"), "linux.cgroupsPath")
     check_resources(linux.get("resources", {}))
     for key in ("maskedPaths", "readonlyPaths"):
-        for i, path in enumerate(_list(linux.get(key, []), f"linux.{key}")):
-            _absolute(_string(path, f"linux.{key}[{i}]"), f"linux.{key}[{i}]")
-    if _string(linux.get("rootfsPropagation", ""), "linux.rootfsPropagation") not in PROPAGATIONS:
+        for i, path in enumerate(fields.a_list(linux.get(key, []), f"linux.{key}")):
+            fields.absolute(fields.a_string(path, f"linux.{key}[{i}]"), f"linux.{key}[{i}]")
+    if fields.a_string(linux.get("rootfsPropagation", ""), "linux.rootfsPropagation") not in PROPAGATIONS:
         raise BadConfig(f"linux.rootfsPropagation {linux['rootfsPropagation']!r} is not a "
                         f"propagation", f"use one of {', '.join(p for p in PROPAGATIONS if p)}")
-    _string_map(linux.get("sysctl", {}), "linux.sysctl")
+    fields.string_map(linux.get("sysctl", {}), "linux.sysctl")
     if linux.get("seccomp") is not None:
         check_seccomp(linux["seccomp"])
     if linux.get("personality") is not None:
-        personality = _object(linux["personality"], "linux.personality")
+        personality = fields.an_object(linux["personality"], "linux.personality")
         if personality.get("domain") not in ("LINUX", "LINUX32"):
             raise BadConfig("linux.personality.domain must be LINUX or LINUX32", "")
         if personality.get("flags"):
@@ -302,11 +316,11 @@ def _check_linux(linux, config: dict) -> None:
 
 
 def check_resources(resources) -> None:
-    _object(resources, "linux.resources")
-    for i, rule in enumerate(_list(resources.get("devices", []), "linux.resources.devices")):
+    fields.an_object(resources, "linux.resources")
+    for i, rule in enumerate(fields.a_list(resources.get("devices", []), "linux.resources.devices")):
         where = f"linux.resources.devices[{i}]"
-        _object(rule, where)
-        _bool(rule.get("allow"), f"{where}.allow", required=True)
+        fields.an_object(rule, where)
+        fields.a_bool(rule.get("allow"), f"{where}.allow", required=True)
         if rule.get("type", "a") not in ("a", "c", "b"):
             raise BadConfig(f"{where}.type must be a, c or b", "")
         access = rule.get("access", "rwm")
@@ -314,87 +328,20 @@ def check_resources(resources) -> None:
             raise BadConfig(f"{where}.access {access!r} is not letters from rwm", "")
         for key in ("major", "minor"):
             if rule.get(key) is not None:
-                _int(rule[key], f"{where}.{key}")
-    for group, keys in (("memory", ("limit", "reservation", "swap", "kernel", "kernelTCP",
-                                    "swappiness")),
-                        ("cpu", ("shares", "quota", "period", "realtimeRuntime",
-                                 "realtimePeriod", "burst")),
-                        ("pids", ("limit",))):
-        values = _object(resources.get(group, {}), f"linux.resources.{group}")
+                fields.an_int(rule[key], f"{where}.{key}")
+    for group, keys in (("memory", ("limit", "reservation", "swap")),
+                        ("cpu", ("shares", "quota", "period")), ("pids", ("limit",))):
+        values = fields.an_object(resources.get(group, {}), f"linux.resources.{group}")
         for key, value in values.items():
-            if key in keys and value is not None:
-                _int(value, f"linux.resources.{group}.{key}")
-            elif key in ("cpus", "mems", "idle", "disableOOMKiller", "useHierarchy",
-                         "checkBeforeUpdate"):
+            where = f"linux.resources.{group}.{key}"
+            if value is None or (key, value) in HARMLESS:
                 continue
-            elif value is not None:
-                raise BadConfig(f"linux.resources.{group}.{key} is not a field of the spec", "")
-
-
-# ---- types ----------------------------------------------------------------------------------
-
-def _missing(where: str):
-    return BadConfig(f"config.json: {where} is required", "see the OCI runtime spec, config.md")
-
-
-def _wrong(where: str, kind: str, value):
-    return BadConfig(f"config.json: {where} must be {kind}, not {json.dumps(value)[:40]}",
-                     "see the OCI runtime spec, config.md")
-
-
-def _object(value, where: str, required: bool = False) -> dict:
-    if value is None and required:
-        raise _missing(where)
-    if value is not None and not isinstance(value, dict):
-        raise _wrong(where, "an object", value)
-    return value or {}
-
-
-def _list(value, where: str, required: bool = False) -> list:
-    if value is None and required:
-        raise _missing(where)
-    if value is not None and not isinstance(value, list):
-        raise _wrong(where, "a list", value)
-    return value or []
-
-
-def _string(value, where: str, required: bool = False) -> str:
-    if value is None and required:
-        raise _missing(where)
-    if value is not None and not isinstance(value, str):
-        raise _wrong(where, "a string", value)
-    return value or ""
-
-
-def _bool(value, where: str, required: bool = False) -> bool:
-    if value is None and required:
-        raise _missing(where)
-    if value is not None and not isinstance(value, bool):
-        raise _wrong(where, "true or false", value)
-    return bool(value)
-
-
-def _int(value, where: str, required: bool = False) -> int:
-    if value is None and required:
-        raise _missing(where)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise _wrong(where, "an integer", value)
-    return value or 0
-
-
-def _uint(value, where: str, required: bool = False) -> int:
-    number = _int(value, where, required)
-    if number < 0:
-        raise _wrong(where, "an integer of 0 or more", value)
-    return number
-
-
-def _absolute(path: str, where: str) -> None:
-    if not path.startswith("/"):
-        raise BadConfig(f"config.json: {where} {path!r} is not an absolute path",
-                        "give a path starting with /")
-
-
-def _string_map(value, where: str) -> None:
-    for key, item in _object(value, where).items():
-        _string(item, f"{where}.{key}")
+            if key in keys:
+                fields.an_int(value, where)
+            elif group == "cpu" and key == "cpus":
+                fields.a_string(value, where)
+            elif key in NOT_DONE:
+                raise UnsupportedConfig(f"config.json: {where}: {NOT_DONE[key]} by minict-oci",
+                                        f"remove {where}")
+            else:
+                raise BadConfig(f"{where} is not a field of the spec", "")
