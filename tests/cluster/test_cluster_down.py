@@ -1,0 +1,30 @@
+"""scripts/cluster.sh down leaves nothing: no process, link, mount or file
+outside its directory (a module of its own: the cluster of test_cluster.py
+is down by then, and the bridge's name is the cluster's)."""
+
+import json
+import subprocess
+
+import pytest
+
+from .conftest import cluster_cmd
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def test_down_leaves_nothing(tmp_path):
+    directory = tmp_path / "c"
+    assert cluster_cmd(directory, "up", "1").returncode == 0
+    pids = json.loads((directory / "pids.json").read_text())
+    assert cluster_cmd(directory, "down").returncode == 0
+    assert not directory.exists()
+    for pid in pids.values():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                assert f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            pass
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "mct-" not in links
+    with open("/proc/self/mountinfo") as f:
+        assert str(directory) not in f.read()
