@@ -58,3 +58,14 @@ def test_mpi_allreduce_across_nodes(job_env, tmp_path):
     # sum of ranks 0..3 plus 4 (each adds rank+1): 1+2+3+4 = 10
     assert [(r[0], r[1], r[5]) for r in lines] == [(str(i), "4", "OK") for i in range(4)], log
     assert {r[2] for r in lines} == {"node1", "node2"}
+
+
+def test_torchrun_one_container_per_node(job_env, tmp_path):
+    """The ZIH material's shape: one container per node, torchrun --nnodes 2
+    --nproc_per_node 2 inside each, rendezvous from Slurm's variables."""
+    log = sbatch(EXAMPLES / "slurm-ddp" / "torchrun-nodes.sbatch", job_env, tmp_path)
+    assert "2 nodes x 2 ranks, rendezvous at 10.77.0.11:" in log
+    ranks = sorted(RANK_LINE.findall(log))
+    assert [r[:2] for r in ranks] == [(str(i), "4") for i in range(4)], log[-4000:]
+    assert sorted(r[2] for r in ranks) == ["0", "0", "1", "1"]
+    assert len({r[5] for r in ranks}) == 1, f"ranks ended with different weights: {ranks}"
