@@ -108,12 +108,16 @@ def slurm_conf(nodes: int, cpus: int) -> str:
         # PMIx plugin makes its per-step directories there, which nodes
         # sharing /tmp would collide on.
         f"TmpFS={DIR}/node-tmp",
-        f"NodeName=DEFAULT CPUs={cpus} Gres=gpu:{GPUS_PER_NODE} State=UNKNOWN",
+        # What the course material asks of a node (--cpus-per-task=10, --mem=50000):
+        # declared, not real (SlurmdParameters=config_overrides); nothing here
+        # limits memory or CPUs anyway (no cgroup plugin on a cgroup v1 host).
+        f"NodeName=DEFAULT CPUs={cpus} RealMemory=64000 Gres=gpu:{GPUS_PER_NODE} State=UNKNOWN",
     ]
     lines += [f"NodeName=node{n} NodeHostname=node{n} NodeAddr={node_address(n)}"
               for n in range(1, nodes + 1)]
-    lines.append(f"PartitionName=cluster Nodes={names} Default=YES MaxTime=INFINITE State=UP "
-                 f"OverSubscribe=YES")
+    for partition, default in (("cluster", "YES"), ("alpha", "NO")):   # alpha: ZIH's GPU one
+        lines.append(f"PartitionName={partition} Nodes={names} Default={default} "
+                     f"MaxTime=INFINITE State=UP OverSubscribe=YES")
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +182,7 @@ def _up(nodes: int, pids: dict) -> None:
         run(*enter, "sh", "-c", f"hostname node{n} && ip link set lo up && "
             f"ip addr add {node_address(n)}/24 dev eth0 && ip link set eth0 up && "
             f"mount --bind {node}/host {DIR}/gpu-host && mount --bind {node}/tmp {DIR}/node-tmp")
-    (DIR / "slurm.conf").write_text(slurm_conf(nodes, os.cpu_count() or 2))
+    (DIR / "slurm.conf").write_text(slurm_conf(nodes, max(16, os.cpu_count() or 2)))
     (DIR / "gres.conf").write_text(f"NodeName=node[1-{nodes}] Name=gpu "
                                    f"File={DIR}/gpu-host/dev/nvidia[0-{GPUS_PER_NODE - 1}]\n")
     env = dict(os.environ, SLURM_CONF=str(DIR / "slurm.conf"))
@@ -191,9 +195,10 @@ def _up(nodes: int, pids: dict) -> None:
     (DIR / "pids.json").write_text(json.dumps(pids))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True,
-                                text=True).stdout.split()
-        if len(states) == nodes and set(states) == {"idle"}:
+        rows = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], env=env, capture_output=True,
+                              text=True).stdout.split("\n")
+        states = dict(row.split() for row in rows if row.strip())   # (a node per partition)
+        if len(states) == nodes and set(states.values()) == {"idle"}:
             return
         time.sleep(0.3)
     logs = "\n".join(f"== {p}\n{p.read_text()[-800:]}" for p in sorted(DIR.rglob("*.log")))

@@ -6,11 +6,14 @@ cluster's own; Debian's Slurm and munge. (The pytest session runs in a
 network namespace of its own: the bridge and veths never reach the host's.)
 """
 
+import os
+import pty
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.terminal import Terminal
 from .conftest import cluster_cmd, srun
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -60,3 +63,44 @@ def test_a_second_up_is_refused(cluster):
     again = cluster_cmd(directory, "up", "2")
     assert again.returncode != 0 and "up already" in again.stderr
     assert again.stderr.count("\n") == 1
+
+
+class SrunTerminal(Terminal):
+    """srun on the slave side of a pty: the test is the user at a terminal."""
+
+    def __init__(self, env: dict, *args, rows=24, cols=80):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execvpe("srun", ["srun", *map(str, args)], env)
+        self.resize(rows, cols)
+        self.seen = b""
+
+
+def test_the_zih_interactive_line(cluster, busybox_rootfs, tmp_path):
+    """ZIH's `srun -p alpha --nodes 1 --ntasks-per-node 1 --ntasks 1
+    --gres=gpu:1 --time=08:00:00 --pty --mem=50000 singularity shell --nv
+    -B /data:/data/imagenet IMAGE`, with hpcshim shell --gpu in its place,
+    under a real terminal."""
+    _, env, _ = cluster
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "labels.txt").write_text("imagenet stand-in\n")
+    term = SrunTerminal(env, "-p", "alpha", "--nodes", "1", "--ntasks-per-node", "1",
+                        "--ntasks", "1", "--gres=gpu:1", "--time=08:00:00", "--pty",
+                        "--mem=50000", HPCSHIM, "shell", "--gpu", "--runtime", "ch-run",
+                        "-B", f"{data}:/data/imagenet", busybox_rootfs)
+    try:
+        out = term.run("cat /data/imagenet/labels.txt; echo CVD=$CUDA_VISIBLE_DEVICES; "
+                       "echo P=$SLURM_JOB_PARTITION; tty; hostname")
+        assert "imagenet stand-in" in out and "CVD=0" in out and "P=alpha" in out
+        assert "/dev/pts/" in out and ("node1" in out or "node2" in out)
+        term.type("exit 3\r")
+        _, status = os.waitpid(term.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+    finally:
+        os.close(term.fd)
+        try:
+            os.kill(term.pid, 9)
+            os.waitpid(term.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.workload.conftest import BIN, EXAMPLES
-from tests.workload.conftest import ml_image  # noqa: F401  (the workload tier's ML image)
+from tests.workload.conftest import ml_image  # noqa: F401,F811  (the workload tier's ML image)
 
 pytestmark = [pytest.mark.root, pytest.mark.workload, pytest.mark.slow]
 
