@@ -8,6 +8,7 @@ network namespace of its own: the bridge and veths never reach the host's.)
 
 import os
 import pty
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from .conftest import cluster_cmd, srun
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 HPCSHIM = str(Path(sys.executable).parent / "hpcshim")
+
+
+@pytest.fixture
+def image(tmp_path, busybox_rootfs):
+    """A copy: hpcshim makes its mount points (/.hpcshim) in a ch-run image
+    directory, and the session's busybox rootfs is everyone's."""
+    dest = tmp_path / "img"
+    shutil.copytree(busybox_rootfs, dest, symlinks=True)
+    return dest
 
 
 def test_up_prints_the_exports(cluster):
@@ -39,7 +49,7 @@ def test_srun_spreads_tasks_over_the_nodes(cluster):
     assert sorted(r[2] for r in rows) == ["0", "1", "2", "3"]
 
 
-def test_each_rank_gets_its_own_node_s_gpu(cluster, busybox_rootfs):
+def test_each_rank_gets_its_own_node_s_gpu(cluster, image):
     """srun -N2 --ntasks-per-node=2 --gres=gpu:2 hpcshim exec --gpu
     --gpu-bind=local-rank: the two ranks of a node get different GPUs, and
     each node's GPUs are its own (their UUIDs say which node)."""
@@ -47,7 +57,7 @@ def test_each_rank_gets_its_own_node_s_gpu(cluster, busybox_rootfs):
     probe = ('echo "$(hostname) $SLURM_LOCALID $CUDA_VISIBLE_DEVICES '
              '$(nvidia-smi -L | grep "^GPU $CUDA_VISIBLE_DEVICES:" | sed "s/.*UUID: //; s/)//")"')
     result = srun(env, "-N2", "--ntasks-per-node=2", "--gres=gpu:2", HPCSHIM, "exec", "--gpu",
-                  "--gpu-bind=local-rank", "--runtime", "ch-run", busybox_rootfs, "sh", "-c", probe)
+                  "--gpu-bind=local-rank", "--runtime", "ch-run", image, "sh", "-c", probe)
     assert result.returncode == 0, result.stderr
     rows = sorted(tuple(line.split()) for line in result.stdout.splitlines())
     assert rows == [
@@ -76,7 +86,7 @@ class SrunTerminal(Terminal):
         self.seen = b""
 
 
-def test_the_zih_interactive_line(cluster, busybox_rootfs, tmp_path):
+def test_the_zih_interactive_line(cluster, image, tmp_path):
     """ZIH's `srun -p alpha --nodes 1 --ntasks-per-node 1 --ntasks 1
     --gres=gpu:1 --time=08:00:00 --pty --mem=50000 singularity shell --nv
     -B /data:/data/imagenet IMAGE`, with hpcshim shell --gpu in its place,
@@ -88,7 +98,7 @@ def test_the_zih_interactive_line(cluster, busybox_rootfs, tmp_path):
     term = SrunTerminal(env, "-p", "alpha", "--nodes", "1", "--ntasks-per-node", "1",
                         "--ntasks", "1", "--gres=gpu:1", "--time=08:00:00", "--pty",
                         "--mem=50000", HPCSHIM, "shell", "--gpu", "--runtime", "ch-run",
-                        "-B", f"{data}:/data/imagenet", busybox_rootfs)
+                        "-B", f"{data}:/data/imagenet", image)
     try:
         out = term.run("cat /data/imagenet/labels.txt; echo CVD=$CUDA_VISIBLE_DEVICES; "
                        "echo P=$SLURM_JOB_PARTITION; tty; hostname")
