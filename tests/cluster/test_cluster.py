@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.apptainer import find_apptainer
 from tests.helpers.terminal import Terminal
 from .conftest import cluster_cmd, srun
 
@@ -49,15 +50,18 @@ def test_srun_spreads_tasks_over_the_nodes(cluster):
     assert sorted(r[2] for r in rows) == ["0", "1", "2", "3"]
 
 
-def test_each_rank_gets_its_own_node_s_gpu(cluster, image):
+@pytest.mark.parametrize("runtime", ["ch-run", "apptainer"])
+def test_each_rank_gets_its_own_node_s_gpu(cluster, image, tmp_path, runtime):
     """srun -N2 --ntasks-per-node=2 --gres=gpu:2 hpcshim exec --gpu
     --gpu-bind=local-rank: the two ranks of a node get different GPUs, and
     each node's GPUs are its own (their UUIDs say which node)."""
     _, env, _ = cluster
+    if runtime == "apptainer":
+        env = find_apptainer().env(env, tmp_path)
     probe = ('echo "$(hostname) $SLURM_LOCALID $CUDA_VISIBLE_DEVICES '
              '$(nvidia-smi -L | grep "^GPU $CUDA_VISIBLE_DEVICES:" | sed "s/.*UUID: //; s/)//")"')
     result = srun(env, "-N2", "--ntasks-per-node=2", "--gres=gpu:2", HPCSHIM, "exec", "--gpu",
-                  "--gpu-bind=local-rank", "--runtime", "ch-run", image, "sh", "-c", probe)
+                  "--gpu-bind=local-rank", "--runtime", runtime, image, "sh", "-c", probe)
     assert result.returncode == 0, result.stderr
     rows = sorted(tuple(line.split()) for line in result.stdout.splitlines())
     assert rows == [
