@@ -173,6 +173,8 @@ def test_cleanup_after_the_daemon_died(tmp_path, oci_runtime):
         cd.run_detached(runtime.path, image, "orphan", "sleep", "600")
         ours = {ProcessId.of(p) for p in cd.processes()} - {None}
         os.kill(cd.daemon.pid, signal.SIGKILL)
+        # (SIGKILL lands a moment later: cleanup must find the daemon dead)
+        wait_for(lambda: not cd.daemon.alive(), 10, what="containerd killed")
     assert any(f.startswith("SIGKILL") for f in cd.forced)
     assert any(f.startswith("umount ") for f in cd.forced)
     assert [p for p in ours if p.alive()] == []
