@@ -21,6 +21,13 @@ Until "ready", a failure goes to create as one JSON line on the error
 pipe (close-on-exec: end-of-file there means execve happened) and
 create reports it and cleans up. After it, create is gone: the failure is
 printed on the container's stderr, which the engine reads.
+
+`minict run` runs this same init, in its own process (runtime/child.py):
+what its flags ask that config.json has no word for (the overlay root
+mounted in the container's own mount namespace, --ipc container:'s
+/dev/shm, --init's reaper, dying with minict) it adds through an Engine,
+whose hooks do nothing for minict-oci. With no sync socket and no fifo
+(minict run has no hooks and no separate start), init goes straight on.
 """
 
 import json
@@ -47,34 +54,64 @@ PROPAGATION = {"": sc.MS_PRIVATE, "private": sc.MS_PRIVATE, "rprivate": sc.MS_PR
 
 
 class Channels:
-    """The fds between create (the parent) and init (this child)."""
+    """The fds between create (the parent) and init (this child).
+    `sync`: a socket pair for the hooks' moments ("mounted", the state,
+    "ready"); minict run, with no hooks, has none."""
 
-    def __init__(self):
+    def __init__(self, sync: bool = True):
         self.go_read, self.go_write = os.pipe2(os.O_CLOEXEC)           # parent -> child: "go"
         self.error_read, self.error_write = os.pipe2(os.O_CLOEXEC)     # child -> parent: failure
-        self.parent_sync, self.child_sync = socket.socketpair()        # "m", state, "r"
+        self.parent_sync, self.child_sync = socket.socketpair() if sync else (None, None)
         self.console = None                                            # --console-socket
         self.fifo = None                                               # O_PATH on exec.fifo
 
     def child_side(self):
         os.close(self.go_write)
         os.close(self.error_read)
-        self.parent_sync.close()
+        if self.parent_sync is not None:
+            self.parent_sync.close()
 
     def parent_side(self):
         os.close(self.go_read)
         os.close(self.error_write)
-        self.child_sync.close()
+        if self.child_sync is not None:
+            self.child_sync.close()
         if self.console is not None:
             self.console.close()
         if self.fifo is not None:
             os.close(self.fifo)
 
 
+class Engine:
+    """What an engine running this init in its own process adds to config.json
+    (minict run: runtime/child.py's MinictRun). For minict-oci, nothing."""
+    born_in = frozenset({"pid", "user"})   # namespaces the parent made at the fork
+    die_with_owner = False                 # keep a parent-death signal across setuid
+
+    def before_go(self, kernel):
+        """First thing in the child, before waiting for "go"."""
+
+    def join(self, kernel):
+        """Before the namespaces are made: join what config.json cannot name."""
+
+    def mount_root(self, kernel, root: str):
+        """Before the rootfs is bound onto itself: mount it, if the engine has not."""
+
+    def after_mounts(self, kernel, root: str):
+        """After config.json's mounts and devices, before pivot_root."""
+
+    def stdio(self, kernel, terminal: bool):
+        """Where fds 0, 1, 2 go, after the terminal (if any) is set up."""
+
+    def exec(self, kernel, proc: dict, path: str, error_fd: int):
+        process.exec_process(kernel, proc, path)
+
+
 def main(kernel: sc.Kernel, config: dict, bundle: str, ch: Channels, nodev: bool,
-         preserve_fds: int) -> None:
+         preserve_fds: int = 0, engine: Engine | None = None) -> None:
     """The body of the container's first process. Never returns."""
-    main_with(ch, lambda ready: _init(kernel, config, bundle, ch, nodev, preserve_fds, ready))
+    main_with(ch, lambda ready: _init(kernel, config, bundle, ch, nodev, preserve_fds, ready,
+                                      engine or Engine()))
 
 
 def main_with(ch: Channels, body) -> None:
@@ -85,7 +122,12 @@ def main_with(ch: Channels, body) -> None:
     try:
         body(ready)
     except BaseException as exc:   # noqa: B902 - anything at all must end in _exit
-        message = exc.message if isinstance(exc, MinictError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, MinictError):
+            message = exc.message
+        elif isinstance(exc, OSError):   # the kernel's refusal names the call (syscalls)
+            message = f"could not set up the container: {exc}"
+        else:
+            message = f"could not set up the container: {type(exc).__name__}: {exc}"
         hint = exc.hint if isinstance(exc, MinictError) else None
         if ready[0]:
             os.write(2, f"minict-oci: {message}\n".encode())
@@ -96,10 +138,11 @@ def main_with(ch: Channels, body) -> None:
                  else 125)
 
 
-def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready) -> None:
+def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engine) -> None:
+    engine.before_go(kernel)
     ch.child_side()
     if os.read(ch.go_read, 1) != b"g":
-        os._exit(125)       # create died before saying go
+        os._exit(125)       # the parent died before saying go
     os.close(ch.go_read)
     linux, proc = config.get("linux", {}), config["process"]
     kernel.setsid("A session of its own: the container's signals are its own")
@@ -108,28 +151,20 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready) -> N
         # which the map may not hold: it becomes the namespace's root.
         kernel.setgid(0, "Become gid 0 of the new user namespace")
         kernel.setuid(0, "Become uid 0 of the new user namespace (all its capabilities)")
-    enter_namespaces(kernel, linux.get("namespaces", []))
-    root = os.path.realpath(os.path.join(bundle, config["root"]["path"]))
+    engine.join(kernel)
+    enter_namespaces(kernel, linux.get("namespaces", []), engine.born_in)
     propagation = linux.get("rootfsPropagation", "")
     kernel.mount(None, "/", None, sc.MS_REC | PROPAGATION[propagation], None,
                  f"Make every mount {_propagation_name(propagation)}, so what we mount stays ours")
-    kernel.mount(root, root, None, sc.MS_BIND | sc.MS_REC, None,
-                 "Bind the bundle's rootfs onto itself: pivot_root needs a mount point")
-    if nodev:
-        kernel.mount(None, root, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NODEV
-                     | rootfs.preserved_flags(root), None,
-                     "No device controller here: device nodes in the rootfs cannot be opened "
-                     "(only the runtime's own /dev)")
-    for mount in config.get("mounts", []):
-        mounts.make_mount(kernel, root, bundle, mount, nodev)
-    # In a user namespace mknod is refused: the host's nodes are bound instead.
-    mounts.make_devices(kernel, root, linux.get("devices", []), bind_host=in_user_namespace())
+    root = build_root(kernel, config, bundle, nodev, engine)
 
-    ch.child_sync.sendall(b"m")               # create runs prestart + createRuntime hooks
-    state_line = _read_line(ch.child_sync)
-    if not state_line:
-        os._exit(125)
-    hooks.run(config, "createContainer", json.loads(state_line))
+    state_line = None
+    if ch.child_sync is not None:
+        ch.child_sync.sendall(b"m")           # create runs prestart + createRuntime hooks
+        state_line = _read_line(ch.child_sync)
+        if not state_line:
+            os._exit(125)
+        hooks.run(config, "createContainer", json.loads(state_line))
 
     rootfs.pivot(kernel, root)
     if config.get("hostname"):
@@ -138,6 +173,7 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready) -> N
         kernel.write_proc("/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl {key}")
     kernel_files.mask_paths(kernel, linux.get("maskedPaths", []))
     kernel_files.readonly_paths(kernel, linux.get("readonlyPaths", []))
+    process.prepare_cwd(kernel, proc)         # (made before the root may turn read-only)
     if config["root"].get("readonly"):
         rootfs.remount_root_readonly(kernel)
     if any(ns["type"] == "network" and not ns.get("path") for ns in linux.get("namespaces", [])):
@@ -147,33 +183,59 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready) -> N
         kernel.set_personality(sc.PER_LINUX32 if domain == "LINUX32" else sc.PER_LINUX, domain,
                                "linux.personality")
     process.limits_and_score(kernel, proc)
-    process.prepare_cwd(kernel, proc)
     path = process.resolve_command(proc)
     if proc.get("terminal"):
         console(kernel, ch.console, proc.get("consoleSize"))
-    process.identity_and_capabilities(kernel, proc)
+    engine.stdio(kernel, bool(proc.get("terminal")))
+    process.identity_and_capabilities(kernel, proc, engine.die_with_owner)
 
-    ch.child_sync.sendall(b"r")               # create writes the state and exits
-    ch.child_sync.close()
-    ready[0] = True
-    _wait_for_start(ch.fifo)
-    hooks.run(config, "startContainer", json.loads(state_line) | {"status": "running"})
+    if ch.child_sync is not None:
+        ch.child_sync.sendall(b"r")           # create writes the state and exits
+        ch.child_sync.close()
+        ready[0] = True
+    if ch.fifo is not None:
+        _wait_for_start(ch.fifo)
+    if state_line is not None:
+        hooks.run(config, "startContainer", json.loads(state_line) | {"status": "running"})
     process.last_steps(kernel, proc, linux.get("seccomp"),
                        {ch.error_write, *range(3, 3 + preserve_fds)})
-    process.exec_process(kernel, proc, path)
+    engine.exec(kernel, proc, path, ch.error_write)
+
+
+def build_root(kernel, config: dict, bundle: str, nodev: bool, engine: Engine) -> str:
+    """Everything mounted in the new root before pivot_root; returns the root.
+    `nodev`: no device controller guards the container, so only the
+    runtime's own /dev may hold device nodes that can be opened."""
+    root = os.path.realpath(os.path.join(bundle, config["root"]["path"]))
+    engine.mount_root(kernel, root)
+    kernel.mount(root, root, None, sc.MS_BIND | sc.MS_REC, None,
+                 "Bind the rootfs onto itself: pivot_root needs a mount point")
+    if nodev:
+        kernel.mount(None, root, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NODEV
+                     | rootfs.preserved_flags(root), None,
+                     "No device controller here: device nodes in the rootfs cannot be opened "
+                     "(only the runtime's own /dev)")
+    for mount in config.get("mounts", []):
+        mounts.make_mount(kernel, root, bundle, mount, nodev)
+    # In a user namespace mknod is refused: the host's nodes are bound instead.
+    mounts.make_devices(kernel, root, config.get("linux", {}).get("devices", []),
+                        bind_host=in_user_namespace())
+    engine.after_mounts(kernel, root)
+    return root
 
 
 def _propagation_name(name: str) -> str:
     return (name or "rprivate").lstrip("r") + " (recursively)"
 
 
-def enter_namespaces(kernel: sc.Kernel, namespaces: list) -> None:
+def enter_namespaces(kernel: sc.Kernel, namespaces: list, born_in=Engine.born_in) -> None:
     """Join the ones with a path (setns), make the others (one unshare).
-    PID and user are done by create, before and at the fork."""
+    Those init was born in (PID and user: create made them before and at
+    the fork; minict run makes the network one there too) are skipped."""
     flags = 0
     for ns in namespaces:
         kind = ns["type"]
-        if kind in ("pid", "user"):
+        if kind in born_in:
             continue
         if ns.get("path"):
             fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)

@@ -24,7 +24,7 @@ import shutil
 from .. import syscalls as sc
 from ..errors import RunFailed
 from ..runtime import devices as default_devices
-from ..runtime.rootfs import mountpoint, path_in_root, preserved_flags
+from ..runtime.rootfs import bind_mount, mountpoint, path_in_root, preserved_flags
 
 FLAGS = {"ro": (sc.MS_RDONLY, True), "rw": (sc.MS_RDONLY, False),
          "nosuid": (sc.MS_NOSUID, True), "suid": (sc.MS_NOSUID, False),
@@ -84,6 +84,7 @@ def make_mount(kernel: sc.Kernel, root: str, bundle: str, mount: dict, nodev: bo
             # own cgroup namespace it shows only the container's part).
             kind, source = "cgroup2", "cgroup2"
         below = _hold_image_directory(root, destination) if options.copy_up else None
+        fallback = False
         with mountpoint(kernel, root, destination, True) as target:
             try:
                 kernel.mount(source, target, kind, flags, options.data,
@@ -92,11 +93,13 @@ def make_mount(kernel: sc.Kernel, root: str, bundle: str, mount: dict, nodev: bo
                 if kind != "sysfs":
                     raise
                 # A fresh sysfs needs a network namespace of our own: with the
-                # host's network, runc binds the host's /sys instead. So do we.
-                kernel.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC, None,
-                             "No network namespace of our own: bind the host's /sys instead")
-                kernel.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | flags
-                             | preserved_flags("/sys"), None, f"Give {destination} its flags")
+                # host's network, runc binds the host's /sys instead. So do we
+                # (after the with: the handle is on the directory, not the mount).
+                fallback = True
+        if fallback:
+            bind_mount(kernel, root, "/sys", destination, bool(flags & sc.MS_RDONLY),
+                       "No network namespace of our own: bind the host's /sys instead",
+                       nodev=bool(flags & sc.MS_NODEV))
         if below is not None:
             _copy_up(kernel, root, destination, below)
     _propagate(kernel, root, destination, options)
@@ -113,12 +116,23 @@ def _bind(kernel, root, bundle, source, destination, options: Options, nodev: bo
         raise RunFailed(f"mount source {source} (for {destination}) does not exist",
                         "create it, or fix config.json's mounts")
     directory = os.path.isdir(source)
+    node = default_devices.is_device_node(source)
+    wanted = options.flags | (sc.MS_NODEV if nodev and not node else 0)
+    if options.recursive and not wanted & ~(sc.MS_RDONLY | sc.MS_NODEV | sc.MS_REMOUNT):
+        # rbind with ro or nodev: set on the whole tree before it is attached,
+        # submounts included (a remount changes one mount only), and with no
+        # window for a swapped destination to get the mount (CVE-2021-30465).
+        what = f"the host's device node {source}" if node else source
+        bind_mount(kernel, root, source, destination, bool(wanted & sc.MS_RDONLY),
+                   f"Bind {what} at {destination}"
+                   + (" with its submounts" if directory else "")
+                   + (" (read-only)" if wanted & sc.MS_RDONLY else ""),
+                   nodev=bool(wanted & sc.MS_NODEV))
+        return
     flags = sc.MS_BIND | (sc.MS_REC if options.recursive else 0)
     with mountpoint(kernel, root, destination, directory) as target:
         kernel.mount(source, target, None, flags, None,
                      f"Bind {source} at {destination}{' with its submounts' if options.recursive else ''}")
-    wanted = options.flags | (sc.MS_NODEV if nodev and not default_devices.is_device_node(source)
-                              else 0)
     if wanted & ~sc.MS_REMOUNT:
         # A bind takes its flags from its source: changing them is a remount,
         # which must repeat the ones it copied (or it would clear them).
@@ -177,8 +191,8 @@ def make_devices(kernel: sc.Kernel, root: str, devices: list, bind_host: bool) -
             continue
         kind = "p" if node["type"] == "p" else ("b" if node["type"] == "b" else "c")
         kernel.mknod(path, kind, node.get("major", 0), node.get("minor", 0),
-                     node.get("fileMode", 0o666) & 0o7777, f"Create {node['path']} (linux.devices)")
-        os.chown(path, node.get("uid", 0), node.get("gid", 0))
+                     node.get("fileMode", 0o666) & 0o7777, f"Create {node['path']} (linux.devices)",
+                     uid=node.get("uid", 0), gid=node.get("gid", 0))
     for name, target in default_devices.LINKS:
         link = os.path.join(dev, name)
         if name == "ptmx" and os.path.lexists(link):

@@ -16,13 +16,12 @@ The order, and why (runtime/security.py explains the same steps for minict):
 """
 
 import os
-import signal
 
 from .. import syscalls as sc
 from ..errors import RunFailed
 from ..runtime import capabilities as caps
 from ..runtime import security
-from ..runtime.command import find_command
+from ..runtime.command import execute, find_command, umask_and_signals
 from ..runtime.docker_flags import ULIMITS
 from ..runtime.syscall_filter import import_library
 from . import seccomp as profile
@@ -69,7 +68,10 @@ def limits_and_score(kernel: sc.Kernel, process: dict) -> None:
                           "process.oomScoreAdj: how willing the OOM killer is to pick us")
 
 
-def identity_and_capabilities(kernel: sc.Kernel, process: dict) -> None:
+def identity_and_capabilities(kernel: sc.Kernel, process: dict,
+                              die_with_owner: bool = False) -> None:
+    """`die_with_owner`: minict run's container dies with its minict, and
+    changing user clears that signal, so it is set again."""
     sets = process.get("capabilities", {})
     numbers = {name: [caps.NUMBERS[c] for c in sets.get(name, [])] for name in
                ("bounding", "effective", "permitted", "inheritable", "ambient")}
@@ -87,7 +89,7 @@ def identity_and_capabilities(kernel: sc.Kernel, process: dict) -> None:
     user = process.get("user", {})
     kernel.set_keepcaps("Keep the permitted set while leaving uid 0 (it is set just after)")
     security.switch_user(kernel, user.get("uid", 0), user.get("gid", 0),
-                         user.get("additionalGids", []), die_with_owner=False)
+                         user.get("additionalGids", []), die_with_owner=die_with_owner)
     kernel.set_capability_sets([n for n in numbers["effective"] if n in available],
                                [n for n in numbers["permitted"] if n in available],
                                [n for n in numbers["inheritable"] if n in available],
@@ -126,18 +128,7 @@ def last_steps(kernel: sc.Kernel, process: dict, seccomp_config, keep_fds: set[i
 
 
 def exec_process(kernel: sc.Kernel, process: dict, path: str) -> None:
-    """execve the command with exactly the config's environment."""
-    os.umask(process.get("user", {}).get("umask", 0o022))
-    for sig in signal.valid_signals():
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    try:
-        kernel.execve(path, process["args"], process.get("env", []),
-                      "Replace this process with the container's command")
-    except OSError as exc:
-        raise RunFailed(f"cannot execute {path}: {exc.strerror}",
-                        "check it is a program for this machine") from None
+    """execve the command with exactly the config's environment, as a
+    fresh process starts: the config's umask, every signal at its default."""
+    umask_and_signals(process.get("user", {}).get("umask", 0o022))
+    execute(kernel, path, process["args"], process.get("env", []))

@@ -101,7 +101,7 @@ def build(seccomp, profile: dict):
                 built.add_arch(wanted)
             except RuntimeError:
                 pass   # an ABI this kernel/library pair cannot add: as runc, leave it out
-    unknown, rules = [], 0
+    unknown, named = [], {}   # the narration's groups: "EPERM" -> [call names]
     for rule in profile.get("syscalls") or []:
         if rule["action"] == default and rule.get("errnoRet") == profile.get("defaultErrnoRet"):
             continue
@@ -111,11 +111,22 @@ def build(seccomp, profile: dict):
         for name in rule["names"]:
             try:
                 built.add_rule(action, name, *args)
-                rules += 1
+                label = _label(rule) + (" (by its arguments)" if args else "")
+                named.setdefault(label, []).extend([] if name in named.get(label, []) else [name])
             except RuntimeError:
                 unknown.append(name)
             except ValueError as exc:   # e.g. two comparisons of one argument
                 raise BadConfig(f"linux.seccomp: the rule for {name} cannot be compiled: {exc}",
                                 "") from None
-    summary = f"default {default}, {rules} rules"
+    summary = "; ".join([f"{label} for {len(names)} call{'s' if len(names) > 1 else ''}: "
+                         f"{', '.join(names)}" for label, names in named.items()]
+                        + [f"default {default}"])
     return built, sorted(set(unknown)), summary
+
+
+def _label(rule: dict) -> str:
+    """A rule's action as the narration says it: the errno's name (EPERM)
+    for SCMP_ACT_ERRNO, else the action itself."""
+    if rule["action"] == "SCMP_ACT_ERRNO":
+        return errno.errorcode.get(rule.get("errnoRet", errno.EPERM), str(rule.get("errnoRet")))
+    return rule["action"]

@@ -15,10 +15,11 @@ the same container: `minict inspect --bundle NAME` prints it.
   resources_of   the device rules and the limits (--memory, --pids-limit...)
   security_of    masked and read-only paths, minict's seccomp filter as a profile
 
-`minict run` itself does not go through it yet: its runtime still reads
-the ContainerSpec (issue 24, section 3, is the switch). Where minict does
-something config.json has no word for, the config says it in an
-annotation (org.minict.*), as crun does for its own extensions.
+`minict run` goes through it: launch.py makes the config at start and
+hands it to the runtime's init (child.py runs oci/init.py). What minict
+does that config.json has no word for (the overlay root, --init,
+--ipc container:'s /dev/shm) child.py adds, and the config names it in
+an annotation (org.minict.*), as crun does for its own extensions.
 """
 
 import errno
@@ -34,32 +35,44 @@ ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
           "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
 
 
-def config_of(spec, record_dir: str) -> dict:
-    """The whole config.json for `spec`, its root the container's merged overlay."""
+def config_of(spec, record_dir: str, *, own_cgroup: bool = False, rootless: bool = False,
+              console_size: tuple[int, int] | None = None) -> dict:
+    """The whole config.json for `spec`, its root the container's merged overlay.
+    `own_cgroup`: it has a cgroup of its own to show at /sys/fs/cgroup;
+    `rootless`: minict runs without root (rootless.py); `console_size`:
+    (rows, columns) of the terminal -t relays."""
     linux = {"namespaces": namespaces_of(spec), "devices": devices_of(spec),
              "resources": resources_of(spec), **security_of(spec)}
     return {
         "ociVersion": OCI_VERSION,
-        "process": process_of(spec),
+        "process": process_of(spec, console_size),
         "root": {"path": os.path.join(record_dir, "merged"), "readonly": spec.read_only},
         "hostname": spec.hostname,
-        "mounts": mounts_of(spec, record_dir),
+        "mounts": mounts_of(spec, record_dir, own_cgroup, rootless),
         "annotations": {**spec.labels, "org.minict.image": spec.image_ref,
                         "org.minict.overlay.lowerdirs": ":".join(reversed(spec.layer_dirs)),
-                        **({"org.minict.init": "true"} if spec.init else {})},
+                        **({"org.minict.init": "true"} if spec.init else {}),
+                        **({"org.minict.ipc": spec.ipc} if spec.ipc.startswith("container:")
+                           else {})},
         "linux": linux,
     }
 
 
-def process_of(spec) -> dict:
+def process_of(spec, console_size=None) -> dict:
     caps = list(spec.capabilities)
+    # A user other than root starts with no capability in effect, as in
+    # docker (moby clears them for a non-root --user): only the bounding
+    # set keeps the allowed ones, for a setuid program to gain.
+    held = caps if spec.uid == 0 else []
     return {
         "terminal": spec.tty,
+        **({"consoleSize": {"height": console_size[0], "width": console_size[1]}}
+           if spec.tty and console_size else {}),
         "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": list(spec.additional_gids)},
         "args": list(spec.argv),
         "env": list(spec.env),
         "cwd": spec.workdir,
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "capabilities": {"bounding": caps, "effective": held, "permitted": held},
         "rlimits": [{"type": f"RLIMIT_{u.name.upper()}", "soft": _rlimit(u.soft),
                      "hard": _rlimit(u.hard)} for u in spec.ulimits],
         "noNewPrivileges": not spec.privileged,
@@ -70,39 +83,58 @@ def _rlimit(value: int) -> int:
     return RLIM_INFINITY if value < 0 else value
 
 
-def mounts_of(spec, record_dir: str) -> list:
+def mounts_of(spec, record_dir: str, own_cgroup: bool = False, rootless: bool = False) -> list:
     kernel_files = "nosuid", "noexec", "nodev"
+    # gid=5 (tty) exists only where it is mapped: not in a one-id user namespace.
+    devpts = ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+              *([] if rootless else ["gid=5"])]
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": list(kernel_files)},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        _shm(spec),
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": list(kernel_files)},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts},
+        *_shm(spec),
+        *_mqueue(spec, rootless),
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": [*kernel_files, *([] if spec.privileged else ["ro"])]},
     ]
+    if own_cgroup:
+        # Mounted in its own cgroup namespace: the container's cgroup is the root.
+        mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": [*kernel_files, *([] if spec.privileged else ["ro"])]})
     for name in ("hostname", "hosts", "resolv.conf"):
         mounts.append({"destination": f"/etc/{name}", "type": "bind",
                        "source": os.path.join(record_dir, name), "options": ["rbind", "nodev"]})
-    for bind in sorted(spec.binds, key=lambda b: b.destination.count("/")):
-        mounts.append({"destination": bind.destination, "type": "bind", "source": bind.source,
-                       "options": ["rbind", *(["ro"] if bind.readonly else [])]})
-    for tmpfs in spec.tmpfs:
-        mounts.append({"destination": tmpfs.destination, "type": "tmpfs", "source": "tmpfs",
-                       "options": [o for o in tmpfs.options.split(",") if o]})
-    return mounts
+    # Shallow destinations first, so /data is mounted before /data/sub.
+    asked = [{"destination": b.destination, "type": "bind", "source": b.source,
+              "options": ["rbind", *(["ro"] if b.readonly else [])]} for b in spec.binds]
+    asked += [{"destination": t.destination, "type": "tmpfs", "source": "tmpfs",
+               "options": [o for o in t.options.split(",") if o]} for t in spec.tmpfs]
+    return mounts + sorted(asked, key=lambda m: m["destination"].count("/"))
 
 
-def _shm(spec) -> dict:
+def _shm(spec) -> list:
+    """/dev/shm: the host's with --ipc host; with --ipc container:NAME a copy
+    of that container's, which child.py attaches (no config.json word)."""
     if spec.ipc == "host":
-        return {"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
-                "options": ["rbind"]}
-    return {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777",
-                        f"size={-(-spec.shm_size // 1024)}k"]}
+        return [{"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                 "options": ["rbind"]}]
+    if spec.ipc.startswith("container:"):
+        return []
+    return [{"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                         f"size={-(-spec.shm_size // 1024)}k"]}]
+
+
+def _mqueue(spec, rootless: bool) -> list:
+    """Only the owner of an IPC namespace's user namespace may mount its
+    mqueue: without root, --ipc host binds the host's /dev/mqueue (when it
+    has one; without, there is none, and mq_open(3) works all the same)."""
+    if rootless and spec.ipc == "host":
+        return [{"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue",
+                 "options": ["rbind"]}] if os.path.isdir("/dev/mqueue") else []
+    return [{"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]}]
 
 
 def namespaces_of(spec) -> list:

@@ -66,22 +66,23 @@ def error_from_child(data: bytes):
     return cls(report.get("message") or "the container failed to start", report.get("hint"))
 
 
-def start_command(kernel, spec, error_fd: int) -> None:
-    """The command's process under --init (everything else is done). Never returns."""
+def start_command(kernel, proc: dict, path: str, error_fd: int) -> None:
+    """The command's process under --init (everything else is done): proc
+    is config.json's `process`, path its command found. Never returns."""
     def start():
-        if spec.tty:
+        if proc.get("terminal"):
             # Job control: the command gets its own process group and the
             # terminal's foreground, as a shell started by login would.
             # (SIGTTOU blocked: a background process may then take the terminal.)
             signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
             kernel.become_foreground_job("Give the command the terminal (its own process group "
                                         "in the foreground)")
-        umask_and_signals()
-        exec_command(kernel, spec.argv, spec.env)
+        umask_and_signals(proc.get("user", {}).get("umask", 0o022))
+        execute(kernel, path, proc["args"], proc.get("env", []))
     run_or_report(error_fd, start)
 
 
-def umask_and_signals() -> None:
+def umask_and_signals(umask: int = 0o022) -> None:
     """Start the command as a fresh process would start: ignored signals
     survive execve, and minict's own process may ignore some. Python
     ignores SIGPIPE and SIGXFSZ (`yes | head` would then never end), and
@@ -89,7 +90,7 @@ def umask_and_signals() -> None:
     script's background job SIGINT and SIGQUIT (Ctrl-C in the container's
     terminal would then do nothing). So every signal goes back to its
     default, and none is blocked."""
-    os.umask(0o022)
+    os.umask(umask)
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue              # their dispositions cannot be changed
@@ -129,7 +130,11 @@ def find_command(name: str, env: list[str]) -> str:
 
 
 def exec_command(kernel, argv: list[str], env: list[str]) -> None:
-    path = find_command(argv[0], env)
+    execute(kernel, find_command(argv[0], env), argv, env)
+
+
+def execute(kernel, path: str, argv: list[str], env: list[str]) -> None:
+    """execve, its failures in docker's words and exit codes."""
     try:
         kernel.execve(path, argv, env, "Replace this process with the container's command")
     except OSError as exc:

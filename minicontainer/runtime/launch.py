@@ -9,8 +9,10 @@ foreground `minict run`, or the supervisor of a detached one. It
    rules in force (device_access.py: an eBPF program attached to that
    cgroup, or the fallback when there is none), so the child is forked
    knowing which; takes an address on its network (networking.prepare),
-3. forks the child into new PID and network namespaces (the child is PID 1
-   in there) and steps back into its own (_fork_into_namespaces),
+3. turns the container into config.json (bundle.py: the engine's half)
+   and forks the child, the runtime's init (child.py runs oci/init.py),
+   into new PID and network namespaces (the child is PID 1 in there) and
+   steps back into its own (_fork_into_namespaces),
 4. records the child's pid, plugs it into its network (veth, address,
    route, published ports) and moves it into the cgroup while it is
    still waiting, so not one instruction of the container's code runs
@@ -28,7 +30,8 @@ from dataclasses import dataclass
 from ..errors import MinictError
 from .. import idmap
 from .. import syscalls as sc
-from . import child, device_access, joining, networking, rootless, state, tty, usernet
+from ..oci import init, process
+from . import bundle, child, device_access, joining, networking, rootless, state, tty, usernet
 from .command import error_from_child, read_all
 from .resources import make_cgroup
 
@@ -54,8 +57,12 @@ def _drop_cgroups(*cgroups) -> None:
 
 def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=()) -> Started:
     """Fork the container's PID 1 and wait until it has exec'd the command."""
+    with kernel.narrator.speaking("runtime"):   # (the network's steps: "engine")
+        return _launch(kernel, record, log_fd, close_early)
+
+
+def _launch(kernel, record, log_fd, close_early) -> Started:
     spec = record.spec
-    child.preload(spec)
     cgroup = make_cgroup(kernel, spec)
     guard = network = ipc = None
     try:
@@ -66,7 +73,8 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
     except BaseException:
         _drop_cgroups(cgroup, guard.v1_cgroup if guard else None)
         if isinstance(network, networking.Attachment):
-            networking.detach(kernel, record)
+            with kernel.narrator.speaking("engine"):
+                networking.detach(kernel, record)
         raise
     finally:
         if ipc is not None:
@@ -74,29 +82,30 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
 
 
 def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early) -> Started:
-    spec = record.spec
-    go_read, go_write = os.pipe2(os.O_CLOEXEC)
-    error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    channels = child.Channels(go_read, go_write, error_read, error_write, log_fd=log_fd)
+    spec = device_access.confine(record.spec, guard.mechanism)
+    config = bundle.config_of(spec, str(record.dir), own_cgroup=cgroup is not None,
+                              rootless=rootless.active(), console_size=tty.size_of(0))
+    process.preload(config)
+    channels = init.Channels(sync=False)
+    console_parent = None
     if spec.tty:
-        channels.console_parent, channels.console_child = socket.socketpair(socket.AF_UNIX,
-                                                                            socket.SOCK_STREAM)
+        console_parent, channels.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    engine = child.MinictRun(spec, str(record.dir), close_early, guard.nodev, ipc, log_fd,
+                             console_parent)
     pid = _fork_into_namespaces(kernel, record, lambda: child.container_main(
-        kernel, device_access.confine(spec, guard.mechanism), str(record.dir), channels,
-        close_early=close_early, nodev=guard.nodev, ipc=ipc))
+        kernel, config, channels, engine))
     kernel.explain(f"The container's first process is PID {pid} on the host, PID 1 inside")
-    for fd in (go_read, error_write):
-        os.close(fd)
-    if channels.console_child is not None:
-        channels.console_child.close()
+    channels.parent_side()
+    go_write, error_read = channels.go_write, channels.error_read
     try:
         state.write_starting(record, pid, os.getpid(), devices=guard.mechanism,
                              network=network.to_dict() if network else None)
-        if isinstance(network, usernet.UserNet):      # without root: slirp4netns
-            usernet.start(kernel, network, pid, record.dir / "slirp4netns.log")
-        elif network is not None:
-            networking.attach(kernel, network, pid)
-            networking.hosts_for(record, network)
+        with kernel.narrator.speaking("engine"):      # as podman plugs in netavark's
+            if isinstance(network, usernet.UserNet):  # without root: slirp4netns
+                usernet.start(kernel, network, pid, record.dir / "slirp4netns.log")
+            elif network is not None:
+                networking.attach(kernel, network, pid)
+                networking.hosts_for(record, network)
         for joined in (cgroup, guard.v1_cgroup):
             if joined is not None:
                 joined.add_pid(pid)
@@ -105,8 +114,8 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
         go_write = None
         master = None
         if spec.tty:
-            master = tty.take_master(kernel, channels.console_parent)
-            channels.console_parent.close()
+            master = tty.take_master(kernel, console_parent)
+            console_parent.close()
         failure = read_all(error_read)
     except BaseException:
         kill_and_reap(kernel, pid)

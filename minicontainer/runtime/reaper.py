@@ -24,13 +24,14 @@ FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signa
              signal.SIGTERM, signal.SIGWINCH, signal.SIGCONT]
 
 
-def run_reaper(kernel, spec, error_fd: int) -> None:
-    """Never returns: forks the command, then reaps until it exits."""
+def run_reaper(kernel, proc: dict, path: str, error_fd: int) -> None:
+    """Never returns: forks the command (config.json's `process`, found at
+    `path`), then reaps until it exits."""
     make_non_dumpable(kernel, "The reaper stays in the container: make it non-dumpable so "
                               "/proc/1/exe cannot be opened from inside (CVE-2019-5736)")
     pid = kernel.fork("--init: stay as PID 1, a reaper that forwards signals; fork the command as PID 2")
     if pid == 0:
-        start_command(kernel, spec, error_fd)
+        start_command(kernel, proc, path, error_fd)
     os.close(error_fd)   # only the command's copy may hold it: its execve closes it
     kernel.narrator.close()
     for sig in FORWARDED:

@@ -25,6 +25,9 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
     options = dict(options)
     network_given = options.pop("network_given", True)
     kernel = Kernel(Narrator(config.explain))
+    # minict run is an engine driving a runtime: --explain says which half
+    # speaks (launch.py hands over to "runtime" for the runtime's steps).
+    kernel.narrator.speaker = "engine"
     if rootless.active():
         # Without root: a user namespace first (rootless.py). Its default
         # network is another, and what it cannot do is refused here, before

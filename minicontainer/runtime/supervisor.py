@@ -121,7 +121,8 @@ def finish(record, code: int | None, lock: state.Lock, error: str | None = None,
     networking.detach(kernel, record)
     usernet.stop_for(record.id)          # without root: its slirp4netns, if it has one
     try:
-        _, oom = release(record.id, kernel.explain)
+        with kernel.narrator.speaking("runtime"):
+            _, oom = release(record.id, kernel.explain)
     except MinictError as exc:
         # Still end it (record the exit, or remove an --rm container) and let
         # go: `minict cleanup` retries the cgroup.

@@ -55,6 +55,16 @@ def take_master(kernel, sock, size_from: int = 0) -> int | None:
 
 # ---- outside: window size and raw mode ----------------------------------------------------
 
+def size_of(fd: int) -> tuple[int, int] | None:
+    """(rows, columns) of the terminal at fd, or None when it is not one:
+    the container's pty is made with it (config.json's consoleSize)."""
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return None
+    return size.lines, size.columns
+
+
 def copy_window_size(kernel, from_fd: int, to_fd: int) -> None:
     try:
         kernel.copy_window_size(from_fd, to_fd, "The container's terminal takes the size of yours")

@@ -1,6 +1,7 @@
 """Narration: the `[explain] <sentence>: <call>` lines of --explain."""
 
 import os
+from contextlib import contextmanager
 
 
 class Narrator:
@@ -15,13 +16,27 @@ class Narrator:
     def __init__(self, enabled: bool, fd: int | None = None):
         self.enabled = enabled
         self.fd = fd
+        # Which half of minict run speaks: "engine" (image + flags -> the
+        # bundle, the network) or "runtime" (bundle -> process); None: say nothing.
+        self.speaker: str | None = None
         if enabled and fd is None:
             self.fd = os.dup(2)
             os.set_inheritable(self.fd, False)
 
+    @contextmanager
+    def speaking(self, speaker: str):
+        """Narrate as `speaker` inside the with block (then as before)."""
+        before, self.speaker = self.speaker, speaker
+        try:
+            yield
+        finally:
+            self.speaker = before
+
     def say(self, sentence: str, call: str | None = None) -> None:
         if not self.enabled:
             return
+        if self.speaker:
+            sentence = f"{self.speaker}: {sentence}"
         line = f"[explain] {sentence}: {call}\n" if call else f"[explain] {sentence}\n"
         try:
             os.write(self.fd, line.encode(errors="replace"))

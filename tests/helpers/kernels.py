@@ -41,3 +41,23 @@ class TreeKernel(sc.RecordingKernel):
     def _do_write_file(self, path, data, mode):
         super()._do_write_file(path, data, mode)
         sc.Kernel._do_write_file(self, path, data, mode)
+
+
+def build_root(kernel, spec, record_dir: str, root: str, *, nodev: bool = False,
+               shm: int | None = None, own_cgroup: bool = False) -> None:
+    """What `minict run`'s init mounts in the new root before pivot_root,
+    for `spec` (its mounts and devices as the engine writes them into
+    config.json: runtime/bundle.py), on `kernel`. `shm`: --ipc container:'s
+    detached /dev/shm (an fd; it is closed)."""
+    from minicontainer.oci import init
+    from minicontainer.runtime import bundle, child
+    for name in ("hostname", "hosts", "resolv.conf"):   # the container's own /etc files
+        path = os.path.join(record_dir, name)
+        if not os.path.exists(path):
+            open(path, "w").close()
+    config = {"root": {"path": root},
+              "mounts": bundle.mounts_of(spec, record_dir, own_cgroup),
+              "linux": {"devices": bundle.devices_of(spec)}}
+    engine = child.MinictRun(spec, record_dir, nodev=nodev)
+    engine.shm = shm
+    init.build_root(kernel, config, record_dir, nodev, engine)

@@ -335,11 +335,11 @@ def test_gpu_flag_discovers_and_selects_in_process(gmt, gpu_host):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["nvidia3", "0", "8"]
     explained = result.stderr
-    assert f"[explain] GPU plan (found on this host): NVIDIA driver {DRIVER_VERSION}, host GPU(s) 2" \
+    assert f"[explain] engine: GPU plan (found on this host): NVIDIA driver {DRIVER_VERSION}, host GPU(s) 2" \
         in explained
     assert "5 device node(s) in the container's own /dev" in explained
     assert "8 driver libraries bound read-only under /.hpcshim/lib" in explained
-    assert "Create device /dev/nvidia3" in explained and "makedev(195, 3)" in explained
+    assert "Create /dev/nvidia3 (linux.devices)" in explained and "makedev(195, 3)" in explained
     assert "Bind " in explained and "at /.hpcshim/lib/libcuda.so.1 (read-only)" in explained
 
 

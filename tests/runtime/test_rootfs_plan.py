@@ -10,9 +10,9 @@ import pytest
 
 from minicontainer import syscalls as sc
 from minicontainer.errors import RunFailed
-from minicontainer.runtime import child, command, devices, mounts, rootfs
+from minicontainer.runtime import command, devices, mounts, rootfs
 from minicontainer.runtime.spec import Bind, DeviceNode, Tmpfs
-from tests.helpers.kernels import TreeKernel, where
+from tests.helpers.kernels import TreeKernel, build_root, where
 
 pytestmark = pytest.mark.unit
 
@@ -249,8 +249,9 @@ def test_without_mount_setattr_a_read_only_bind_is_a_second_remount(tmp_path, mo
 
 
 def test_build_root_order(tmp_path):
-    """Overlay first, then the kernel filesystems, /etc files, and the
-    volumes shallow-first (so /data is mounted before /data/sub)."""
+    """Overlay first (bound onto itself for pivot_root), then the kernel
+    filesystems, /etc files, and the volumes shallow-first (so /data is
+    mounted before /data/sub)."""
     root = tmp_path / "merged"
     root.mkdir()
     src = tmp_path / "src"
@@ -265,11 +266,12 @@ def test_build_root_order(tmp_path):
         ipc, shm_size = "private", 64 << 20
 
     kernel = TreeKernel()
-    child.build_root(kernel, Spec, str(tmp_path), str(root))
+    build_root(kernel, Spec, str(tmp_path), str(root))
     # every mount in call order: mount(2)'s, and binds made with their flags set first
     mounts = [args[1] for call, args in kernel.calls if call in ("mount", "bind_with_attributes")]
     targets = [os.path.relpath(m, root) if m else None for m in mounts]
-    assert targets[:2] == [".", "proc"]
+    assert targets[:3] == [".", ".", "proc"]
+    assert kernel.named("mount")[0][2] == "overlay"
     assert targets.index("dev") < targets.index("dev/pts") < targets.index("sys")
     assert targets.index("data") < targets.index("data/sub")
     assert "run" in targets and "etc/hostname" in targets
@@ -286,7 +288,7 @@ def test_build_root_order(tmp_path):
 @pytest.mark.parametrize("ipc, shared, expected", [
     ("private", None, ("shm", "tmpfs", "mode=1777,size=1048576k")),
     ("host", None, ("/dev/shm", None, None)),
-    ("container:donor", 42, ("attach_mount", 42)),
+    ("container:donor", "fd", ("attach_mount",)),
 ])
 def test_dev_shm_is_its_own_or_the_one_it_shares(tmp_path, ipc, shared, expected):
     root = tmp_path / "merged"
@@ -297,8 +299,10 @@ def test_dev_shm_is_its_own_or_the_one_it_shares(tmp_path, ipc, shared, expected
         devices, binds, tmpfs, privileged = [], [], [], False
         shm_size = 1 << 30
     Spec.ipc = ipc
+    if shared == "fd":   # the detached copy of the donor's /dev/shm (here: any fd)
+        shared = os.open("/dev/null", os.O_RDONLY)
     kernel = TreeKernel()
-    child.build_root(kernel, Spec, str(tmp_path), str(root), shm=shared)
+    build_root(kernel, Spec, str(tmp_path), str(root), shm=shared)
     shm = f"{root}/dev/shm"
     if shared is not None:
         assert kernel.named("attach_mount") == [(shared, shm)]
@@ -321,7 +325,7 @@ def test_own_cgroup_is_mounted_over_sys_fs_cgroup(tmp_path, privileged):
 
     Spec.privileged = privileged
     kernel = TreeKernel()
-    child.build_root(kernel, Spec, str(tmp_path), str(root), own_cgroup=True)
+    build_root(kernel, Spec, str(tmp_path), str(root), own_cgroup=True)
     mounted = kernel.named("mount")
     targets = [os.path.relpath(m[1], root) for m in mounted]
     assert targets.index("sys") < targets.index("sys/fs/cgroup")
@@ -331,7 +335,7 @@ def test_own_cgroup_is_mounted_over_sys_fs_cgroup(tmp_path, privileged):
     kernel = TreeKernel()
     root = tmp_path / "merged-again"      # (TreeKernel made the first tree's mount points for real)
     (root / "sys" / "fs" / "cgroup").mkdir(parents=True)
-    child.build_root(kernel, Spec, str(tmp_path), str(root))     # no cgroup of its own
+    build_root(kernel, Spec, str(tmp_path), str(root))     # no cgroup of its own
     assert "cgroup2" not in [m[2] for m in kernel.named("mount")]
 
 

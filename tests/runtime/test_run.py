@@ -314,6 +314,11 @@ def test_explain_narrates_each_step_on_stderr_only(mt):
     lines = result.stderr.splitlines()
     assert all(line.startswith("[explain] ") for line in lines)
     text = result.stderr
+    # Each line says which half speaks: the engine plugs the network in, the
+    # runtime makes the namespaces and the root (issue 24: one path).
+    assert re.search(r"^\[explain\] engine: .*RTM_NEWLINK .*kind=\"veth\"", text, re.M)
+    assert re.search(r'^\[explain\] runtime: .*pivot_root\("\.", "\."\)', text, re.M)
+    assert re.search(r"^\[explain\] runtime: .*unshare\(CLONE_NEWPID\|CLONE_NEWNET\)", text, re.M)
     assert "unshare(CLONE_NEWPID|CLONE_NEWNET)" in text   # made by the owner, before the fork
     assert "unshare(CLONE_NEWNS|CLONE_NEWCGROUP|CLONE_NEWUTS|CLONE_NEWIPC)" in text
     assert re.search(r"RTM_NEWLINK .*kind=\"veth\".* \(ip link add vh\w+ type veth peer name eth0", text)
