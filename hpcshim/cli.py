@@ -7,8 +7,9 @@
                  IMAGE CMD [ARGS...]
     hpcshim run   [same options] IMAGE [ARGS...]   the image's runscript / ENTRYPOINT+CMD
     hpcshim shell [same options] IMAGE             /bin/sh in the image
-    hpcshim doctor [--json] [--compat32]
+    hpcshim doctor [--json] [--compat32] [IMAGE]   IMAGE: can it run here (NVIDIA_REQUIRE_CUDA)?
     hpcshim cdi generate [--output FILE]
+    hpcshim pull [--runtime R] [--docker-login] REF [DEST]
 
 Why argparse and not click (which minict uses): `hpcshim exec` runs in front
 of every job step, and importing click costs ~30 ms, as much as the whole
@@ -97,6 +98,9 @@ def _shell_options(sub) -> None:
 def _doctor_options(sub) -> None:
     sub.add_argument("--json", action="store_true", help="print the Plan as JSON")
     sub.add_argument("--compat32", action="store_true", help="include 32-bit driver libraries")
+    sub.add_argument("image", metavar="IMAGE", nargs="?",
+                     help="also compare what IMAGE needs (NVIDIA_REQUIRE_CUDA) with this node's driver; "
+                          + IMAGE_HELP)
 
 
 def _cdi_options(sub) -> None:
@@ -105,6 +109,18 @@ def _cdi_options(sub) -> None:
     generate = cdi_commands.add_parser("generate", allow_abbrev=False,
                                        help="write a CDI spec for this host's GPUs")
     generate.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+
+
+def _pull_options(sub) -> None:
+    sub.add_argument("--runtime", default="auto",
+                     choices=["auto", "apptainer", "singularity", "ch-run", "minict"],
+                     help="the runtime that will run the image (auto: the first on PATH, as exec)")
+    sub.add_argument("--docker-login", action="store_true",
+                     help="ask for the registry's username and password on the terminal")
+    sub.add_argument("ref", metavar="REF", help="NAME[:TAG] or docker://NAME[:TAG], e.g. "
+                     "nvcr.io/nvidia/pytorch:22.03-py3")
+    sub.add_argument("dest", metavar="DEST", nargs="?",
+                     help="Apptainer/Singularity: the SIF file; minict: a name for the image")
 
 
 # name: (help in the command list, description, what adds its options)
@@ -118,6 +134,11 @@ COMMANDS = {
               _shell_options),
     "doctor": ("show what would be injected and why", None, _doctor_options),
     "cdi": ("Container Device Interface specs", None, _cdi_options),
+    "pull": ("fetch an image from a registry for the runtime",
+             "Pull REF from its registry into what the runtime runs: a SIF file (Apptainer, "
+             "Singularity), a tree in hpcshim's cache (ch-run), minict's store (minict). Credentials: "
+             "--docker-login, APPTAINER_DOCKER_USERNAME/_PASSWORD, SINGULARITY_DOCKER_USERNAME/_PASSWORD, "
+             "or `minict login`.", _pull_options),
 }
 
 
@@ -160,6 +181,8 @@ def main(argv=None) -> int:
     try:
         if args.command in ("exec", "run", "shell"):
             return _exec(args)
+        if args.command == "pull":
+            return _pull(args)
         if args.command == "doctor":
             return _doctor(args)
         return _cdi_generate(args)
@@ -224,6 +247,8 @@ def _exec(args) -> int:
                           compat32=args.compat32, gpu_bind=args.gpu_bind, host_root=args.host_root,
                           dry_run=args.dry_run)
     prepared = launch.prepare(options, dict(os.environ))
+    for line in prepared.warnings:         # the image may not run on this driver: said even without -v
+        print(f"hpcshim: {line}", file=sys.stderr)
     if args.verbose or args.dry_run:
         for line in prepared.notes:
             print(f"hpcshim: {line}", file=sys.stderr)
@@ -242,7 +267,15 @@ def _doctor(args) -> int:
     # `exec` runs in front of every job step: it loads GPU discovery only when a
     # GPU is asked for (launch._plan), and never doctor's or cdi's code.
     from .doctor import doctor_output  # doctor's code only for doctor (see above)
-    sys.stdout.write(doctor_output(args.host_root, args.json, args.compat32, dict(os.environ)))
+    sys.stdout.write(doctor_output(args.host_root, args.json, args.compat32, dict(os.environ), args.image))
+    return 0
+
+
+def _pull(args) -> int:
+    from .pull import pull  # pull's code only for pull (see _doctor)
+    result = pull(args.runtime, args.ref, args.dest, args.docker_login, dict(os.environ))
+    if result:
+        print(result)
     return 0
 
 

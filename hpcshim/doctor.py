@@ -3,6 +3,9 @@
 The same Plan `exec` uses, printed in sections. Optional items that are
 absent are counted on one line per kind, not listed one by one; things that
 will make a job fail (a missing nvidia-uvm, no libcuda) are under "Pitfalls".
+`hpcshim doctor IMAGE` ends with whether IMAGE can run here: its
+NVIDIA_REQUIRE_CUDA against the driver, as `exec --gpu` checks it
+(hpcshim.requirements), read from the image without converting or loading it.
 """
 
 import os
@@ -12,16 +15,44 @@ import shutil
 from .backends import delivery, find_runtime
 from .build import GpuRequest, build_plan
 from .backends.apptainer import LIBS32_DIR, LIBS_DIR
+from .discovery.capability import compute_capability, cuda_for_driver
 from .errors import HpcshimError
 from .plan import Plan
+from .requirements import Verdict, check, image_env
 
 RUNTIME_NAMES = ("apptainer", "singularity", "ch-run", "minict")
 
 
-def doctor_output(host_root: str, as_json: bool, compat32: bool, env: dict[str, str]) -> str:
-    """`hpcshim doctor`: the report, or with --json the Plan document."""
+def doctor_output(host_root: str, as_json: bool, compat32: bool, env: dict[str, str],
+                  image: str | None = None) -> str:
+    """`hpcshim doctor [IMAGE]`: the report, or with --json the Plan document
+    (with IMAGE, plus "imageRequirements": the verdict)."""
     plan = build_plan(GpuRequest(mode="auto", root=host_root, env=env, compat32=compat32))
-    return plan.to_json() if as_json else report(plan, host_root, env) + "\n"
+    verdict = image_verdict(image, plan, env, host_root) if image else None
+    if as_json:
+        if verdict is None:
+            return plan.to_json()
+        import json  # doctor IMAGE --json only
+        return json.dumps(dict(plan.to_dict(), imageRequirements=verdict.to_dict()), indent=2) + "\n"
+    text = report(plan, host_root, env)
+    return text + "\n" + ("\n".join(image_lines(verdict)) + "\n" if verdict else "")
+
+
+def image_verdict(image: str, plan: Plan, env: dict[str, str], host_root: str = "/") -> Verdict:
+    """IMAGE's requirements against the node (a bad IMAGE: its one-line error)."""
+    declared, source = image_env(image, env)
+    if plan.vendor != "nvidia":
+        wants = " ".join(f"{k}={v}" for k, v in sorted((declared or {}).items()) if k.startswith("NVIDIA_REQUIRE_"))
+        return Verdict("unchecked", image, needs=f"{image}: no NVIDIA driver here to compare with"
+                       + (f" (it needs {wants})" if wants else ""))
+    return check(image, declared, plan, source=source, host_root=host_root)
+
+
+def image_lines(verdict: Verdict) -> list[str]:
+    out = [f"Image {verdict.image}: can it run here? (NVIDIA_REQUIRE_*, as NVIDIA's container toolkit checks it)"]
+    out += [f"  {line}" for line in verdict.lines]
+    out.append(f"  {verdict.conclusion() if verdict.lines else verdict.summary()}")
+    return out
 
 
 def summary_lines(plan: Plan, container_env: dict[str, str], delivery: list[str] | None = None) -> list[str]:
@@ -51,10 +82,14 @@ def report(plan: Plan, host_root: str, env: dict[str, str]) -> str:
             if finding.kind in ("selection", "cdi"):
                 out.append(f"  {finding.name}: {finding.reason}")
     else:
-        out.append(f"GPU: {plan.vendor}, driver {plan.driver_version or 'version unknown'}{where}")
+        cuda = cuda_for_driver(plan.driver_version) if plan.vendor == "nvidia" else None
+        out.append(f"GPU: {plan.vendor}, driver {plan.driver_version or 'version unknown'}"
+                   f"{f', supports {cuda}' if cuda else ''}{where}")
         for finding in plan.findings:
             if finding.kind in ("gpu", "selection", "cdi") and finding.status == "found":
                 out.append(f"  {finding.name}: {finding.reason}")
+        if plan.vendor == "nvidia":
+            out += capability_lines(plan)
         out.append(f"Device nodes ({len(plan.devices)}):")
         for node in plan.devices:
             source = "" if node.host_path == node.path else f"  <- {node.host_path}"
@@ -97,6 +132,21 @@ def report(plan: Plan, host_root: str, env: dict[str, str]) -> str:
     out += runtime_lines(plan, env)
     out += job_sharing_lines()
     return "\n".join(out)
+
+
+def capability_lines(plan: Plan) -> list[str]:
+    """The CUDA version and each GPU model's compute capability, and where they come from."""
+    out = []
+    if plan.driver_version:
+        out.append("  CUDA version: from NVIDIA's table of minimum drivers per CUDA release "
+                   "(discovery/capability.py), not from libcuda")
+    for model in dict.fromkeys(g.model for g in plan.gpus):
+        capability = compute_capability(model)
+        out.append(f"  compute capability of {model or 'an unnamed model'}: "
+                   + (f"{capability} (NVIDIA's CUDA GPUs table)" if capability else
+                      "unknown (no driver file states it, and NVIDIA's table of data-centre GPUs "
+                      "does not list this name)"))
+    return out
 
 
 # NCCL's docs and InfiniBand's verbs want locked memory without limit; 64 KiB

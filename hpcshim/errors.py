@@ -112,3 +112,28 @@ class ToolNotFound(HpcshimError):
 class ConversionFailed(HpcshimError):
     """umoci unpack, minict save or minict load failed (its message is kept)."""
     exit_code = 45
+
+
+# ---- hpcshim pull (codes 50-59) ---------------------------------------------
+
+class PullAuthFailed(HpcshimError):
+    """The registry refused the credentials given, or asks for some and none were given."""
+    exit_code = 50
+
+
+class PullImageUnknown(HpcshimError):
+    """The registry has no such repository or tag."""
+    exit_code = 51
+
+
+class PullFailed(HpcshimError):
+    """The registry is unreachable or sent something wrong, or the runtime's own pull failed."""
+    exit_code = 52
+
+
+# ---- the image against this node's driver (codes 60-69) -----------------------
+
+class UnmetImageRequirement(HpcshimError):
+    """The image's NVIDIA_REQUIRE_CUDA (or another NVIDIA_REQUIRE_*) is known
+    not to hold on this node's driver: `exec --gpu` refuses (hpcshim.requirements)."""
+    exit_code = 60

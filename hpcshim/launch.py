@@ -8,6 +8,9 @@ prepare() plans, in order, and changes nothing but hpcshim's own cache:
     the request    ExecRequest                built once, with what the image says
     the GPUs       build.build_plan           (none asked: an empty Plan; the
                                               discovery code is not even imported)
+    the image's    requirements.check         NVIDIA_REQUIRE_CUDA against the driver
+    needs                                     (NVIDIA only): a known mismatch is refused,
+                                              with --gpu=auto a warning
     the command    backends.render            argv and environment; minict gets the
                                               Plan in an in-memory file, /dev/fd/N
 
@@ -18,7 +21,7 @@ workload's exit status is hpcshim's. The CLI (cli.py) only parses and prints.
 import os
 
 from .backends import Command, ExecRequest, backend, find_runtime, render
-from .errors import ImageNotPrepared, RuntimeNotFound
+from .errors import ImageNotPrepared, RuntimeNotFound, UnmetImageRequirement
 from .images import prepare_image
 from .plan import Bind, Plan
 
@@ -51,11 +54,13 @@ class ExecOptions:
 class Prepared:
     """A command ready to exec, and what -v and --dry-run print about it."""
 
-    def __init__(self, command: Command, plan: Plan, notes: list[str], plan_fd: int | None = None):
+    def __init__(self, command: Command, plan: Plan, notes: list[str], plan_fd: int | None = None,
+                 warnings: list[str] | None = None):
         self.command = command
         self.plan = plan
         self.notes = notes              # the image's, the runtime's, the Plan's pitfalls
         self.plan_fd = plan_fd          # minict: the in-memory file holding the Plan
+        self.warnings = list(warnings or [])    # printed even without -v
 
 
 def prepare(options: ExecOptions, env: dict[str, str]) -> Prepared:
@@ -66,13 +71,14 @@ def prepare(options: ExecOptions, env: dict[str, str]) -> Prepared:
                           host_env=env, action=options.action, tty=os.isatty(0),
                           image_config=image.config, image_env=image.env)
     plan = _plan(options, env)
+    checked, warnings = _check_requirements(options, image, plan)
     plan_fd = plan_path = None
     if runtime.name == "minict":
         plan_fd = memfd_with(backend("minict").plan_for_minict(plan, request).to_json())
         plan_path = f"/dev/fd/{plan_fd}"
     command = render(runtime, plan, request, plan_path)
-    notes = image.notes + [f"note: {note}" for note in command.notes + plan.pitfalls]
-    return Prepared(command, plan, notes, plan_fd)
+    notes = image.notes + checked + [f"note: {note}" for note in command.notes + plan.pitfalls]
+    return Prepared(command, plan, notes, plan_fd, warnings)
 
 
 def _plan(options: ExecOptions, env: dict[str, str]) -> Plan:
@@ -82,6 +88,34 @@ def _plan(options: ExecOptions, env: dict[str, str]) -> Plan:
     return build_plan(GpuRequest(mode=options.gpu, root=options.host_root, env=env,
                                  compat32=options.compat32, cdi_devices=options.devices,
                                  gpu_bind=options.gpu_bind))
+
+
+def _check_requirements(options: ExecOptions, image, plan: Plan) -> tuple[list[str], list[str]]:
+    """(-v lines, warnings) from the image's NVIDIA_REQUIRE_* against the driver.
+    A known mismatch is refused, except with --gpu=auto, which warns and runs;
+    "cannot tell" warns. Only with an NVIDIA plan: the variables speak of CUDA."""
+    if plan.vendor != "nvidia":
+        return [], []
+    from . import requirements  # only for a job with an NVIDIA GPU (the driver table, the parser)
+    if image.config or image.env:
+        image_env, source = image.env, "the image config"
+    elif os.path.isdir(options.image):
+        image_env = requirements.directory_env(options.image)
+        source = f"{options.image} has neither /{requirements.CH_ENVIRONMENT} nor /{requirements.APPTAINER_ENVIRONMENT}"
+    else:
+        image_env, source = None, "a SIF file or registry image: its environment is read by the runtime"
+    verdict = requirements.check(options.image, image_env, plan, options.env, source, options.host_root)
+    if verdict.status == "mismatch" and options.gpu != "auto":
+        raise UnmetImageRequirement(verdict.summary(), hint="run it where the driver is new enough, or use an image "
+                                    "built for this driver; --gpu=auto warns and runs anyway, "
+                                    "--env NVIDIA_DISABLE_REQUIRE=1 skips the check")
+    lines = [f"requirements: {line}" for line in verdict.lines + [verdict.conclusion() if verdict.lines
+                                                                  else verdict.summary()]]
+    if verdict.status == "mismatch":
+        return lines, [f"warning: {verdict.summary()} (running anyway: --gpu=auto)"]
+    if verdict.status == "unknown":
+        return lines, [f"warning: {verdict.summary()} (running anyway)"]
+    return lines, []
 
 
 def start(prepared: Prepared):

@@ -13,6 +13,10 @@ it, and reads the image's config so that `hpcshim run` knows its command:
     minict       untouched        `minict load` into minict's store,   NAME, untouched
                                   then run by digest
 
+A registry name (no file of that name) goes to the runtime untouched, as
+docker://... does, except for ch-run: a name `hpcshim pull --runtime ch-run`
+fetched runs from its unpacked tree in the cache (pulled.py).
+
 oci:DIR goes to Apptainer and Singularity as `oci:DIR`: the containers/image
 `oci` transport is accepted by exec/run/shell in every version hpcshim
 supports (Singularity 3.0+, Apptainer 1.x), so no conversion is needed.
@@ -46,6 +50,8 @@ class PreparedImage:
 
 def prepare_image(runtime: str, text: str, env: dict[str, str], dry_run: bool = False) -> PreparedImage:
     ref = parse(text)
+    if ref.kind == "other" and runtime == "ch-run":
+        return _pulled_for_chrun(text, env)
     if ref.kind in ("directory", "other"):
         return PreparedImage(text)
     if runtime in ("apptainer", "singularity"):
@@ -62,6 +68,19 @@ def image_cache(env: dict[str, str]) -> str:
     cache only: an unpacked image is not an optimisation, ch-run needs it."""
     from ..cache import cache_dir  # only archives and minict images use the cache
     return cache_dir({k: v for k, v in env.items() if k != "HPCSHIM_NO_CACHE"})
+
+
+def _pulled_for_chrun(text: str, env: dict[str, str]) -> PreparedImage:
+    """A name `hpcshim pull --runtime ch-run` fetched: its tree in the cache
+    (pulled.py); any other text goes to ch-run untouched, as before."""
+    from .pulled import find  # a small module: one open() for a name that is no file
+    record = find(image_cache(env), text)
+    if record is None:
+        return PreparedImage(text)
+    from .layout import env_dict  # only for an image hpcshim pulled
+    config = record.get("config") or {}
+    return PreparedImage(record["rootfs"], config, env_dict(config.get("Env") or []),
+                         [f"image: {text} as pulled ({record.get('config_digest')}) at {record['rootfs']}"])
 
 
 def _from_file(ref: ImageRef, action):

@@ -60,9 +60,16 @@ LIBRARIES32 = {"libcuda.so": "libcuda.so.1", "libnvidia-ml.so": "libnvidia-ml.so
 LIB64_DIR = "usr/lib/x86_64-linux-gnu"
 LIB32_DIR = "usr/lib/i386-linux-gnu"
 
-VERSION_TEXT = (f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {DRIVER_VERSION}  "
-                "Thu Feb 22 01:44:30 UTC 2024\n"
-                "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+
+
+def version_text(version: str) -> str:
+    """/proc/driver/nvidia/version for a driver version."""
+    return (f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {version}  "
+            "Thu Feb 22 01:44:30 UTC 2024\n"
+            "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+
+
+VERSION_TEXT = version_text(DRIVER_VERSION)
 
 
 def information_text(bus: str, minor: int, uuid: str, model: str) -> str:
@@ -122,7 +129,10 @@ class LibraryStore:
 
 def build_driver_tree(root: Path, store: LibraryStore, gpus=DEFAULT_GPUS, *, with_uvm: bool = True,
                       with_cache: bool = True, with_socket: bool = True, mig: bool = False,
-                      smi: bool = True) -> DriverTree:
+                      smi: bool = True, version: str = DRIVER_VERSION) -> DriverTree:
+    """version: another driver version (an older node, for the image requirement tests):
+    the /proc version line, the libraries' and firmware's file names follow it (the
+    compiled stubs inside stay the same)."""
     root.mkdir(parents=True, exist_ok=True)
     # device nodes
     for _bus, minor, _uuid, _model in gpus:
@@ -135,7 +145,7 @@ def build_driver_tree(root: Path, store: LibraryStore, gpus=DEFAULT_GPUS, *, wit
     # /proc
     proc = root / "proc/driver/nvidia"
     (proc / "gpus").mkdir(parents=True)
-    (proc / "version").write_text(VERSION_TEXT)
+    (proc / "version").write_text(version_text(version))
     for bus, minor, uuid, model in gpus:
         (proc / "gpus" / bus).mkdir()
         (proc / "gpus" / bus / "information").write_text(information_text(bus, minor, uuid, model))
@@ -146,9 +156,9 @@ def build_driver_tree(root: Path, store: LibraryStore, gpus=DEFAULT_GPUS, *, wit
     lib64.mkdir(parents=True)
     lib32.mkdir(parents=True)
     for stem in LIBRARIES64:
-        shutil.copy2(store.dir / f"64-{stem}", lib64 / f"{stem}.{DRIVER_VERSION}")
+        shutil.copy2(store.dir / f"64-{stem}", lib64 / f"{stem}.{version}")
     for stem in LIBRARIES32:
-        shutil.copy2(store.dir / f"32-{stem}", lib32 / f"{stem}.{DRIVER_VERSION}")
+        shutil.copy2(store.dir / f"32-{stem}", lib32 / f"{stem}.{version}")
     shutil.copy2(store.dir / "64-libunrelated.so", lib64 / "libunrelated.so.1.0")
     (root / "etc").mkdir(exist_ok=True)
     # i386 first: a tool that takes the first match in directory order gets the 32-bit copy.
@@ -168,7 +178,7 @@ def build_driver_tree(root: Path, store: LibraryStore, gpus=DEFAULT_GPUS, *, wit
                             "cat <<'EOF'\n" + "\n".join(lines) + "\nEOF\n")
         smi_path.chmod(0o755)
     # firmware, ICD files, the persistenced socket
-    fw = root / f"lib/firmware/nvidia/{DRIVER_VERSION}"
+    fw = root / f"lib/firmware/nvidia/{version}"
     fw.mkdir(parents=True)
     for name in ("gsp_ga10x.bin", "gsp_tu10x.bin"):
         (fw / name).write_bytes(b"\x7fGSP" + name.encode())
@@ -185,7 +195,7 @@ def build_driver_tree(root: Path, store: LibraryStore, gpus=DEFAULT_GPUS, *, wit
         sock_path.parent.mkdir(parents=True)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.bind(str(sock_path))   # the file stays after close: a real socket inode
-    return DriverTree(root=root, gpus=tuple(gpus))
+    return DriverTree(root=root, gpus=tuple(gpus), version=version)
 
 
 def _make_mig(root: Path, gpu_minor: int) -> None:
