@@ -16,6 +16,14 @@ one path, DIR/gpu-host: the same HPCSHIM_HOST_ROOT on every node shows each
 node its own GPUs. Its TmpFS (DIR/node-tmp) is its own the same way. Slurm is Debian's (slurm-wlm) with munge, as the
 single-node tests run it; GRES hands out the GPUs.
 
+A node's login environment is the site's, as on a real cluster, where the
+compute nodes' /etc/profile.d puts the site's tools on PATH: DIR/profile.d
+(the host's scripts, plus minict-cluster.sh: the venv's bin, hpcshim's
+HPCSHIM_HOST_ROOT and cache) is bound over /etc/profile.d in each node's
+mount namespace. A job sent with `sbatch --export=NONE` gets exactly that
+(Slurm loads the user's login environment on the node: `su - USER`), and
+still finds hpcshim and its node's GPUs.
+
 Why namespaces and not containers: slurmd must see the host's /sys (its
 cgroup probes) and run jobs with the host's tools and the project's venv,
 as a real node's slurmd runs the site's software; only the network, the
@@ -145,8 +153,32 @@ def up(nodes: int) -> None:
         print(line)
 
 
+PROFILE = """\
+# scripts/cluster.py: this cluster's site environment, for login shells on its
+# nodes (sbatch --export=NONE): its tools on PATH, each node's GPUs (its own
+# tree, bound at one path) and hpcshim's cache inside the cluster's directory.
+export PATH="{bin}:$PATH"
+export HPCSHIM_HOST_ROOT={dir}/gpu-host
+export HPCSHIM_CACHE_DIR={dir}/hpcshim-cache
+"""
+
+
+def write_profile() -> bool:
+    """DIR/profile.d: the host's /etc/profile.d (copied, so that binding it over
+    /etc/profile.d hides nothing) and the cluster's own script. False without
+    an /etc/profile.d to bind it over."""
+    if not Path("/etc/profile.d").is_dir():
+        return False
+    shutil.copytree("/etc/profile.d", DIR / "profile.d", symlinks=True)
+    # the venv's bin, as started (not resolved: .venv/bin/python may link to /usr/bin)
+    (DIR / "profile.d" / "minict-cluster.sh").write_text(
+        PROFILE.format(bin=Path(sys.executable).parent, dir=DIR))
+    return True
+
+
 def _up(nodes: int, pids: dict) -> None:
     store = LibraryStore(DIR / "libraries")
+    profile = write_profile()
     (DIR / "gpu-host").mkdir()
     (DIR / "node-tmp").mkdir()
     (DIR / "plugstack.conf").write_text("")
@@ -181,7 +213,8 @@ def _up(nodes: int, pids: dict) -> None:
         run("ip", "link", "set", f"mct-n{n}", "master", BRIDGE, "up")
         run(*enter, "sh", "-c", f"hostname node{n} && ip link set lo up && "
             f"ip addr add {node_address(n)}/24 dev eth0 && ip link set eth0 up && "
-            f"mount --bind {node}/host {DIR}/gpu-host && mount --bind {node}/tmp {DIR}/node-tmp")
+            f"mount --bind {node}/host {DIR}/gpu-host && mount --bind {node}/tmp {DIR}/node-tmp"
+            + (f" && mount --bind {DIR}/profile.d /etc/profile.d" if profile else ""))
     (DIR / "slurm.conf").write_text(slurm_conf(nodes, max(16, os.cpu_count() or 2)))
     (DIR / "gres.conf").write_text(f"NodeName=node[1-{nodes}] Name=gpu "
                                    f"File={DIR}/gpu-host/dev/nvidia[0-{GPUS_PER_NODE - 1}]\n")

@@ -49,6 +49,11 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
     argv = [exe, "--env-no-expand"]
     if request.cleanenv:
         argv.append("--unset-env=*")
+    if os.path.isfile(os.path.join(image, CH_ENVIRONMENT)):
+        # The image's ENV as ch-image/ch-convert recorded it: a bare --set-env
+        # reads /ch/environment inside the image (0.31 does so only when
+        # asked). First, so that everything below wins over it.
+        argv.append("--set-env")
     workdir = request.image_config.get("WorkingDir")
     if workdir:
         argv.append(f"--cd={workdir}")      # the image's WORKDIR, as docker and minict start in
@@ -81,6 +86,7 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
 
 
 RUNSCRIPT = "/.singularity.d/runscript"
+CH_ENVIRONMENT = "ch/environment"      # Charliecloud's record of the image's ENV (KEY=VALUE lines)
 
 
 def container_command(request: ExecRequest) -> list[str]:

@@ -100,3 +100,20 @@ def test_non_directory_image_with_gpu_is_refused(driver_tree, tmp_path, shim_env
     sqfs.write_bytes(b"hsqs")
     result = run(["exec", "--gpu", "--runtime", "ch-run", sqfs, "true"], env)
     assert result.returncode == 21 and "is not a directory" in result.stderr
+
+
+def test_the_image_s_ch_environment_is_applied(image, shim_env):
+    """A directory from ch-image/ch-convert records its ENV in /ch/environment,
+    which ch-run 0.31 applies only with a bare --set-env: hpcshim asks for it,
+    before --env, which wins."""
+    (image / "ch").mkdir()
+    (image / "ch/environment").write_text("PATH=/imgbin:/bin\nFROM_IMAGE=image\nMINE=image\n")
+    (image / "imgbin").mkdir()
+    (image / "imgbin/hello").write_text("#!/bin/sh\necho hello from the image PATH\n")
+    (image / "imgbin/hello").chmod(0o755)
+    result = run(["exec", "--runtime", "ch-run", "--env", "MINE=flag", image, "sh", "-c",
+                  "hello; echo $FROM_IMAGE $MINE"], shim_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello from the image PATH\nimage flag\n", result.stderr
+    dry = run(["exec", "--runtime", "ch-run", "--dry-run", image, "true"], shim_env)
+    assert " --set-env " in dry.stdout
