@@ -209,9 +209,13 @@ def logs(config, ref: str, out_fd: int = 1, follow: bool = False) -> None:
 
 
 def bundle_config(config, ref: str) -> dict:
-    """The container as an OCI config.json (runtime/bundle.py)."""
+    """The container as an OCI config.json (runtime/bundle.py), as it ran:
+    where no device controller guarded it, without CAP_MKNOD
+    (device_access.confine). One never started shows what its flags ask."""
     record = state.find(state.Layout.of(config), ref)
-    return config_of(record.spec, str(record.dir))
+    devices = state.status(record).devices
+    spec = record.spec if devices is None else device_access.confine(record.spec, devices)
+    return config_of(spec, str(record.dir))
 
 
 def inspect(config, ref: str) -> dict:
