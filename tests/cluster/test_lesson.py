@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.helpers.lessons import readme_and_script, run_walkthrough
+from tests.helpers.lessons import processes_naming, readme_and_script, run_walkthrough
 from .conftest import NEEDED
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -24,20 +24,6 @@ WORK_DIRS = "/tmp/hpc-cluster.*"
 RANKS = [f"rank {rank} node{node} local {local} CUDA_VISIBLE_DEVICES={local} "
          f"GPU-{node:08d}-1111-2222-3333-{local:012d}"
          for rank, (node, local) in enumerate([(1, 0), (1, 1), (2, 0), (2, 1)])]
-
-
-def processes_naming(text: str) -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(f"{entry} {cmdline}")
-    return found
 
 
 def test_walkthrough_runs_and_its_checks_pass(tmp_path):

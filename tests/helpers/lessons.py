@@ -1,5 +1,6 @@
 """Run a lesson's walk-through as a student would, and check what every lesson promises."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -35,3 +36,19 @@ def run_walkthrough(lesson: str, tmp_path: Path, min_checks: int, owned_mounts=(
 def readme_and_script(lesson: str) -> tuple[str, str]:
     return ((EXAMPLES / lesson / "README.md").read_text(),
             (EXAMPLES / lesson / "walkthrough.sh").read_text())
+
+
+def processes_naming(text: str) -> list[str]:
+    """Processes (other than this one) whose command line contains `text`:
+    what a lesson started and must not leave running."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(f"{entry} {cmdline}")
+    return found

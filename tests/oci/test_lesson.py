@@ -6,13 +6,12 @@ temp files."""
 import fnmatch
 import glob
 import json
-import os
 import shutil
 
 import pytest
 
 from minicontainer.oci.state import DEFAULT_ROOT
-from tests.helpers.lessons import readme_and_script, run_walkthrough
+from tests.helpers.lessons import processes_naming, readme_and_script, run_walkthrough
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -34,20 +33,6 @@ def containers_under(top) -> list[str]:
             continue
         if fnmatch.fnmatch(bundle, str(top)) or fnmatch.fnmatch(bundle, f"{top}/*"):
             found.append(state.parent.name)
-    return found
-
-
-def processes_naming(text: str) -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(f"{entry} {cmdline}")
     return found
 
 
