@@ -83,9 +83,12 @@ def main() -> int:
     model.eval()
     with torch.no_grad():
         acc = (model(torch.from_numpy(vx)).argmax(1).numpy() == vy).mean()
+    # One write for the whole line, newline included: the ranks share one
+    # output file, and print's separate write of "\n" (unbuffered stdout)
+    # can land after another rank's line.
     print(f"rank {rank}/{world} local_rank {local} master {os.environ['MASTER_ADDR']}:"
-          f"{os.environ['MASTER_PORT']} test_accuracy {acc:.4f} weights {checksum(model.module)}",
-          flush=True)
+          f"{os.environ['MASTER_PORT']} test_accuracy {acc:.4f} weights {checksum(model.module)}\n",
+          end="", flush=True)
     dist.destroy_process_group()
     return 0
 
