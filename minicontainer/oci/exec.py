@@ -18,8 +18,7 @@ from pathlib import Path
 from .. import syscalls as sc
 from ..errors import BadConfig, ContainerStateError
 from ..runtime import security
-from ..runtime.command import exit_code_of
-from ..runtime.command import error_from_child, read_all
+from ..runtime.command import error_from_child, exec_process, exit_code_of, read_all
 from . import config as config_file, init, process, state
 
 JOINED = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
@@ -125,4 +124,4 @@ def _joiner(kernel, config, proc, namespaces, ch: init.Channels, ready) -> None:
     ready[0] = True
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     process.last_steps(kernel, proc, config.get("linux", {}).get("seccomp"), {ch.error_write})
-    process.exec_process(kernel, proc, path)
+    exec_process(kernel, proc, path)

@@ -38,7 +38,7 @@ from .. import syscalls as sc
 from ..runtime import mounts as kernel_files
 from ..runtime import rootfs
 from ..idmap import in_user_namespace
-from ..runtime.command import report_failure
+from ..runtime.command import exec_process, report_failure
 from ..errors import MinictError, RunFailed
 from . import hooks, mounts, process
 
@@ -104,7 +104,7 @@ class Engine:
         """Where fds 0, 1, 2 go, after the terminal (if any) is set up."""
 
     def exec(self, kernel, proc: dict, path: str, error_fd: int):
-        process.exec_process(kernel, proc, path)
+        exec_process(kernel, proc, path)
 
 
 def main(kernel: sc.Kernel, config: dict, bundle: str, ch: Channels, nodev: bool,

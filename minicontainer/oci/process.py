@@ -21,7 +21,7 @@ from .. import syscalls as sc
 from ..errors import RunFailed
 from ..runtime import capabilities as caps
 from ..runtime import security
-from ..runtime.command import execute, find_command, umask_and_signals
+from ..runtime.command import find_command
 from ..runtime.docker_flags import ULIMITS
 from ..runtime.syscall_filter import import_library
 from . import seccomp as profile
@@ -126,9 +126,3 @@ def last_steps(kernel: sc.Kernel, process: dict, seccomp_config, keep_fds: set[i
     security.close_inherited_fds(kernel, keep)
     security.enter_workdir(kernel, process.get("cwd", "/"))
 
-
-def exec_process(kernel: sc.Kernel, process: dict, path: str) -> None:
-    """execve the command with exactly the config's environment, as a
-    fresh process starts: the config's umask, every signal at its default."""
-    umask_and_signals(process.get("user", {}).get("umask", 0o022))
-    execute(kernel, path, process["args"], process.get("env", []))

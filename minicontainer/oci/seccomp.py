@@ -111,8 +111,9 @@ def build(seccomp, profile: dict):
         for name in rule["names"]:
             try:
                 built.add_rule(action, name, *args)
-                label = _label(rule) + (" (by its arguments)" if args else "")
-                named.setdefault(label, []).extend([] if name in named.get(label, []) else [name])
+                names = named.setdefault(_label(rule) + (" (by its arguments)" if args else ""), [])
+                if name not in names:
+                    names.append(name)
             except RuntimeError:
                 unknown.append(name)
             except ValueError as exc:   # e.g. two comparisons of one argument

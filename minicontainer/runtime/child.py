@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 from .. import syscalls as sc
 from .. import idmap
-from ..oci import init, process
+from ..oci import init
 from . import rootfs, security, syscall_filter, tty
+from .command import exec_process
 from .reaper import run_reaper
 
 
@@ -119,7 +120,7 @@ class MinictRun(init.Engine):
     def exec(self, kernel, proc, path, error_fd):
         if self.spec.init:
             run_reaper(kernel, proc, path, error_fd)
-        process.exec_process(kernel, proc, path)
+        exec_process(kernel, proc, path)
 
 
 def container_main(kernel: sc.Kernel, config: dict, channels: init.Channels,

@@ -77,9 +77,16 @@ def start_command(kernel, proc: dict, path: str, error_fd: int) -> None:
             signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
             kernel.become_foreground_job("Give the command the terminal (its own process group "
                                         "in the foreground)")
-        umask_and_signals(proc.get("user", {}).get("umask", 0o022))
-        execute(kernel, path, proc["args"], proc.get("env", []))
+        exec_process(kernel, proc, path)
     run_or_report(error_fd, start)
+
+
+def exec_process(kernel, proc: dict, path: str) -> None:
+    """execve config.json's `process` (its command found at `path`) with
+    exactly its environment, as a fresh process starts: its umask, every
+    signal at its default."""
+    umask_and_signals(proc.get("user", {}).get("umask", 0o022))
+    execute(kernel, path, proc["args"], proc.get("env", []))
 
 
 def umask_and_signals(umask: int = 0o022) -> None:
