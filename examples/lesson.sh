@@ -12,6 +12,13 @@ step() {
     printf '\n== %s\n' "$*"
 }
 
+require_root() {  # a lesson that makes namespaces, mounts or devices of its own
+    if [ "$(id -u)" != 0 ]; then
+        echo "this lesson runs as root: sudo $0" >&2
+        exit 1
+    fi
+}
+
 check() {  # check "what" "expected" "actual"
     if [ "$2" = "$3" ]; then
         echo "check: $1: ok"

@@ -9,10 +9,7 @@
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lesson.sh"
-if [ "$(id -u)" != 0 ]; then
-    echo "this lesson runs as root: sudo $0" >&2
-    exit 1
-fi
+require_root
 # minict-oci sits beside minict (MINICT may name it, as the tests do), else on PATH.
 MINICT_OCI=${MINICT_OCI:-$(dirname "$MINICT")/minict-oci}
 if [ ! -x "$MINICT_OCI" ]; then

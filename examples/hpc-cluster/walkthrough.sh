@@ -12,10 +12,7 @@
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lesson.sh"
-if [ "$(id -u)" != 0 ]; then
-    echo "this lesson runs as root: sudo $0" >&2
-    exit 1
-fi
+require_root
 for tool in slurmctld slurmd srun sbatch munged mungekey ch-run umoci unshare nsenter; do
     command -v "$tool" >/dev/null || { echo "$tool not found: run scripts/setup.sh" >&2; exit 1; }
 done

@@ -1,6 +1,9 @@
 """Fixtures for hpcshim's tests: the fake driver tree (see drivertree.py)."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,4 +39,17 @@ def shim_env(tmp_path):
                         "SLURM_JOB_GPUS", "GPU_DEVICE_ORDINAL", "SLURM_JOB_ID")}
     env["HPCSHIM_CACHE_DIR"] = str(tmp_path / "cache")
     env.setdefault("USER", "root")
+    return env
+
+
+def minict_store_env(shim_env, tmp_path, archive) -> dict:
+    """shim_env with a minict store of its own (MINICT_ROOT under tmp_path)
+    holding `archive`, loaded with `minict load`, and the venv's minict on PATH."""
+    bin_dir = Path(sys.executable).parent
+    env = dict(shim_env, MINICT_ROOT=str(tmp_path / "minict-root"),
+               MINICT_STATE=str(tmp_path / "state"), PATH=f"{bin_dir}:{shim_env.get('PATH', '')}")
+    env.pop("MINICT_EXPLAIN", None)
+    loaded = subprocess.run([str(bin_dir / "minict"), "load", "-q", "-i", str(archive)],
+                            env=env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
     return env

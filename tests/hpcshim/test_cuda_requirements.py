@@ -20,6 +20,7 @@ import pytest
 from hpcshim.discovery.capability import CudaSupport, compute_capability, cuda_for_driver
 from hpcshim.plan import Gpu, Plan
 from hpcshim.requirements import Requirement, _parse_exports, check, read_requirements
+from tests.hpcshim.conftest import minict_store_env
 from tests.helpers.apptainer import find_apptainer
 from tests.helpers.images import Entry, ImageBuilder, tar_from_dir, tar_of
 from tests.hpcshim.test_backends import read_record, stub_path  # noqa: F401 (fixture)
@@ -334,13 +335,7 @@ def test_doctor_image_errors_and_hosts_without_nvidia(archives, shim_env, tmp_pa
 
 @pytest.fixture
 def minict_env(shim_env, tmp_path, archives):
-    env = dict(shim_env, MINICT_ROOT=str(tmp_path / "minict-root"), MINICT_STATE=str(tmp_path / "state"),
-               PATH=f"{BIN}:{shim_env.get('PATH', '')}")
-    env.pop("MINICT_EXPLAIN", None)
-    loaded = subprocess.run([str(BIN / "minict"), "load", "-q", "-i", str(archives["docker"])],
-                            env=env, capture_output=True, text=True)
-    assert loaded.returncode == 0, loaded.stderr
-    return env
+    return minict_store_env(shim_env, tmp_path, archives["docker"])
 
 
 @pytest.mark.root

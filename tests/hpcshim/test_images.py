@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hpcshim.conftest import minict_store_env
 from tests.helpers.apptainer import find_apptainer
 from tests.helpers.images import Entry, ImageBuilder, tar_from_dir, tar_of, write_tar
 from tests.hpcshim.test_backends import read_record, stub_path  # noqa: F401 (fixture)
@@ -126,12 +127,7 @@ def test_chrun_broken_archive_leaves_nothing(images, shim_env):
 
 @pytest.fixture
 def minict_env(shim_env, tmp_path, images):
-    env = dict(shim_env, MINICT_ROOT=str(tmp_path / "minict-root"), MINICT_STATE=str(tmp_path / "state"),
-               PATH=f"{BIN}:{shim_env.get('PATH', '')}")
-    env.pop("MINICT_EXPLAIN", None)
-    loaded = subprocess.run([str(BIN / "minict"), "load", "-q", "-i", str(images["docker-archive"])],
-                            env=env, capture_output=True, text=True)
-    assert loaded.returncode == 0, loaded.stderr
+    env = minict_store_env(shim_env, tmp_path, images["docker-archive"])
     subprocess.run([str(BIN / "minict"), "tag", "demo:1", "busybox:latest"], env=env, check=True)
     return env
 
