@@ -3,8 +3,8 @@ made into what runtime R runs, so that `hpcshim exec REF ...` then starts withou
 
     apptainer,    their own `pull [DEST] docker://REF` (a SIF file; DEST or
     singularity   Apptainer's default name NAME_TAG.sif), credentials in its variables
-    ch-run        minict's registry client downloads into a temporary minict store
-                  inside hpcshim's cache, umoci unpacks it once into
+    ch-run        minict's registry client downloads into a minict store inside
+                  hpcshim's cache (pull-store/), umoci unpacks it once into
                   <cache>/images/<config digest>/, and <cache>/pulled/ records the
                   name (images/pulled.py): `hpcshim exec --runtime ch-run REF` finds it
     minict        `minict pull REF` into minict's own store (MINICT_ROOT); DEST: a second
@@ -19,10 +19,11 @@ output is sent to hpcshim's stderr, so a batch job's log gets plain lines.
 
 Interrupted: a transfer the network cuts off resumes where it stopped (an
 HTTP Range request, up to 5 times per blob, inside the same pull). A pull that
-is itself stopped (Ctrl-C, SIGKILL) leaves no half image anywhere: minict's
-store takes a pull whole or not at all, hpcshim's temporary store is removed
-on the way out, or by the next pull when the process was killed, and that
-next pull starts over. (Apptainer keeps the layers it finished in its own cache.)
+is itself stopped (Ctrl-C, SIGKILL, a job's time limit) leaves no half image
+anywhere (minict's store takes an image whole or not at all), only the bytes
+it had received, in the store's downloads/ (ch-run: <cache>/pull-store); the
+next pull of that image asks the registry for the rest alone. (Apptainer
+keeps the layers it finished in its own cache.)
 
 Memory: minict streams every layer to a file as it arrives (checking its
 digest on the way) and unpacks from that file; umoci streams too. Nothing
@@ -213,16 +214,19 @@ def _for_chrun(exe: str, ref: str, dest: str | None, credentials, env: dict[str,
         raise BadArgument("--runtime ch-run takes no DEST: the image is unpacked into hpcshim's cache "
                           "and found by its name", hint=f"run it with hpcshim exec --runtime ch-run {ref} CMD")
     cache = image_cache(env)
-    # Everything downloaded goes to a temporary store next to the cache's
-    # images; building() removes it whatever happens (an error, Ctrl-C), and
-    # the next pull reaps one whose process was killed.
+    # Downloads go to a minict store in the cache (<cache>/pull-store), kept
+    # between pulls for what minict keeps there after a pull that was stopped
+    # (downloads/: the next pull asks only for the rest). The image leaves it
+    # once unpacked: the tree under images/ is what ch-run runs. minict's
+    # state dir is temporary; building() removes it whatever happens.
+    store = os.path.join(cache, "pull-store")
     with building(os.path.join(cache, "pull")) as work:
-        store_env = dict(env, MINICT_ROOT=os.path.join(work, "store"),
-                         MINICT_STATE=os.path.join(work, "state"))
+        store_env = dict(env, MINICT_ROOT=store, MINICT_STATE=os.path.join(work, "state"))
         minict_pull(exe, ref, credentials, store_env)
         info = minict_tool.inspect(exe, ref, store_env)
-        image = _stored_image(os.path.join(work, "store"), info)
+        image = _stored_image(store, info)
         rootfs, _ = unpack(image, cache, env)
+        minict_tool.remove(exe, info["Id"], store_env)
     record = {"rootfs": rootfs, "config_digest": image.config_digest,
               "manifest_digest": image.manifest_digest, "config": image.run_config}
     write_record(cache, ref, record)       # last: a record always names a complete tree

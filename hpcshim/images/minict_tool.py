@@ -1,4 +1,4 @@
-"""Asking the `minict` program about its images: inspect, save, load.
+"""Asking the `minict` program about its images: inspect, save, load, remove.
 
 hpcshim never imports minicontainer (GPU nodes install hpcshim alone, without
 minict's compiled dependencies); it runs `minict` like any other tool, with
@@ -48,6 +48,14 @@ def load(exe: str, path: str, env: dict[str, str]) -> None:
     if done.returncode != 0:
         raise ConversionFailed(f"minict load -i {path} failed: {_message(done)}",
                                hint="check the archive with `minict load -i` yourself")
+
+
+def remove(exe: str, image_id: str, env: dict[str, str]) -> None:
+    """`minict rmi -f ID`: the image and whatever blobs and layers only it used."""
+    done = _run([exe, "rmi", "-f", image_id], env)
+    if done.returncode != 0:
+        raise ConversionFailed(f"minict rmi {image_id} failed: {_message(done)}",
+                               hint="check the minict installation")
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

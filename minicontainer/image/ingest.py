@@ -43,6 +43,14 @@ class Ingest:
         os.close(fd)
         return Path(name)
 
+    def link_blob(self, download: Path) -> Path:
+        """A second name in the work dir for a file in the store's downloads/
+        (no copy): committed or discarded like a temp file, while the
+        download itself stays until the pull is over."""
+        tmp = self.work / f"download-{download.name}"
+        os.link(download, tmp)
+        return tmp
+
     def commit_blob(self, tmp: Path, digest: str) -> Path:
         """Move a verified temp file into blobs/ (a no-op if already there)."""
         final = self.store.blob_path(digest)

@@ -10,14 +10,19 @@ The steps (OCI distribution-spec "Pull"; image-spec for what is fetched):
 3. GET the config blob (image-spec config.md); it lists the diff ids, the
    digests of the uncompressed layers.
 4. For each layer the store does not already have (by diff id): stream
-   the blob to a temp file inside the store, checking its sha256 as it
-   arrives, then unpack it (the store checks the diff id too).
+   the blob to its file in the store's downloads/, checking its sha256 as
+   it arrives, then unpack it (the store checks the diff id too).
 5. Record the image under its tag, with `name@sha256:...` (the digest the
-   tag pointed at, index or manifest) as its repo digest.
+   tag pointed at, index or manifest) as its repo digest; then drop the
+   image's downloads.
 
 All network reads that can fail early (manifests, config) happen before
 the store is touched; the rest happens inside `store.ingest()`, which
-leaves the store exactly as it was if anything goes wrong.
+leaves the store exactly as it was if anything goes wrong. Only downloads/
+outlives a failed or killed pull: the next pull of a blob asks the
+registry for the rest of it alone (a Range request), as `docker pull`
+does after a restart, so a big image on a slow link is not started over.
+Those bytes are never read as content before the blob's digest is checked.
 """
 
 import json
@@ -25,8 +30,9 @@ import sys
 from contextlib import contextmanager
 
 from . import mediatypes as mt
-from ..errors import ImageNotFound, NoMatchingPlatform, RegistryError, StoreCorrupt
+from ..errors import DigestMismatch, ImageNotFound, NoMatchingPlatform, RegistryError, StoreCorrupt
 from .platforms import Platform, host_platform, parse_platform, select_manifest
+from ..fsutil import file_lock
 from .reference import Reference, parse
 from .registry import RegistryClient
 from .registry.client import Manifest, check_descriptor
@@ -65,16 +71,21 @@ def pull(store: Store, ref: str, platform: str | None = None, *, insecure=(),
 
         # Steps 4-5, inside the store's ingest: all of it, or none of it.
         up_to_date = _manifest_held(store, reference) == manifest.digest
-        with store.ingest() as ing:
-            ing.add_blob_bytes(config_bytes, expected=parsed["config"]["digest"],
-                               what=f"config of {reference.familiar()}")
-            for descriptor, diff_id in zip(parsed["layers"], diff_ids):
-                if _pull_layer(client, ing, reference, descriptor, diff_id, report):
-                    up_to_date = False
-            # A pull by digest gets no tag, as with docker: the digest is its name.
-            names = [reference] if reference.tag and not reference.digest else []
-            image = ing.commit_image(manifest.data, names=names,
-                                     repo_digests=[f"{reference.name}@{top.digest}"])
+        try:
+            with store.ingest() as ing:
+                ing.add_blob_bytes(config_bytes, expected=parsed["config"]["digest"],
+                                   what=f"config of {reference.familiar()}")
+                for descriptor, diff_id in zip(parsed["layers"], diff_ids):
+                    if _pull_layer(client, ing, reference, descriptor, diff_id, report):
+                        up_to_date = False
+                # A pull by digest gets no tag, as with docker: the digest is its name.
+                names = [reference] if reference.tag and not reference.digest else []
+                image = ing.commit_image(manifest.data, names=names,
+                                         repo_digests=[f"{reference.name}@{top.digest}"])
+        except BaseException:
+            _drop_downloads(store, parsed["layers"], keep_partial=True)
+            raise
+        _drop_downloads(store, parsed["layers"], keep_partial=False)
     report.line(f"Digest: {top.digest}")
     status = "Image is up to date for" if up_to_date else "Downloaded newer image for"
     report.line(f"Status: {status} {reference.familiar()}")
@@ -104,10 +115,22 @@ def _pull_layer(client: RegistryClient, ing, reference: Reference, descriptor: d
     if ing.layer_present(diff_id) and ing.has_blob(descriptor["digest"]):
         report.line(f"{short}: Already exists")
         return False
-    blob = ing.temp_path()
-    with open(blob, "wb") as sink, report.bar(short, descriptor.get("size")) as tick:
-        client.fetch_blob(reference.repository, descriptor, sink, f"layer {short}",
-                          on_progress=tick)
+    download = ing.store.download_path(descriptor["digest"])
+    # Locked: two pulls of one blob take turns, and the second finds it whole.
+    with file_lock(download), open(download, "r+b") as sink:
+        held = sink.seek(0, 2)
+        if held:
+            report.line(f"{short}: Resuming from byte {held} (left by a pull that stopped)")
+        try:
+            with report.bar(short, descriptor.get("size")) as tick:
+                client.fetch_blob(reference.repository, descriptor, sink, f"layer {short}",
+                                  on_progress=tick)
+        except BaseException as exc:
+            # Keep bytes worth resuming from; none arrived, or they were not the blob's
+            if isinstance(exc, DigestMismatch) or sink.seek(0, 2) == 0:
+                download.unlink(missing_ok=True)
+            raise
+        blob = ing.link_blob(download)     # the downloads/ copy stays until the image is in
     if ing.layer_present(diff_id):
         # Unpacked already, from a blob compressed otherwise (another image):
         # keep this image's own blob for `minict save` and `push`.
@@ -123,6 +146,20 @@ def _pull_layer(client: RegistryClient, ing, reference: Reference, descriptor: d
     ing.commit_blob(blob, descriptor["digest"])
     report.line(f"{short}: Pull complete")
     return True
+
+
+def _drop_downloads(store: Store, layers: list[dict], keep_partial: bool) -> None:
+    """Remove the layers' files in downloads/ once the pull is over: all of
+    them when the image is in; when it failed, all but the transfers cut
+    short (a complete blob that failed to unpack would fail the same way
+    again). One another pull is using stays; gc takes it when old."""
+    for descriptor in layers:
+        download = store.download_path(descriptor["digest"])
+        if not download.exists():
+            continue
+        with file_lock(download, blocking=False) as ours:
+            if ours and not (keep_partial and download.stat().st_size < descriptor["size"]):
+                download.unlink(missing_ok=True)
 
 
 def _manifest_held(store: Store, reference: Reference) -> str | None:

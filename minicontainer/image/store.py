@@ -11,6 +11,10 @@ On disk, under the root (`--root`, `MINICT_ROOT`, default /var/lib/minict):
     index.json                names -> manifest digest, and a summary of each
                               image (config digest, diff ids, size)
     tmp/                      work in progress; never read as content
+    downloads/sha256/<hex>    layer blobs a pull is fetching; what a killed pull
+                              leaves lets the next one ask only for the rest
+                              (image/pull.py); dropped when the image is in,
+                              or by gc after DOWNLOADS_KEPT_DAYS untouched
     locks/                    flock(2) files
 
 Two images that share a base share its layer directories, and a container
@@ -37,6 +41,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +55,7 @@ from .ingest import Ingest
 from .reference import Reference, parse
 
 DEFAULT_MAX_UNPACK = 64 * 1024**3  # bytes per image; a bomb stops here
+DOWNLOADS_KEPT_DAYS = 7            # a stopped pull's bytes wait this long for the next one
 
 
 @dataclass
@@ -89,13 +95,16 @@ class Store:
     def _create_dirs(self) -> None:
         """Made by the first command that writes, so that reading (or a
         command that fails before writing) leaves no empty store behind."""
-        for sub in ("blobs/sha256", "layers", "tmp", "locks"):
+        for sub in ("blobs/sha256", "layers", "tmp", "locks", "downloads/sha256"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # ---- paths -------------------------------------------------------------
 
     def blob_path(self, digest: str) -> Path:
         return self.root / "blobs/sha256" / digest_hex(digest)
+
+    def download_path(self, digest: str) -> Path:
+        return self.root / "downloads/sha256" / digest_hex(digest)
 
     def layer_dir(self, diff_id: str) -> Path:
         return self.root / "layers" / digest_hex(diff_id)
@@ -254,9 +263,11 @@ class Store:
 
     def _remove_if_unused(self) -> None:
         """Delete a store root this process created, when nothing was ever
-        committed to it (and no other load is running in it)."""
+        committed to it and no pull left bytes to resume from (and no other
+        load is running in it)."""
         with file_lock(self._gc_lock, blocking=False) as held:
-            if held and not (self.root / "index.json").exists():
+            if held and not (self.root / "index.json").exists() \
+                    and not any((self.root / "downloads/sha256").iterdir()):
                         self.remove_trees([self.root])
 
     def remove(self, ref: str, force: bool = False,
@@ -355,6 +366,12 @@ class Store:
         for layer in (self.root / "layers").iterdir():
             if layer.name not in keep_layer_hex:
                 doomed.append(layer)
+        # Not a crash's leftovers but a stopped pull's bytes, kept for the next
+        # pull (image/pull.py), unless nobody came back for them.
+        too_old = time.time() - DOWNLOADS_KEPT_DAYS * 86400
+        downloads = self.root / "downloads/sha256"
+        if downloads.is_dir():
+            doomed += [d for d in downloads.iterdir() if d.stat().st_mtime < too_old]
         if doomed:
             self.remove_trees(doomed)
 

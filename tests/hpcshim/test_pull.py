@@ -30,6 +30,7 @@ import pytest
 
 from hpcshim.errors import BadArgument, PullAuthFailed, PullImageUnknown
 from tests.helpers.images import ImageBuilder, busybox_image
+from tests.helpers.waiting import wait_for
 from tests.registry.conftest import needs_registry
 from tests.registry.pushing import skopeo_push
 from tests.registry.servers import DockerRegistry, FakeRegistry, TokenServer
@@ -102,11 +103,17 @@ def one_line_error(result, code: int) -> str:
     return last
 
 
+STORE_CONTENT = ("pull-store/blobs/sha256", "pull-store/layers", "pull-store/downloads/sha256",
+                 "pull-store/tmp")
+
+
 def cache_leftovers(env: dict) -> list[str]:
-    """What the image parts of hpcshim's cache hold: `images/HEX`, `pulled/NAME.json`, `pull/...`."""
+    """What the image parts of hpcshim's cache hold: `images/HEX`, `pulled/NAME.json`, `pull/...`,
+    and content in the download store (`pull-store/blobs/sha256/HEX`...; its index, locks and
+    empty directories are no content)."""
     cache = Path(env["HPCSHIM_CACHE_DIR"])
-    return sorted(f"{part}/{p.name}" for part in ("images", "pull", "pulled") if (cache / part).is_dir()
-                  for p in (cache / part).iterdir())
+    return sorted(f"{part}/{p.name}" for part in ("images", "pull", "pulled", *STORE_CONTENT)
+                  if (cache / part).is_dir() for p in (cache / part).iterdir())
 
 
 # ---- names -------------------------------------------------------------------------------------
@@ -139,7 +146,7 @@ def test_chrun_pull_with_apptainer_variables_then_exec_offline(registry, env):
     record_file = f"{registry.host.replace(':', '+')}%priv%busybox+latest.json"
     record = json.loads((Path(env["HPCSHIM_CACHE_DIR"]) / "pulled" / record_file).read_text())
     assert record["rootfs"] == str(rootfs) and record["config"]["Cmd"] == ["sh"]
-    assert cache_leftovers(env) == [f"images/{rootfs.name}", f"pulled/{record_file}"]  # no download store
+    assert cache_leftovers(env) == [f"images/{rootfs.name}", f"pulled/{record_file}"]  # nothing downloaded kept
     # exec finds it by the name it was pulled as (with or without :latest), with no network
     for name in (ref, f"{ref}:latest", f"docker://{ref}"):
         ran = shim(env, "exec", "-v", "--runtime", "ch-run", name, "sh", "-c", f"{PROBE}; echo $PATH",
@@ -243,28 +250,41 @@ def test_a_transfer_cut_off_midway_resumes(env, busybox_rootfs):
     assert resumed and set(resumed) == {206}       # the rest of each blob, not all of it again
 
 
-def test_a_killed_pull_leaves_nothing_and_the_next_one_completes(env, busybox_rootfs):
+def test_a_killed_pull_leaves_no_image_and_the_next_one_resumes(env, busybox_rootfs):
+    """SIGKILL (a job's time limit, say) halfway through the layer: no half image anywhere,
+    and the next pull asks the registry only for the bytes the first did not get."""
     fake = FakeRegistry().start()
+    cache = Path(env["HPCSHIM_CACHE_DIR"])
     try:
         ref = served(fake, busybox_rootfs)
         image = marked_busybox(busybox_rootfs)
-        fake.stall_blobs.add(image.layers[0]["digest"])
+        layer = image.layers[0]
+        fake.stall_blobs.add(layer["digest"])
         victim = subprocess.Popen([HPCSHIM, "pull", "--runtime", "ch-run", ref], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        download = cache / "pull-store/downloads/sha256" / layer["digest"].split(":")[1]
         try:
             assert fake.stalled.wait(timeout=60), "the pull never started a blob"
+            wait_for(lambda: download.exists() and download.stat().st_size, 30, "the half layer on disk")
             os.killpg(victim.pid, signal.SIGKILL)       # hpcshim and the minict it runs
         finally:
             victim.wait(timeout=30)
-        assert [p.name[:5] for p in (Path(env["HPCSHIM_CACHE_DIR"]) / "pull").iterdir()] == [".tmp-"]
+        held = download.stat().st_size
+        assert 0 < held < layer["size"]
+        assert [p.name[:5] for p in (cache / "pull").iterdir()] == [".tmp-"]
+        assert not (cache / "images").exists() and not (cache / "pulled").exists()
         fake.release.set()
+        fake.log.clear()
         again = shim(env, "pull", "--runtime", "ch-run", ref)
     finally:
         fake.release.set()
         fake.stop()
     assert again.returncode == 0, again.stderr
-    assert not list((Path(env["HPCSHIM_CACHE_DIR"]) / "pull").iterdir())     # the dead one's reaped
-    assert len(list((Path(env["HPCSHIM_CACHE_DIR"]) / "images").iterdir())) == 1
+    assert [(wanted, status) for path, wanted, status in fake.log if path.endswith(layer["digest"])] == \
+        [(f"bytes={held}-", 206)]                                         # the rest, not all of it
+    assert f"Resuming from byte {held}" in again.stderr
+    assert not list((cache / "pull").iterdir())     # the dead one's reaped
+    assert [p.split("/")[0] for p in cache_leftovers(env)] == ["images", "pulled"]
 
 
 # ---- a terminal: --docker-login asks, and bars are drawn ------------------------------------------

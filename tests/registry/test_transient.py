@@ -13,8 +13,9 @@ from minicontainer import errors
 from minicontainer.image.registry import RegistryClient
 from minicontainer.image.store import Store
 from tests.conftest import VENV_BIN
-from tests.helpers.images import Entry, ImageBuilder, tar_of
+from tests.helpers.images import Entry, ImageBuilder, sha256, tar_of
 from tests.helpers.trees import snapshot
+from tests.helpers.waiting import wait_for
 from tests.registry.servers import FakeRegistry
 
 pytestmark = pytest.mark.unit
@@ -93,9 +94,10 @@ def test_loopback_plain_http_after_https_fails(fake_registry):
         assert client.ping() == 200 and client.base_url == f"http://{fake_registry.host}"
 
 
-def test_a_pull_killed_midway_leaves_nothing_behind(minict, minict_env, minict_root):
-    """SIGKILL during a download; the next command cleans up, and the store
-    then holds exactly what a clean pull leaves."""
+def test_a_pull_killed_midway_resumes_and_leaves_nothing_behind(minict, minict_env, minict_root):
+    """SIGKILL during a download; the next pull asks only for what is missing
+    (the first layer not at all, the second from where it stopped), cleans
+    up, and the store then holds exactly what a clean pull leaves."""
     fake = FakeRegistry().start()
     try:
         image = serve_image(fake)
@@ -105,20 +107,31 @@ def test_a_pull_killed_midway_leaves_nothing_behind(minict, minict_env, minict_r
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             assert fake.stalled.wait(timeout=60), "the pull never started a blob"
+            first, second = (Store(minict_root).download_path(layer["digest"]) for layer in image.layers)
+            wait_for(lambda: second.exists() and second.stat().st_size, 30, "the half blob on disk")
             victim.send_signal(signal.SIGKILL)
         finally:
             victim.wait(timeout=30)
         assert victim.returncode == -signal.SIGKILL
         # It died holding work in progress: the first layer, half the second.
         assert any((minict_root / "layers").iterdir()) and any((minict_root / "tmp").iterdir())
+        held = second.stat().st_size
+        assert first.stat().st_size == image.layers[0]["size"] and 0 < held < image.layers[1]["size"]
         fake.release.set()
+        fake.log.clear()
         done = minict("pull", ref)
         assert done.returncode == 0, done.stderr
     finally:
         fake.release.set()
         fake.stop()
+    blob_requests = [(path.rsplit("/", 1)[1], wanted, status) for path, wanted, status in fake.log
+                     if "/blobs/" in path]
+    assert blob_requests == [(sha256(image.config_bytes()), "", 200),
+                             (image.layers[1]["digest"], f"bytes={held}-", 206)], blob_requests
+    assert f"Resuming from byte {held}" in done.stdout
     image = Store(minict_root).resolve(ref)
     assert list((minict_root / "tmp").iterdir()) == []
+    assert list((minict_root / "downloads/sha256").iterdir()) == []
     assert sorted(p.name for p in (minict_root / "layers").iterdir()) == \
         sorted(d[7:] for d in image.diff_ids)
     expected_blobs = {image.manifest_digest, image.config_digest,

@@ -323,12 +323,19 @@ class RegistryClient:
 
         A transfer cut off midway is resumed with a Range request (RFC 9110
         section 14); a server that ignores Range sends the whole blob again
-        and we start over. `on_progress(bytes_so_far)` is called per chunk.
+        and we start over. So is one a killed pull left: if `sink` (then
+        also readable) already holds bytes, they are taken as the blob's
+        start and only the rest is asked for; the digest check at the end
+        covers them too, and if it fails the blob is fetched whole once
+        more. `on_progress(bytes_so_far)` is called per chunk.
         """
         digest, size = check_descriptor(descriptor, what)
         path = f"/v2/{repository}/blobs/{digest}"
-        hasher, received, breaks = hashlib.sha256(), 0, 0
-        while True:
+        hasher, received = _bytes_held(sink, size)
+        held_before, breaks = received, 0
+        if held_before and on_progress:
+            on_progress(held_before)
+        while received < size:
             # identity: a blob's bytes are what the digest covers; a server or
             # proxy must not gzip them on the way.
             headers = {"Accept-Encoding": "identity"}
@@ -354,6 +361,7 @@ class RegistryClient:
                                 "tell its operator")
                         hasher.update(chunk)
                         sink.write(chunk)
+                        sink.flush()     # on disk as it comes: a killed pull leaves it all
                         if on_progress:
                             on_progress(received)
                     broken = None
@@ -369,6 +377,10 @@ class RegistryClient:
                     f"({received} of {size} bytes)", "check your network and try again")
             time.sleep(min(0.25 * 2 ** breaks, 4))
         actual = "sha256:" + hasher.hexdigest()
+        if actual != digest and held_before:
+            sink.seek(0)      # what was held was not the blob's start: fetch it whole
+            sink.truncate()
+            return self.fetch_blob(repository, descriptor, sink, what, on_progress)
         if actual != digest:
             raise DigestMismatch(f"{what} from {self.registry} has digest {actual}, expected "
                                  f"{digest}", "the registry holds a corrupt blob or something "
@@ -539,6 +551,21 @@ def _arriving_chunks(resp: requests.Response):
     chunk, and the resume would start further back than it needs to."""
     while chunk := resp.raw.read1(CHUNK, decode_content=True):
         yield chunk
+
+
+def _bytes_held(sink, size: int):
+    """(sha256 so far, byte count) of what `sink` already holds: nothing for a
+    new file, the first bytes of the blob for a download a killed pull left
+    (more than the blob's size: not its start, so dropped)."""
+    hasher, held = hashlib.sha256(), sink.seek(0, io.SEEK_END)
+    if held > size:
+        sink.seek(0)
+        sink.truncate()
+        return hasher, 0
+    sink.seek(0)
+    while chunk := sink.read(CHUNK):
+        hasher.update(chunk)
+    return hasher, held
 
 
 def _resumes_at(resp: requests.Response, offset: int) -> bool:
