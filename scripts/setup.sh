@@ -21,8 +21,9 @@ APT_PACKAGES=(
     # the busybox test/demo image, kernel-side tools (iptables: container NAT and
     # published ports), layer compression
     busybox-static iproute2 iptables util-linux zstd gzip tar
-    # images made by tools we did not write, a real registry, its auth helpers
-    skopeo umoci docker-registry apache2-utils openssl
+    # images made by tools we did not write, a real registry, its auth helpers;
+    # curl speaks the registry API by hand (examples/images-and-registries)
+    skopeo umoci docker-registry apache2-utils openssl curl
     # real runtimes: Charliecloud (hpcshim backend), runc/crun/podman/buildah (yardsticks),
     # containerd + ctr (drives an OCI runtime the way Docker/Kubernetes do; the tests
     # start a private daemon of their own, tests/helpers/containerd.py)
