@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .errors import BadArgument, MinictError, UnsupportedConfig
 from .oci import create as creation, defaults, exec as execution, lifecycle, state
+from .runtime.command import parse_signal
 from .syscalls import Kernel, Narrator
 
 VERSION = "minict-oci version 0.1\nspec: " + state.OCI_VERSION
@@ -139,7 +140,7 @@ def dispatch(args, s: Session) -> int:
     elif name == "state":
         print(json.dumps(state.oci_state(root, state.load(root, args.id)), indent=2))
     elif name == "kill":
-        lifecycle.kill(k, root, args.id, lifecycle.parse_signal(args.signal), args.every)
+        lifecycle.kill(k, root, args.id, parse_signal(args.signal), args.every)
     elif name == "delete":
         if not (args.force and not (root / args.id / "state.json").exists()):
             lifecycle.delete(k, root, args.id, args.force)   # runc: --force of none succeeds

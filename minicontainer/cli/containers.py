@@ -17,7 +17,7 @@ from ..runtime import lifecycle
 from ..runtime.exec import exec_in
 from ..runtime.recovery import recover
 from ..runtime.run import run_image
-from ..runtime.spec import parse_signal
+from ..runtime.command import parse_signal
 from .cgroups import limit_options
 from .common import kernel_for, need_root_or_own_store
 from .listing import print_rows, shorten

@@ -4,10 +4,15 @@ What podman exec and `ctr task exec` ask for. The process is described
 like config.json's `process` (podman writes it to a file: --process), and
 joins what the container's init has: its namespaces through
 /proc/PID/ns/*, its cgroup, and the config's seccomp filter. Then the
-same last steps as init (process.py). As in minict exec
-(runtime/exec.py), this runtime makes itself non-dumpable first
-(CVE-2019-5736), checks the init is still the same process after opening
-its namespace files, and joins the PID namespace by forking into it.
+same last steps as init (process.py). This runtime makes itself
+non-dumpable first (CVE-2019-5736), checks the init is still the same
+process after opening its namespace files, and joins the PID namespace by
+forking into it.
+
+`minict exec` (runtime/exec.py) joins with the same code, join_and_exec:
+its process is the one config.json's process would be (runtime/bundle.py),
+and what it adds (dying with minict exec, --user looked up in the
+container's /etc/passwd, stdin without -i) it adds at a Joiner's hooks.
 """
 
 import json
@@ -69,8 +74,9 @@ def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, det
     os.close(pid_ns)
     pid = kernel.fork("Fork the process that joins the container")
     if pid == 0:
-        init.main_with(channels, lambda ready: _joiner(kernel, config, proc, namespaces, channels,
-                                                               ready))
+        seccomp = config.get("linux", {}).get("seccomp")
+        init.main_with(channels, lambda ready: join_and_exec(kernel, seccomp, proc, record.pid,
+                                                             namespaces, channels, ready))
     for _, _, fd in namespaces:
         os.close(fd)
     channels.parent_side()
@@ -104,24 +110,50 @@ def _differs(pid: int, name: str) -> bool:
         return False
 
 
-def _joiner(kernel, config, proc, namespaces, ch: init.Channels, ready) -> None:
+class Joiner:
+    """What an engine's exec adds to joining (minict exec: runtime/exec.py's
+    MinictExec). For minict-oci, nothing: the process is as given."""
+    die_with_owner = False                 # keep a parent-death signal across setuid
+
+    def before_go(self, kernel):
+        """First thing in the child, before waiting for "go"."""
+
+    def in_container(self, kernel, proc: dict) -> dict:
+        """Inside every namespace, at the container's root: the process, changed if need be."""
+        return proc
+
+    def stdio(self, kernel, proc: dict, ch: init.Channels):
+        """Where fds 0, 1, 2 go: a pty of the container's own with process.terminal."""
+        if proc.get("terminal"):
+            init.console(kernel, ch.console, proc.get("consoleSize"), bind_console=False)
+
+
+def join_and_exec(kernel, seccomp, proc, init_pid: int, namespaces, ch: init.Channels, ready,
+                  joiner: Joiner | None = None) -> None:
+    """The forked child: wait for "go", join the namespaces (mount last: after
+    it the host's paths are gone), then the process's identity and the last
+    steps, and exec. Never returns."""
+    joiner = joiner or Joiner()
+    joiner.before_go(kernel)
     ch.child_side()
     if os.read(ch.go_read, 1) != b"g":
         os._exit(125)
     os.close(ch.go_read)
     kernel.setsid("A session of its own")
     for name, flag, fd in namespaces:
-        kernel.setns(fd, flag, f"Join the container's {name} namespace", what=name)
+        kernel.setns(fd, flag, f"Join the container's {name} namespace",
+                     what=f'open("/proc/{init_pid}/ns/{name}")')
         os.close(fd)
     kernel.chdir("/", "Stand at the container's root")
+    proc = joiner.in_container(kernel, proc)
     process.limits_and_score(kernel, proc)
     path = process.resolve_command(proc)
-    if proc.get("terminal"):
-        init.console(kernel, ch.console, proc.get("consoleSize"), bind_console=False)
-    process.identity_and_capabilities(kernel, proc)
-    ch.child_sync.sendall(b"r")
-    ch.child_sync.close()
-    ready[0] = True
+    joiner.stdio(kernel, proc, ch)
+    process.identity_and_capabilities(kernel, proc, die_with_owner=joiner.die_with_owner)
+    if ch.child_sync is not None:
+        ch.child_sync.sendall(b"r")
+        ch.child_sync.close()
+        ready[0] = True
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    process.last_steps(kernel, proc, config.get("linux", {}).get("seccomp"), {ch.error_write})
+    process.last_steps(kernel, proc, seccomp, {ch.error_write})
     exec_process(kernel, proc, path)

@@ -21,17 +21,6 @@ from . import cgroup as cgroups, config as config_file, create as creation, hook
 STOP_WAIT = 10   # seconds delete --force waits for the processes to go
 
 
-def parse_signal(text: str) -> int:
-    """KILL, SIGKILL, 9 -> 9 (runc takes all three)."""
-    upper = str(text).upper()
-    if upper.isdigit():
-        return int(upper)
-    try:
-        return int(signal.Signals[upper if upper.startswith("SIG") else "SIG" + upper])
-    except KeyError:
-        raise BadArgument(f"unknown signal {text!r}", "e.g. TERM, SIGKILL or 9") from None
-
-
 def processes(record: state.Record) -> list[int]:
     """Host pids of the container's processes, init first."""
     if record.cgroup and os.path.isdir(record.cgroup):

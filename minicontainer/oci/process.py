@@ -2,13 +2,17 @@
 steps before execve. Shared by the container's first process (init.py)
 and by `minict-oci exec` (exec.py), as in runc.
 
-The order, and why (runtime/security.py explains the same steps for minict):
+`minict run`'s container and `minict exec` take the same steps, on the
+process config.json gives them (runtime/bundle.py process_of). The order,
+and why:
 1. rlimits and oomScoreAdj, while we still hold CAP_SYS_RESOURCE;
 2. the bounding set: capabilities outside it are gone for good;
 3. PR_SET_KEEPCAPS, then groups, gid, uid: leaving uid 0 would otherwise
    empty the permitted set before step 4 could set it;
-4. the effective, permitted and inheritable sets as the config lists them,
-   then the ambient ones (which a non-root command keeps across execve);
+4. the effective, permitted and inheritable sets as the config lists them
+   (minict's engine lists no inheritable ones: CVE-2022-24769, a non-empty
+   inheritable set let programs with file capabilities gain them), then
+   the ambient ones (which a non-root command keeps across execve);
 5. no_new_privs, then the seccomp filter (loading one needs no_new_privs
    or CAP_SYS_ADMIN, and it must come last: it may forbid the calls above);
 6. every inherited fd above 2 closed, then the working directory, checked

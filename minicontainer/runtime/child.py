@@ -27,41 +27,18 @@ execve or in os._exit. A failure is written as one JSON line to the error
 pipe (close-on-exec, so the owner reads end-of-file exactly when execve
 succeeded), which the owner turns into the right error and exit code.
 
-`minict exec` (exec.py) also uses Channels, preload and setup_stdio.
 """
 
 import os
 import signal
 import socket
-from dataclasses import dataclass
 
 from .. import syscalls as sc
 from .. import idmap
 from ..oci import init
-from . import rootfs, security, syscall_filter, tty
+from . import rootfs, security
 from .command import exec_process
 from .reaper import run_reaper
-
-
-@dataclass
-class Channels:
-    """The fds that tie `minict exec`'s process to its owner."""
-    go_read: int                                # the owner writes one byte: "go on"
-    go_write: int
-    error_read: int                             # the child writes one JSON line if it fails
-    error_write: int                            # (both error ends are close-on-exec)
-    log_fd: int | None = None                   # detached without -t: stdout and stderr go here
-    console_child: socket.socket | None = None  # the child sends the pty master here (-t)
-    console_parent: socket.socket | None = None
-
-
-def preload(spec) -> None:
-    """Import now the optional libraries the child needs after pivot_root:
-    from then on the host's files, Python's own library included, are out
-    of reach. (Everything else the child runs is imported with this module.)"""
-    sc.prctl()
-    if syscall_filter.confined(spec):
-        syscall_filter.import_library()
 
 
 class MinictRun(init.Engine):
@@ -156,24 +133,3 @@ def join_ipc(kernel, spec, ipc) -> int:
     for fd in (ipc.ipc_fd, ipc.mnt_fd):
         os.close(fd)
     return shm
-
-
-def setup_stdio(kernel, spec, ch: Channels) -> None:
-    """`minict exec`: point fds 0, 1, 2 where the process's output belongs."""
-    if spec.tty:
-        master, peer = kernel.open_pty("-t: a terminal of the container's own devpts")
-        tty.hand_over_master(ch.console_child, master)
-        os.close(master)
-        ch.console_child.close()
-        kernel.set_controlling_tty(peer, "Make the container's pty our controlling terminal")
-        kernel.redirect_stdio(peer, (0, 1, 2), "The pty is the command's stdin, stdout and stderr")
-        if peer > 2:
-            os.close(peer)
-        return
-    if not spec.interactive:
-        null = os.open("/dev/null", os.O_RDONLY)
-        kernel.redirect_stdio(null, (0,), "No -i: stdin reads nothing (/dev/null)")
-        os.close(null)
-    if ch.log_fd is not None:
-        kernel.redirect_stdio(ch.log_fd, (1, 2), "Detached: stdout and stderr go to the log file")
-        os.close(ch.log_fd)

@@ -19,7 +19,7 @@ import os
 import signal
 import stat
 
-from ..errors import CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
+from ..errors import BadArgument, CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
 
 
 def run_or_report(error_fd: int, body) -> None:
@@ -158,6 +158,19 @@ def exit_code_of(status: int) -> int:
     """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+def parse_signal(value) -> int:
+    """'SIGTERM', 'TERM', 'term', '15' -> 15: what docker's --signal and
+    StopSignal, and runc's kill, take."""
+    text = str(value).strip().upper()
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(signal.Signals[text if text.startswith("SIG") else "SIG" + text])
+    except KeyError:
+        raise BadArgument(f"unknown signal {value!r}",
+                          "use a name such as TERM or SIGKILL, or a number such as 9") from None
 
 
 def forward_signal(kernel, pid: int, number: int) -> None:

@@ -18,6 +18,12 @@ Order matters:
   rest, the mount namespace last (after it, the host's paths are gone).
 - without root, minict joins the container's user namespace before all
   of them (_join_user_namespace).
+
+The joining itself is minict-oci's (oci/exec.py join_and_exec), with the
+process config.json would give it (bundle.py process_of: the same
+capabilities, user, rlimits and seccomp profile as the container's first
+process), so both runtimes' exec, and minict run's init, end in the same
+last steps (oci/process.py). MinictExec adds what minict exec's flags ask.
 """
 
 import os
@@ -26,14 +32,15 @@ import socket
 
 from .. import syscalls as sc
 from ..errors import BadArgument, ContainerNotRunning
-from . import child, device_access, rootless, security, state
-from .command import error_from_child, exec_command, exit_code_of, read_all, run_or_report
+from ..oci import exec as oci_exec, init, process
+from . import bundle, device_access, rootless, security, state
+from .command import error_from_child, exit_code_of, read_all
 from .launch import Started
 from .lifecycle import wait_in_foreground
 from .process import is_alive
 from .resources import join_existing
 from .spec import merge_env
-from .tty import take_master
+from .tty import size_of, take_master
 from .users import resolve_user
 
 NAMESPACES = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
@@ -59,6 +66,8 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     # process gets no CAP_MKNOD either. A record without the field was
     # started by an older minict, which had no device controller at all.
     spec = device_access.confine(spec, runtime.get("devices") or device_access.NODEV)
+    proc = bundle.process_of(spec, size_of(0) if tty else None)
+    seccomp = bundle.security_of(spec).get("seccomp")
     security.make_non_dumpable(kernel)
     pid = runtime["pid"]
     joined = [(n, f) for n, f in NAMESPACES if not (n == "net" and spec.network == "host")]
@@ -67,13 +76,11 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     pid_ns = kernel.open_namespace(pid, "pid", "Hold the container's PID namespace")
     if not is_alive(pid, runtime.get("pid_start")):
         raise ContainerNotRunning(f"container {record.name} stopped meanwhile", "start it again")
-    child.preload(spec)
-    go_read, go_write = os.pipe2(os.O_CLOEXEC)
-    error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    channels = child.Channels(go_read, go_write, error_read, error_write)
+    process.preload({"linux": {"seccomp": seccomp}})
+    channels = init.Channels(sync=False)
+    console_parent = None
     if tty:
-        channels.console_parent, channels.console_child = socket.socketpair(socket.AF_UNIX,
-                                                                            socket.SOCK_STREAM)
+        console_parent, channels.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if rootless.active():
         _join_user_namespace(kernel, pid)
     kernel.setns(pid_ns, sc.CLONE_NEWPID, "Children forked from now on are born in the "
@@ -81,28 +88,57 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     os.close(pid_ns)
     child_pid = kernel.fork("Fork the process that joins the container and becomes the command")
     if child_pid == 0:
-        run_or_report(error_write, lambda: _joiner(kernel, spec, pid, ns_fds, channels, user))
+        joiner = MinictExec(spec, user, console_parent)
+        init.main_with(channels, lambda ready: oci_exec.join_and_exec(
+            kernel, seccomp, proc, pid, ns_fds, channels, ready, joiner))
     for _, _, fd in ns_fds:
         os.close(fd)
-    os.close(go_read)
-    os.close(error_write)
-    if channels.console_child is not None:
-        channels.console_child.close()
+    channels.parent_side()
     try:
         join_existing(kernel, record.id, child_pid)
-        os.write(go_write, b"g")
+        os.write(channels.go_write, b"g")
         master = None
         if tty:
-            master = take_master(kernel, channels.console_parent)
-            channels.console_parent.close()
-        failure = read_all(error_read)
+            master = take_master(kernel, console_parent)
+            console_parent.close()
+        failure = read_all(channels.error_read)
     finally:
-        os.close(go_write)
-        os.close(error_read)
+        os.close(channels.go_write)
+        os.close(channels.error_read)
     if failure:
         os.waitpid(child_pid, 0)
         raise error_from_child(failure)
     return exit_code_of(wait_in_foreground(kernel, Started(child_pid, master), spec))
+
+
+class MinictExec(oci_exec.Joiner):
+    """What minict exec's flags add to joining the container."""
+    die_with_owner = True
+
+    def __init__(self, spec, user: str | None, console_parent: socket.socket | None):
+        self.spec, self.user, self.console_parent = spec, user, console_parent
+
+    def before_go(self, kernel):
+        kernel.set_pdeathsig(signal.SIGKILL, "Die if minict exec dies")
+        if self.console_parent is not None:
+            self.console_parent.close()
+
+    def in_container(self, kernel, proc):
+        """--user NAME: looked up in the container's own /etc/passwd, now at /."""
+        if self.user is None:
+            return proc
+        account = resolve_user(self.user, ["/"])
+        # The same rule as for the container's command: only root holds capabilities in effect
+        as_user = bundle.process_of(self.spec.replace(uid=account.uid, gid=account.gid,
+                                                      additional_gids=account.additional_gids))
+        return dict(proc, user=as_user["user"], capabilities=as_user["capabilities"])
+
+    def stdio(self, kernel, proc, ch):
+        super().stdio(kernel, proc, ch)          # -t: the pty, its master sent to minict exec
+        if not proc.get("terminal") and not self.spec.interactive:
+            null = os.open("/dev/null", os.O_RDONLY)
+            kernel.redirect_stdio(null, (0,), "No -i: stdin reads nothing (/dev/null)")
+            os.close(null)
 
 
 def _join_user_namespace(kernel, pid: int) -> None:
@@ -119,28 +155,3 @@ def _join_user_namespace(kernel, pid: int) -> None:
                      what=f"/proc/{pid}/ns/user")
     finally:
         os.close(fd)
-
-
-def _joiner(kernel, spec, container_pid, ns_fds, ch: child.Channels, user) -> None:
-    """The process that joins the container and becomes the command."""
-    kernel.set_pdeathsig(signal.SIGKILL, "Die if minict exec dies")
-    os.close(ch.go_write)
-    os.close(ch.error_read)
-    if ch.console_parent is not None:
-        ch.console_parent.close()
-    if os.read(ch.go_read, 1) != b"g":
-        os._exit(125)
-    os.close(ch.go_read)
-    kernel.setsid("Start a new session: keyboard signals go to minict, which forwards them")
-    for name, flag, fd in ns_fds:
-        kernel.setns(fd, flag, f"Join the container's {name} namespace",
-                     what=f"open(\"/proc/{container_pid}/ns/{name}\")")
-        os.close(fd)
-    kernel.chdir("/", "Stand at the container's root")
-    if user is not None:
-        account = resolve_user(user, ["/"])   # the container's own /etc/passwd, now at /
-        spec = spec.replace(uid=account.uid, gid=account.gid,
-                            additional_gids=account.additional_gids)
-    child.setup_stdio(kernel, spec, ch)
-    security.last_steps_before_exec(kernel, spec, ch.error_write)
-    exec_command(kernel, spec.argv, spec.env)

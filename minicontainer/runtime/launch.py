@@ -85,6 +85,7 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
     spec = device_access.confine(record.spec, guard.mechanism)
     config = bundle.config_of(spec, str(record.dir), own_cgroup=cgroup is not None,
                               rootless=rootless.active(), console_size=tty.size_of(0))
+    state.write_json(record.bundle_config_file, config)    # what `inspect --bundle` shows
     process.preload(config)
     channels = init.Channels(sync=False)
     console_parent = None

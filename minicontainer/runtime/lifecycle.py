@@ -209,10 +209,14 @@ def logs(config, ref: str, out_fd: int = 1, follow: bool = False) -> None:
 
 
 def bundle_config(config, ref: str) -> dict:
-    """The container as an OCI config.json (runtime/bundle.py), as it ran:
-    where no device controller guarded it, without CAP_MKNOD
-    (device_access.confine). One never started shows what its flags ask."""
+    """The container as an OCI config.json (runtime/bundle.py): the one its
+    last start ran, as written then; one never started shows what its flags
+    ask (where no device controller would guard it, without CAP_MKNOD:
+    device_access.confine)."""
     record = state.find(state.Layout.of(config), ref)
+    ran = state.read_json(record.bundle_config_file)
+    if ran is not None:
+        return ran
     devices = state.status(record).devices
     spec = record.spec if devices is None else device_access.confine(record.spec, devices)
     return config_of(spec, str(record.dir))

@@ -1,18 +1,9 @@
-"""Secure defaults, applied in the container's process just before execve.
-
-The order matters and each step says why:
-
-1. Capability bounding set: drop every capability the container may not
-   have. This is a one-way door for the process and all its descendants;
-   no setuid binary or file capability can bring them back.
-2. Identity: supplementary groups, gid, then uid (uid last: after it we
-   may no longer change the others). Leaving uid 0 makes the kernel clear
-   the permitted and effective sets, so a non-root user starts with none.
-3. Capability sets: root keeps exactly the allowed set in permitted and
-   effective; inheritable is emptied (CVE-2022-24769: a non-empty
-   inheritable set let programs with file capabilities gain them).
-4. no_new_privs: execve can never grant privileges again (setuid-root
-   binaries, file capabilities), whatever is in the image.
+"""The kernel-facing pieces of a container's secure defaults, used by the
+last steps before execve that every container process takes (the first one
+of minict run and minict-oci, and every exec): oci/process.py says their
+order and why. Here: becoming the container's user, closing inherited fds
+and checking the working directory (CVE-2024-21626), and making a process
+that enters a container non-dumpable (CVE-2019-5736).
 """
 
 import errno
@@ -21,55 +12,6 @@ import signal
 
 from .. import syscalls as sc
 from ..errors import RunFailed, UnknownUser
-from . import capabilities as caps
-from . import syscall_filter
-from .command import umask_and_signals
-from .docker_flags import ULIMITS
-
-
-def last_steps_before_exec(kernel: sc.Kernel, spec, error_fd: int) -> None:
-    """What the container's first process and `minict exec` both do last,
-    in this order: signals and umask as a new process expects them,
-    resource limits (--ulimit), capabilities and user, the seccomp filter, every inherited fd closed
-    (but the error pipe and the narration), then the working directory."""
-    umask_and_signals()
-    apply_ulimits(kernel, spec)
-    restrict_capabilities_and_identity(kernel, spec)
-    syscall_filter.install(kernel, spec)
-    keep = {error_fd} | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
-    close_inherited_fds(kernel, keep)
-    enter_workdir(kernel, spec.workdir)
-
-
-def apply_ulimits(kernel: sc.Kernel, spec) -> None:
-    """--ulimit: resource limits, set while we still hold CAP_SYS_RESOURCE
-    (raising a hard limit needs it); the command inherits them through execve."""
-    for limit in spec.ulimits:
-        kernel.setrlimit(limit.name, ULIMITS[limit.name], limit.soft, limit.hard,
-                         f"--ulimit {limit.name}: the container's processes inherit this limit")
-
-
-def restrict_capabilities_and_identity(kernel: sc.Kernel, spec) -> None:
-    wanted = {caps.NUMBERS[name] for name in spec.capabilities}
-    have = {n for n in range(caps.last_cap() + 1) if sc.in_bounding_set(n)}
-    for number in sorted(have - wanted):
-        kernel.drop_bounding_cap(number, caps.NAMES[number],
-                                 f"Drop {caps.NAMES[number]} from the bounding set, for good")
-    missing = sorted(wanted - have)
-    if missing:
-        # A bounding set only shrinks: what minict itself lacks it cannot give.
-        kernel.explain("Not available to minict itself, so not to the container either: "
-                       + ", ".join(caps.NAMES[n] for n in missing))
-    keep = wanted & have
-    switch_user(kernel, spec.uid, spec.gid, spec.additional_gids)
-    kept = sorted(keep) if spec.uid == 0 else []
-    kernel.set_capabilities(kept, [caps.NAMES[n] for n in kept],
-                            "Keep only the allowed capabilities; inheritable empty (CVE-2022-24769)"
-                            if spec.uid == 0 else
-                            "A non-root user keeps no capabilities in effect (inheritable empty too)")
-    if not spec.privileged:
-        kernel.set_no_new_privs("Forbid gaining privileges through execve (setuid binaries, "
-                                "file capabilities): no_new_privs")
 
 
 def switch_user(kernel: sc.Kernel, uid: int, gid: int, additional_gids: list[int],

@@ -36,6 +36,7 @@ from ..errors import BadArgument
 from ..network.config import valid_name as valid_network_name
 from ..network.ports import PortMapping, exposed as exposed_ports, parse as parse_port
 from .capabilities import resolve as resolve_capabilities
+from .command import parse_signal
 from . import docker_flags
 from .docker_flags import Ulimit
 from .syscall_filter import DEFAULT as DEFAULT_SECCOMP, parse_security_opts
@@ -496,17 +497,3 @@ def check_device(dev: DeviceNode) -> None:
         raise BadArgument(f"invalid device node {dev.path} ({dev.type}, {dev.access})",
                           "device nodes go under /dev, are of type c or b, and their access "
                           "is letters from rwm")
-
-
-def parse_signal(value) -> int:
-    """'SIGTERM', 'TERM', '15' -> 15."""
-    text = str(value).strip().upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(signal.Signals[text])
-    except KeyError:
-        raise BadArgument(f"unknown signal {value!r}", "use a name such as TERM or KILL, or a number") \
-            from None

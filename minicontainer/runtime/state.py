@@ -5,6 +5,8 @@ Layout (docs/ARCHITECTURE.md, "State on disk"):
     ROOT/containers/<id>/       survives a reboot
         config.json             the ContainerSpec and the name (written last:
                                 the directory is renamed into place whole)
+        bundle-config.json      the OCI config.json its last start ran (bundle.py),
+                                for `minict inspect --bundle`
         upper/ work/            the container's overlayfs upper and work dirs
         merged/                 mount point of its root (mounted only inside
                                 the container's own mount namespace)
@@ -88,6 +90,10 @@ class Record:
     @property
     def lock_file(self) -> Path:
         return self.layout.locks / f"{self.id}.lock"
+
+    @property
+    def bundle_config_file(self) -> Path:
+        return self.dir / "bundle-config.json"
 
     @property
     def exit_file(self) -> Path:

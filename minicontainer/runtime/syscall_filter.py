@@ -22,15 +22,15 @@ that capability (--cap-add), the entry is left out, as docker does, so
 that the capability works. --privileged and --security-opt
 seccomp=unconfined load no filter at all.
 
-The filter is built and loaded with libseccomp (its own Python bindings),
-which compiles the rules into BPF for this machine's architecture, and
-also for the 32-bit ABIs the kernel accepts on it (i386 and x32 on
-x86_64): a list of x86_64 numbers alone could be dodged by making the
-same call through the 32-bit entry point.
+This module is the table and the plan: which calls a container with given
+capabilities may not make. The engine writes the plan into config.json as
+linux.seccomp (runtime/bundle.py seccomp_profile); the runtime builds the
+filter with libseccomp (oci/seccomp.py), which compiles the rules into BPF
+for this machine's architecture and also for the 32-bit ABIs the kernel
+accepts on it (i386 and x32 on x86_64: a list of x86_64 numbers alone
+could be dodged by making the same call through the 32-bit entry point),
+and loads it (oci/process.py load_seccomp).
 """
-
-import errno
-import os
 
 from .. import syscalls as sc
 from ..errors import BadArgument, RunFailed
@@ -142,55 +142,3 @@ def import_library():
 def confined(spec) -> bool:
     """Whether the container gets a filter at all."""
     return not spec.privileged and spec.seccomp != UNCONFINED
-
-
-def install(kernel: sc.Kernel, spec) -> None:
-    """Load the container's filter into this process (inherited by everything
-    it starts, and kept across execve). Needs no_new_privs, set just before:
-    otherwise only a process with CAP_SYS_ADMIN may load a filter."""
-    if not confined(spec):
-        kernel.explain("No seccomp filter: " + ("--privileged" if spec.privileged
-                                                else "--security-opt seccomp=unconfined"))
-        return
-    plan = plan_for(spec.capabilities)
-    for cap, calls in plan.lifted.items():
-        kernel.explain(f"Leave {', '.join(calls)} open in the seccomp filter: "
-                       f"the container has {cap}")
-    built, unknown = build(import_library(), plan)
-    if unknown:
-        kernel.explain(f"This libseccomp does not know {', '.join(unknown)}: not filtered")
-    filtered = [name for name in plan.denied if name not in unknown]
-    clone = "; clone with namespace flags: EPERM; clone3: ENOSYS" if plan.clone_checked else ""
-    kernel.load_seccomp(built, f"EPERM for {len(filtered)} calls: {', '.join(filtered)}{clone}",
-                        "Load the seccomp filter: the calls a container has no business making "
-                        "never reach the kernel")
-
-
-def build(seccomp, plan: Plan):
-    """The libseccomp SyscallFilter for `plan`, and the calls it could not name."""
-    refused = seccomp.ERRNO(errno.EPERM)
-    built = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    for arch in _compatible_arches(seccomp):
-        built.add_arch(arch)
-    unknown = []
-    for name in plan.denied:
-        try:
-            built.add_rule(refused, name)
-        except RuntimeError:   # newer than this libseccomp: it cannot name the call's number
-            unknown.append(name)
-    if plan.clone_checked:
-        for flag in NAMESPACE_FLAGS:
-            built.add_rule(refused, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
-        built.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-    return built, unknown
-
-
-def _compatible_arches(seccomp) -> list:
-    """The 32-bit ABIs this machine's kernel also accepts (the filter covers
-    the native one already)."""
-    machine = os.uname().machine
-    if machine == "x86_64":
-        return [seccomp.Arch.X86, seccomp.Arch.X32]
-    if machine == "aarch64":
-        return [seccomp.Arch.ARM]
-    return []

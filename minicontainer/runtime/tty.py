@@ -23,15 +23,7 @@ import termios
 import time
 import tty as terminal_modes   # the standard library's tty (raw mode), not this module
 
-# ---- inside the container ---------------------------------------------------------------
-
-def hand_over_master(sock, master: int) -> None:
-    """Child side: send the master to the owner (SCM_RIGHTS), then wait
-    until it has set the window size, so the command starts with the right
-    size instead of getting a SIGWINCH (and redrawing) right after it starts."""
-    socket.send_fds(sock, [b"pty"], [master])
-    sock.recv(1)   # the owner's "size set" (or end-of-file if it died: go on)
-
+# ---- the master, received -----------------------------------------------------------------
 
 def take_master(kernel, sock, size_from: int = 0) -> int | None:
     """Owner side: the master fd the container sent, with the window size of

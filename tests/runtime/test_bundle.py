@@ -89,3 +89,19 @@ def test_limits_become_resources():
     assert resources["memory"] == {"limit": 64 << 20}
     assert resources["pids"] == {"limit": 20}
     assert resources["cpu"] == {"quota": 150000, "period": 100000}
+
+
+@pytest.mark.vmtier
+def test_inspect_bundle_shows_the_config_that_ran(mt):
+    """What only the start knows: whether the container got a cgroup of its
+    own to see at /sys/fs/cgroup (in the VM tier it does; on a host whose
+    controllers cgroup v1 holds it does not). inspect shows the config as
+    it ran, not one made again from the flags."""
+    mt.out("run", "-d", "--name", "held", "--network", "none", "busybox", "sleep", "60")
+    try:
+        config = json.loads(mt.out("inspect", "--bundle", "held"))[0]
+        seen = mt.out("exec", "held", "awk", '$2 == "/sys/fs/cgroup" {print $3}', "/proc/mounts")
+    finally:
+        mt("rm", "-f", "held")
+    listed = [m["type"] for m in config["mounts"] if m["destination"] == "/sys/fs/cgroup"]
+    assert listed == (["cgroup"] if seen.strip() == "cgroup2" else []), (listed, seen)
