@@ -8,7 +8,6 @@ detected before anything is created keeps its own code (errors.py).
 """
 
 import json
-import os
 import sys
 
 import click
@@ -16,6 +15,7 @@ import click
 from ..runtime import lifecycle
 from ..runtime.exec import exec_in
 from ..runtime.recovery import recover
+from ..runtime.request import RunRequest
 from ..runtime.run import run_image
 from ..runtime.command import parse_signal
 from .cgroups import limit_options
@@ -135,10 +135,10 @@ def _takes_next_word(word: str, takes_value: set[str]) -> bool:
 @click.pass_obj
 def run_cmd(config, image, command, **options):
     """Run COMMAND in a new container from IMAGE."""
-    if os.geteuid() != 0:   # without root the default network differs (runtime/rootless.py)
-        source = click.get_current_context().get_parameter_source("network")
-        options["network_given"] = source != click.core.ParameterSource.DEFAULT
-    code, container_id = run_image(config, image, command, options)
+    # Without root the default network differs (runtime/rootless.py)
+    source = click.get_current_context().get_parameter_source("network")
+    options["network_given"] = source != click.core.ParameterSource.DEFAULT
+    code, container_id = run_image(config, RunRequest.from_flags(image, command, options))
     if code is None:
         click.echo(container_id)   # detached: it runs on
     else:

@@ -53,30 +53,30 @@ def active() -> bool:
     return os.geteuid() != 0
 
 
-def check_request(config, options: dict) -> None:
+def check_request(config, request) -> None:
     """Refuse, before anything is made, what minict cannot do without
-    root; each error says what to do instead. `options`: `minict run`'s
-    (click's names), with the rootless default network (default_network)
-    where --network was not given."""
+    root; each error says what to do instead. `request`: `minict run`'s
+    (request.RunRequest), with the rootless default network
+    (default_network) where --network was not given."""
     if sc.kernel_version() < OVERLAY_USERXATTR_KERNEL:
         raise RunFailed(f"minict run without root needs Linux >= 5.11 (overlayfs in a user "
                         f"namespace, mount option userxattr); this kernel is "
                         f"{os.uname().release}", "run it as root, or on a newer kernel")
     _check_own_store(config)
     idmap.of_store(config.root)    # a store whose id map is gone fails here, before any change
-    limits = [name for name in RESOURCE_FLAGS if options.get(name) not in (None, (), [], "")]
+    limits = [name for name in RESOURCE_FLAGS if name in request.resources]
     if limits:
         # Only in a cgroup v2 subtree delegated to the caller (systemd's
         # Delegate=yes), with each limit's controller delegated too; else
         # CgroupUnavailable says why, and what to do (cgroups/delegated.py).
         delegated.check_flags(limits)
-    network = options.get("network") or "bridge"
+    network = request.network
     if network not in ("none", "host", usernet.NAME):
         raise BadArgument(f"--network {network} needs root (a veth into the host's bridge); "
                           f"without root minict has {usernet.NAME}, none and host",
                           f"pass --network {usernet.NAME} (a network in user space), none "
                           f"(loopback only) or host (the host's own)")
-    if (options.get("publish") or options.get("publish_all")) and network != usernet.NAME:
+    if (request.publish or request.publish_all) and network != usernet.NAME:
         raise BadArgument(f"-p/-P without root need --network {usernet.NAME} (installed: "
                           f"{'yes' if shutil.which(usernet.NAME) else 'no'})",
                           f"install {usernet.NAME} and pass --network {usernet.NAME}, or drop "
@@ -84,7 +84,7 @@ def check_request(config, options: dict) -> None:
     # -d works: the supervisor is the user's process like any other.
     # --gpu, --gpus, --gpu-plan and --device work: device nodes are bound
     # from the host instead of made with mknod (gpu.py, device_binds).
-    if options.get("privileged"):
+    if request.privileged:
         raise BadArgument("--privileged is not supported without root yet",
                           "drop --privileged, or run minict as root")
     # --ipc host needs no privilege: the container's process just does not
@@ -92,8 +92,8 @@ def check_request(config, options: dict) -> None:
     # hpcshim's jobs ask for it, so that the ranks of one node share memory.
     for name, allowed in (("pid", ("private", "shareable")),
                           ("ipc", ("private", "shareable", "host"))):
-        value = options.get(name)
-        if value not in (None, "", *allowed):
+        value = getattr(request, name)
+        if value not in allowed:
             raise BadArgument(f"--{name} {value} is not supported without root yet "
                               f"(the container must own its {name.upper()} namespace)",
                               f"drop --{name}, or run minict as root")

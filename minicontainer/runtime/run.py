@@ -2,6 +2,7 @@
 
 In order, and nothing is created before the last step:
 
+    request   the flags, typed once at the command line's edge (request.py)
     limits    --memory, --cpus...: validated (resources.limits_from_flags),
               and this host asked whether it can enforce them (check_limits)
     GPUs      --gpu / --gpus / --gpu-plan: hpcshim's Plan, as binds, device
@@ -14,16 +15,15 @@ In order, and nothing is created before the last step:
 from ..image import resolve
 from ..syscalls import Kernel, Narrator
 from . import lifecycle, rootless
+from .request import RunRequest
 from .resources import check_limits, limits_from_flags
 from .spec import build_spec
 
 
-def run_image(config, image: str, command, options: dict) -> tuple[int | None, str]:
-    """Run `command` in a new container from `image`, with the options of
-    `minict run` (click's parameter names). Returns (exit code, container
-    id); the code is None for a detached container, which runs on."""
-    options = dict(options)
-    network_given = options.pop("network_given", True)
+def run_image(config, request: RunRequest) -> tuple[int | None, str]:
+    """Run a new container as `request` (the flags of `minict run`, parsed
+    at the command line's edge) asks. Returns (exit code, container id);
+    the code is None for a detached container, which runs on."""
     kernel = Kernel(Narrator(config.explain))
     # minict run is an engine driving a runtime: --explain says which half
     # speaks (launch.py hands over to "runtime" for the runtime's steps).
@@ -32,26 +32,33 @@ def run_image(config, image: str, command, options: dict) -> tuple[int | None, s
         # Without root: a user namespace first (rootless.py). Its default
         # network is another, and what it cannot do is refused here, before
         # anything is made.
-        if not network_given:
-            options["network"] = rootless.default_network(kernel)
-        rootless.check_request(config, options)
-    limits = limits_from_flags(options)
+        if not request.network_given:
+            request = request.replace(network=rootless.default_network(kernel))
+        rootless.check_request(config, request)
+    limits = limits_from_flags(dict(request.resources))
     check_limits(limits)
-    gpu = _gpu_injection(kernel, options.pop("gpu", None), options.pop("gpu_plan", None),
-                         options.pop("gpus", None))
-    if gpu is not None:
-        options["env"] = [*gpu.env, *options.get("env", ())]   # the user's -e comes later and wins
-    device_binds = []
-    if rootless.active() and options.get("device"):
-        device_binds = rootless.device_binds(kernel, options.pop("device"))
-    spec = build_spec(resolve(config, image), image_ref=image, command=tuple(command),
-                      env_files=tuple(options.pop("env_file", ())),
-                      volumes=tuple(options.pop("volume", ())),
-                      binds=(gpu.binds if gpu is not None else []) + device_binds,
-                      devices=gpu.devices if gpu is not None else (),
-                      limits=limits, volumes_dir=config.root / "volumes",
-                      **{k: tuple(v) if isinstance(v, list) else v
-                                        for k, v in options.items()})
+    gpu = _gpu_injection(kernel, request.gpu, request.gpu_plan, request.gpus)
+    device_flags, device_binds = request.device, []
+    if rootless.active() and device_flags:
+        device_flags, device_binds = (), rootless.device_binds(kernel, device_flags)
+    spec = build_spec(
+        resolve(config, request.image), image_ref=request.image, command=request.command,
+        entrypoint=request.entrypoint,
+        # the GPU plan's variables first: the user's -e comes later and wins
+        env=(*gpu.env, *request.env) if gpu is not None else request.env,
+        env_files=request.env_file, workdir=request.workdir, user=request.user,
+        hostname=request.hostname, volumes=request.volume, tmpfs=request.tmpfs,
+        mount=request.mount, read_only=request.read_only, cap_add=request.cap_add,
+        cap_drop=request.cap_drop, privileged=request.privileged,
+        security_opt=request.security_opt, network=request.network, tty=request.tty,
+        interactive=request.interactive, detach=request.detach,
+        auto_remove=request.auto_remove, name=request.name, init=request.init,
+        binds=(gpu.binds if gpu is not None else []) + device_binds,
+        devices=gpu.devices if gpu is not None else (), device=device_flags,
+        publish=request.publish, publish_all=request.publish_all, limits=limits,
+        add_host=request.add_host, dns=request.dns, ipc=request.ipc,
+        shm_size=request.shm_size, pid=request.pid, ulimit=request.ulimit,
+        label=request.label, volumes_dir=config.root / "volumes")
     if gpu is not None:
         spec.env = gpu.with_library_path(spec.env)
     return lifecycle.run(config, spec, kernel)

@@ -25,6 +25,7 @@ from minicontainer.cgroups.hierarchy import container_cgroups
 from minicontainer.config import Config
 from minicontainer.errors import ContainerNotFound
 from minicontainer.runtime import lifecycle
+from minicontainer.runtime.request import RunRequest
 from minicontainer.runtime.run import run_image
 from tests.helpers.images import Entry, ImageBuilder, tar_from_dir, tar_of
 from tests.helpers.waiting import wait_for
@@ -192,8 +193,8 @@ def test_the_rules_explain_shows_are_the_program_attached(mt, disk):
 def test_fifty_runs_leave_no_program_and_no_cgroup(mt):
     before = device_program_ids()
     for _ in range(50):
-        assert run_image(config(mt), "busybox", ["true"],
-                         {"auto_remove": True, "network": "none"})[0] == 0
+        assert run_image(config(mt), RunRequest(image="busybox", command=("true",),
+                                                auto_remove=True, network="none"))[0] == 0
     assert container_cgroups(Path("/sys/fs/cgroup")) == []
     wait_for(lambda: device_program_ids() <= before, 60, "every device program to be freed")
 
