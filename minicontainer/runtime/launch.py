@@ -93,19 +93,29 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
         console_parent, channels.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     engine = child.MinictRun(spec, str(record.dir), close_early, guard.nodev, ipc, log_fd,
                              console_parent)
+    netns = None
+    if isinstance(network, networking.Attachment):
+        # Made and plugged in before the container's process exists, as
+        # podman has netavark plug the namespace it hands to the runtime.
+        with kernel.narrator.speaking("engine"):
+            netns = networking.new_namespace(kernel)
+            try:
+                networking.attach(kernel, network, netns)
+            except BaseException:
+                os.close(netns)
+                raise
     pid = _fork_into_namespaces(kernel, record, lambda: child.container_main(
-        kernel, config, channels, engine))
+        kernel, config, channels, engine), netns)
     kernel.explain(f"The container's first process is PID {pid} on the host, PID 1 inside")
     channels.parent_side()
     go_write, error_read = channels.go_write, channels.error_read
     try:
         state.write_starting(record, pid, os.getpid(), devices=guard.mechanism,
                              network=network.to_dict() if network else None)
-        with kernel.narrator.speaking("engine"):      # as podman plugs in netavark's
+        with kernel.narrator.speaking("engine"):
             if isinstance(network, usernet.UserNet):  # without root: slirp4netns
                 usernet.start(kernel, network, pid, record.dir / "slirp4netns.log")
             elif network is not None:
-                networking.attach(kernel, network, pid)
                 networking.hosts_for(record, network)
         for joined in (cgroup, guard.v1_cgroup):
             if joined is not None:
@@ -134,17 +144,17 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
     return Started(pid, master)
 
 
-def _fork_into_namespaces(kernel, record, container_main) -> int:
+def _fork_into_namespaces(kernel, record, container_main, plugged: int | None = None) -> int:
     """Fork the container's first process, born in its PID and network
     namespaces; returns its pid (the child runs container_main, never returns).
 
-    Both namespaces are made here rather than by the child, with the same
-    trick: the owner steps into a new one (unshare) or another container's
-    (setns), forks, and steps back into its own. unshare(CLONE_NEWPID)
-    only decides where the *next child* is born; CLONE_NEWNET moves the
-    owner itself for that moment. So the child's network namespace exists
-    from its first instruction, and the owner can plug a veth into it
-    (networking.attach) before saying "go".
+    Both namespaces are entered here rather than by the child, with the same
+    trick: the owner steps into a new one (unshare) or an existing one
+    (setns: `plugged`, the network namespace made and plugged in already,
+    which this closes; or another container's), forks, and steps back into
+    its own. unshare(CLONE_NEWPID) only decides where the *next child* is
+    born; CLONE_NEWNET and setns move the owner itself for that moment. So
+    the child is in its network namespace from its first instruction.
     """
     spec = record.spec
     if rootless.active():
@@ -158,16 +168,17 @@ def _fork_into_namespaces(kernel, record, container_main) -> int:
     if spec.network != "host":
         own_net = kernel.open_namespace("self", "net", "Hold minict's own network namespace, to "
                                                        "come back")
-        joined_net = networking.joined_namespace(kernel, record)
+        joined_net = plugged if plugged is not None else networking.joined_namespace(kernel, record)
         if joined_net is None:
             flags |= sc.CLONE_NEWNET
             parts.append("network namespace")
     pid = -1
     try:
         if joined_net is not None:
-            kernel.setns(joined_net, sc.CLONE_NEWNET, f"Step into the network namespace of "
-                                                      f"{spec.network}, for the next child to "
-                                                      f"be born in", what=spec.network)
+            whose = "the container's own, plugged in" if plugged is not None else spec.network
+            kernel.setns(joined_net, sc.CLONE_NEWNET, f"Step into the network namespace "
+                                                      f"({whose}) for the next child to be "
+                                                      f"born in", what=f"fd {joined_net}")
         if flags:
             kernel.unshare(flags, f"New {' and '.join(parts)} for the next child")
         pid = kernel.fork("Fork the container's first process")

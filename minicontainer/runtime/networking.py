@@ -4,9 +4,12 @@ The pieces are minicontainer.network's; this module decides when each runs:
 
     when                          what                                     called from
     the owner, before the fork    prepare: an address lease, ports claimed launch.py
-    the fork                      the child is born in a network namespace launch.py
-                                  of its own (or the one it joins)
-    the owner, before "go"        attach: bridge, veth, eth0, route, rules launch.py
+    the owner, before the fork    new_namespace, then attach: bridge, veth launch.py
+                                  into it, eth0, route, rules (as podman
+                                  has netavark plug a namespace it made
+                                  before it runs the runtime)
+    the fork                      the child is born in that namespace (or  launch.py
+                                  the one it joins, or a new empty one)
     the container ends            detach: rules, lease, veth; peers' hosts supervisor.finish,
                                                                            lifecycle.remove
     `minict cleanup`              remove_orphans: leases, rules, veths     recovery.py
@@ -89,22 +92,39 @@ def prepare(record) -> Attachment | None:
     return Attachment(network, spec.id, address, ports)
 
 
-def attach(kernel: sc.Kernel, attachment: Attachment, pid: int) -> None:
-    """Plug the container (PID `pid`, waiting for "go" in its new network
-    namespace) into its network."""
+def new_namespace(kernel: sc.Kernel) -> int:
+    """A network namespace for the container, made before its process is:
+    the owner steps into a new one, holds it by an fd, and steps back. (The
+    container's first process is then born in it; the namespace lives as
+    long as the fd or a process in it.)"""
+    own = kernel.open_namespace("self", "net", "Hold minict's own network namespace, to come back")
+    try:
+        kernel.unshare(sc.CLONE_NEWNET, "A new network namespace for the container, made "
+                                        "before its process, to plug it in first")
+        try:
+            return kernel.open_namespace("self", "net", "Hold the new namespace by an fd")
+        finally:
+            kernel.setns(own, sc.CLONE_NEWNET, "Back in the host's network namespace",
+                         what="open(\"/proc/self/ns/net\")")
+    finally:
+        os.close(own)
+
+
+def attach(kernel: sc.Kernel, attachment: Attachment, netns: int) -> None:
+    """Plug the container's network namespace (held by the fd `netns`, made
+    by new_namespace; its process not born yet) into its network."""
     network = attachment.network
     try:
         ensure_network(kernel, network)
-        netns = kernel.open_namespace(pid, "net", "Hold the container's network namespace")
-        own = kernel.open_namespace("self", "net", "And ours, to come back to")
+        own = kernel.open_namespace("self", "net", "Hold our own network namespace, to come back")
         try:
-            kernel.create_veth(attachment.veth, "eth0", netns, pid,
+            kernel.create_veth(attachment.veth, "eth0", netns, f"fd {netns}",
                                "A virtual cable: one end on the host, the other, eth0, made "
                                "directly in the container's network namespace")
             kernel.set_link_up(attachment.veth, f"Plug the host's end into {network.bridge}",
                                master=network.bridge)
             kernel.setns(netns, sc.CLONE_NEWNET, "Step into the container's network namespace "
-                                                 "to set up its end", what=f"/proc/{pid}/ns/net")
+                                                 "to set up its end", what=f"fd {netns}")
             try:
                 kernel.add_address("eth0", attachment.address, network.prefixlen,
                                    f"The container's address on network {network.name}")
@@ -113,9 +133,8 @@ def attach(kernel: sc.Kernel, attachment: Attachment, pid: int) -> None:
                                                           "through the bridge (the host)")
             finally:
                 kernel.setns(own, sc.CLONE_NEWNET, "Back in the host's network namespace",
-                             what="/proc/self/ns/net")
+                             what="open(\"/proc/self/ns/net\")")
         finally:
-            os.close(netns)
             os.close(own)
         for mapping in attachment.ports:
             for table, rule, why in firewall.publish_rules(attachment.container_id,

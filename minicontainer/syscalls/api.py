@@ -81,12 +81,13 @@ class KernelApi:
                           f'(ip link add {name} type bridge)')
         self._do_create_bridge(name)
 
-    def create_veth(self, name: str, peer: str, netns_fd: int, pid: int, why: str) -> None:
+    def create_veth(self, name: str, peer: str, netns_fd: int, where, why: str) -> None:
         """A veth pair: `name` here, `peer` made directly in the network
-        namespace `netns_fd` holds (the container's, PID `pid`)."""
+        namespace `netns_fd` holds. `where`, for the narration's ip(8)
+        command: the PID of a process in it, or a name for it."""
         self.explain(why, f'RTM_NEWLINK {{ifname="{name}", kind="veth", peer={{ifname="{peer}", '
                           f'net_ns_fd={netns_fd}}}}} (ip link add {name} type veth peer name '
-                          f'{peer} netns {pid})')
+                          f'{peer} netns {where})')
         self._do_create_veth(name, peer, netns_fd)
 
     def set_link_up(self, ifname: str, why: str, master: str | None = None) -> None:

@@ -10,7 +10,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 def test_walkthrough_runs_and_its_checks_pass(tmp_path):
     out = run_walkthrough("namespaces-and-overlay", tmp_path, min_checks=10)
     # the narration shown by the lesson comes from the real calls
-    assert "unshare(CLONE_NEWPID|CLONE_NEWNET)" in out and 'pivot_root(".", ".")' in out
+    assert "engine: A new network namespace for the container" in out
+    assert "runtime: New PID namespace (it will be PID 1 there) for the next child: " \
+           "unshare(CLONE_NEWPID)" in out and 'pivot_root(".", ".")' in out
     assert "prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN)" in out
     assert "seccomp(SECCOMP_SET_MODE_FILTER, 0, {EPERM for " in out
 
