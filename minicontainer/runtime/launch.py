@@ -31,7 +31,8 @@ from ..errors import MinictError
 from .. import idmap
 from .. import syscalls as sc
 from ..oci import init, process
-from . import bundle, child, device_access, joining, networking, rootless, state, tty, usernet
+from . import (bundle, child, device_access, joining, networking, rootless, state, syscall_filter,
+               tty, usernet)
 from .command import error_from_child, read_all
 from .resources import make_cgroup
 
@@ -86,6 +87,10 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
     config = bundle.config_of(spec, str(record.dir), own_cgroup=cgroup is not None,
                               rootless=rootless.active(), console_size=tty.size_of(0))
     state.write_json(record.bundle_config_file, config)    # what `inspect --bundle` shows
+    if not syscall_filter.confined(spec):     # say why the runtime will load none
+        with kernel.narrator.speaking("engine"):
+            kernel.explain("No linux.seccomp written into config.json: " + (
+                "--privileged" if spec.privileged else "--security-opt seccomp=unconfined"))
     process.preload(config)
     channels = init.Channels(sync=False)
     console_parent = None

@@ -33,6 +33,8 @@ def test_walkthrough_runs_and_its_checks_pass(tmp_path):
     # step 3 (--cap-add SYS_TIME) then step 4 (default): 3 clock calls fewer
     assert len(counts) == 2 and counts[1] - counts[0] == 3, counts
     assert "No linux.seccomp in the config: no system call filter" in out
+    assert "engine: No linux.seccomp written into config.json: --security-opt seccomp=unconfined" in out
+    assert "engine: No linux.seccomp written into config.json: --privileged" in out
     assert "unshare(0x10000000): Operation not permitted" in out
     # step 5: no_new_privs narrated, and what it did to a setuid program
     assert "prctl(PR_SET_NO_NEW_PRIVS, 1)" in out
