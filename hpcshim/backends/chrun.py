@@ -49,7 +49,8 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
     argv = [exe, "--env-no-expand"]
     if request.cleanenv:
         argv.append("--unset-env=*")
-    if os.path.isfile(os.path.join(image, CH_ENVIRONMENT)):
+    ch_environment = os.path.isfile(os.path.join(image, CH_ENVIRONMENT))
+    if ch_environment:
         # The image's ENV as ch-image/ch-convert recorded it: a bare --set-env
         # reads /ch/environment inside the image (0.31 does so only when
         # asked). First, so that everything below wins over it.
@@ -69,7 +70,10 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
     if not plan.empty and plan.ld_library_path:
         # ch-run passes the host's environment on, so its LD_LIBRARY_PATH is kept too
         host = "" if request.cleanenv else request.host_env.get("LD_LIBRARY_PATH", "")
-        env_set["LD_LIBRARY_PATH"] = ld_library_path(plan.ld_library_path, request, host)
+        # The --set-env below replaces the image's value: read it, to keep it
+        # after the injected directories (CUDA images list their own there).
+        image_value = _ch_environment_value(image, "LD_LIBRARY_PATH") if ch_environment else ""
+        env_set["LD_LIBRARY_PATH"] = ld_library_path(plan.ld_library_path, request, host, image_value)
     for src, dst, _is_dir in binds:
         argv.append(f"--bind={src}:{dst}")
     for key, value in env_set.items():
@@ -87,6 +91,12 @@ def render(exe: str, plan: Plan, request: ExecRequest) -> Command:
 
 RUNSCRIPT = "/.singularity.d/runscript"
 CH_ENVIRONMENT = "ch/environment"      # Charliecloud's record of the image's ENV (KEY=VALUE lines)
+
+
+def _ch_environment_value(image: str, key: str) -> str:
+    """One variable of the image's /ch/environment ("" when it has none)."""
+    from ..requirements import directory_env  # a GPU job's only: the environment files' parsers
+    return (directory_env(image) or {}).get(key, "")
 
 
 def container_command(request: ExecRequest) -> list[str]:

@@ -117,3 +117,17 @@ def test_the_image_s_ch_environment_is_applied(image, shim_env):
     assert result.stdout == "hello from the image PATH\nimage flag\n", result.stderr
     dry = run(["exec", "--runtime", "ch-run", "--dry-run", image, "true"], shim_env)
     assert " --set-env " in dry.stdout
+
+
+def test_the_image_s_ld_library_path_is_kept_after_the_injected_libraries(driver_tree, image, shim_env):
+    """--set-env=LD_LIBRARY_PATH=... replaces what the bare --set-env read from
+    /ch/environment: hpcshim reads the image's value and keeps it, after its own
+    directory (a CUDA image lists /usr/local/cuda/lib64 there)."""
+    (image / "ch").mkdir()
+    (image / "ch/environment").write_text("LD_LIBRARY_PATH=/usr/local/cuda/lib64:/opt/img/lib\n")
+    env = dict(shim_env, HPCSHIM_HOST_ROOT=str(driver_tree.root))
+    result = run(["exec", "--gpu", "--runtime", "ch-run", "--cleanenv", image, "sh", "-c",
+                  "echo LDP=$LD_LIBRARY_PATH"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "LDP=/.hpcshim/lib:/usr/local/cuda/lib64:/opt/img/lib\n"
+
