@@ -12,6 +12,9 @@ status=0
 # the tests run with no network; cached, so a second run takes seconds. The
 # tests fail (not skip) without it when started from here.
 ./scripts/ml-image.sh || status=$?
+# The TensorFlow image beside it (tests/workload/test_tensorflow.py,
+# tests/cluster/test_tf_multiworker.py), built and required the same way.
+./scripts/tf-image.sh || status=$?
 export MINICT_WORKLOAD_IMAGE_REQUIRED=1
 # The real Apptainer hpcshim's tests run against (scripts/apptainer.sh: built
 # once from the project's kit in ../shared/apptainer, cached like the image).
