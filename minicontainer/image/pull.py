@@ -125,10 +125,8 @@ def _pull_layer(client: RegistryClient, ing, reference: Reference, descriptor: d
             with report.bar(short, descriptor.get("size")) as tick:
                 client.fetch_blob(reference.repository, descriptor, sink, f"layer {short}",
                                   on_progress=tick)
-        except BaseException as exc:
-            # Keep bytes worth resuming from; none arrived, or they were not the blob's
-            if isinstance(exc, DigestMismatch) or sink.seek(0, 2) == 0:
-                download.unlink(missing_ok=True)
+        except DigestMismatch:
+            download.unlink(missing_ok=True)     # not the blob's bytes: nothing to resume from
             raise
         blob = ing.link_blob(download)     # the downloads/ copy stays until the image is in
     if ing.layer_present(diff_id):
@@ -151,14 +149,16 @@ def _pull_layer(client: RegistryClient, ing, reference: Reference, descriptor: d
 def _drop_downloads(store: Store, layers: list[dict], keep_partial: bool) -> None:
     """Remove the layers' files in downloads/ once the pull is over: all of
     them when the image is in; when it failed, all but the transfers cut
-    short (a complete blob that failed to unpack would fail the same way
-    again). One another pull is using stays; gc takes it when old."""
+    short midway (none arrived: nothing to resume; a complete blob that
+    failed to unpack would fail the same way again). One another pull is
+    using stays; gc takes it when old."""
     for descriptor in layers:
         download = store.download_path(descriptor["digest"])
         if not download.exists():
             continue
         with file_lock(download, blocking=False) as ours:
-            if ours and not (keep_partial and download.stat().st_size < descriptor["size"]):
+            cut_short = 0 < download.stat().st_size < descriptor["size"]
+            if ours and not (keep_partial and cut_short):
                 download.unlink(missing_ok=True)
 
 

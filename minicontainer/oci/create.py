@@ -62,7 +62,7 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
         os.chmod(fifo, 0o622)   # any user the container runs as may open it to write
         cgroup = cgroups.prepare(kernel, config, container_id)
         record.cgroup = str(cgroup.path) if cgroup else None
-        process.preload(config)
+        process.preload(config.get("linux", {}).get("seccomp"))
         channels = init.Channels()
         if console_socket:
             channels.console = init.connect_console(console_socket)

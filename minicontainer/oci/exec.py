@@ -64,7 +64,8 @@ def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, det
     pid_ns = kernel.open_namespace(record.pid, "pid", "Hold the container's PID namespace")
     if not state.alive(record):
         raise ContainerStateError(f"container {container_id} stopped meanwhile", "")
-    process.preload(config)
+    seccomp = config.get("linux", {}).get("seccomp")
+    process.preload(seccomp)
     channels = init.Channels()
     if console_socket:
         channels.console = init.connect_console(console_socket)
@@ -74,7 +75,6 @@ def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, det
     os.close(pid_ns)
     pid = kernel.fork("Fork the process that joins the container")
     if pid == 0:
-        seccomp = config.get("linux", {}).get("seccomp")
         init.main_with(channels, lambda ready: join_and_exec(kernel, seccomp, proc, record.pid,
                                                              namespaces, channels, ready))
     for _, _, fd in namespaces:

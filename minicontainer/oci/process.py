@@ -36,12 +36,13 @@ RLIMITS = {f"RLIMIT_{name.upper()}": number for name, number in ULIMITS.items()}
     {"RLIMIT_LOCKS": 10}
 
 
-def preload(config: dict) -> None:
+def preload(seccomp_config: dict | None) -> None:
     """Import now the libraries the container's side needs after it has
     entered the container's mount namespace, where the host's files
-    (Python's own library included) are out of reach."""
+    (Python's own library included) are out of reach: libseccomp's only
+    when there is a linux.seccomp to load."""
     sc.prctl()
-    if config.get("linux", {}).get("seccomp"):
+    if seccomp_config:
         import_library()
 
 

@@ -43,10 +43,6 @@ from .spec import merge_env
 from .tty import size_of, take_master
 from .users import resolve_user
 
-NAMESPACES = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
-              ("cgroup", sc.CLONE_NEWCGROUP), ("mnt", sc.CLONE_NEWNS)]
-
-
 def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, interactive=False,
             env=(), user=None, workdir=None) -> int:
     """Run argv in the container; returns its exit code (128+N if killed by N)."""
@@ -70,13 +66,13 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     seccomp = bundle.security_of(spec).get("seccomp")
     security.make_non_dumpable(kernel)
     pid = runtime["pid"]
-    joined = [(n, f) for n, f in NAMESPACES if not (n == "net" and spec.network == "host")]
+    joined = [(n, f) for n, f in oci_exec.JOINED if not (n == "net" and spec.network == "host")]
     ns_fds = [(name, flag, kernel.open_namespace(pid, name, f"Hold the container's {name} namespace"))
               for name, flag in joined]
     pid_ns = kernel.open_namespace(pid, "pid", "Hold the container's PID namespace")
     if not is_alive(pid, runtime.get("pid_start")):
         raise ContainerNotRunning(f"container {record.name} stopped meanwhile", "start it again")
-    process.preload({"linux": {"seccomp": seccomp}})
+    process.preload(seccomp)
     channels = init.Channels(sync=False)
     console_parent = None
     if tty:

@@ -91,7 +91,7 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
         with kernel.narrator.speaking("engine"):
             kernel.explain("No linux.seccomp written into config.json: " + (
                 "--privileged" if spec.privileged else "--security-opt seccomp=unconfined"))
-    process.preload(config)
+    process.preload(config["linux"].get("seccomp"))
     channels = init.Channels(sync=False)
     console_parent = None
     if spec.tty:
