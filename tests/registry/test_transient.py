@@ -138,3 +138,25 @@ def test_a_pull_killed_midway_resumes_and_leaves_nothing_behind(minict, minict_e
                       *(layer["digest"] for layer in image.manifest["layers"])}
     assert sorted(p.name for p in (minict_root / "blobs/sha256").iterdir()) == \
         sorted(d[7:] for d in expected_blobs)
+
+
+@pytest.mark.parametrize("held", ["wrong start", "longer than the blob"])
+def test_bytes_held_that_are_not_the_blob_s_start_are_fetched_again_whole(minict, minict_root, held):
+    """A download whose bytes are not the blob's (a disk that lost a write, a
+    file of another size): the digest check at the end catches them, and the
+    blob is fetched whole once more, not trusted and not a failed pull."""
+    fake = FakeRegistry().start()
+    try:
+        image = serve_image(fake)
+        layer = image.layers[0]
+        download = Store(minict_root).download_path(layer["digest"])
+        download.parent.mkdir(parents=True)
+        download.write_bytes(b"\0" * (layer["size"] // 2) if held == "wrong start"
+                             else b"\0" * (layer["size"] + 1))
+        pulled(minict, minict_root, fake)
+    finally:
+        fake.stop()
+    asked = [wanted for path, wanted, status in fake.log if path.endswith(layer["digest"])]
+    # the wrong start: the rest of it asked for, then the whole; too long: the whole at once
+    assert asked == ([f"bytes={layer['size'] // 2}-", ""] if held == "wrong start" else [""])
+    assert list(download.parent.iterdir()) == []
