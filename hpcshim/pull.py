@@ -224,9 +224,11 @@ def _for_chrun(exe: str, ref: str, dest: str | None, credentials, env: dict[str,
         store_env = dict(env, MINICT_ROOT=store, MINICT_STATE=os.path.join(work, "state"))
         minict_pull(exe, ref, credentials, store_env)
         info = minict_tool.inspect(exe, ref, store_env)
-        image = _stored_image(store, info)
-        rootfs, _ = unpack(image, cache, env)
-        minict_tool.remove(exe, info["Id"], store_env)
+        try:
+            image = _stored_image(store, info)
+            rootfs, _ = unpack(image, cache, env)
+        finally:   # unpacked or not, the image leaves the download store
+            minict_tool.remove(exe, info["Id"], store_env)
     record = {"rootfs": rootfs, "config_digest": image.config_digest,
               "manifest_digest": image.manifest_digest, "config": image.run_config}
     write_record(cache, ref, record)       # last: a record always names a complete tree

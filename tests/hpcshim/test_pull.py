@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcshim.errors import BadArgument, PullAuthFailed, PullImageUnknown
+from hpcshim.errors import BadArgument, ConversionFailed, PullAuthFailed, PullImageUnknown
 from tests.helpers.images import ImageBuilder, busybox_image
 from tests.helpers.waiting import wait_for
 from tests.registry.conftest import needs_registry
@@ -182,6 +182,19 @@ def test_the_order_of_credentials(registry, env):
         assert result.returncode == 0, result.stderr
     stored_only = shim(env, "pull", "--runtime", "ch-run", f"{registry.host}/priv/busybox")
     assert "(from " + env["MINICT_AUTH_FILE"] in one_line_error(stored_only, PullAuthFailed.exit_code)
+
+
+def test_a_failed_unpack_leaves_nothing_in_the_cache(registry, env, tmp_path):
+    """The download worked, umoci did not: one line, and neither the image in
+    the download store nor a half tree, record or temporary dir is left."""
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    (fake_bin / "umoci").write_text("#!/bin/sh\necho 'umoci: no space left on device' >&2\nexit 1\n")
+    (fake_bin / "umoci").chmod(0o755)
+    failing = dict(env, PATH=f"{fake_bin}:{env['PATH']}")
+    result = shim(failing, "pull", "--runtime", "ch-run", f"docker://{registry.host}/pub/busybox:latest")
+    assert "no space left on device" in one_line_error(result, ConversionFailed.exit_code)
+    assert cache_leftovers(env) == []
 
 
 # ---- minict: its store ------------------------------------------------------------------------
