@@ -14,7 +14,7 @@ Show:   (on the projector) strace -f -e trace=clone,execve,wait4 python3 level0.
         echo $?  -- the three calls every runtime makes, and the status passed on.
 API:    plain `os` (os.fork, os.execvp, os.waitpid, os.waitstatus_to_exitcode):
         the three calls every runtime is built on, before any kernel layer.
-Read:   minicontainer/runtime/launch.py (_fork_into_namespaces: minict's fork),
+Read:   minicontainer/oci/create.py (fork_init: minict's fork),
         minicontainer/runtime/command.py (execute: the execve and its errors;
         exit_code_of: a wait status as a shell reports it).
 """

@@ -11,10 +11,11 @@ create, from this side (init.py is the other):
    anything exists;
 2. the state directory ROOT/ID (mkdir: a second create of one ID fails)
    and exec.fifo; the cgroup with its limits (cgroup.py);
-3. fork init, born in its PID namespace (unshare(CLONE_NEWPID) or setns to
-   the config's path only decides where the *next child* is born, so the
-   parent steps in, forks, and steps back); move it into the cgroup;
-   say "go";
+3. fork init (fork_init, which minict run's owner uses too), born in its
+   PID namespace (unshare(CLONE_NEWPID) or setns to the config's path only
+   decides where the *next child* is born, so the parent steps in, forks,
+   and steps back), or cloned into a new user namespace; move it into the
+   cgroup; say "go";
 4. when init says "mounted": prestart and createRuntime hooks, then send
    it the state for its createContainer hooks;
 5. when init says "ready": write state.json and --pid-file. Done: create
@@ -70,8 +71,8 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
         nodev = cgroup is None and cgroups.device_rules_of(config.get("linux", {})) is not None
         if nodev:
             _without_mknod(kernel, config["process"])
-        pid = _fork_init(kernel, config, lambda: init.main(kernel, config, bundle, channels,
-                                                           nodev, preserve_fds))
+        pid = fork_init(kernel, config, lambda: init.main(kernel, config, bundle, channels,
+                                                          nodev, preserve_fds))
         channels.parent_side()
         record.pid, record.pid_start = pid, state.start_time(pid)
         if cgroup is not None:
@@ -106,51 +107,65 @@ def _without_mknod(kernel, process: dict) -> None:
                                    for name, names in sets.items()}
 
 
-def _fork_init(kernel, config, body) -> int:
-    """Fork init into the PID namespace the config asks for (and its user
-    namespace, when it asks for one: then init is cloned into both)."""
+def fork_init(kernel, config, body) -> int:
+    """Fork init (it runs `body`, which ends in execve or os._exit) into the
+    PID namespace the config asks for, and its user namespace when it asks
+    for one: then init is cloned into both. Returns init's pid. minict run
+    forks its container's first process here too (runtime/launch.py)."""
     namespaces = config.get("linux", {}).get("namespaces", [])
     pid_ns = next((ns for ns in namespaces if ns["type"] == "pid"), None)
     if any(ns["type"] == "user" for ns in namespaces):
         return _clone_into_user_namespace(kernel, config, pid_ns, body)
-    own = None
-    if pid_ns is not None:
-        own = kernel.open_namespace("self", "pid", "Hold our own PID namespace, to come back")
-        if pid_ns.get("path"):
-            fd = os.open(pid_ns["path"], os.O_RDONLY | os.O_CLOEXEC)
-            kernel.setns(fd, sc.CLONE_NEWPID, f"The next child is born in {pid_ns['path']}",
-                         what=pid_ns["path"])
-            os.close(fd)
-        else:
-            kernel.unshare(sc.CLONE_NEWPID, "A new PID namespace for the next child "
-                                            "(it will be PID 1 there)")
-    pid = -1
+    own, pid = None, -1
     try:
-        pid = kernel.fork("Fork the container's init")
+        if pid_ns is not None:
+            own = kernel.open_namespace("self", "pid", "Hold our own PID namespace, to come back")
+            _step_into_pid_namespace(kernel, pid_ns)
+        pid = kernel.fork("Fork the container's first process, its init")
         if pid == 0:
             if own is not None:
                 os.close(own)
             body()   # ends in execve or os._exit
     finally:
-        if pid != 0 and own is not None:
-            kernel.setns(own, sc.CLONE_NEWPID, "Back in our own PID namespace",
+        if pid != 0 and own is not None:   # the parent, or a failure before the fork
+            kernel.setns(own, sc.CLONE_NEWPID, "Back in our own PID namespace: our later "
+                                               "children are born in it again",
                          what="open(\"/proc/self/ns/pid\")")
             os.close(own)
     return pid
 
 
+def _step_into_pid_namespace(kernel, pid_ns: dict) -> None:
+    """unshare(CLONE_NEWPID) and setns to a PID namespace move not this
+    process but its next child: init is born in there."""
+    if not pid_ns.get("path"):
+        kernel.unshare(sc.CLONE_NEWPID, "A new PID namespace for the next child "
+                                        "(it will be PID 1 there)")
+        return
+    fd = os.open(pid_ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        kernel.setns(fd, sc.CLONE_NEWPID, f"The next child is born in {pid_ns['path']}",
+                     what=pid_ns["path"])
+    finally:
+        os.close(fd)
+
+
 def _clone_into_user_namespace(kernel, config, pid_ns, body) -> int:
     """A new user namespace: init is cloned into it (and a new PID namespace,
     unless the config joins one, which is refused: a PID namespace belongs
-    to the user namespace it was made in), then its id maps are written
-    while it waits for "go" (idmaps.py)."""
+    to the user namespace it was made in; and a new network namespace, for
+    the engine to plug before "go": init.born_at_fork), then its id maps are
+    written while it waits for "go" (idmaps.py)."""
     if pid_ns is not None and pid_ns.get("path"):
         raise UnsupportedConfig("config.json: linux.namespaces: a new user namespace with a "
                                 "PID namespace joined by path is not supported by minict-oci",
                                 "give the pid namespace no path")
-    flags = sc.CLONE_NEWUSER | (sc.CLONE_NEWPID if pid_ns is not None else 0)
+    born = init.born_at_fork(config["linux"]["namespaces"])
+    flags = sc.CLONE_NEWUSER | (sc.CLONE_NEWPID if "pid" in born else 0) \
+        | (sc.CLONE_NEWNET if "network" in born else 0)
+    made = [name for kind, name in (("pid", "PID"), ("network", "network")) if kind in born]
     pid = clone_into_namespaces(kernel, flags, "Clone init into a new user namespace"
-                                + (" and a new PID namespace" if pid_ns is not None else ""))
+                                + "".join(f" and a new {kind} namespace" for kind in made))
     if pid == 0:
         body()   # ends in execve or os._exit
     try:

@@ -85,7 +85,6 @@ class Channels:
 class Engine:
     """What an engine running this init in its own process adds to config.json
     (minict run: runtime/child.py's MinictRun). For minict-oci, nothing."""
-    born_in = frozenset({"pid", "user"})   # namespaces the parent made at the fork
     die_with_owner = False                 # keep a parent-death signal across setuid
 
     def before_go(self, kernel):
@@ -152,7 +151,8 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
         kernel.setgid(0, "Become gid 0 of the new user namespace")
         kernel.setuid(0, "Become uid 0 of the new user namespace (all its capabilities)")
     engine.join(kernel)
-    enter_namespaces(kernel, linux.get("namespaces", []), engine.born_in)
+    namespaces = linux.get("namespaces", [])
+    enter_namespaces(kernel, namespaces, born_at_fork(namespaces))
     propagation = linux.get("rootfsPropagation", "")
     kernel.mount(None, "/", None, sc.MS_REC | PROPAGATION[propagation], None,
                  f"Make every mount {_propagation_name(propagation)}, so what we mount stays ours")
@@ -228,10 +228,24 @@ def _propagation_name(name: str) -> str:
     return (name or "rprivate").lstrip("r") + " (recursively)"
 
 
-def enter_namespaces(kernel: sc.Kernel, namespaces: list, born_in=Engine.born_in) -> None:
-    """Join the ones with a path (setns), make the others (one unshare).
-    Those init was born in (PID and user: create made them before and at
-    the fork; minict run makes the network one there too) are skipped."""
+def born_at_fork(namespaces: list) -> set:
+    """The namespaces init is born in (create.fork_init makes or joins them
+    at the fork), so that it must not make them again: its PID namespace;
+    with a new user namespace, that one, and a new network namespace made
+    with it (so that it belongs to it, and the engine can plug it into a
+    network in user space, slirp4netns, before saying "go")."""
+    kinds = {ns["type"]: ns for ns in namespaces}
+    born = {"pid"} & kinds.keys()
+    if "user" in kinds:
+        born.add("user")
+        if "network" in kinds and not kinds["network"].get("path"):
+            born.add("network")
+    return born
+
+
+def enter_namespaces(kernel: sc.Kernel, namespaces: list, born_in=frozenset()) -> None:
+    """Join the ones with a path (setns), make the others (one unshare),
+    but for those init was born in (born_at_fork)."""
     flags = 0
     for ns in namespaces:
         kind = ns["type"]

@@ -35,14 +35,20 @@ ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
           "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
 
 
-def config_of(spec, record_dir: str, *, own_cgroup: bool = False, rootless: bool = False,
-              console_size: tuple[int, int] | None = None) -> dict:
+def config_of(spec, record_dir: str, *, own_cgroup: bool = False, id_map=None,
+              console_size: tuple[int, int] | None = None, joined: dict | None = None) -> dict:
     """The whole config.json for `spec`, its root the container's merged overlay.
     `own_cgroup`: it has a cgroup of its own to show at /sys/fs/cgroup;
-    `rootless`: minict runs without root (rootless.py); `console_size`:
-    (rows, columns) of the terminal -t relays."""
-    linux = {"namespaces": namespaces_of(spec), "devices": devices_of(spec),
-             "resources": resources_of(spec), **security_of(spec)}
+    `id_map`: minict runs without root (rootless.py), in a user namespace
+    with this idmap.IdMap; `console_size`: (rows, columns) of the terminal
+    -t relays; `joined`: {type: path} of namespaces the engine made or
+    holds already (namespaces_of)."""
+    linux = {"namespaces": namespaces_of(spec, joined or {}, user=id_map is not None),
+             "devices": devices_of(spec), "resources": resources_of(spec), **security_of(spec)}
+    if id_map is not None:
+        linux["uidMappings"] = mappings_of(id_map.uids)
+        linux["gidMappings"] = mappings_of(id_map.gids)
+    rootless = id_map is not None
     return {
         "ociVersion": OCI_VERSION,
         "process": process_of(spec, console_size),
@@ -137,18 +143,33 @@ def _mqueue(spec, rootless: bool) -> list:
              "options": ["nosuid", "noexec", "nodev"]}]
 
 
-def namespaces_of(spec) -> list:
-    """--pid host, --ipc host and --network host share the host's (no entry);
-    container:NAME ones join another's, which only exists at start (the
-    engine would give its /proc/PID/ns path then)."""
+def namespaces_of(spec, joined: dict, user: bool = False) -> list:
+    """--pid host, --ipc host and --network host share the host's (no entry).
+    `joined` gives a path to the namespaces that exist already when the
+    runtime starts: the network namespace the engine made and plugged into
+    its network, or --network container:NAME's; --ipc container:NAME's IPC
+    namespace. The engine holds each open
+    and names it by its fd, /proc/ENGINE-PID/fd/N (podman pins its own with
+    a bind mount under /run/netns, as `ip netns add` does; an fd needs
+    nothing to be unmounted). `user`: without root, a user namespace first
+    (its mappings: mappings_of)."""
     kinds = ["mount", "uts", "cgroup"]
     if spec.pid_mode != "host":
         kinds.insert(0, "pid")
-    if spec.ipc in ("private", "shareable"):
+    if user:
+        kinds.insert(0, "user")
+    if spec.ipc != "host":    # private, shareable, or container:NAME's (joined)
         kinds.append("ipc")
     if spec.network != "host":
         kinds.append("network")
-    return [{"type": kind} for kind in kinds]
+    return [{"type": kind, **({"path": joined[kind]} if kind in joined else {})}
+            for kind in kinds]
+
+
+def mappings_of(ranges) -> list:
+    """An idmap.IdMap's (inside, outside, count) ranges in the spec's words."""
+    return [{"containerID": inside, "hostID": outside, "size": count}
+            for inside, outside, count in ranges]
 
 
 def devices_of(spec) -> list:

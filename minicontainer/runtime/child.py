@@ -2,9 +2,10 @@
 
 The runtime's steps are minict-oci's init (oci/init.py), following the
 config.json that the engine's half made of the flags (bundle.py): the same
-code podman and containerd drive. launch.py forks this process as PID 1
-of a new PID namespace, born in its network namespace too, and passes the
-config in memory.
+code podman and containerd drive. launch.py forks this process with
+minict-oci's fork (oci/create.py fork_init: PID 1 of a new PID namespace),
+and passes the config in memory; the network namespace the engine made and
+plugged in already, the config names by a path, and init joins it.
 
 What `minict run` asks that config.json has no word for, MinictRun adds
 at init's hooks (an OCI engine would do these outside the runtime, or a
@@ -12,8 +13,9 @@ runtime reads them from annotations, as crun does):
 
     before "go"     die with minict (PR_SET_PDEATHSIG); close the fds of
                     the owner's that the container must not hold
-    join            --ipc container:NAME: its IPC namespace, and a copy of
-                    its /dev/shm taken from inside its mount namespace
+    join            --ipc container:NAME: a copy of its /dev/shm, taken from
+                    inside its mount namespace (its IPC namespace the
+                    config names by path: init joins it)
     mount_root      the image's layers stacked as an overlay, mounted
                     inside the container's own mount namespace, so that
                     no mount of it is left on the host if minict dies
@@ -43,9 +45,6 @@ from .reaper import run_reaper
 
 class MinictRun(init.Engine):
     """minict run's additions to the runtime's init (see the module's docstring)."""
-    # The owner made the PID and network namespaces at the fork (launch.py),
-    # so that it can plug the network in before saying "go".
-    born_in = frozenset({"pid", "network", "user"})
     die_with_owner = True
 
     def __init__(self, spec, record_dir: str, close_early=(), nodev: bool = False, ipc=None,
@@ -65,7 +64,7 @@ class MinictRun(init.Engine):
 
     def join(self, kernel):
         if self.ipc is not None:
-            self.shm = join_ipc(kernel, self.spec, self.ipc)
+            self.shm = copy_shm(kernel, self.ipc)
         elif self.spec.ipc == "host":
             kernel.explain("--ipc host: stay in the host's IPC namespace")
 
@@ -106,17 +105,15 @@ def container_main(kernel: sc.Kernel, config: dict, channels: init.Channels,
     init.main(kernel, config, engine.record_dir, channels, engine.nodev, engine=engine)
 
 
-def join_ipc(kernel, spec, ipc) -> int:
-    """--ipc container:NAME: join that container's IPC namespace, and take a
-    copy of its /dev/shm mount (returned as a detached mount's fd).
+def copy_shm(kernel, ipc) -> int:
+    """--ipc container:NAME: take a copy of that container's /dev/shm mount
+    (returned as a detached mount's fd). Its IPC namespace config.json
+    names by the path of the owner's fd, and init joins it (oci/init.py).
 
     A bind mount cannot reach into another mount namespace (mount(2) says
     EINVAL), so the copy is made from inside it: setns into the donor's
     mount namespace, open_tree(OPEN_TREE_CLONE) its /dev/shm, setns back.
     The detached copy is attached at the new /dev/shm (after_mounts)."""
-    kernel.setns(ipc.ipc_fd, sc.CLONE_NEWIPC, f"--ipc {spec.ipc}: join the IPC namespace of "
-                                              f"{ipc.name} (its shared memory, semaphores and "
-                                              f"message queues)", what=spec.ipc)
     # Inside the donor's mount namespace for a moment: nothing there may
     # reach this (root, host python) process through /proc/PID/exe.
     security.make_non_dumpable(kernel)

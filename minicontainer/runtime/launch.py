@@ -9,13 +9,16 @@ foreground `minict run`, or the supervisor of a detached one. It
    rules in force (device_access.py: an eBPF program attached to that
    cgroup, or the fallback when there is none), so the child is forked
    knowing which; takes an address on its network (networking.prepare),
-3. turns the container into config.json (bundle.py: the engine's half)
-   and forks the child, the runtime's init (child.py runs oci/init.py),
-   into new PID and network namespaces (the child is PID 1 in there) and
-   steps back into its own (_fork_into_namespaces),
-4. records the child's pid, plugs it into its network (veth, address,
-   route, published ports) and moves it into the cgroup while it is
-   still waiting, so not one instruction of the container's code runs
+3. makes the container's network namespace and plugs it into its network
+   (veth, address, route, published ports), holding it by an fd, before
+   the container's process exists, as podman has netavark do;
+4. turns the container into config.json (bundle.py: the engine's half),
+   naming that namespace by its path, /proc/OWNER/fd/N, and forks the
+   child, the runtime's init (child.py runs oci/init.py), with the
+   runtime's own fork (oci/create.py fork_init: PID 1 of a new PID
+   namespace; without root, cloned into a user namespace whose maps the
+   config holds); records its pid and moves it into the cgroup while it
+   is still waiting, so not one instruction of the container's code runs
    outside its limits, its device rules or its network,
 5. says "go", then reads the error pipe: end-of-file means execve
    succeeded (the pipe is close-on-exec); a JSON line means the child
@@ -28,9 +31,8 @@ import socket
 from dataclasses import dataclass
 
 from ..errors import MinictError
-from .. import idmap
 from .. import syscalls as sc
-from ..oci import init, process
+from ..oci import create, init, process
 from . import (bundle, child, device_access, joining, networking, rootless, state, syscall_filter,
                tty, usernet)
 from .command import error_from_child, read_all
@@ -83,9 +85,25 @@ def _launch(kernel, record, log_fd, close_early) -> Started:
 
 
 def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early) -> Started:
+    held = {}   # namespaces the engine holds for the runtime to join: {type: fd}
+    try:
+        return _start_with(kernel, record, guard, cgroup, network, ipc, log_fd, close_early, held)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+
+
+def _start_with(kernel, record, guard, cgroup, network, ipc, log_fd, close_early,
+                held) -> Started:
     spec = device_access.confine(record.spec, guard.mechanism)
+    with kernel.narrator.speaking("engine"):
+        _hold_network_namespace(kernel, record, network, held)
+        id_map = (rootless.choose_id_map(kernel, record.layout.containers.parent)
+                  if rootless.active() else None)
     config = bundle.config_of(spec, str(record.dir), own_cgroup=cgroup is not None,
-                              rootless=rootless.active(), console_size=tty.size_of(0))
+                              id_map=id_map, console_size=tty.size_of(0),
+                              joined={kind: f"/proc/{os.getpid()}/fd/{fd}" for kind, fd in
+                                      (held | ({"ipc": ipc.ipc_fd} if ipc else {})).items()})
     state.write_json(record.bundle_config_file, config)    # what `inspect --bundle` shows
     if not syscall_filter.confined(spec):     # say why the runtime will load none
         with kernel.narrator.speaking("engine"):
@@ -98,20 +116,10 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
         console_parent, channels.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     engine = child.MinictRun(spec, str(record.dir), close_early, guard.nodev, ipc, log_fd,
                              console_parent)
-    netns = None
-    if isinstance(network, networking.Attachment):
-        # Made and plugged in before the container's process exists, as
-        # podman has netavark plug the namespace it hands to the runtime.
-        with kernel.narrator.speaking("engine"):
-            netns = networking.new_namespace(kernel)
-            try:
-                networking.attach(kernel, network, netns)
-            except BaseException:
-                os.close(netns)
-                raise
-    pid = _fork_into_namespaces(kernel, record, lambda: child.container_main(
-        kernel, config, channels, engine), netns)
-    kernel.explain(f"The container's first process is PID {pid} on the host, PID 1 inside")
+    pid = create.fork_init(kernel, config, lambda: child.container_main(
+        kernel, config, channels, engine))
+    kernel.explain(f"The container's first process is PID {pid} on the host"
+                   + (", PID 1 inside" if spec.pid_mode != "host" else ""))
     channels.parent_side()
     go_write, error_read = channels.go_write, channels.error_read
     try:
@@ -149,83 +157,20 @@ def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_e
     return Started(pid, master)
 
 
-def _fork_into_namespaces(kernel, record, container_main, plugged: int | None = None) -> int:
-    """Fork the container's first process, born in its PID and network
-    namespaces; returns its pid (the child runs container_main, never returns).
-
-    Both namespaces are entered here rather than by the child, with the same
-    trick: the owner steps into a new one (unshare) or an existing one
-    (setns: `plugged`, the network namespace made and plugged in already,
-    which this closes; or another container's), forks, and steps back into
-    its own. unshare(CLONE_NEWPID) only decides where the *next child* is
-    born; CLONE_NEWNET and setns move the owner itself for that moment. So
-    the child is in its network namespace from its first instruction.
-    """
-    spec = record.spec
-    if rootless.active():
-        return _clone_into_user_namespace(kernel, spec, record.layout.containers.parent,
-                                          container_main)
-    own_pid = own_net = joined_net = None
-    flags, parts = 0, []
-    if spec.pid_mode != "host":   # --pid host: it is born in the host's, as minict's children are
-        own_pid = kernel.open_namespace("self", "pid", "Hold minict's own PID namespace, to come back")
-        flags, parts = sc.CLONE_NEWPID, ["PID namespace (it will be PID 1 there)"]
-    if spec.network != "host":
-        own_net = kernel.open_namespace("self", "net", "Hold minict's own network namespace, to "
-                                                       "come back")
-        joined_net = plugged if plugged is not None else networking.joined_namespace(kernel, record)
-        if joined_net is None:
-            flags |= sc.CLONE_NEWNET
-            parts.append("network namespace")
-    pid = -1
-    try:
-        if joined_net is not None:
-            whose = "the container's own, plugged in" if plugged is not None else spec.network
-            kernel.setns(joined_net, sc.CLONE_NEWNET, f"Step into the network namespace "
-                                                      f"({whose}) for the next child to be "
-                                                      f"born in", what=f"fd {joined_net}")
-        if flags:
-            kernel.unshare(flags, f"New {' and '.join(parts)} for the next child")
-        pid = kernel.fork("Fork the container's first process")
-        if pid == 0:   # the child: container_main ends in execve or os._exit
-            for fd in (own_pid, own_net, joined_net):
-                if fd is not None:
-                    os.close(fd)
-            container_main()
-    finally:
-        if pid != 0:   # the parent, or a failed fork
-            if own_pid is not None:
-                kernel.setns(own_pid, sc.CLONE_NEWPID, "Back in minict: its later children are "
-                                                       "born in the host's PID namespace again",
-                             what="open(\"/proc/self/ns/pid\")")
-            if own_net is not None:
-                kernel.setns(own_net, sc.CLONE_NEWNET, "Back in the host's network namespace",
-                             what="open(\"/proc/self/ns/net\")")
-            for fd in (own_pid, own_net, joined_net):
-                if fd is not None:
-                    os.close(fd)
-    return pid
-
-
-def _clone_into_user_namespace(kernel, spec, store_root, container_main) -> int:
-    """Without root (rootless.py): the child is born in a new user namespace
-    and, owned by it, new PID and network namespaces (--network host: the
-    host's); minict writes its id maps while it waits for "go"."""
-    id_map = rootless.choose_id_map(kernel, store_root)
-    flags = sc.CLONE_NEWUSER | sc.CLONE_NEWPID
-    if spec.network != "host":
-        flags |= sc.CLONE_NEWNET
-    pid = idmap.clone_into_namespaces(
-        kernel, flags, "Without root: the first process is born in a new user namespace, and "
-                       "in PID and network namespaces that belong to it")
-    if pid == 0:
-        container_main()   # ends in execve or os._exit
-    try:
-        idmap.write_maps(kernel, pid, id_map)
-    except BaseException:
-        kill_and_reap(kernel, pid)
-        raise
-    return pid
+def _hold_network_namespace(kernel, record, network, held: dict) -> None:
+    """The network namespace the container joins, when it exists before it:
+    made and plugged into its network now, before the container's process
+    exists, as podman has netavark plug the namespace it then names in
+    config.json; or --network container:NAME's. Held open in `held` until
+    the container's first process has joined it (config.json names it by
+    this fd: bundle.namespaces_of)."""
+    if isinstance(network, networking.Attachment):
+        held["network"] = networking.new_namespace(kernel)
+        networking.attach(kernel, network, held["network"])
+        return
+    joined = networking.joined_namespace(kernel, record)
+    if joined is not None:
+        held["network"] = joined
 
 
 def kill_and_reap(kernel, pid: int) -> None:

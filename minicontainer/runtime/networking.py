@@ -126,6 +126,7 @@ def attach(kernel: sc.Kernel, attachment: Attachment, netns: int) -> None:
             kernel.setns(netns, sc.CLONE_NEWNET, "Step into the container's network namespace "
                                                  "to set up its end", what=f"fd {netns}")
             try:
+                kernel.set_link_up("lo", "Bring up its loopback (a new namespace's starts down)")
                 kernel.add_address("eth0", attachment.address, network.prefixlen,
                                    f"The container's address on network {network.name}")
                 kernel.set_link_up("eth0", "Bring the container's eth0 up")

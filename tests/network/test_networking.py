@@ -9,6 +9,7 @@ pair (`Peer`): a client on 10.77.0.0/24, an upstream server on
 10.66.0.0/24. Nothing touches the real machine's network.
 """
 
+import json
 import os
 import random
 import re
@@ -218,6 +219,21 @@ def test_containers_on_a_user_network_reach_each_other_by_name(net_mt, www):
     net_mt.out("rm", "-f", "web")
     assert net_mt.out("network", "rm", "lab").strip() == "lab"
     assert "mct-lab" not in [name for _, name in socket.if_nameindex()]
+
+
+def test_the_bundle_names_the_plugged_namespace_and_its_loopback_is_up(net_mt):
+    """The engine makes and plugs the network namespace before the container's
+    process exists; config.json names it by the fd the engine holds
+    (/proc/OWNER/fd/N), and the runtime's init joins it by that path. The
+    engine brings its loopback up: init does so only in a namespace it makes."""
+    net_mt.out("run", "-d", "--name", "held", "busybox", "sleep", "60")
+    config = json.loads(net_mt.out("inspect", "--bundle", "held"))[0]
+    network = next(ns for ns in config["linux"]["namespaces"] if ns["type"] == "network")
+    owner, _ = re.fullmatch(r"/proc/(\d+)/fd/(\d+)", network["path"]).groups()
+    assert int(owner) != json.loads(net_mt.out("inspect", "held"))[0]["State"]["Pid"]
+    out = net_mt.out("exec", "held", "sh", "-c", "ip -o link show lo; ping -c1 -W2 127.0.0.1 "
+                                                 ">/dev/null && echo LOOPBACK")
+    assert "LOOPBACK" in out and re.search(r"<LOOPBACK,UP", out), out
 
 
 def test_network_container_shares_another_containers_stack(net_mt, www):

@@ -144,7 +144,9 @@ def test_hooks_run_at_their_moments_with_the_state(bundle, tmp_path):
                               for moment in ("prestart", "createRuntime", "poststart",
                                              "poststop")}
     bundle.config["annotations"] = {"org.example/course": "containers 101"}
-    inside(bundle, "true")
+    # (a command that outlasts the poststart hook: `true` may be gone by then,
+    # and the state the hook reads would rightly say "stopped")
+    inside(bundle, "sleep 1")
     lines = log.read_text().splitlines()
     assert [line.split(" ", 1)[0] for line in lines] == \
         ["prestart", "createRuntime", "poststart", "poststop"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from minicontainer.cgroups.limits import Limits
-from minicontainer.oci import config as oci_config
+from minicontainer.oci import config as oci_config, init
 from minicontainer.runtime import bundle
 from minicontainer.runtime.spec import ContainerSpec
 
@@ -105,3 +105,19 @@ def test_inspect_bundle_shows_the_config_that_ran(mt):
         mt("rm", "-f", "held")
     listed = [m["type"] for m in config["mounts"] if m["destination"] == "/sys/fs/cgroup"]
     assert listed == (["cgroup"] if seen.strip() == "cgroup2" else []), (listed, seen)
+
+
+def test_namespaces_the_engine_holds_are_named_by_path_and_a_user_one_comes_first():
+    spec = ContainerSpec(id="0" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=[],
+                         argv=["true"], env=[], ipc="container:donor")
+    joined = {"network": "/proc/42/fd/7", "ipc": "/proc/42/fd/8"}
+    namespaces = bundle.namespaces_of(spec, joined, user=True)
+    assert namespaces == [{"type": "user"}, {"type": "pid"}, {"type": "mount"},
+                          {"type": "uts"}, {"type": "cgroup"},
+                          {"type": "ipc", "path": "/proc/42/fd/8"},
+                          {"type": "network", "path": "/proc/42/fd/7"}]
+    # init is born in the PID and user namespaces; the joined network one it
+    # enters by path after "go" (without a path it would be born in it too)
+    assert init.born_at_fork(namespaces) == {"pid", "user"}
+    assert init.born_at_fork([{"type": "user"}, {"type": "network"}]) == {"user", "network"}
+    assert init.born_at_fork([{"type": "pid"}, {"type": "network"}]) == {"pid"}

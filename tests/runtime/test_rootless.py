@@ -73,6 +73,26 @@ def test_root_inside_is_the_caller_outside(userland, tmp_path):
     assert (made.stat().st_uid, made.stat().st_gid) == (NOBODY, NOBODY)
 
 
+def test_the_bundle_holds_the_user_namespace_and_its_maps(userland):
+    """Without root, config.json lists a user namespace first and gives its
+    uidMappings/gidMappings (the store's map, rootless.choose_id_map): the
+    runtime's fork clones into it and writes them (oci/idmaps.py)."""
+    _, env = userland
+    started = as_nobody(env, "run", "-d", "--name", "mapped", "--network", "none", "busybox",
+                        "sleep", "60")
+    assert started.returncode == 0, started.stderr
+    try:
+        shown = as_nobody(env, "inspect", "--bundle", "mapped")
+        inside = as_nobody(env, "exec", "mapped", "cat", "/proc/self/uid_map")
+    finally:
+        as_nobody(env, "rm", "-f", "mapped")
+    linux = json.loads(shown.stdout)[0]["linux"]
+    assert [ns["type"] for ns in linux["namespaces"]][:2] == ["user", "pid"]
+    assert linux["uidMappings"][0] == {"containerID": 0, "hostID": NOBODY, "size": 1}
+    assert linux["gidMappings"][0] == {"containerID": 0, "hostID": NOBODY, "size": 1}
+    assert inside.stdout.split()[:3] == ["0", str(NOBODY), "1"]
+
+
 def test_security_holds_inside(userland):
     _, env = userland
     result = as_nobody(env, "run", "--rm", "busybox", "sh", "-c",

@@ -7,6 +7,7 @@ namespace), --pid host (/proc/self/status), --add-host and --dns (/etc/hosts,
 
 import json
 import os
+import re
 import subprocess
 import uuid
 
@@ -105,6 +106,8 @@ def test_ipc_container_joins_a_shareable_one(mt):
         assert result.stdout.splitlines() == [donor_ipc, "from-donor"]
         assert mt.out("exec", "donor", "cat", "/dev/shm/back") == "from-joiner\n"
         assert "open_tree(AT_FDCWD, \"/dev/shm\", OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)" in result.stderr
+        # config.json names the donor's IPC namespace by the fd minict holds; init joins it
+        assert re.search(r"runtime: Join the ipc namespace at /proc/\d+/fd/\d+: setns", result.stderr)
 
         refused = mt("run", "--rm", "--ipc", "container:private", "busybox", "true")
         assert refused.returncode == 27

@@ -18,7 +18,7 @@ API:    minict's kernel layer (minicontainer.syscalls.Kernel: unshare,
         sethostname (os.unshare is 3.12+). Each call prints an [explain]
         line with MINICT_EXPLAIN=1, as `minict run --explain` does.
         os.execvp and os.waitpid stay plain os, as in level 0.
-Read:   minicontainer/runtime/launch.py (_fork_into_namespaces: why
+Read:   minicontainer/oci/create.py (fork_init: why
         unshare(CLONE_NEWPID) comes before the fork), minicontainer/oci/init.py
         (_init: the sethostname in the container's own UTS namespace),
         minicontainer/syscalls/api.py (KernelApi.unshare, sethostname: the narration).
