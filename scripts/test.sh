@@ -15,6 +15,9 @@ status=0
 # The TensorFlow image beside it (tests/workload/test_tensorflow.py,
 # tests/cluster/test_tf_multiworker.py), built and required the same way.
 ./scripts/tf-image.sh || status=$?
+# The Horovod image, FROM the ML image (tests/workload/test_horovod.py,
+# tests/cluster/test_horovod.py), built and required the same way.
+./scripts/hvd-image.sh || status=$?
 export MINICT_WORKLOAD_IMAGE_REQUIRED=1
 # The real Apptainer hpcshim's tests run against (scripts/apptainer.sh: built
 # once from the project's kit in ../shared/apptainer, cached like the image).
