@@ -37,19 +37,26 @@ class MlImage:
         self.name = IMAGE
 
 
-@pytest.fixture(scope="session")
-def ml_image() -> MlImage:
+def built_image_cache(script: str, what: str, network: str) -> Path:
+    """The cache directory of an image scripts/SCRIPT builds (ml-image.sh,
+    tf-image.sh, hvd-image.sh), with its READY; else skip, saying how to build
+    it (fail under scripts/test.sh, which built it before pytest)."""
     if os.geteuid() != 0:
         pytest.skip("the workload tier needs root")
-    cache = Path(subprocess.run([str(REPO / "scripts/ml-image.sh"), "--print-dir"], check=True,
+    cache = Path(subprocess.run([str(REPO / "scripts" / script), "--print-dir"], check=True,
                                 capture_output=True, text=True).stdout.strip())
     if not (cache / "READY").exists():
-        message = (f"the ML image is not built ({cache} has no READY): run `sudo scripts/ml-image.sh` "
-                   "(it needs Debian's and PyPI's network; scripts/test.sh runs it before pytest)")
+        message = (f"the {what} image is not built ({cache} has no READY): run `sudo scripts/{script}` "
+                   f"(it needs {network} network; scripts/test.sh runs it before pytest)")
         if os.environ.get("MINICT_WORKLOAD_IMAGE_REQUIRED") == "1":
             pytest.fail(message)                     # scripts/test.sh built it: missing is a failure
         pytest.skip(message)
-    return MlImage(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def ml_image() -> MlImage:
+    return MlImage(built_image_cache("ml-image.sh", "ML", "Debian's and PyPI's"))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.apptainer import find_apptainer
-from tests.workload.conftest import BIN, EXAMPLES, REPO, run
+from tests.workload.conftest import BIN, EXAMPLES, built_image_cache, run
 
 pytestmark = [pytest.mark.root, pytest.mark.workload, pytest.mark.slow]
 
@@ -38,17 +38,7 @@ class HvdImage:
 
 @pytest.fixture(scope="session")
 def hvd_image() -> HvdImage:
-    if os.geteuid() != 0:
-        pytest.skip("the workload tier needs root")
-    cache = Path(subprocess.run([str(REPO / "scripts/hvd-image.sh"), "--print-dir"], check=True,
-                                capture_output=True, text=True).stdout.strip())
-    if not (cache / "READY").exists():
-        message = (f"the Horovod image is not built ({cache} has no READY): run `sudo scripts/hvd-image.sh` "
-                   "(it needs Debian's and PyPI's network; scripts/test.sh runs it before pytest)")
-        if os.environ.get("MINICT_WORKLOAD_IMAGE_REQUIRED") == "1":
-            pytest.fail(message)                     # scripts/test.sh built it: missing is a failure
-        pytest.skip(message)
-    return HvdImage(cache)
+    return HvdImage(built_image_cache("hvd-image.sh", "Horovod", "Debian's and PyPI's"))
 
 
 def trained_ranks(log: str, world: int) -> list[tuple]:

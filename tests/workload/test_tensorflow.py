@@ -13,13 +13,12 @@ the accuracy, which test_thread_count_changes_bits_not_accuracy pins down.
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.apptainer import find_apptainer
-from tests.workload.conftest import BIN, EXAMPLES, HPCSHIM, MINICT, REPO, leftover_containers, run
+from tests.workload.conftest import BIN, EXAMPLES, HPCSHIM, MINICT, built_image_cache, leftover_containers, run
 
 pytestmark = [pytest.mark.root, pytest.mark.workload, pytest.mark.slow]
 
@@ -41,17 +40,7 @@ class TfImage:
 
 @pytest.fixture(scope="session")
 def tf_image() -> TfImage:
-    if os.geteuid() != 0:
-        pytest.skip("the workload tier needs root")
-    cache = Path(subprocess.run([str(REPO / "scripts/tf-image.sh"), "--print-dir"], check=True,
-                                capture_output=True, text=True).stdout.strip())
-    if not (cache / "READY").exists():
-        message = (f"the TensorFlow image is not built ({cache} has no READY): run `sudo scripts/tf-image.sh` "
-                   "(it needs PyPI's network; scripts/test.sh runs it before pytest)")
-        if os.environ.get("MINICT_WORKLOAD_IMAGE_REQUIRED") == "1":
-            pytest.fail(message)                     # scripts/test.sh built it: missing is a failure
-        pytest.skip(message)
-    return TfImage(cache)
+    return TfImage(built_image_cache("tf-image.sh", "TensorFlow", "PyPI's"))
 
 
 @pytest.fixture
