@@ -160,9 +160,10 @@ def _clone_into_user_namespace(kernel, config, pid_ns, body) -> int:
         raise UnsupportedConfig("config.json: linux.namespaces: a new user namespace with a "
                                 "PID namespace joined by path is not supported by minict-oci",
                                 "give the pid namespace no path")
-    born = init.born_at_fork(config["linux"]["namespaces"])
-    flags = sc.CLONE_NEWUSER | (sc.CLONE_NEWPID if "pid" in born else 0) \
-        | (sc.CLONE_NEWNET if "network" in born else 0)
+    born = init.born_at_fork(config["linux"]["namespaces"])   # "user" among them
+    flags = 0
+    for kind in born:
+        flags |= init.NEW[kind]
     made = [name for kind, name in (("pid", "PID"), ("network", "network")) if kind in born]
     pid = clone_into_namespaces(kernel, flags, "Clone init into a new user namespace"
                                 + "".join(f" and a new {kind} namespace" for kind in made))

@@ -43,12 +43,12 @@ def config_of(spec, record_dir: str, *, own_cgroup: bool = False, id_map=None,
     with this idmap.IdMap; `console_size`: (rows, columns) of the terminal
     -t relays; `joined`: {type: path} of namespaces the engine made or
     holds already (namespaces_of)."""
-    linux = {"namespaces": namespaces_of(spec, joined or {}, user=id_map is not None),
+    rootless = id_map is not None
+    linux = {"namespaces": namespaces_of(spec, joined or {}, user=rootless),
              "devices": devices_of(spec), "resources": resources_of(spec), **security_of(spec)}
-    if id_map is not None:
+    if rootless:
         linux["uidMappings"] = mappings_of(id_map.uids)
         linux["gidMappings"] = mappings_of(id_map.gids)
-    rootless = id_map is not None
     return {
         "ociVersion": OCI_VERSION,
         "process": process_of(spec, console_size),
@@ -148,11 +148,11 @@ def namespaces_of(spec, joined: dict, user: bool = False) -> list:
     `joined` gives a path to the namespaces that exist already when the
     runtime starts: the network namespace the engine made and plugged into
     its network, or --network container:NAME's; --ipc container:NAME's IPC
-    namespace. The engine holds each open
-    and names it by its fd, /proc/ENGINE-PID/fd/N (podman pins its own with
-    a bind mount under /run/netns, as `ip netns add` does; an fd needs
-    nothing to be unmounted). `user`: without root, a user namespace first
-    (its mappings: mappings_of)."""
+    namespace. The engine holds each open and names it by its fd,
+    /proc/ENGINE-PID/fd/N (podman pins its own with a bind mount under
+    /run/netns, as `ip netns add` does; an fd needs nothing to be
+    unmounted). `user`: without root, a user namespace first (its
+    mappings: mappings_of)."""
     kinds = ["mount", "uts", "cgroup"]
     if spec.pid_mode != "host":
         kinds.insert(0, "pid")

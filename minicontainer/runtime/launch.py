@@ -100,10 +100,13 @@ def _start_with(kernel, record, guard, cgroup, network, ipc, log_fd, close_early
         _hold_network_namespace(kernel, record, network, held)
         id_map = (rootless.choose_id_map(kernel, record.layout.containers.parent)
                   if rootless.active() else None)
+    joined = dict(held)
+    if ipc is not None:          # (held open by `ipc`, closed by _launch)
+        joined["ipc"] = ipc.ipc_fd
     config = bundle.config_of(spec, str(record.dir), own_cgroup=cgroup is not None,
                               id_map=id_map, console_size=tty.size_of(0),
-                              joined={kind: f"/proc/{os.getpid()}/fd/{fd}" for kind, fd in
-                                      (held | ({"ipc": ipc.ipc_fd} if ipc else {})).items()})
+                              joined={kind: f"/proc/{os.getpid()}/fd/{fd}"
+                                      for kind, fd in joined.items()})
     state.write_json(record.bundle_config_file, config)    # what `inspect --bundle` shows
     if not syscall_filter.confined(spec):     # say why the runtime will load none
         with kernel.narrator.speaking("engine"):
