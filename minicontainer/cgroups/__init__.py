@@ -17,8 +17,9 @@ is minicontainer/runtime/resources.py):
 
   limits = limits_from_cli(memory=..., pids_limit=..., ...)   # limits.py; BadArgument first
   if not limits.is_empty(): preflight(limits)                  # hierarchy.py; CgroupUnavailable
-  cg = create_for_container(container_id, limits, explain=...) # Cgroup or None (as root)
-  (without root: delegated.create_in_delegation, under the caller's delegated cgroup)
+  home = home_for_container(limits, explain=...)   # the engine: where (as root), or None
+  (without root: delegated.delegated_home, the caller's delegated cgroup)
+  cg = Cgroup.create_at(home/minict/<id>, limits, home, ...)  # the runtime (oci/cgroup.py)
   cg.add_pid(child_pid)          # while the child waits on the sync pipe
   ... child: unshare(CLONE_NEWCGROUP), mount cgroup2 read-only, execve ...
   cg.oom_report()                # after it exits: a sentence if the OOM killer ended it

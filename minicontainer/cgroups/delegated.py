@@ -30,7 +30,7 @@ itself, and D holds minict (and perhaps the shell that started it). The
 container's cgroup cannot be a sibling of D instead: D's parent is not
 the user's. So minict first moves every process of D into the leaf
 D/init, as docker-in-docker's entrypoint does at the top of its cgroup
-namespace (hierarchy.prepare_subtree does the moving), and only then
+namespace (hierarchy.prepare_levels does the moving), and only then
 enables controllers in D. A later minict started from that shell finds
 itself in D/init: the delegated cgroup is then init's parent.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 
 from ..errors import CgroupUnavailable
 from . import detect
-from .hierarchy import DEFAULT_ROOT, EVACUATION_LEAF, Cgroup, Explain
+from .hierarchy import DEFAULT_ROOT, EVACUATION_LEAF, Explain
 from .limits import FLAG_CONTROLLERS, Limits
 
 # What systemd hands to the user (and so what minict must be able to write).
@@ -155,11 +155,13 @@ def _delegate_list(offered: set[str], wanted: str) -> str:
     return " ".join(names)
 
 
-def create_in_delegation(container_id: str, limits: Limits | None, explain: Explain,
-                         root: Path = DEFAULT_ROOT, proc: Path = Path("/proc")) -> Cgroup | None:
-    """Without root: the container's cgroup D/minict/<id> with `limits`,
-    or None when no limit was asked (the container stays in the caller's
-    cgroup). rootless.check_request has checked the delegation already."""
+def delegated_home(limits: Limits | None, explain: Explain, root: Path = DEFAULT_ROOT,
+                   proc: Path = Path("/proc")) -> Path | None:
+    """Without root: where the container's cgroup goes, the cgroup D
+    delegated to the caller (the container's is then D/minict/<id>), or
+    None when no limit was asked (the container stays in the caller's
+    cgroup). rootless.check_request has checked the delegation already.
+    Reads only: the runtime makes it (oci/cgroup.py)."""
     if limits is None or limits.is_empty():
         explain("Without root minict makes a cgroup only for a limit (it would have to "
                 "rearrange your own cgroup): the container stays in your cgroup")
@@ -173,4 +175,4 @@ def create_in_delegation(container_id: str, limits: Limits | None, explain: Expl
             f"cgroup.procs and cgroup.subtree_control), so the container's cgroup goes under it; "
             f"a process still in it moves to the leaf {EVACUATION_LEAF}/ first (cgroup v2's "
             f"no-internal-processes rule)")
-    return Cgroup.create(container_id, limits, found.cgroup, explain, proc)
+    return found.cgroup

@@ -127,7 +127,6 @@ def _enable_controllers(cgroup_dir: Path, controllers: set[str], explain: Explai
                                 detect.UNIFIED_FIX) from None
 
 
-enable_controllers = _enable_controllers   # for minict-oci's cgroupsPath (oci/cgroup.py)
 
 
 def _evacuate_root(root: Path, explain: Explain) -> None:
@@ -149,17 +148,31 @@ def _evacuate_root(root: Path, explain: Explain) -> None:
 
 def prepare_subtree(root: Path, controllers: set[str], explain: Explain = _silent) -> Path:
     """Make <root>/minict with `controllers` usable by its children; return its path."""
+    subtree = Path(root) / SUBTREE
+    prepare_levels(root, subtree, controllers, explain)
+    return subtree
+
+
+def prepare_levels(root: Path, deepest: Path, controllers: set[str],
+                   explain: Explain = _silent) -> None:
+    """Make every cgroup from <root> down to `deepest` (which is under it),
+    top-down, each with `controllers` usable by its children. Processes are
+    moved out only of <root> itself (see the module docstring): a level
+    below it that holds processes is refused by the kernel (EBUSY)."""
     root = Path(root)
-    subtree = root / SUBTREE
     top_needs = set(controllers) - set(_text(root / "cgroup.subtree_control").split())
     if top_needs and not detect.is_real_root(root) and _read_pids(root):
         _evacuate_root(root, explain)
     _enable_controllers(root, controllers, explain)
-    if not subtree.is_dir():
-        # (exist_ok: another minict may have just made it)
-        make_dir(subtree, "Make minict's own subtree of the cgroup hierarchy", explain, exist_ok=True)
-    _enable_controllers(subtree, controllers, explain)
-    return subtree
+    for level in reversed([deepest, *Path(deepest).parents]):
+        if level == root or not level.is_relative_to(root):
+            continue
+        if not level.is_dir():
+            # (exist_ok: another minict may have just made it)
+            why = ("Make minict's own subtree of the cgroup hierarchy"
+                   if level == root / SUBTREE else f"Create the cgroup {level}")
+            make_dir(level, why, explain, exist_ok=True)
+        _enable_controllers(level, controllers, explain)
 
 
 def _text(path: Path) -> str:
@@ -201,22 +214,31 @@ class Cgroup:
     def create(cls, container_id: str, limits: Limits | None, root: Path = DEFAULT_ROOT,
                explain: Explain | None = None, proc: Path = Path("/proc")) -> "Cgroup":
         """Make <root>/minict/<container_id> with `limits` written (None: no
-        limit, the cgroup only counts, for `minict stats`).
+        limit, the cgroup only counts, for `minict stats`)."""
+        if not valid_id(container_id):
+            raise BadArgument(f"invalid container id for a cgroup: {container_id!r}",
+                              "ids are letters, digits, '_', '.', '-' (no '/')")
+        return cls.create_at(container_path(root, container_id), limits, root, explain, proc,
+                             f"Create the cgroup of container {container_id}")
+
+    @classmethod
+    def create_at(cls, path: Path, limits: Limits | None, root: Path = DEFAULT_ROOT,
+                  explain: Explain | None = None, proc: Path = Path("/proc"),
+                  sentence: str | None = None) -> "Cgroup":
+        """Make the cgroup `path`, somewhere under <root> (the part of the
+        tree we may write), with `limits` written: where minict-oci puts
+        config.json's cgroupsPath, minict run's containers included.
 
         Checks first (CgroupUnavailable / BadArgument before anything is
         made); if a limit write fails, the new directory is removed again.
         """
         explain = explain or _silent
-        if not valid_id(container_id):
-            raise BadArgument(f"invalid container id for a cgroup: {container_id!r}",
-                              "ids are letters, digits, '_', '.', '-' (no '/')")
-        root = Path(root)
+        root, path = Path(root), Path(path)
         offered = preflight(limits, root, proc)
         needed = limits.controllers() if limits is not None else set()
-        prepare_subtree(root, needed | (STATS_CONTROLLERS & offered), explain)
-        path = container_path(root, container_id)
+        prepare_levels(root, path.parent, needed | (STATS_CONTROLLERS & offered), explain)
         try:
-            make_dir(path, f"Create the cgroup of container {container_id}", explain)
+            make_dir(path, sentence or f"Create the cgroup {path}", explain)
         except FileExistsError:
             raise CgroupUnavailable(f"cgroup {path} already exists",
                                     "a crashed minict left it behind: `minict rm` the "
@@ -413,15 +435,16 @@ def _check_cpuset(root: Path, limits: Limits) -> None:
 
 # ---- what `minict run` calls, and the crash cleanup --------------------------------
 
-def create_for_container(container_id: str, limits: Limits | None, root: Path = DEFAULT_ROOT,
-                         explain: Explain | None = None,
-                         proc: Path = Path("/proc")) -> Cgroup | None:
-    """The cgroup for a new container, or None when none can be made and none is needed.
+def home_for_container(limits: Limits | None, root: Path = DEFAULT_ROOT,
+                       explain: Explain | None = None,
+                       proc: Path = Path("/proc")) -> Path | None:
+    """Where a new container's cgroup goes: `root` (its cgroup is then
+    <root>/minict/<id>), or None when none can be made and none is needed.
 
-    With limits: a Cgroup, or CgroupUnavailable naming the cause and the fix.
-    Without limits (None or empty): a Cgroup when cgroup v2 works here (so
+    With limits: `root`, or CgroupUnavailable naming the cause and the fix.
+    Without limits (None or empty): `root` when cgroup v2 works here (so
     `minict stats` has numbers), else None, and --explain says why no
-    cgroup was made.
+    cgroup is made. Reads only: the runtime makes it (oci/cgroup.py).
     """
     explain = explain or _silent
     if limits is not None and limits.is_empty():
@@ -432,7 +455,8 @@ def create_for_container(container_id: str, limits: Limits | None, root: Path = 
             explain(f"No cgroup was made (no limits asked, and {problem[0]}): "
                     "the container stays in minict's own cgroup")
             return None
-    return Cgroup.create(container_id, limits, root, explain, proc)
+    preflight(limits, root, proc)
+    return Path(root)
 
 
 def container_path(root: Path, container_id: str) -> Path:

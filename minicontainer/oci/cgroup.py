@@ -25,8 +25,8 @@ from pathlib import Path
 from .. import syscalls as sc
 from ..cgroups import devices as device_rules
 from ..cgroups.device_program import assemble
-from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup, enable_controllers, make_dir
-from ..cgroups.limits import UNLIMITED, Limits, cpu_shares_to_weight
+from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup
+from ..cgroups.limits import UNLIMITED, DeviceRate, Limits, cpu_shares_to_weight
 from ..errors import CgroupUnavailable, UnsupportedConfig
 
 OWN_SUBTREE = "minict-oci"
@@ -37,16 +37,32 @@ def v2_available(root: Path = DEFAULT_ROOT) -> bool:
 
 
 def limits_of(resources: dict) -> Limits | None:
-    """linux.resources as minict's Limits (None: nothing to limit)."""
+    """linux.resources as minict's Limits (None: nothing to limit). minict
+    run's engine writes them from the same Limits (runtime/bundle.py
+    limits_in_spec_words)."""
     memory, cpu, pids = (resources.get(k) or {} for k in ("memory", "cpu", "pids"))
+    weight = (resources.get("unified") or {}).get("cpu.weight")
     limits = Limits(
         memory=_limit(memory.get("limit")), memory_reservation=memory.get("reservation"),
         memory_swap=_limit(memory.get("swap")),
         pids_limit=_limit(pids.get("limit")),
         cpus=(cpu["quota"] / (cpu.get("period") or 100_000)) if cpu.get("quota", 0) > 0 else None,
-        cpu_weight=cpu_shares_to_weight(cpu["shares"]) if cpu.get("shares") else None,
-        cpu_shares=cpu.get("shares") or None, cpuset_cpus=cpu.get("cpus") or None)
+        cpu_weight=(int(weight) if weight is not None else
+                    cpu_shares_to_weight(cpu["shares"]) if cpu.get("shares") else None),
+        cpu_shares=cpu.get("shares") or None, cpuset_cpus=cpu.get("cpus") or None,
+        devices=_device_rates(resources.get("blockIO") or {}))
     return None if limits.is_empty() else limits
+
+
+def _device_rates(block_io: dict) -> tuple[DeviceRate, ...]:
+    """blockIO's throttle lists as one DeviceRate (an io.max line) per device."""
+    rates = {}
+    for key, kind in (("throttleReadBpsDevice", "read_bps"), ("throttleWriteBpsDevice", "write_bps")):
+        for entry in block_io.get(key) or []:
+            device = (entry["major"], entry["minor"])
+            rates.setdefault(device, {})[kind] = entry["rate"]
+    return tuple(DeviceRate("block device", major, minor, **given)
+                 for (major, minor), given in sorted(rates.items()))
 
 
 def _limit(value):
@@ -61,6 +77,9 @@ def path_for(config: dict, container_id: str, root: Path = DEFAULT_ROOT) -> Path
         raise UnsupportedConfig(f"config.json: linux.cgroupsPath {given!r} is systemd's "
                                 f"slice:prefix:name form; minict-oci has no systemd cgroup driver",
                                 "give a path (podman: --cgroup-manager=cgroupfs)")
+    if ".." in given.split("/"):
+        raise UnsupportedConfig(f"config.json: linux.cgroupsPath {given!r} climbs with '..'",
+                                "name the cgroup without '..'")
     if given.startswith("/"):
         return Path(root) / given.lstrip("/")
     return Path(root) / OWN_SUBTREE / (given or container_id)
@@ -70,9 +89,11 @@ def device_rules_of(linux: dict) -> list | None:
     """linux.resources.devices as an allow list for cgroups/device_program.py,
     with what runc adds to it: the default devices every container has
     (/dev/null...) and one rule per node in linux.devices, so that what the
-    runtime made can be used. Engines write "deny everything, then allow
-    each": that shape is what the eBPF program minict assembles can say
-    (first match allows, else deny). A list that allows everything gives
+    runtime made can be used (a node the list names already keeps the
+    access the list gives it: minict run's --device /dev/loop0:r).
+    Engines write "deny everything, then allow each": that shape is what
+    the eBPF program minict assembles can say (first match allows, else
+    deny). A list that allows everything gives
     None (no program)."""
     rules, entries = [], (linux.get("resources") or {}).get("devices") or []
     for i, entry in enumerate(entries):
@@ -90,42 +111,54 @@ def device_rules_of(linux: dict) -> list | None:
         return None
     made = [device_rules.DeviceRule(d["type"], d.get("major"), d.get("minor"), "rwm", d["path"])
             for d in linux.get("devices", []) if d["type"] in ("c", "b")]
-    for rule in list(device_rules.DEFAULT_RULES) + made:
+    for rule in device_rules.DEFAULT_RULES:
         if not any(r[:4] == rule[:4] for r in rules):   # (a repeated block is dead code,
             rules.append(rule)                          # which the verifier refuses)
+    for rule in made:     # a node the list names already keeps the access it gives
+        if not any(r[:3] == rule[:3] for r in rules):
+            rules.append(rule)
     return rules
 
 
-def prepare(kernel: sc.Kernel, config: dict, container_id: str) -> Cgroup | None:
+def prepare(kernel: sc.Kernel, config: dict, container_id: str, *,
+            within: Path = DEFAULT_ROOT, device_filter: bool = True) -> Cgroup | None:
     """The container's cgroup with its limits and device filter, or None
-    where there is no cgroup v2 tree (a limit asked for is then refused)."""
+    where there is no cgroup v2 tree (a limit asked for is then refused).
+
+    `within`: the part of the tree this runtime may write, where it makes
+    what is missing above the cgroup (minict run without root: the cgroup
+    delegated to the caller). `device_filter`: attach resources.devices as
+    an eBPF program (minict run without root cannot: it needs CAP_BPF)."""
     resources = config.get("linux", {}).get("resources") or {}
     limits = limits_of(resources)
-    if not v2_available():
+    if not v2_available(within):
         if limits is not None:
             raise CgroupUnavailable("config.json: linux.resources asks for limits, and this host "
                                     "has no cgroup v2 tree minict-oci can use",
                                     "run on a cgroup v2 host (the VM: vagrant up), or drop the "
                                     "limits (podman: --cgroups=disabled)")
-        kernel.explain("No cgroup v2 tree here: the container gets no cgroup (device rules are "
-                       "kept by nodev mounts instead)")
+        kernel.explain(f"No cgroup v2 tree at {within} this runtime may write: the container "
+                       f"gets no cgroup")
         return None
-    path = path_for(config, container_id)
-    controllers = limits.controllers() if limits else set()
-    for parent in reversed(path.parents):
-        if parent.is_relative_to(DEFAULT_ROOT) and parent != path:
-            if not parent.exists():
-                make_dir(parent, f"Create the cgroup {parent}", kernel.explain, exist_ok=True)
-            enable_controllers(parent, controllers, kernel.explain)
-    make_dir(path, f"Create the container's cgroup {path}", kernel.explain)
-    cgroup = Cgroup(path, kernel.explain)
+    path = path_for(config, container_id, DEFAULT_ROOT)   # (a test's fake tree: patched)
+    if not path.is_relative_to(within) or path == Path(within):
+        raise UnsupportedConfig(f"config.json: linux.cgroupsPath names {path}, outside {within}, "
+                                f"the part of the cgroup tree this runtime may write",
+                                f"name a cgroup under {within}")
+    cgroup = Cgroup.create_at(path, limits, within, kernel.explain,
+                              sentence=f"Create the cgroup of container {container_id}")
     try:
-        if limits is not None:
-            cgroup.apply(limits)
-        rules = device_rules_of(config.get("linux", {}))
+        rules = device_rules_of(config.get("linux", {})) if device_filter else None
         if rules is not None:
             kernel.attach_device_program(path, assemble(rules),
-                                         "linux.resources.devices: the container's device filter")
+                                         "linux.resources.devices: the container's device filter, "
+                                         "an eBPF program run at every open and mknod of a device "
+                                         "node in the cgroup")
+    except OSError as exc:
+        cgroup.destroy()
+        raise CgroupUnavailable(f"the kernel refused the container's device filter "
+                                f"(linux.resources.devices): {exc.strerror}",
+                                "use a kernel with CONFIG_CGROUP_BPF (Debian's has it)") from None
     except BaseException:
         cgroup.destroy()
         raise

@@ -58,8 +58,6 @@ UNSUPPORTED = {
     "linux.resources.hugepageLimits": "hugepage limits are not supported",
     "linux.resources.network": "network classes and priorities are not supported",
     "linux.resources.rdma": "RDMA limits are not supported",
-    "linux.resources.blockIO": "block I/O limits are not supported",
-    "linux.resources.unified": "raw cgroup v2 files are not supported",
     "solaris": "Solaris containers are not supported",
     "windows": "Windows containers are not supported",
     "vm": "virtual-machine containers are not supported",
@@ -78,6 +76,8 @@ NOT_DONE = {"kernel": "kernel memory limits are not supported (gone in cgroup v2
             "idle": "SCHED_IDLE cgroups are not supported"}
 HARMLESS = {("useHierarchy", True), ("disableOOMKiller", False), ("checkBeforeUpdate", False),
             ("checkBeforeUpdate", True), ("mems", ""), ("idle", 0)}
+BLOCK_IO_DONE = ("throttleReadBpsDevice", "throttleWriteBpsDevice")   # io.max's rbps, wbps
+UNIFIED_DONE = ("cpu.weight",)     # what minict run's --cpu-weight writes
 
 # What minict-oci reads, for `features` (and the checks below).
 KNOWN_TOP = {"ociVersion", "root", "process", "hostname", "mounts", "hooks", "annotations",
@@ -345,3 +345,28 @@ def check_resources(resources) -> None:
                                         f"remove {where}")
             else:
                 raise BadConfig(f"{where} is not a field of the spec", "")
+    _check_block_io(resources.get("blockIO", {}))
+    unified = fields.an_object(resources.get("unified", {}), "linux.resources.unified")
+    for key, value in unified.items():
+        where = f"linux.resources.unified.{key}"
+        if key not in UNIFIED_DONE:
+            raise UnsupportedConfig(f"config.json: {where}: of the raw cgroup v2 files minict-oci "
+                                    f"writes only {', '.join(UNIFIED_DONE)}", f"remove {where}")
+        if not (isinstance(value, str) and value.isdigit()):
+            raise BadConfig(f"{where} {value!r} is not a number in a string", "")
+
+
+def _check_block_io(block_io) -> None:
+    """Of blockIO, the bytes-per-second throttles (io.max); the rest is refused by name."""
+    block_io = fields.an_object(block_io, "linux.resources.blockIO")
+    for key, value in block_io.items():
+        where = f"linux.resources.blockIO.{key}"
+        if value in (None, [], 0):
+            continue
+        if key not in BLOCK_IO_DONE:
+            raise UnsupportedConfig(f"config.json: {where}: of blockIO minict-oci does only "
+                                    f"{' and '.join(BLOCK_IO_DONE)}", f"remove {where}")
+        for i, entry in enumerate(fields.a_list(value, where)):
+            fields.an_object(entry, f"{where}[{i}]")
+            for field in ("major", "minor", "rate"):
+                fields.an_int(entry.get(field), f"{where}[{i}].{field}", required=True)

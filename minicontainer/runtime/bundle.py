@@ -25,7 +25,8 @@ an annotation (org.minict.*), as crun does for its own extensions.
 import errno
 import os
 
-from .devices import DEFAULT_DEVICES
+from ..cgroups.devices import rules_for
+from ..cgroups.limits import CPU_PERIOD_US, cpus_to_quota
 from .mounts import MASKED_PATHS, READONLY_PATHS
 from . import syscall_filter
 
@@ -35,10 +36,11 @@ ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
           "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
 
 
-def config_of(spec, record_dir: str, *, own_cgroup: bool = False, id_map=None,
+def config_of(spec, record_dir: str, *, cgroups_path: str | None = None, id_map=None,
               console_size: tuple[int, int] | None = None, joined: dict | None = None) -> dict:
     """The whole config.json for `spec`, its root the container's merged overlay.
-    `own_cgroup`: it has a cgroup of its own to show at /sys/fs/cgroup;
+    `cgroups_path`: the cgroup of its own the runtime makes, shown to it at
+    /sys/fs/cgroup (None: it has none; resources.cgroup_home decides);
     `id_map`: minict runs without root (rootless.py), in a user namespace
     with this idmap.IdMap; `console_size`: (rows, columns) of the terminal
     -t relays; `joined`: {type: path} of namespaces the engine made or
@@ -46,6 +48,8 @@ def config_of(spec, record_dir: str, *, own_cgroup: bool = False, id_map=None,
     rootless = id_map is not None
     linux = {"namespaces": namespaces_of(spec, joined or {}, user=rootless),
              "devices": devices_of(spec), "resources": resources_of(spec), **security_of(spec)}
+    if cgroups_path is not None:
+        linux["cgroupsPath"] = cgroups_path
     if rootless:
         linux["uidMappings"] = mappings_of(id_map.uids)
         linux["gidMappings"] = mappings_of(id_map.gids)
@@ -54,7 +58,7 @@ def config_of(spec, record_dir: str, *, own_cgroup: bool = False, id_map=None,
         "process": process_of(spec, console_size),
         "root": {"path": os.path.join(record_dir, "merged"), "readonly": spec.read_only},
         "hostname": spec.hostname,
-        "mounts": mounts_of(spec, record_dir, own_cgroup, rootless),
+        "mounts": mounts_of(spec, record_dir, cgroups_path is not None, rootless),
         "annotations": {**spec.labels, "org.minict.image": spec.image_ref,
                         "org.minict.overlay.lowerdirs": ":".join(reversed(spec.layer_dirs)),
                         **({"org.minict.init": "true"} if spec.init else {}),
@@ -178,25 +182,51 @@ def devices_of(spec) -> list:
 
 
 def resources_of(spec) -> dict:
+    """The device rules (cgroups/devices.py: runc's defaults, then --device
+    and a GPU plan's nodes) as "deny everything, then allow each", and the
+    limits. --privileged allows every device."""
     if spec.privileged:
         resources = {"devices": [{"allow": True, "access": "rwm"}]}
     else:
-        rules = [{"allow": False, "access": "rwm"}]
-        for name, major, minor in DEFAULT_DEVICES:
-            rules.append({"allow": True, "type": "c", "major": major, "minor": minor,
-                          "access": "rwm"})
-        rules += [{"allow": True, "type": d.type, "major": d.major, "minor": d.minor,
-                   "access": d.access} for d in spec.devices]
-        resources = {"devices": rules}
+        resources = {"devices": [{"allow": False, "access": "rwm"},
+                                 *(_allowed(rule) for rule in rules_for(spec.devices))]}
     limits = spec.resource_limits()
     if limits is not None:
-        if limits.memory:
-            resources["memory"] = {"limit": limits.memory}
-        if limits.pids_limit:
-            resources["pids"] = {"limit": limits.pids_limit}
-        if limits.cpus:
-            resources["cpu"] = {"quota": int(limits.cpus * 100_000), "period": 100_000}
+        resources.update(limits_in_spec_words(limits))
     return resources
+
+
+def limits_in_spec_words(limits) -> dict:
+    """A cgroups.limits.Limits as linux.resources' groups (UNLIMITED is -1
+    in both). oci/cgroup.py limits_of reads them back into the same Limits.
+    --cpu-weight has no field of its own (cpu.shares is cgroup v1's word),
+    so it goes in `unified`, the spec's map of raw cgroup v2 files."""
+    memory = {"limit": limits.memory, "reservation": limits.memory_reservation,
+              "swap": limits.memory_swap}
+    cpu = {"shares": limits.cpu_shares, "cpus": limits.cpuset_cpus}
+    if limits.cpus is not None and limits.cpus > 0:
+        cpu.update(quota=cpus_to_quota(limits.cpus), period=CPU_PERIOD_US)
+    block_io = {
+        "throttleReadBpsDevice": [{"major": d.major, "minor": d.minor, "rate": d.read_bps}
+                                  for d in limits.devices if d.read_bps is not None],
+        "throttleWriteBpsDevice": [{"major": d.major, "minor": d.minor, "rate": d.write_bps}
+                                   for d in limits.devices if d.write_bps is not None]}
+    groups = {"memory": _given(memory), "cpu": _given(cpu),
+              "pids": _given({"limit": limits.pids_limit}), "blockIO": _given(block_io)}
+    if limits.cpu_weight is not None and limits.cpu_shares is None:
+        groups["unified"] = {"cpu.weight": str(limits.cpu_weight)}
+    return {name: group for name, group in groups.items() if group}
+
+
+def _given(group: dict) -> dict:
+    return {key: value for key, value in group.items() if value not in (None, [])}
+
+
+def _allowed(rule) -> dict:
+    """One cgroups.devices.DeviceRule as an allow entry (no major or minor: any)."""
+    entry = {"allow": True, "type": rule.type, "major": rule.major, "minor": rule.minor,
+             "access": rule.access}
+    return {key: value for key, value in entry.items() if value is not None}
 
 
 def security_of(spec) -> dict:

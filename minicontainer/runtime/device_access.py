@@ -5,12 +5,14 @@ may ship device nodes. Either way a process inside can hold a node for any
 device of the host, its disks included; only the kernel's device
 controller stops it from opening one. So before the container's first
 process is forked, its owner (launch.py) picks the strongest enforcement
-this host offers, in this order:
+this host offers (plan), in this order:
 
   ebpf        the container has a cgroup v2 cgroup: the rules
-              (cgroups/devices.py), assembled into an eBPF program
-              (cgroups/device_program.py), are attached to it. A run with
-              no limit still gets a cgroup on a v2 host for this reason.
+              (cgroups/devices.py) go into config.json's
+              linux.resources.devices, and the runtime (oci/cgroup.py)
+              attaches them to it, assembled into an eBPF program
+              (cgroups/device_program.py), as runc does. A run with no
+              limit still gets a cgroup on a v2 host for this reason.
   cgroup-v1   no v2 cgroup, but MINICT_CGROUP_V1_DEVICES names a mounted
               cgroup v1 `devices` hierarchy: a cgroup <that>/minict/<id>
               with devices.deny "a" and one devices.allow line per rule.
@@ -22,8 +24,8 @@ this host offers, in this order:
               other mount except the /dev that minict fills itself are
               mounted nodev, so the only device nodes that can be opened
               are the ones minict made in /dev from the same rules.
-  privileged  no device controller, and --privileged: every device is
-              allowed anyway (as docker's --privileged), nothing to enforce.
+  privileged  --privileged: every device is allowed (as docker's
+              --privileged), nothing to enforce; checked first.
 
 Without root (rootless.py) it is always nodev: loading a device program
 needs CAP_BPF on the host, even where a delegated cgroup exists
@@ -41,7 +43,6 @@ from collections import namedtuple
 from pathlib import Path
 
 from .. import syscalls as sc
-from ..cgroups.device_program import assemble
 from ..cgroups.devices import apply_v1, rules_for
 from ..cgroups.hierarchy import Cgroup, make_dir
 from ..errors import CgroupUnavailable
@@ -53,7 +54,7 @@ DESCRIPTIONS = {
           "cgroup v2 cgroup",
     CGROUP_V1: "a cgroup v1 devices cgroup (devices.deny a, then devices.allow per rule)",
     NODEV: "no device controller: CAP_MKNOD dropped, and every mount except /dev is nodev",
-    PRIVILEGED: "no device controller: --privileged allows every device",
+    PRIVILEGED: "--privileged allows every device: nothing to enforce",
 }
 
 V1_ENVIRONMENT = "MINICT_CGROUP_V1_DEVICES"
@@ -76,10 +77,14 @@ def rules_of(spec) -> list:
     return rules_for(spec.devices, spec.privileged)
 
 
-def install(kernel: sc.Kernel, spec, cgroup) -> DeviceGuard:
-    """Put the device rules in force for `spec`'s container, whose cgroup v2
-    cgroup is `cgroup` (None: it has none). Called by the owner before the
-    container's first process exists (launch.py)."""
+def plan(kernel: sc.Kernel, spec, has_cgroup: bool) -> DeviceGuard:
+    """Choose what puts the device rules of `spec`'s container in force, as
+    the module docstring orders them; `has_cgroup`: it will have a cgroup v2
+    cgroup (resources.cgroup_home). Decided by the engine before anything
+    is made, since config.json follows from it (no CAP_MKNOD for nodev:
+    confine). The eBPF program is then attached by the runtime, from
+    config.json's linux.resources.devices (oci/cgroup.py prepare); the
+    cgroup v1 cgroup is made by make_v1_cgroup."""
     rules = rules_of(spec)
     if os.geteuid() != 0:
         # Without root (rootless.py) there is no device controller, even in a
@@ -93,26 +98,20 @@ def install(kernel: sc.Kernel, spec, cgroup) -> DeviceGuard:
                        "nodev, and /dev holds binds of host nodes, each opened under the kernel's "
                        "own permission check of your uid and groups against the host's node")
         return DeviceGuard(NODEV, rules, None)
+    if spec.privileged:
+        kernel.explain("--privileged allows every device (as docker's): nothing to enforce")
+        return DeviceGuard(PRIVILEGED, rules, None)
     kernel.explain("The container may use only these devices; opening any other device node "
                    "fails with EPERM, even with CAP_MKNOD")
     for rule in rules:
         kernel.explain(f"Device rule: {rule.text()}")
-    if cgroup is not None:
-        try:
-            kernel.attach_device_program(cgroup.path, assemble(rules),
-                                         "Hand the rules to the kernel as an eBPF program, run at "
-                                         "every open and mknod of a device node in the cgroup")
-            return DeviceGuard(EBPF, rules, None)
-        except OSError as exc:
-            reason = f"the kernel refused the device program: {exc.strerror}"
-    else:
-        reason = "the container has no cgroup v2 cgroup"
-    v1_root = configured_v1_root()
-    if v1_root is not None:
-        return DeviceGuard(CGROUP_V1, rules, _make_v1_cgroup(kernel, v1_root, spec.id, rules))
-    if spec.privileged:
-        kernel.explain(f"No device controller ({reason}); --privileged allows every device anyway")
-        return DeviceGuard(PRIVILEGED, rules, None)
+    if has_cgroup:
+        kernel.explain("They go into config.json's linux.resources.devices, which the runtime "
+                       "hands to the kernel as an eBPF program attached to the container's cgroup")
+        return DeviceGuard(EBPF, rules, None)
+    reason = "the container has no cgroup v2 cgroup"
+    if configured_v1_root() is not None:
+        return DeviceGuard(CGROUP_V1, rules, None)
     limited = [d for d in spec.devices if set(d.access) != set("rwm")]
     if limited:
         raise CgroupUnavailable(f"--device {limited[0].path}:{limited[0].access} needs a device "
@@ -124,6 +123,15 @@ def install(kernel: sc.Kernel, spec, cgroup) -> DeviceGuard:
                    "no CAP_MKNOD, and every mount but /dev is nodev, so only the nodes minict "
                    "makes in /dev can be opened")
     return DeviceGuard(NODEV, rules, None)
+
+
+def make_v1_cgroup(kernel: sc.Kernel, guard: DeviceGuard, container_id: str) -> DeviceGuard:
+    """The guard with its cgroup v1 devices cgroup made, when that is what
+    plan chose (minict's own extension: config.json has no word for v1)."""
+    if guard.mechanism != CGROUP_V1:
+        return guard
+    v1_cgroup = _make_v1_cgroup(kernel, configured_v1_root(), container_id, guard.rules)
+    return guard._replace(v1_cgroup=v1_cgroup)
 
 
 def confine(spec, mechanism: str):

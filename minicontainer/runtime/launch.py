@@ -5,21 +5,25 @@ foreground `minict run`, or the supervisor of a detached one. It
 
 1. makes the sync channels (a "go" pipe, an error pipe, and for -t a unix
    socket to receive the pty master),
-2. makes the container's cgroup (with its limits) and puts the device
-   rules in force (device_access.py: an eBPF program attached to that
-   cgroup, or the fallback when there is none), so the child is forked
-   knowing which; takes an address on its network (networking.prepare),
+2. decides where the container's cgroup goes (resources.cgroup_home) and
+   what holds its device rules (device_access.plan: an eBPF program on
+   that cgroup, a cgroup v1 devices cgroup, or nodev when there is
+   none), so the child is forked knowing which; takes an address on its
+   network (networking.prepare),
 3. makes the container's network namespace and plugs it into its network
    (veth, address, route, published ports), holding it by an fd, before
    the container's process exists, as podman has netavark do;
 4. turns the container into config.json (bundle.py: the engine's half),
-   naming that namespace by its path, /proc/OWNER/fd/N, and forks the
-   child, the runtime's init (child.py runs oci/init.py), with the
-   runtime's own fork (oci/create.py fork_init: PID 1 of a new PID
-   namespace; without root, cloned into a user namespace whose maps the
-   config holds); records its pid and moves it into the cgroup while it
-   is still waiting, so not one instruction of the container's code runs
-   outside its limits, its device rules or its network,
+   naming that namespace by its path, /proc/OWNER/fd/N, and its cgroup
+   by cgroupsPath; then the runtime's half, the code minict-oci's create
+   runs: the cgroup with its limits and device filter (oci/cgroup.py
+   prepare), and the child, the runtime's init (child.py runs
+   oci/init.py), forked with the runtime's own fork (oci/create.py
+   fork_init: PID 1 of a new PID namespace; without root, cloned into a
+   user namespace whose maps the config holds); records its pid and
+   moves it into the cgroup while it is still waiting, so not one
+   instruction of the container's code runs outside its limits, its
+   device rules or its network,
 5. says "go", then reads the error pipe: end-of-file means execve
    succeeded (the pipe is close-on-exec); a JSON line means the child
    failed and says why.
@@ -32,11 +36,11 @@ from dataclasses import dataclass
 
 from ..errors import MinictError
 from .. import syscalls as sc
-from ..oci import create, init, process
+from ..oci import cgroup as oci_cgroup, create, init, process
 from . import (bundle, child, device_access, joining, networking, rootless, state, syscall_filter,
                tty, usernet)
 from .command import error_from_child, read_all
-from .resources import make_cgroup
+from .resources import cgroup_home, cgroups_path_of
 
 
 @dataclass
@@ -60,21 +64,26 @@ def _drop_cgroups(*cgroups) -> None:
 
 def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=()) -> Started:
     """Fork the container's PID 1 and wait until it has exec'd the command."""
-    with kernel.narrator.speaking("runtime"):   # (the network's steps: "engine")
+    with kernel.narrator.speaking("runtime"):   # (the engine's steps say "engine")
         return _launch(kernel, record, log_fd, close_early)
 
 
 def _launch(kernel, record, log_fd, close_early) -> Started:
     spec = record.spec
-    cgroup = make_cgroup(kernel, spec)
-    guard = network = ipc = None
+    with kernel.narrator.speaking("engine"):
+        home = cgroup_home(kernel, spec)
+        guard = device_access.plan(kernel, spec, has_cgroup=home is not None)
+    made = []    # the cgroups made for it, removed again if it does not start
+    network = ipc = None
     try:
-        guard = device_access.install(kernel, spec, cgroup)
+        guard = device_access.make_v1_cgroup(kernel, guard, spec.id)
+        made.append(guard.v1_cgroup)
         ipc = joining.joined_ipc(kernel, record)
         network = networking.prepare(record) or usernet.prepare(record)
-        return _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early)
+        return _fork_and_start(kernel, record, home, guard, made, network, ipc, log_fd,
+                               close_early)
     except BaseException:
-        _drop_cgroups(cgroup, guard.v1_cgroup if guard else None)
+        _drop_cgroups(*made)
         if isinstance(network, networking.Attachment):
             with kernel.narrator.speaking("engine"):
                 networking.detach(kernel, record)
@@ -84,34 +93,51 @@ def _launch(kernel, record, log_fd, close_early) -> Started:
             ipc.close()
 
 
-def _fork_and_start(kernel, record, guard, cgroup, network, ipc, log_fd, close_early) -> Started:
+def _fork_and_start(kernel, record, home, guard, made, network, ipc, log_fd,
+                    close_early) -> Started:
     held = {}   # namespaces the engine holds for the runtime to join: {type: fd}
     try:
-        return _start_with(kernel, record, guard, cgroup, network, ipc, log_fd, close_early, held)
+        config = _write_config(kernel, record, home, guard, network, ipc, held)
+        # The runtime's half from here: the same code minict-oci's create runs.
+        cgroup = None
+        if home is not None:
+            cgroup = oci_cgroup.prepare(kernel, config, record.id, within=home,
+                                        device_filter=guard.mechanism == device_access.EBPF)
+            made.append(cgroup)
+        return _start_with(kernel, record, config, guard, cgroup, network, ipc, log_fd,
+                           close_early)
     finally:
         for fd in held.values():
             os.close(fd)
 
 
-def _start_with(kernel, record, guard, cgroup, network, ipc, log_fd, close_early,
-                held) -> Started:
+def _write_config(kernel, record, home, guard, network, ipc, held) -> dict:
+    """The engine's half: the container as config.json, written into its
+    record (what `inspect --bundle` shows), the network namespace it joins
+    made and plugged first, and held in `held`."""
     spec = device_access.confine(record.spec, guard.mechanism)
     with kernel.narrator.speaking("engine"):
         _hold_network_namespace(kernel, record, network, held)
         id_map = (rootless.choose_id_map(kernel, record.layout.containers.parent)
                   if rootless.active() else None)
-    joined = dict(held)
-    if ipc is not None:          # (held open by `ipc`, closed by _launch)
-        joined["ipc"] = ipc.ipc_fd
-    config = bundle.config_of(spec, str(record.dir), own_cgroup=cgroup is not None,
-                              id_map=id_map, console_size=tty.size_of(0),
-                              joined={kind: f"/proc/{os.getpid()}/fd/{fd}"
-                                      for kind, fd in joined.items()})
-    state.write_json(record.bundle_config_file, config)    # what `inspect --bundle` shows
-    if not syscall_filter.confined(spec):     # say why the runtime will load none
-        with kernel.narrator.speaking("engine"):
+        joined = dict(held)
+        if ipc is not None:          # (held open by `ipc`, closed by _launch)
+            joined["ipc"] = ipc.ipc_fd
+        cgroups_path = cgroups_path_of(home, spec.id) if home is not None else None
+        config = bundle.config_of(spec, str(record.dir), id_map=id_map, cgroups_path=cgroups_path,
+                                  console_size=tty.size_of(0),
+                                  joined={kind: f"/proc/{os.getpid()}/fd/{fd}"
+                                          for kind, fd in joined.items()})
+        state.write_json(record.bundle_config_file, config)
+        if not syscall_filter.confined(spec):     # say why the runtime will load none
             kernel.explain("No linux.seccomp written into config.json: " + (
                 "--privileged" if spec.privileged else "--security-opt seccomp=unconfined"))
+    return config
+
+
+def _start_with(kernel, record, config, guard, cgroup, network, ipc, log_fd,
+                close_early) -> Started:
+    spec = device_access.confine(record.spec, guard.mechanism)
     process.preload(config["linux"].get("seccomp"))
     channels = init.Channels(sync=False)
     console_parent = None

@@ -4,8 +4,9 @@ read, changed and removed. The cgroup work itself is minicontainer.cgroups's.
     when                          what                                   called from
     `minict run`/`update` flags   limits_from_flags: the one adapter      run.run_image, cli/cgroups.py
     before anything is made       check_limits: can this host enforce it  run.run_image, lifecycle.start
-    the owner starts PID 1        make_cgroup (where: as root, or in the  launch.py
-                                  caller's delegated cgroup), add_pid
+    the owner starts PID 1        cgroup_home (where: as root, or in the  launch.py
+                                  caller's delegated cgroup), made by the
+                                  runtime (oci/cgroup.py), add_pid
     `minict exec`                 join_existing: add_pid, if there is one exec.py
     the container ends            release: OOM report, then destroy       supervisor.finish,
                                                                           lifecycle.remove, recovery
@@ -22,10 +23,12 @@ to the caller (cgroups.delegated.cgroup_root).
 """
 
 import os
+from pathlib import Path
 
 from ..cgroups import delegated
 from ..cgroups.delegated import cgroup_root
-from ..cgroups.hierarchy import Cgroup, container_path, create_for_container, preflight
+from ..cgroups.hierarchy import (DEFAULT_ROOT, Cgroup, container_path, home_for_container,
+                                 preflight)
 from ..cgroups.hierarchy import remove_orphans as remove_orphan_cgroups
 from ..cgroups.limits import RESOURCE_FLAGS, Limits, limits_from_cli
 from ..cgroups.report import Target, update_limits
@@ -65,27 +68,36 @@ def check_limits(limits: Limits | None) -> None:
         preflight(limits)
 
 
-def make_cgroup(kernel, spec):
-    """Make the container's cgroup, with spec's limits; returns the Cgroup, or
-    None when there is to be none (--explain says why).
+def cgroup_home(kernel, spec) -> Path | None:
+    """Where the container's cgroup goes, the engine's decision: the part of
+    the cgroup tree under which the runtime makes <home>/minict/<id>
+    (config.json's cgroupsPath: cgroups_path_of), or None when there is to
+    be none (--explain says why).
 
-    Its home: as root, /sys/fs/cgroup/minict/<id> (hierarchy.create_for_container;
-    without a limit only where cgroup v2 works, for `minict stats`). Without
-    root, only for a limit, in the cgroup v2 subtree delegated to the caller:
-    D/minict/<id> (delegated.create_in_delegation; check_request has refused
-    a limit that cannot be had there).
+    As root, /sys/fs/cgroup (hierarchy.home_for_container; without a limit
+    only where cgroup v2 works, for `minict stats` and the device filter).
+    Without root, only for a limit, the cgroup v2 subtree D delegated to the
+    caller (delegated.delegated_home; check_request has refused a limit that
+    cannot be had there).
 
-    Made before the container's first process is forked, and the process
-    is moved in (Cgroup.add_pid) while it waits for "go", before it has run
-    any of the container's code: every process the container ever starts
-    is born inside its limits and its device rules. The child then unshares
+    The runtime (oci/cgroup.py prepare, the same code minict-oci runs) makes
+    it before the container's first process is forked, and the process is
+    moved in (Cgroup.add_pid) while it waits for "go", before it has run any
+    of the container's code: every process the container ever starts is
+    born inside its limits and its device rules. The child then unshares
     CLONE_NEWCGROUP, which makes this cgroup the root of its view.
     (`minict exec` joins the existing cgroup instead: join_existing.)
     """
     limits = spec.resource_limits()     # the spec keeps them as a dict (its JSON form)
     if rootless.active():
-        return delegated.create_in_delegation(spec.id, limits, kernel.explain)
-    return create_for_container(spec.id, limits, explain=kernel.explain)
+        return delegated.delegated_home(limits, kernel.explain)
+    return home_for_container(limits, explain=kernel.explain)
+
+
+def cgroups_path_of(home: Path, container_id: str) -> str:
+    """config.json's linux.cgroupsPath for a cgroup under `home`: absolute,
+    from the top of the hierarchy, as podman's cgroupfs manager writes it."""
+    return "/" + str(container_path(home, container_id).relative_to(DEFAULT_ROOT))
 
 
 def join_existing(kernel, container_id: str, pid: int) -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from minicontainer.cgroups import hierarchy
-from minicontainer.cgroups.hierarchy import (Cgroup, create_for_container, find_orphans,
+from minicontainer.cgroups.hierarchy import (Cgroup, find_orphans, home_for_container,
                                              prepare_subtree, remove_orphans)
 from minicontainer.cgroups.limits import Limits, limits_from_cli
 from minicontainer.errors import BadArgument, CgroupUnavailable
@@ -103,21 +103,35 @@ def test_no_limits_on_a_host_without_cgroup_v2_makes_no_cgroup(tmp_path):
     root.mkdir()
     proc = fake_proc(tmp_path, PROC_CGROUPS_HYBRID, MOUNTS_HYBRID)
     said = Narration()
-    assert create_for_container("abc", Limits(), root, said, proc) is None
+    assert home_for_container(Limits(), root, said, proc) is None
     assert list(root.iterdir()) == []
     assert said.lines == [f"No cgroup was made (no limits asked, and no cgroup v2 hierarchy at "
                           f"{root} (nothing is mounted there)): the container stays in "
                           "minict's own cgroup"]
     with pytest.raises(CgroupUnavailable):
-        create_for_container("abc", limits_from_cli(pids_limit="10"), root, said, proc)
+        home_for_container(limits_from_cli(pids_limit="10"), root, said, proc)
     assert list(root.iterdir()) == []
 
 
 def test_no_limits_on_a_cgroup_v2_host_still_makes_a_cgroup_for_stats(tree):
     root, proc = tree
-    cg = create_for_container("abc", Limits(), root, None, proc)
-    assert cg is not None and cg.path.is_dir()
-    assert list(cg.path.iterdir()) == []   # no limit written
+    assert home_for_container(Limits(), root, None, proc) == root
+    assert not (root / "minict").exists()   # it only reads: the runtime makes the cgroup
+
+
+def test_create_at_makes_each_level_down_to_a_deeper_cgroups_path(tree):
+    """minict-oci's cgroupsPath may name any depth (podman: /libpod_parent/libpod-ID)."""
+    root, proc = tree
+    said = Narration()
+    cg = Cgroup.create_at(root / "a" / "b" / "c", limits_from_cli(pids_limit="5"), root, said,
+                          proc)
+    assert cg.path.is_dir() and (cg.path / "pids.max").read_text() == "5"
+    for level in (root, root / "a", root / "a" / "b"):
+        assert "+pids" in (level / "cgroup.subtree_control").read_text()
+    assert said.calls()[1:4] == [f"mkdir {root}/a", f"write '+cpu +io +memory +pids' to "
+                                 f"{root}/a/cgroup.subtree_control", f"mkdir {root}/a/b"]
+    with pytest.raises(CgroupUnavailable, match="already exists"):
+        Cgroup.create_at(root / "a" / "b" / "c", None, root, None, proc)
 
 
 @pytest.mark.parametrize("bad_id", ["", "../escape", "a/b", ".hidden", "x" * 200])

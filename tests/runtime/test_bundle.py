@@ -2,6 +2,7 @@
 (runtime/bundle.py), which minict-oci runs with the same result as
 `minict run`: the same probe, run both ways, prints the same lines."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from minicontainer.cgroups.limits import Limits
+from minicontainer.cgroups.limits import DeviceRate, Limits, limits_from_cli
+from minicontainer.oci import cgroup as oci_cgroup
 from minicontainer.oci import config as oci_config, init
 from minicontainer.runtime import bundle
 from minicontainer.runtime.spec import ContainerSpec
@@ -100,11 +102,21 @@ def test_inspect_bundle_shows_the_config_that_ran(mt):
     mt.out("run", "-d", "--name", "held", "--network", "none", "busybox", "sleep", "60")
     try:
         config = json.loads(mt.out("inspect", "--bundle", "held"))[0]
+        container_id = json.loads(mt.out("inspect", "held"))[0]["Id"]
         seen = mt.out("exec", "held", "awk", '$2 == "/sys/fs/cgroup" {print $3}', "/proc/mounts")
+        own = mt.out("exec", "held", "cat", "/proc/1/cgroup")
+        made = Path("/sys/fs/cgroup", config["linux"].get("cgroupsPath", "/-").lstrip("/"))
+        held_there = (made / "cgroup.procs").exists() and made.joinpath("cgroup.procs").read_text()
     finally:
         mt("rm", "-f", "held")
     listed = [m["type"] for m in config["mounts"] if m["destination"] == "/sys/fs/cgroup"]
     assert listed == (["cgroup"] if seen.strip() == "cgroup2" else []), (listed, seen)
+    if seen.strip() == "cgroup2":
+        # the engine named the cgroup, and the runtime made it there and put PID 1 in
+        assert config["linux"]["cgroupsPath"] == f"/minict/{container_id}"
+        assert held_there and "0::/\n" in own, (held_there, own)
+    else:
+        assert "cgroupsPath" not in config["linux"]
 
 
 def test_namespaces_the_engine_holds_are_named_by_path_and_a_user_one_comes_first():
@@ -121,3 +133,25 @@ def test_namespaces_the_engine_holds_are_named_by_path_and_a_user_one_comes_firs
     assert init.born_at_fork(namespaces) == {"pid", "user"}
     assert init.born_at_fork([{"type": "user"}, {"type": "network"}]) == {"user", "network"}
     assert init.born_at_fork([{"type": "pid"}, {"type": "network"}]) == {"pid"}
+
+
+def test_every_limit_goes_through_config_json_and_back():
+    """minict run's limits reach its cgroup only through config.json: the
+    engine writes them (limits_in_spec_words), the runtime reads them back
+    (oci/cgroup.py limits_of) into the same cgroup writes."""
+    flags = limits_from_cli(memory="64m", memory_swap="128m", memory_reservation="32m",
+                            pids_limit="20", cpus="1.5", cpuset_cpus="0", cpu_weight="300",
+                            host_cpus=2)
+    limits = dataclasses.replace(flags, devices=(DeviceRate("/dev/vda", 254, 0, read_bps=1 << 20),
+                                                 DeviceRate("/dev/vdb", 254, 16, write_bps=3 << 20)))
+    resources = bundle.limits_in_spec_words(limits)
+    oci_config.check_resources(resources)                 # what minict-oci accepts
+    assert resources["unified"] == {"cpu.weight": "300"}
+    assert resources["blockIO"]["throttleWriteBpsDevice"] == [{"major": 254, "minor": 16,
+                                                               "rate": 3 << 20}]
+    back = oci_cgroup.limits_of(resources)
+    assert [(w.filename, w.value) for w in back.writes(current_memory=0)] == \
+        [(w.filename, w.value) for w in limits.writes(current_memory=0)]
+    shares = limits_from_cli(cpu_shares="512")           # docker's flag: cpu.shares, converted
+    assert bundle.limits_in_spec_words(shares) == {"cpu": {"shares": 512}}
+    assert oci_cgroup.limits_of({"cpu": {"shares": 512}}).cpu_weight == shares.cpu_weight

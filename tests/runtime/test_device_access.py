@@ -5,16 +5,17 @@ test_devices_vm.py (the eBPF program and cgroup v1, a real kernel)."""
 
 import errno
 import os
-from pathlib import Path
 
 import pytest
 
 from minicontainer import syscalls as sc
 from minicontainer.cgroups.device_program import assemble
 from minicontainer.cgroups.devices import rules_for
-from minicontainer.errors import BadArgument, CgroupUnavailable
-from minicontainer.runtime import device_access
+from minicontainer.errors import BadArgument, CgroupUnavailable, UnsupportedConfig
+from minicontainer.oci import cgroup as oci_cgroup
+from minicontainer.runtime import bundle, device_access
 from minicontainer.runtime.spec import Bind, ContainerSpec, DeviceNode, Tmpfs, parse_device
+from tests.cgroups.fakes import fake_root
 from tests.helpers.kernels import TreeKernel, build_root
 
 pytestmark = pytest.mark.unit
@@ -26,10 +27,6 @@ def spec(**changes) -> ContainerSpec:
     base = dict(id="a" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=["/l/0"],
                 argv=["true"], env=[], capabilities=DEFAULT_CAPS)
     return ContainerSpec(**{**base, **changes})
-
-
-class FakeCgroup:
-    path = Path("/sys/fs/cgroup/minict/" + "a" * 64)
 
 
 def narration() -> tuple[sc.Kernel, list[str]]:
@@ -45,57 +42,90 @@ def narration() -> tuple[sc.Kernel, list[str]]:
 
 # ---- which enforcement ---------------------------------------------------------------------------
 
-def test_a_cgroup_gets_the_ebpf_program_of_the_rules(monkeypatch):
+def test_a_cgroup_means_the_ebpf_program_the_runtime_attaches(monkeypatch):
+    """The engine chooses; the rules it narrates are the ones config.json
+    carries, which the runtime assembles (oci/cgroup.py device_rules_of)."""
     monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
     loop = DeviceNode("/dev/loop0", "b", 7, 0, access="rw")
     kernel, lines = narration()
-    guard = device_access.install(kernel, spec(devices=[loop]), FakeCgroup())
+    guard = device_access.plan(kernel, spec(devices=[loop]), has_cgroup=True)
     assert guard.mechanism == device_access.EBPF and not guard.nodev
-    [(path, program)] = kernel.named("attach_device_program")
-    assert path == str(FakeCgroup.path)
-    assert program == assemble(rules_for([loop]))
+    assert kernel.named("attach_device_program") == []     # the runtime's, not the engine's
     rules = [line.split(": ", 1)[1] for line in lines if line.startswith("Device rule: ")]
     assert rules[2] == "allow c 1:3 rwm /dev/null" and rules[-1] == "allow b 7:0 rw /dev/loop0"
     assert len(rules) == 12
-    attach = next(line for line in lines if "BPF_PROG_ATTACH" in line)
-    assert "BPF_PROG_TYPE_CGROUP_DEVICE" in attach and f"insn_cnt={len(program) // 8}" in attach
+    linux = {"resources": bundle.resources_of(spec(devices=[loop])),
+             "devices": bundle.devices_of(spec(devices=[loop]))}
+    assert assemble(oci_cgroup.device_rules_of(linux)) == assemble(rules_for([loop]))
     assert device_access.confine(spec(), guard.mechanism).capabilities == DEFAULT_CAPS
+
+
+def test_the_runtime_attaches_the_program_to_the_cgroup_it_makes(monkeypatch, tmp_path):
+    """oci/cgroup.py prepare, as minict run calls it: the cgroup under the
+    home the engine chose, its program the config's rules."""
+    root = fake_root(tmp_path)
+    monkeypatch.setattr(oci_cgroup, "DEFAULT_ROOT", root)
+    loop = DeviceNode("/dev/loop0", "b", 7, 0, access="rw")
+    config = {"linux": {"cgroupsPath": "/minict/" + "a" * 64,
+                        "resources": bundle.resources_of(spec(devices=[loop])),
+                        "devices": bundle.devices_of(spec(devices=[loop]))}}
+    kernel, _ = narration()
+    cgroup = oci_cgroup.prepare(kernel, config, "a" * 64, within=root)
+    assert cgroup.path == root / "minict" / ("a" * 64) and cgroup.path.is_dir()
+    [(path, program)] = kernel.named("attach_device_program")
+    assert path == str(cgroup.path) and program == assemble(rules_for([loop]))
+    kernel.fail_next("attach_device_program", errno.EINVAL)    # no CONFIG_CGROUP_BPF, say
+    config["linux"]["cgroupsPath"] = "/minict/" + "b" * 64
+    with pytest.raises(CgroupUnavailable, match="refused the container's device filter"):
+        oci_cgroup.prepare(kernel, config, "b" * 64, within=root)
+    assert not (root / "minict" / ("b" * 64)).exists()       # nothing left half made
+
+
+@pytest.mark.parametrize("path", ["/elsewhere/x", "/minict/../../x", "/"])
+def test_a_cgroups_path_outside_the_runtimes_part_is_refused(monkeypatch, tmp_path, path):
+    root = fake_root(tmp_path)
+    monkeypatch.setattr(oci_cgroup, "DEFAULT_ROOT", root.parent)
+    with pytest.raises(UnsupportedConfig, match="linux.cgroupsPath"):
+        oci_cgroup.prepare(sc.RecordingKernel(), {"linux": {"cgroupsPath": path}}, "x",
+                           within=root)
 
 
 def test_no_cgroup_means_no_mknod_and_nodev(monkeypatch):
     monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
     kernel, lines = narration()
-    guard = device_access.install(kernel, spec(), None)
+    guard = device_access.plan(kernel, spec(), has_cgroup=False)
     assert guard.mechanism == device_access.NODEV and guard.nodev
-    assert kernel.named("attach_device_program") == []
     assert any(line.startswith("No device controller (the container has no cgroup v2 cgroup)")
                for line in lines)
     assert device_access.confine(spec(), guard.mechanism).capabilities == ["CAP_CHOWN", "CAP_KILL"]
 
 
-def test_privileged_without_a_cgroup_keeps_everything(monkeypatch):
+@pytest.mark.parametrize("has_cgroup", [True, False])
+def test_privileged_keeps_everything(monkeypatch, has_cgroup):
     monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
     kernel, _ = narration()
-    guard = device_access.install(kernel, spec(privileged=True), None)
+    guard = device_access.plan(kernel, spec(privileged=True), has_cgroup)
     assert guard.mechanism == device_access.PRIVILEGED and not guard.nodev
     assert device_access.confine(spec(), guard.mechanism).capabilities == DEFAULT_CAPS
+    linux = {"resources": bundle.resources_of(spec(privileged=True))}
+    assert oci_cgroup.device_rules_of(linux) is None          # no program to attach
 
 
-def test_a_refused_program_falls_back_to_nodev_not_to_trust(monkeypatch):
-    """A kernel without CONFIG_CGROUP_BPF, say: BPF_PROG_LOAD answers EINVAL."""
+def test_a_limited_device_without_a_controller_is_refused(monkeypatch):
     monkeypatch.delenv(device_access.V1_ENVIRONMENT, raising=False)
-    kernel, lines = narration()
-    kernel.fail_next("attach_device_program", errno.EINVAL)
-    guard = device_access.install(kernel, spec(), FakeCgroup())
-    assert guard.mechanism == device_access.NODEV
-    assert any("the kernel refused the device program: Invalid argument" in line for line in lines)
+    loop = DeviceNode("/dev/loop0", "b", 7, 0, access="r")
+    with pytest.raises(CgroupUnavailable, match="needs a device controller"):
+        device_access.plan(sc.RecordingKernel(), spec(devices=[loop]), has_cgroup=False)
 
 
 def test_a_v1_devices_hierarchy_is_used_when_named(monkeypatch, tmp_path):
     (tmp_path / "devices.allow").write_text("")      # what marks a v1 devices hierarchy
     monkeypatch.setenv(device_access.V1_ENVIRONMENT, str(tmp_path))
     kernel, _ = narration()
-    guard = device_access.install(kernel, spec(), None)
+    guard = device_access.plan(kernel, spec(), has_cgroup=False)
+    assert guard.mechanism == device_access.CGROUP_V1 and guard.v1_cgroup is None
+    assert list(tmp_path.iterdir()) == [tmp_path / "devices.allow"]     # nothing made yet
+    guard = device_access.make_v1_cgroup(kernel, guard, "a" * 64)
     assert guard.mechanism == device_access.CGROUP_V1 and not guard.nodev
     cgroup = tmp_path / "minict" / ("a" * 64)
     assert guard.v1_cgroup.path == cgroup
@@ -106,7 +136,7 @@ def test_a_v1_devices_hierarchy_is_used_when_named(monkeypatch, tmp_path):
 def test_a_v1_setting_that_is_no_devices_hierarchy_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv(device_access.V1_ENVIRONMENT, str(tmp_path))
     with pytest.raises(CgroupUnavailable, match="is not a cgroup v1 devices hierarchy"):
-        device_access.install(sc.RecordingKernel(), spec(), None)
+        device_access.plan(sc.RecordingKernel(), spec(), has_cgroup=False)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -162,7 +162,7 @@ def test_gpu_nodes_of_the_plan_still_open(mt, tmp_path, gpu_host):
 def rules_from_explain(text: str) -> list[DeviceRule]:
     rules = []
     for line in text.splitlines():
-        line = line.replace("[explain] runtime: ", "[explain] ", 1)   # minict run's runtime half
+        line = line.replace("[explain] engine: ", "[explain] ", 1)   # the engine chooses them
         if line.startswith("[explain] Device rule: allow "):
             kind, pair, access, what = line.split(": ", 1)[1].split(" ", 4)[1:]
             major, minor = (None if n == "*" else int(n) for n in pair.split(":"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from minicontainer.cgroups import delegated
+from minicontainer.cgroups.hierarchy import Cgroup, container_path
 from minicontainer.cgroups.limits import Limits
 from minicontainer.errors import CgroupUnavailable
 from tests.cgroups.fakes import MOUNTS_HYBRID, PROC_CGROUPS_HYBRID, fake_proc
@@ -127,8 +128,7 @@ def test_a_controller_that_is_not_delegated_is_named_with_the_fix(tmp_path, as_u
 def test_no_limit_makes_no_cgroup_and_explain_says_why(tmp_path, as_user):
     root, proc, cgroup = tree(tmp_path, "")
     said = []
-    assert delegated.create_in_delegation("c1", None, lambda s, call=None: said.append(s),
-                                          root, proc) is None
+    assert delegated.delegated_home(None, lambda s, call=None: said.append(s), root, proc) is None
     assert "only for a limit" in said[0]
     assert sorted(p.name for p in cgroup.iterdir() if p.is_dir()) == []
 
@@ -137,8 +137,11 @@ def test_limits_go_under_the_delegated_cgroup_after_its_processes_moved_to_a_lea
                                                                                   as_user):
     root, proc, cgroup = tree(tmp_path, "")
     calls = []
-    made = delegated.create_in_delegation("c1", Limits(memory=64 << 20, pids_limit=20),
-                                          lambda s, call=None: calls.append(call or s), root, proc)
+    limits = Limits(memory=64 << 20, pids_limit=20)
+    explain = lambda s, call=None: calls.append(call or s)   # noqa: E731
+    home = delegated.delegated_home(limits, explain, root, proc)      # the engine: where
+    assert home == cgroup
+    made = Cgroup.create_at(container_path(home, "c1"), limits, home, explain, proc)  # the runtime
     assert made.path == cgroup / "minict" / "c1"
     assert (cgroup / "init" / "cgroup.procs").read_text() == "4242"     # moved first...
     assert "+memory" in (cgroup / "cgroup.subtree_control").read_text()  # ...then enabled
@@ -154,5 +157,4 @@ def test_limits_go_under_the_delegated_cgroup_after_its_processes_moved_to_a_lea
 def test_without_a_delegation_creating_refuses_too(tmp_path, as_user):
     root, proc, _ = tree(tmp_path, "", owner=0)
     with pytest.raises(CgroupUnavailable, match="delegated to you"):
-        delegated.create_in_delegation("c1", Limits(pids_limit=5), lambda *a, **k: None,
-                                       root, proc)
+        delegated.delegated_home(Limits(pids_limit=5), lambda *a, **k: None, root, proc)
