@@ -33,7 +33,8 @@ exec`, which remounts /sys (slurmd then finds no cgroup filesystem).
 Everything is in DIR (default /run/minict-cluster, or $MINICT_CLUSTER_DIR):
 pids, configs, logs, the munge key and socket, spools, the GPU trees. The
 only things outside it are the bridge and the veths (named mct-*), which
-`down` removes with the namespaces.
+`down` removes with the namespaces (the bridge only when it is the one
+`up` made, by its index in DIR/bridge: not another cluster's).
 """
 
 import json
@@ -192,6 +193,7 @@ def _up(nodes: int, pids: dict) -> None:
                            DIR / "munged.out")
     (DIR / "pids.json").write_text(json.dumps(pids))
     run("ip", "link", "add", BRIDGE, "type", "bridge")
+    (DIR / "bridge").write_text(ifindex(BRIDGE))   # ours: `down` removes only this one
     run("ip", "addr", "add", f"{CONTROLLER}/24", "dev", BRIDGE)
     run("ip", "link", "set", BRIDGE, "up")
     for n in range(1, nodes + 1):
@@ -250,12 +252,22 @@ def down(quiet: bool = False, keep_logs: bool = False) -> None:
                                            name.startswith("node")))
     for name in order:
         stop(pids[name])
-    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
+    made = DIR / "bridge"
+    if made.exists() and ifindex(BRIDGE) == made.read_text():
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
     if keep_logs:
         (DIR / "pids.json").unlink(missing_ok=True)
     else:
         shutil.rmtree(DIR, ignore_errors=True)
+
+
+def ifindex(link: str) -> str | None:
+    """The link's index in this network namespace (None: there is none):
+    what tells the bridge `up` made from one of the same name made since
+    by someone else."""
+    shown = subprocess.run(["ip", "-o", "link", "show", "dev", link], capture_output=True,
+                           text=True)   # (ip, not /sys/class/net: that is the netns /sys is of)
+    return shown.stdout.split(":", 1)[0] if shown.returncode == 0 else None
 
 
 def stop(pid: int, timeout: float = 20) -> None:

@@ -69,24 +69,35 @@ def config_of(spec, record_dir: str, *, cgroups_path: str | None = None, id_map=
 
 
 def process_of(spec, console_size=None) -> dict:
-    caps = list(spec.capabilities)
-    # A user other than root starts with no capability in effect, as in
-    # docker (moby clears them for a non-root --user): only the bounding
-    # set keeps the allowed ones, for a setuid program to gain.
-    held = caps if spec.uid == 0 else []
+    identity = identity_of(spec.uid, spec.gid, spec.additional_gids, spec.capabilities)
     return {
         "terminal": spec.tty,
-        **({"consoleSize": {"height": console_size[0], "width": console_size[1]}}
-           if spec.tty and console_size else {}),
-        "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": list(spec.additional_gids)},
+        **(console_size_of(console_size) if spec.tty else {}),
+        "user": identity["user"],
         "args": list(spec.argv),
         "env": list(spec.env),
         "cwd": spec.workdir,
-        "capabilities": {"bounding": caps, "effective": held, "permitted": held},
+        "capabilities": identity["capabilities"],
         "rlimits": [{"type": f"RLIMIT_{u.name.upper()}", "soft": _rlimit(u.soft),
                      "hard": _rlimit(u.hard)} for u in spec.ulimits],
         "noNewPrivileges": not spec.privileged,
     }
+
+
+def identity_of(uid: int, gid: int, additional_gids, capabilities) -> dict:
+    """process.user and process.capabilities (minict exec --user: again).
+    A user other than root starts with no capability in effect, as in
+    docker (moby clears them for a non-root --user): only the bounding set
+    keeps the allowed ones, for a setuid program to gain."""
+    caps = list(capabilities)
+    held = caps if uid == 0 else []
+    return {"user": {"uid": uid, "gid": gid, "additionalGids": list(additional_gids)},
+            "capabilities": {"bounding": caps, "effective": held, "permitted": held}}
+
+
+def console_size_of(size: tuple[int, int] | None) -> dict:
+    """process.consoleSize from (rows, columns), or nothing when unknown."""
+    return {"consoleSize": {"height": size[0], "width": size[1]}} if size else {}
 
 
 def _rlimit(value: int) -> int:

@@ -20,10 +20,11 @@ Order matters:
   of them (_join_user_namespace).
 
 The joining itself is minict-oci's (oci/exec.py join_and_exec), with the
-process config.json would give it (bundle.py process_of: the same
-capabilities, user, rlimits and seccomp profile as the container's first
-process), so both runtimes' exec, and minict run's init, end in the same
-last steps (oci/process.py). MinictExec adds what minict exec's flags ask.
+process runc exec would make: the one in the config.json the container
+runs (the same capabilities, user, rlimits and seccomp profile as its
+first process; process_for), so both runtimes' exec, and minict run's
+init, end in the same last steps (oci/process.py). MinictExec adds what
+minict exec's flags ask.
 """
 
 import os
@@ -31,9 +32,9 @@ import signal
 import socket
 
 from .. import syscalls as sc
-from ..errors import BadArgument, ContainerNotRunning
+from ..errors import BadArgument, ContainerNotRunning, ContainerStateError
 from ..oci import exec as oci_exec, init, process
-from . import bundle, device_access, rootless, security, state
+from . import bundle, rootless, security, state
 from .command import error_from_child, exit_code_of, read_all
 from .launch import Started
 from .lifecycle import wait_in_foreground
@@ -55,18 +56,18 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     if not state.status(record).running:
         raise ContainerNotRunning(f"container {record.name} is not running",
                                   f"start it first: minict start {record.name}")
-    spec = record.spec.replace(argv=list(argv), tty=tty, interactive=interactive,
-                               env=merge_env(record.spec.env, (), env, os.environ),
-                               workdir=workdir or record.spec.workdir, init=False)
-    # No device controller guards the container (device_access.py): the new
-    # process gets no CAP_MKNOD either. A record without the field was
-    # started by an older minict, which had no device controller at all.
-    spec = device_access.confine(spec, runtime.get("devices") or device_access.NODEV)
-    proc = bundle.process_of(spec, size_of(0) if tty else None)
-    seccomp = bundle.security_of(spec).get("seccomp")
+    ran = state.read_json(record.bundle_config_file)
+    if ran is None:
+        raise ContainerStateError(f"container {record.name} was started without a config.json "
+                                  f"(by an older minict)",
+                                  f"start it again: minict stop {record.name}, then minict start")
+    proc = process_for(ran["process"], argv, tty=tty, env=env, workdir=workdir)
+    seccomp = ran["linux"].get("seccomp")
+    own_namespaces = {ns["type"] for ns in ran["linux"]["namespaces"]}
     security.make_non_dumpable(kernel)
     pid = runtime["pid"]
-    joined = [(n, f) for n, f in oci_exec.JOINED if not (n == "net" and spec.network == "host")]
+    joined = [(n, f) for n, f in oci_exec.JOINED   # (--network host: the host's, not joined)
+              if not (n == "net" and "network" not in own_namespaces)]
     ns_fds = [(name, flag, kernel.open_namespace(pid, name, f"Hold the container's {name} namespace"))
               for name, flag in joined]
     pid_ns = kernel.open_namespace(pid, "pid", "Hold the container's PID namespace")
@@ -84,7 +85,7 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     os.close(pid_ns)
     child_pid = kernel.fork("Fork the process that joins the container and becomes the command")
     if child_pid == 0:
-        joiner = MinictExec(spec, user, console_parent)
+        joiner = MinictExec(user, interactive, console_parent)
         init.main_with(channels, lambda ready: oci_exec.join_and_exec(
             kernel, seccomp, proc, pid, ns_fds, channels, ready, joiner))
     for _, _, fd in ns_fds:
@@ -104,15 +105,28 @@ def exec_in(config, kernel: sc.Kernel, ref: str, argv: list[str], *, tty=False, 
     if failure:
         os.waitpid(child_pid, 0)
         raise error_from_child(failure)
-    return exit_code_of(wait_in_foreground(kernel, Started(child_pid, master), spec))
+    return exit_code_of(wait_in_foreground(kernel, Started(child_pid, master), interactive))
+
+
+def process_for(ran: dict, argv, *, tty: bool, env=(), workdir=None) -> dict:
+    """The new process, as runc exec makes one: the container's own, from
+    the config.json it runs (its user, capabilities, rlimits, no_new_privs;
+    CAP_MKNOD already gone where no device controller guards it), with
+    minict exec's command, -e, -w and -t."""
+    proc = {key: value for key, value in ran.items() if key != "consoleSize"}
+    proc.update(args=list(argv), terminal=tty, cwd=workdir or ran["cwd"],
+                env=merge_env(ran["env"], (), env, os.environ),
+                **(bundle.console_size_of(size_of(0)) if tty else {}))
+    return proc
 
 
 class MinictExec(oci_exec.Joiner):
     """What minict exec's flags add to joining the container."""
     die_with_owner = True
 
-    def __init__(self, spec, user: str | None, console_parent: socket.socket | None):
-        self.spec, self.user, self.console_parent = spec, user, console_parent
+    def __init__(self, user: str | None, interactive: bool,
+                 console_parent: socket.socket | None):
+        self.user, self.interactive, self.console_parent = user, interactive, console_parent
 
     def before_go(self, kernel):
         kernel.set_pdeathsig(signal.SIGKILL, "Die if minict exec dies")
@@ -125,13 +139,12 @@ class MinictExec(oci_exec.Joiner):
             return proc
         account = resolve_user(self.user, ["/"])
         # The same rule as for the container's command: only root holds capabilities in effect
-        as_user = bundle.process_of(self.spec.replace(uid=account.uid, gid=account.gid,
-                                                      additional_gids=account.additional_gids))
-        return dict(proc, user=as_user["user"], capabilities=as_user["capabilities"])
+        return dict(proc, **bundle.identity_of(account.uid, account.gid, account.additional_gids,
+                                               proc["capabilities"]["bounding"]))
 
     def stdio(self, kernel, proc, ch):
         super().stdio(kernel, proc, ch)          # -t: the pty, its master sent to minict exec
-        if not proc.get("terminal") and not self.spec.interactive:
+        if not proc.get("terminal") and not self.interactive:
             null = os.open("/dev/null", os.O_RDONLY)
             kernel.redirect_stdio(null, (0,), "No -i: stdin reads nothing (/dev/null)")
             os.close(null)

@@ -51,7 +51,7 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
         lock.release()
         raise
     try:
-        status = wait_in_foreground(kernel, started, spec)
+        status = wait_in_foreground(kernel, started, spec.interactive)
     except BaseException as exc:
         # Lost track of it (an error while relaying): do not leave it running
         # unattended, and say what happened in its record.
@@ -67,15 +67,16 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
     return code, record.id
 
 
-def wait_in_foreground(kernel, started, spec) -> int:
-    """Forward signals (and with -t relay the terminal) until PID 1 exits."""
+def wait_in_foreground(kernel, started, interactive: bool) -> int:
+    """Forward signals (and with -t relay the terminal, -i: our stdin too)
+    until PID 1 exits."""
     pid = started.pid
     previous = {sig: signal.signal(sig, lambda number, _f: forward_signal(kernel, pid, number))
                 for sig in OWNER_FORWARDED}
     try:
         if started.master is not None:
-            stdin_fd = 0 if spec.interactive else None
-            with tty.RawTerminal(0) if spec.interactive else nullcontext():
+            stdin_fd = 0 if interactive else None
+            with tty.RawTerminal(0) if interactive else nullcontext():
                 return tty.relay(kernel, started.master, pid, stdin_fd, 1)   # (relay closes the master)
         _, status = os.waitpid(pid, 0)
         return status

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import cluster_cmd
+from .conftest import CLUSTER, cluster_cmd
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -28,3 +28,16 @@ def test_down_leaves_nothing(tmp_path):
     assert "mct-" not in links
     with open("/proc/self/mountinfo") as f:
         assert str(directory) not in f.read()
+
+
+def test_down_leaves_a_bridge_it_did_not_make(tmp_path):
+    """A bridge of the same name that this cluster did not make (another
+    cluster's, in another directory) stays: in a network namespace of the
+    test's own, so the host's links are not touched."""
+    script = (f"ip link add mct-cluster type bridge && "
+              f"MINICT_CLUSTER_DIR={tmp_path / 'none'} {CLUSTER} down; "
+              f"ip -o link show mct-cluster")
+    result = subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True,
+                            text=True, timeout=60)
+    assert "mct-cluster" in result.stdout, result.stderr
+    assert "no cluster in" in result.stderr

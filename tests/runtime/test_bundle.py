@@ -155,3 +155,25 @@ def test_every_limit_goes_through_config_json_and_back():
     shares = limits_from_cli(cpu_shares="512")           # docker's flag: cpu.shares, converted
     assert bundle.limits_in_spec_words(shares) == {"cpu": {"shares": 512}}
     assert oci_cgroup.limits_of({"cpu": {"shares": 512}}).cpu_weight == shares.cpu_weight
+
+
+def test_exec_takes_its_process_from_the_config_json_the_container_runs(monkeypatch):
+    """minict exec, as runc exec: the container's own process (user,
+    capabilities as confined when it started, rlimits), with the command,
+    -e, -w and -t of the exec (runtime/exec.py process_for)."""
+    from minicontainer.runtime import exec as minict_exec
+    spec = ContainerSpec(id="0" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=[],
+                         argv=["sleep", "60"], env=["PATH=/bin", "A=1"], workdir="/srv", tty=True,
+                         capabilities=["CAP_CHOWN", "CAP_KILL"], uid=0)
+    ran = bundle.process_of(spec, (24, 80))
+    monkeypatch.setattr(minict_exec, "size_of", lambda fd: (50, 132))
+    proc = minict_exec.process_for(ran, ["id"], tty=False, env=("A=2", "B=3"), workdir=None)
+    assert proc["args"] == ["id"] and proc["cwd"] == "/srv" and proc["terminal"] is False
+    assert proc["env"] == ["PATH=/bin", "A=2", "B=3"] and "consoleSize" not in proc
+    assert proc["capabilities"] == ran["capabilities"] and proc["user"] == ran["user"]
+    with_tty = minict_exec.process_for(ran, ["sh"], tty=True, workdir="/tmp")
+    assert with_tty["consoleSize"] == {"height": 50, "width": 132} and with_tty["cwd"] == "/tmp"
+    as_user = bundle.identity_of(1000, 1000, [27], ran["capabilities"]["bounding"])
+    assert as_user["capabilities"] == {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": [],
+                                       "permitted": []}
+    assert as_user["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [27]}
