@@ -37,7 +37,8 @@ from ..image.platforms import host_platform
 from ..image.reference import parse as parse_reference
 from ..image.store import Image, Store
 from ..runtime import lifecycle, state
-from ..runtime.spec import build_spec
+from ..runtime.create import container_from
+from ..runtime.request import RunRequest
 from ..runtime.users import resolve_user
 from . import cache as build_cache
 from .context import Context
@@ -325,12 +326,14 @@ class Builder:
     def _run(self, stage: Stage, instruction: Instruction) -> None:
         argv = self._run_argv(stage, instruction)
         image = self._stage_image(stage)
-        spec = build_spec(image, image_ref=f"{instruction.path}:{instruction.line}", command=argv,
-                          entrypoint="", env=[f"{k}={v}" for k, v in stage.args.items()],
-                          network=self.options.network, host_env={})
-        code, container_id = None, spec.id
+        request = RunRequest(image=f"{instruction.path}:{instruction.line}", command=tuple(argv),
+                             entrypoint="", env=tuple(f"{k}={v}" for k, v in stage.args.items()),
+                             network=self.options.network)
+        engine, container_config = container_from(
+            image, request, state.Layout.of(self.config).containers, host_env={})
+        code, container_id = None, engine.id
         try:
-            code, _ = lifecycle.run(self.config, spec, self.kernel)
+            code, _ = lifecycle.run(self.config, engine, container_config, self.kernel)
             if code != 0:
                 raise BuildFailed(f"{instruction.where}RUN {instruction.args.strip()} "
                                   f"exited with status {code}",

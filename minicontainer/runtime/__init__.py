@@ -1,15 +1,20 @@
-"""The container runtime: from a ContainerSpec to a running process, and back.
+"""minict run's engine and its side of the runtime: from an image and flags
+to a container's config.json, to a running process, and back.
 
 One module per concern (youki's layout, in Python):
 
   the commands
-    run.py            minict run: flags -> limits, GPUs, image, spec -> lifecycle.run
+    run.py            minict run: flags -> limits, GPUs, image, create -> lifecycle.run
     lifecycle.py      run, start, stop, kill, rm, logs, inspect, ps
     exec.py           minict exec: join a running container
     recovery.py       minict cleanup: what a SIGKILL left behind
   what a container is
-    spec.py           ContainerSpec: the image's config and the flags, checked once
+    request.py        the flags of minict run, typed once (RunRequest)
+    create.py         image + flags -> config.json and the engine's record, checked once
+    flags.py          what each flag means: -v, --tmpfs, --device, -e, the command...
     docker_flags.py   --ulimit --mount --ipc --pid --shm-size --add-host --dns --label --gpus
+    bundle.py         config.json, one function per concern; what each start adds
+    engine_record.py  EngineRecord: what the engine keeps that config.json has no field for
     state.py          records on disk, locks, the truth about a container's status
     process.py        a pid with its start time; pidfds
   starting it

@@ -47,9 +47,10 @@ class MinictRun(init.Engine):
     """minict run's additions to the runtime's init (see the module's docstring)."""
     die_with_owner = True
 
-    def __init__(self, spec, record_dir: str, close_early=(), nodev: bool = False, ipc=None,
+    def __init__(self, engine, record_dir: str, close_early=(), nodev: bool = False, ipc=None,
                  log_fd: int | None = None, console_parent: socket.socket | None = None):
-        self.spec, self.record_dir, self.close_early = spec, record_dir, close_early
+        # engine: the EngineRecord (its layers, -i, --init, --ipc)
+        self.engine, self.record_dir, self.close_early = engine, record_dir, close_early
         self.nodev, self.ipc, self.log_fd = nodev, ipc, log_fd
         self.console_parent = console_parent
         self.shm = None
@@ -65,11 +66,11 @@ class MinictRun(init.Engine):
     def join(self, kernel):
         if self.ipc is not None:
             self.shm = copy_shm(kernel, self.ipc)
-        elif self.spec.ipc == "host":
+        elif self.engine.ipc == "host":
             kernel.explain("--ipc host: stay in the host's IPC namespace")
 
     def mount_root(self, kernel, root):
-        rootfs.mount_overlay(kernel, self.spec.layer_dirs, self.record_dir, root, self.nodev,
+        rootfs.mount_overlay(kernel, self.engine.layer_dirs, self.record_dir, root, self.nodev,
                              userxattr=idmap.in_user_namespace())
 
     def after_mounts(self, kernel, root):
@@ -84,7 +85,7 @@ class MinictRun(init.Engine):
     def stdio(self, kernel, terminal):
         if terminal:
             return
-        if not self.spec.interactive:
+        if not self.engine.interactive:
             null = os.open("/dev/null", os.O_RDONLY)
             kernel.redirect_stdio(null, (0,), "No -i: stdin reads nothing (/dev/null)")
             os.close(null)
@@ -94,7 +95,7 @@ class MinictRun(init.Engine):
             os.close(self.log_fd)
 
     def exec(self, kernel, proc, path, error_fd):
-        if self.spec.init:
+        if self.engine.init:
             run_reaper(kernel, proc, path, error_fd)
         exec_process(kernel, proc, path)
 

@@ -72,20 +72,21 @@ class DeviceGuard(namedtuple("DeviceGuard", "mechanism rules v1_cgroup")):
         return self.mechanism == NODEV
 
 
-def rules_of(spec) -> list:
+def rules_of(engine) -> list:
     """runc's default list, plus --device and GPU nodes; with --privileged, everything."""
-    return rules_for(spec.devices, spec.privileged)
+    return rules_for(engine.devices, engine.privileged)
 
 
-def plan(kernel: sc.Kernel, spec, has_cgroup: bool) -> DeviceGuard:
-    """Choose what puts the device rules of `spec`'s container in force, as
-    the module docstring orders them; `has_cgroup`: it will have a cgroup v2
-    cgroup (resources.cgroup_home). Decided by the engine before anything
-    is made, since config.json follows from it (no CAP_MKNOD for nodev:
-    confine). The eBPF program is then attached by the runtime, from
-    config.json's linux.resources.devices (oci/cgroup.py prepare); the
-    cgroup v1 cgroup is made by make_v1_cgroup."""
-    rules = rules_of(spec)
+def plan(kernel: sc.Kernel, engine, has_cgroup: bool) -> DeviceGuard:
+    """Choose what puts the device rules of a container (its EngineRecord)
+    in force, as the module docstring orders them; `has_cgroup`: it will
+    have a cgroup v2 cgroup (resources.cgroup_home). Decided by the engine
+    before anything is made, since config.json follows from it (no
+    CAP_MKNOD for nodev: bundle.for_start). The eBPF program is then
+    attached by the runtime, from config.json's linux.resources.devices
+    (oci/cgroup.py prepare); the cgroup v1 cgroup is made by
+    make_v1_cgroup."""
+    rules = rules_of(engine)
     if os.geteuid() != 0:
         # Without root (rootless.py) there is no device controller, even in a
         # delegated cgroup: loading a device program needs CAP_BPF on the host,
@@ -98,7 +99,7 @@ def plan(kernel: sc.Kernel, spec, has_cgroup: bool) -> DeviceGuard:
                        "nodev, and /dev holds binds of host nodes, each opened under the kernel's "
                        "own permission check of your uid and groups against the host's node")
         return DeviceGuard(NODEV, rules, None)
-    if spec.privileged:
+    if engine.privileged:
         kernel.explain("--privileged allows every device (as docker's): nothing to enforce")
         return DeviceGuard(PRIVILEGED, rules, None)
     kernel.explain("The container may use only these devices; opening any other device node "
@@ -112,7 +113,7 @@ def plan(kernel: sc.Kernel, spec, has_cgroup: bool) -> DeviceGuard:
     reason = "the container has no cgroup v2 cgroup"
     if configured_v1_root() is not None:
         return DeviceGuard(CGROUP_V1, rules, None)
-    limited = [d for d in spec.devices if set(d.access) != set("rwm")]
+    limited = [d for d in engine.devices if set(d.access) != set("rwm")]
     if limited:
         raise CgroupUnavailable(f"--device {limited[0].path}:{limited[0].access} needs a device "
                                 f"controller to hold it to {limited[0].access!r}, and this "
@@ -132,14 +133,6 @@ def make_v1_cgroup(kernel: sc.Kernel, guard: DeviceGuard, container_id: str) -> 
         return guard
     v1_cgroup = _make_v1_cgroup(kernel, configured_v1_root(), container_id, guard.rules)
     return guard._replace(v1_cgroup=v1_cgroup)
-
-
-def confine(spec, mechanism: str):
-    """The spec the container's process runs with: without CAP_MKNOD when
-    nothing controls devices (the same for `minict exec`)."""
-    if mechanism != NODEV or "CAP_MKNOD" not in spec.capabilities:
-        return spec
-    return spec.replace(capabilities=[c for c in spec.capabilities if c != "CAP_MKNOD"])
 
 
 # ---- cgroup v1 ----------------------------------------------------------------------

@@ -9,7 +9,8 @@
     --gpus all|N|device=0,2      docker's spelling of --gpu=nvidia (runtime/gpu.py)
 
 Each parser raises BadArgument with one line saying what was wrong, before
-anything is made; spec.build_spec puts the results in the ContainerSpec.
+anything is made; create.py puts the results in config.json and the
+engine's record.
 """
 
 import ipaddress

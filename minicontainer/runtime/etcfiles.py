@@ -15,20 +15,20 @@ LOCALHOST = ("127.0.0.1\tlocalhost\n"
              "ff02::2\tip6-allrouters\n")
 
 
-def hostname_file(spec) -> bytes:
-    return f"{spec.hostname}\n".encode()
+def hostname_file(hostname: str) -> bytes:
+    return f"{hostname}\n".encode()
 
 
-def hosts_file(spec, host_hosts: str = "/etc/hosts") -> bytes:
+def hosts_file(engine, hostname: str, host_hosts: str = "/etc/hosts") -> bytes:
     """What /etc/hosts starts as. On a network, runtime/networking.py writes
     it again once the container has its address (networked_hosts)."""
-    if spec.network == "host":
+    if engine.network == "host":
         own = (_read(host_hosts) or LOCALHOST.encode()).decode(errors="replace")
-        return (own + extra_host_lines(spec.extra_hosts, HOST_ITSELF)).encode()
+        return (own + extra_host_lines(engine.extra_hosts, HOST_ITSELF)).encode()
     # No interface but lo (yet): the hostname resolves to a loopback
     # address, as on a machine without a network (Debian's 127.0.1.1 rule).
-    return (LOCALHOST + extra_host_lines(spec.extra_hosts, None)
-            + f"127.0.1.1\t{spec.hostname}\n").encode()
+    return (LOCALHOST + extra_host_lines(engine.extra_hosts, None)
+            + f"127.0.1.1\t{hostname}\n").encode()
 
 
 # --add-host NAME:host-gateway: the address at which the container reaches
@@ -59,7 +59,7 @@ def networked_hosts(entries, extra_hosts=(), gateway: str | None = None) -> byte
 SYSTEMD_RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
 
 
-def resolv_conf(spec, host_resolv: str = "/etc/resolv.conf",
+def resolv_conf(engine, host_resolv: str = "/etc/resolv.conf",
                 resolved_upstream: str = SYSTEMD_RESOLVED_UPSTREAM) -> bytes:
     """The host's resolv.conf, as the container can use it.
 
@@ -71,9 +71,9 @@ def resolv_conf(spec, host_resolv: str = "/etc/resolv.conf",
     gives it one. --dns replaces the host's servers altogether.
     """
     text = (_read(host_resolv) or b"").decode(errors="replace")
-    if spec.network == "host":
+    if engine.network == "host":
         return text.encode()
-    if spec.network == usernet.NAME and not spec.dns:
+    if engine.network == usernet.NAME and not engine.dns:
         # slirp4netns answers at 10.0.2.3 and asks the host's own resolver,
         # loopback ones included (its queries are the user's sockets).
         kept = [f"# {line}" if line.startswith("nameserver") else line
@@ -88,9 +88,9 @@ def resolv_conf(spec, host_resolv: str = "/etc/resolv.conf",
                 continue
             servers.append(words[1])
         kept.append(line)
-    if spec.dns:
+    if engine.dns:
         kept = [f"# {line}" if line.startswith("nameserver") else line for line in kept]
-        kept += [f"nameserver {server}" for server in spec.dns]
+        kept += [f"nameserver {server}" for server in engine.dns]
     elif not servers:
         upstream = (_read(resolved_upstream) or b"").decode(errors="replace")
         found = [line for line in upstream.splitlines() if line.startswith("nameserver")
@@ -114,7 +114,8 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def files_for(spec) -> dict[str, bytes]:
-    """The files a container directory starts with."""
-    return {"hostname": hostname_file(spec), "hosts": hosts_file(spec),
-            "resolv.conf": resolv_conf(spec)}
+def files_for(engine, hostname: str) -> dict[str, bytes]:
+    """The files a container directory starts with (`engine`: its
+    EngineRecord: network, --add-host, --dns)."""
+    return {"hostname": hostname_file(hostname), "hosts": hosts_file(engine, hostname),
+            "resolv.conf": resolv_conf(engine)}

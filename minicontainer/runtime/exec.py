@@ -40,7 +40,7 @@ from .launch import Started
 from .lifecycle import wait_in_foreground
 from .process import is_alive
 from .resources import join_existing
-from .spec import merge_env
+from .flags import merge_env
 from .tty import size_of, take_master
 from .users import resolve_user
 

@@ -9,7 +9,7 @@ Two ways in, one way through:
   hpcshim's own selection and discovery (HPCSHIM_HOST_ROOT moves the host
   root, as for `hpcshim`, so tests can use a fake driver tree).
 
-Either way `injection_from(plan)` turns it into what build_spec() takes.
+Either way `injection_from(plan)` turns it into what create.container_from takes.
 The contract for each field is the module docstring of hpcshim.plan; what
 minict does with them:
 
@@ -50,7 +50,7 @@ from hpcshim.plan import Plan
 from ..errors import BadArgument, BadGpuPlan, GpuDiscoveryFailed, NoGpu
 from . import rootless
 from .docker_flags import gpus_environment
-from .spec import Bind, DeviceNode, valid_env_key
+from .flags import Bind, DeviceNode, valid_env_key
 
 GPU_MODES = ("auto", "nvidia", "rocm", "none")
 BARE_GPU = "any"      # `--gpu` alone: a GPU of any vendor, or fail (hpcshim's meaning)
@@ -58,8 +58,8 @@ PLAN_HINT = "write one with `hpcshim doctor --json > plan.json`, or let minict f
 
 
 class GpuInjection(namedtuple("GpuInjection", ["binds", "devices", "env", "ld_library_path"])):
-    """What a Plan adds to a container: binds (spec.Bind), devices
-    (spec.DeviceNode), env ("NAME=value" items) and the directories to put
+    """What a Plan adds to a container: binds (flags.Bind), devices
+    (flags.DeviceNode), env ("NAME=value" items) and the directories to put
     in front of LD_LIBRARY_PATH."""
     __slots__ = ()
 

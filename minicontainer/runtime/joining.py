@@ -31,11 +31,11 @@ class JoinedIpc:
     take its /dev/shm from the other (child.take_shared_shm)."""
 
     def __init__(self, kernel, record):
-        flag = f"--ipc {record.spec.ipc}"
+        flag = f"--ipc {record.engine.ipc}"
         pid, target = running_pid(record, flag)
         # docker's rule: only a container started with --ipc shareable (or
         # one on the host's IPC) lends its IPC to others.
-        if target.spec.ipc not in ("shareable", "host"):
+        if target.engine.ipc not in ("shareable", "host"):
             raise BadArgument(f"{flag}: container {target.name} keeps its IPC private",
                               "start it with --ipc shareable to share it")
         self.name = target.name
@@ -49,4 +49,4 @@ class JoinedIpc:
 
 
 def joined_ipc(kernel, record) -> JoinedIpc | None:
-    return JoinedIpc(kernel, record) if record.spec.ipc.startswith("container:") else None
+    return JoinedIpc(kernel, record) if record.engine.ipc.startswith("container:") else None

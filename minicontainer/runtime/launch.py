@@ -69,14 +69,14 @@ def launch(kernel: sc.Kernel, record, log_fd: int | None = None, close_early=())
 
 
 def _launch(kernel, record, log_fd, close_early) -> Started:
-    spec = record.spec
+    engine = record.engine
     with kernel.narrator.speaking("engine"):
-        home = cgroup_home(kernel, spec)
-        guard = device_access.plan(kernel, spec, has_cgroup=home is not None)
+        home = cgroup_home(kernel, engine)
+        guard = device_access.plan(kernel, engine, has_cgroup=home is not None)
     made = []    # the cgroups made for it, removed again if it does not start
     network = ipc = None
     try:
-        guard = device_access.make_v1_cgroup(kernel, guard, spec.id)
+        guard = device_access.make_v1_cgroup(kernel, guard, engine.id)
         made.append(guard.v1_cgroup)
         ipc = joining.joined_ipc(kernel, record)
         network = networking.prepare(record) or usernet.prepare(record)
@@ -112,10 +112,11 @@ def _fork_and_start(kernel, record, home, guard, made, network, ipc, log_fd,
 
 
 def _write_config(kernel, record, home, guard, network, ipc, held) -> dict:
-    """The engine's half: the container as config.json, written into its
-    record (what `inspect --bundle` shows), the network namespace it joins
-    made and plugged first, and held in `held`."""
-    spec = device_access.confine(record.spec, guard.mechanism)
+    """The engine's half: the container's config.json with what this start
+    adds (bundle.for_start), written into its record (what `inspect
+    --bundle` shows), the network namespace it joins made and plugged
+    first, and held in `held`."""
+    engine = record.engine
     with kernel.narrator.speaking("engine"):
         _hold_network_namespace(kernel, record, network, held)
         id_map = (rootless.choose_id_map(kernel, record.layout.containers.parent)
@@ -123,32 +124,32 @@ def _write_config(kernel, record, home, guard, network, ipc, held) -> dict:
         joined = dict(held)
         if ipc is not None:          # (held open by `ipc`, closed by _launch)
             joined["ipc"] = ipc.ipc_fd
-        cgroups_path = cgroups_path_of(home, spec.id) if home is not None else None
-        config = bundle.config_of(spec, str(record.dir), id_map=id_map, cgroups_path=cgroups_path,
-                                  console_size=tty.size_of(0),
+        cgroups_path = cgroups_path_of(home, engine.id) if home is not None else None
+        config = bundle.for_start(record.config, engine, id_map=id_map, cgroups_path=cgroups_path,
+                                  console_size=tty.size_of(0), nodev=guard.nodev,
                                   joined={kind: f"/proc/{os.getpid()}/fd/{fd}"
                                           for kind, fd in joined.items()})
         state.write_json(record.bundle_config_file, config)
-        if not syscall_filter.confined(spec):     # say why the runtime will load none
+        if not syscall_filter.confined(engine):     # say why the runtime will load none
             kernel.explain("No linux.seccomp written into config.json: " + (
-                "--privileged" if spec.privileged else "--security-opt seccomp=unconfined"))
+                "--privileged" if engine.privileged else "--security-opt seccomp=unconfined"))
     return config
 
 
 def _start_with(kernel, record, config, guard, cgroup, network, ipc, log_fd,
                 close_early) -> Started:
-    spec = device_access.confine(record.spec, guard.mechanism)
+    terminal = config["process"]["terminal"]
     process.preload(config["linux"].get("seccomp"))
     channels = init.Channels(sync=False)
     console_parent = None
-    if spec.tty:
+    if terminal:
         console_parent, channels.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    engine = child.MinictRun(spec, str(record.dir), close_early, guard.nodev, ipc, log_fd,
-                             console_parent)
+    minict_run = child.MinictRun(record.engine, str(record.dir), close_early, guard.nodev, ipc,
+                                 log_fd, console_parent)
     pid = create.fork_init(kernel, config, lambda: child.container_main(
-        kernel, config, channels, engine))
+        kernel, config, channels, minict_run))
     kernel.explain(f"The container's first process is PID {pid} on the host"
-                   + (", PID 1 inside" if spec.pid_mode != "host" else ""))
+                   + (", PID 1 inside" if record.engine.pid_mode != "host" else ""))
     channels.parent_side()
     go_write, error_read = channels.go_write, channels.error_read
     try:
@@ -166,7 +167,7 @@ def _start_with(kernel, record, config, guard, cgroup, network, ipc, log_fd,
         os.close(go_write)
         go_write = None
         master = None
-        if spec.tty:
+        if terminal:
             master = tty.take_master(kernel, console_parent)
             console_parent.close()
         failure = read_all(error_read)

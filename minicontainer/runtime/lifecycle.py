@@ -19,8 +19,7 @@ from pathlib import Path
 
 from .. import syscalls as sc
 from ..errors import ContainerNotRunning, ContainerRunning, RunFailed
-from .bundle import config_of
-from . import device_access, etcfiles, networking, state, syscall_filter, tty
+from . import bundle, device_access, etcfiles, networking, state, syscall_filter, tty
 from .command import exit_code_of, forward_signal
 from .process import ContainerProcess
 from .launch import kill_and_reap, launch
@@ -33,13 +32,15 @@ OWNER_FORWARDED = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
 
 # ---- run and start ----------------------------------------------------------------------
 
-def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
-    """Create and start a container. Foreground: returns (exit code, id)
-    when it ends; detached (-d): returns (None, id) once it runs."""
+def run(config, engine, container_config: dict, kernel: sc.Kernel) -> tuple[int | None, str]:
+    """Create and start a container (its EngineRecord and config.json:
+    create.container_from). Foreground: returns (exit code, id) when it
+    ends; detached (-d): returns (None, id) once it runs."""
     layout = state.Layout.of(config)
-    record, lock = state.create_record(layout, spec, etcfiles.files_for(spec))
+    files = etcfiles.files_for(engine, container_config["hostname"])
+    record, lock = state.create_record(layout, engine, container_config, files)
     kernel.explain(f"Created container {record.name} ({record.id[:12]}) in {record.dir}")
-    if spec.detach:
+    if engine.detach:
         return None, start_detached(kernel, record, lock, new=True)
     try:
         started = launch(kernel, record, close_early=(lock.fd,))
@@ -51,7 +52,7 @@ def run(config, spec, kernel: sc.Kernel) -> tuple[int | None, str]:
         lock.release()
         raise
     try:
-        status = wait_in_foreground(kernel, started, spec.interactive)
+        status = wait_in_foreground(kernel, started, engine.interactive)
     except BaseException as exc:
         # Lost track of it (an error while relaying): do not leave it running
         # unattended, and say what happened in its record.
@@ -96,12 +97,12 @@ def start(config, ref: str, kernel: sc.Kernel) -> state.Record:
         raise ContainerRunning(f"container {record.name} is already running",
                                f"stop it first: minict stop {record.name}")
     try:
-        check_limits(record.spec.resource_limits())   # CgroupUnavailable here, not as a failed start
+        check_limits(record.engine.resource_limits())   # CgroupUnavailable here, not as a failed start
     except BaseException:
         lock.release()
         raise
     # Files the container directory may have lost or that depend on the host now.
-    for name, data in etcfiles.files_for(record.spec).items():
+    for name, data in etcfiles.files_for(record.engine, record.config["hostname"]).items():
         (record.dir / name).write_bytes(data)
     start_detached(kernel, record, lock, new=False)
     return record
@@ -119,7 +120,7 @@ def stop(config, ref: str, timeout: float = 10, kernel: sc.Kernel | None = None)
     if process is None:
         return record   # already stopped: nothing to do (docker says the same)
     with process:
-        sig = record.spec.stop_signal
+        sig = record.engine.stop_signal
         process.signal(sig, f"Send {signal.Signals(sig).name} to the container's PID 1 (host PID "
                             f"{process.pid}) and give it {timeout:g}s")
         if not process.exited(timeout):
@@ -211,31 +212,29 @@ def logs(config, ref: str, out_fd: int = 1, follow: bool = False) -> None:
 
 def bundle_config(config, ref: str) -> dict:
     """The container as an OCI config.json (runtime/bundle.py): the one its
-    last start ran, as written then; one never started shows what its flags
-    ask (where no device controller would guard it, without CAP_MKNOD:
-    device_access.confine)."""
+    last start ran, as written then (bundle.for_start); one never started
+    shows the config.json it was made with."""
     record = state.find(state.Layout.of(config), ref)
     ran = state.read_json(record.bundle_config_file)
-    if ran is not None:
-        return ran
-    devices = state.status(record).devices
-    spec = record.spec if devices is None else device_access.confine(record.spec, devices)
-    return config_of(spec, str(record.dir))
+    return ran if ran is not None else record.config
 
 
 def inspect(config, ref: str) -> dict:
     layout = state.Layout.of(config)
     record = state.find(layout, ref)
     st = state.status(record)
-    spec = record.spec
+    engine, container = record.engine, record.config
+    process = container["process"]
+    argv = process["args"]
+    asked = bundle.asked_mounts(container)
     return {
         "Id": record.id,
         "Name": record.name,
         "Created": record.created,
-        "Image": spec.image_id,
-        "ImageRef": spec.image_ref,
-        "Path": spec.argv[0],
-        "Args": spec.argv[1:],
+        "Image": engine.image_id,
+        "ImageRef": engine.image_ref,
+        "Path": argv[0],
+        "Args": argv[1:],
         "State": {
             "Status": st.state, "Running": st.running, "Pid": st.pid or 0,
             "ExitCode": st.exit_code, "Error": st.error or "", "OOMKilled": st.oom_killed,
@@ -243,32 +242,36 @@ def inspect(config, ref: str) -> dict:
             "DeviceControl": device_access.describe(st.devices, record.id, st.running),
         },
         "Config": {
-            "Hostname": spec.hostname, "User": spec.user, "Env": spec.env, "Cmd": spec.argv,
-            "WorkingDir": spec.workdir, "Tty": spec.tty, "OpenStdin": spec.interactive,
-            "StopSignal": signal.Signals(spec.stop_signal).name, "Labels": spec.labels,
+            "Hostname": container["hostname"], "User": engine.user, "Env": process["env"],
+            "Cmd": argv, "WorkingDir": process["cwd"], "Tty": process["terminal"],
+            "OpenStdin": engine.interactive, "StopSignal": signal.Signals(engine.stop_signal).name,
+            "Labels": bundle.labels_of(container),
         },
         "HostConfig": {
-            "AutoRemove": spec.auto_remove, "Privileged": spec.privileged,
-            "ReadonlyRootfs": spec.read_only, "NetworkMode": spec.network, "Init": spec.init,
-            "CapAdd": None, "Capabilities": spec.capabilities,
-            "SecurityOpt": (None if spec.seccomp == syscall_filter.DEFAULT
-                            else [f"seccomp={spec.seccomp}"]),
-            "Tmpfs": {t.destination: t.options for t in spec.tmpfs},
+            "AutoRemove": engine.auto_remove, "Privileged": engine.privileged,
+            "ReadonlyRootfs": container["root"]["readonly"], "NetworkMode": engine.network,
+            "Init": engine.init, "CapAdd": None,
+            "Capabilities": process["capabilities"]["bounding"],
+            "SecurityOpt": (None if engine.seccomp == syscall_filter.DEFAULT
+                            else [f"seccomp={engine.seccomp}"]),
+            "Tmpfs": {m["destination"]: ",".join(m["options"]) for m in asked
+                      if m["type"] == "tmpfs"},
             "Devices": [{"PathInContainer": d.path, "CgroupPermissions": d.access,
-                         "Type": d.type, "Major": d.major, "Minor": d.minor} for d in spec.devices],
-            "DeviceRules": [rule.text() for rule in device_access.rules_of(spec)],
-            "PortBindings": networking.port_bindings(spec.ports),
-            "IpcMode": spec.ipc, "PidMode": "host" if spec.pid_mode == "host" else "",
-            "ShmSize": spec.shm_size, "ExtraHosts": spec.extra_hosts or None,
-            "Dns": spec.dns, "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard}
-                                         for u in spec.ulimits] or None,
-            **host_config(spec.limits),
+                         "Type": d.type, "Major": d.major, "Minor": d.minor}
+                        for d in engine.devices],
+            "DeviceRules": [rule.text() for rule in device_access.rules_of(engine)],
+            "PortBindings": networking.port_bindings(engine.ports),
+            "IpcMode": engine.ipc, "PidMode": "host" if engine.pid_mode == "host" else "",
+            "ShmSize": engine.shm_size, "ExtraHosts": engine.extra_hosts or None,
+            "Dns": engine.dns, "Ulimits": bundle.ulimits_shown(process) or None,
+            **host_config(engine.limits),
         },
         "NetworkSettings": networking.describe(st.network),
-        "Mounts": [{"Type": mount_type(config, b.source), "Source": b.source,
-                    "Destination": b.destination, "RW": not b.readonly} for b in spec.binds],
+        "Mounts": [{"Type": mount_type(config, m["source"]), "Source": m["source"],
+                    "Destination": m["destination"], "RW": "ro" not in m["options"]}
+                   for m in asked if m["type"] == "bind"],
         "GraphDriver": {"Name": "overlay", "Data": {
-            "LowerDir": ":".join(reversed(spec.layer_dirs)),
+            "LowerDir": ":".join(reversed(engine.layer_dirs)),
             "UpperDir": str(record.dir / "upper"), "WorkDir": str(record.dir / "work"),
             "MergedDir": str(record.dir / "merged")}},
         "LogPath": str(record.log_file) if record.log_file.exists() else "",
@@ -289,8 +292,8 @@ def listing(config, all_containers: bool = False) -> list[dict]:
         if not all_containers and not st.running:
             continue
         rows.append({
-            "ID": record.id[:12], "Image": record.spec.image_ref,
-            "Command": " ".join(record.spec.argv), "CreatedAt": record.created,
+            "ID": record.id[:12], "Image": record.engine.image_ref,
+            "Command": " ".join(record.config["process"]["args"]), "CreatedAt": record.created,
             "State": st.state, "Status": describe(st), "Names": record.name,
             "ExitCode": st.exit_code, "Pid": st.pid,
         })

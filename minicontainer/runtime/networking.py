@@ -59,23 +59,24 @@ def root_of(record) -> Path:
     return record.layout.containers.parent
 
 
-def own_namespace(spec) -> bool:
-    """Does the container get a network namespace of its own (bridge, none,
-    a user network), rather than the host's or another container's?"""
-    return spec.network != "host" and not spec.network.startswith("container:")
+def own_namespace(engine) -> bool:
+    """Does the container (its EngineRecord) get a network namespace of its
+    own (bridge, none, a user network), rather than the host's or another
+    container's?"""
+    return engine.network != "host" and not engine.network.startswith("container:")
 
 
-def is_attached(spec) -> bool:
+def is_attached(engine) -> bool:
     """Is it on a network of minict's (a bridge), not just loopback?"""
-    return own_namespace(spec) and spec.network not in ("none", "default", "slirp4netns")
+    return own_namespace(engine) and engine.network not in ("none", "default", "slirp4netns")
 
 
 def joined_namespace(kernel, record) -> int | None:
     """--network container:NAME: an fd of that container's network namespace
     (to be born in it), or None for any other mode."""
-    if not record.spec.network.startswith("container:"):
+    if not record.engine.network.startswith("container:"):
         return None
-    flag = f"--network {record.spec.network}"
+    flag = f"--network {record.engine.network}"
     pid, _ = joining.running_pid(record, flag)
     return kernel.open_namespace(pid, "net", f"{flag}: hold that container's network namespace")
 
@@ -83,13 +84,13 @@ def joined_namespace(kernel, record) -> int | None:
 def prepare(record) -> Attachment | None:
     """Before the container's process exists: take an address and check its
     host ports (PortInUse, AddressesExhausted: nothing made yet)."""
-    spec = record.spec
-    if not is_attached(spec):
+    engine = record.engine
+    if not is_attached(engine):
         return None
-    network = networks.load(root_of(record), spec.network)
-    ports = [claim(mapping) for mapping in spec.ports]
-    address = ipam.allocate(root_of(record), network, spec.id)
-    return Attachment(network, spec.id, address, ports)
+    network = networks.load(root_of(record), engine.network)
+    ports = [claim(mapping) for mapping in engine.ports]
+    address = ipam.allocate(root_of(record), network, engine.id)
+    return Attachment(network, engine.id, address, ports)
 
 
 def new_namespace(kernel: sc.Kernel) -> int:
@@ -193,17 +194,17 @@ def detach(kernel: sc.Kernel, record) -> None:
     """The container has ended (or never started): its published ports,
     its address and, should it still be there, its veth go; containers that
     found it by name no longer do. Safe to call twice."""
-    spec = record.spec
-    if not is_attached(spec):
+    engine = record.engine
+    if not is_attached(engine):
         return
-    unpublish(kernel, spec.id)
+    unpublish(kernel, engine.id)
     root = root_of(record)
     try:
-        network = networks.load(root, spec.network)
+        network = networks.load(root, engine.network)
     except Exception:   # the network is gone: nothing left of it to give back
         return
-    ipam.release(root, network, spec.id)
-    veth = Attachment(network, spec.id, "").veth
+    ipam.release(root, network, engine.id)
+    veth = Attachment(network, engine.id, "").veth
     if sc.link_exists(veth):
         try:
             kernel.delete_link(veth, "Remove the container's veth (the host's end)")
@@ -230,13 +231,15 @@ def hosts_entries(layout, root: Path, network: Network) -> list[tuple[str, str, 
     on `network`."""
     entries = []
     for address, container_id in ipam.holders(root, network).items():
-        config = state.read_json(layout.containers / container_id / "config.json")
-        if not config:
+        directory = layout.containers / container_id
+        record, config = (state.read_json(directory / name)
+                          for name in ("container.json", "config.json"))
+        if not record or not config:
             continue
-        spec = config.get("spec", {})
-        names = " ".join(dict.fromkeys(n for n in (config.get("name"), spec.get("hostname"),
+        names = " ".join(dict.fromkeys(n for n in (record.get("name"), config.get("hostname"),
                                                    container_id[:12]) if n))
-        entries.append((address, names, container_id, spec.get("extra_hosts") or []))
+        entries.append((address, names, container_id,
+                        record.get("engine", {}).get("extra_hosts") or []))
     return entries
 
 
@@ -266,9 +269,9 @@ def hosts_for(record, attachment: Attachment | None) -> None:
     if network.names_peers:
         write_peer_hosts(record.layout, root_of(record), network)
     else:
-        names = f"{record.name} {record.spec.hostname}"
+        names = f"{record.name} {record.config['hostname']}"
         (record.dir / "hosts").write_bytes(etcfiles.networked_hosts(
-            [(attachment.address, names)], record.spec.extra_hosts, network.gateway))
+            [(attachment.address, names)], record.engine.extra_hosts, network.gateway))
 
 
 # ---- minict cleanup ----------------------------------------------------------------------------
@@ -302,7 +305,7 @@ def remove_network(config, name: str, kernel: sc.Kernel) -> None:
     firewall rules, its bridge and its record go."""
     layout = state.Layout.of(config)
     network = networks.load(config.root, name)
-    in_use = [r.name for r in state.list_records(layout) if r.spec.network == name]
+    in_use = [r.name for r in state.list_records(layout) if r.engine.network == name]
     networks.remove(config.root, name, in_use)
     tag = firewall.network_tag(network)
     for table, chain in (("nat", firewall.POSTROUTING), ("filter", firewall.FORWARD)):

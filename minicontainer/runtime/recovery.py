@@ -119,7 +119,7 @@ def _recover_record(record: state.Record) -> list[str] | None:
                                  oom_killed=oom is not None)
                 done.append(f"marked {record.name} as exited (its minict process died)")
             record.runtime_file.unlink(missing_ok=True)
-        if record.spec.auto_remove:   # whether it ran or not, its owner will not remove it now
+        if record.engine.auto_remove:   # whether it ran or not, its owner will not remove it now
             state.remove_record(record)
             done.append(f"removed {record.name} (--rm, and its minict process died)")
     finally:

@@ -3,9 +3,9 @@
 click hands the CLI a dict of its parameters. cli/containers.py turns it
 into a RunRequest here, and from then on the engine reads named, typed,
 read-only fields (run.py, rootless.check_request, gpu flags, the limits,
-spec.build_spec), never a dict handed along and popped from. What a flag's
-value means is checked where it is used (spec.py: docker's rules; the
-limits: resources.limits_from_flags), before anything is made.
+create.container_from), never a dict handed along and popped from. What a
+flag's value means is checked where it is used (flags.py: docker's rules;
+the limits: resources.limits_from_flags), before anything is made.
 """
 
 import dataclasses

@@ -17,7 +17,8 @@ read, changed and removed. The cgroup work itself is minicontainer.cgroups's.
 
 A container's cgroup is always <cgroup root>/minict/<container id>
 (cgroups.hierarchy.container_path), so nothing about it needs saving but
-the limits themselves, which live in the spec (spec.limits, a plain dict).
+the limits themselves, which live in the engine's record (EngineRecord.limits,
+a plain dict; each start writes them into config.json's resources).
 The cgroup root is /sys/fs/cgroup, or without root the cgroup delegated
 to the caller (cgroups.delegated.cgroup_root).
 """
@@ -68,7 +69,7 @@ def check_limits(limits: Limits | None) -> None:
         preflight(limits)
 
 
-def cgroup_home(kernel, spec) -> Path | None:
+def cgroup_home(kernel, engine) -> Path | None:
     """Where the container's cgroup goes, the engine's decision: the part of
     the cgroup tree under which the runtime makes <home>/minict/<id>
     (config.json's cgroupsPath: cgroups_path_of), or None when there is to
@@ -88,7 +89,7 @@ def cgroup_home(kernel, spec) -> Path | None:
     CLONE_NEWCGROUP, which makes this cgroup the root of its view.
     (`minict exec` joins the existing cgroup instead: join_existing.)
     """
-    limits = spec.resource_limits()     # the spec keeps them as a dict (its JSON form)
+    limits = engine.resource_limits()     # (kept as a dict: its JSON form)
     if rootless.active():
         return delegated.delegated_home(limits, kernel.explain)
     return home_for_container(limits, explain=kernel.explain)
@@ -194,14 +195,14 @@ def update(config, refs, changes, explain=None) -> list[str]:
     with state.names_lock(layout):
         for record in records:
             current = state.find(layout, record.id)     # read again, under the lock
-            saved = current.spec.resource_limits() or Limits()
-            current.spec.limits = saved.updated(changes).to_dict()
-            state.save_spec(current)
+            saved = current.engine.resource_limits() or Limits()
+            current.engine.limits = saved.updated(changes).to_dict()
+            state.save_engine_record(current)
     return names
 
 
 def host_config(limits: dict) -> dict:
-    """The resource fields of docker's `inspect` HostConfig, from spec.limits.
+    """The resource fields of docker's `inspect` HostConfig, from EngineRecord.limits.
 
     docker's conventions: 0 means "not set"; MemorySwap and PidsLimit use -1
     for "unlimited"; NanoCpus is CPUs x 10^9. CpuWeight is minict's own

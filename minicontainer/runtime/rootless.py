@@ -42,7 +42,7 @@ from ..cgroups import delegated
 from ..cgroups.limits import RESOURCE_FLAGS
 from ..errors import BadArgument, NotRoot, RunFailed
 from . import usernet
-from .spec import Bind, parse_device
+from .flags import Bind, parse_device
 
 # overlayfs accepts user.overlay.* xattrs (mount option userxattr) from
 # Linux 5.11 on (Documentation/filesystems/overlayfs.rst, "User xattr").
@@ -102,7 +102,7 @@ def check_request(config, request) -> None:
 def device_binds(kernel: sc.Kernel, flags) -> list:
     """--device HOST[:CONTAINER][:rwm] without root: the host's node, bound at
     CONTAINER (mknod is refused in a user namespace). Checked as root mode
-    checks it (spec.parse_device), and that the caller may open it: root
+    checks it (flags.parse_device), and that the caller may open it: root
     inside is still you outside, and the kernel checks your uid and groups
     against the host's node. Without a device controller the rwm letters
     cannot narrow that further: the node's own mode is what counts."""

@@ -8,7 +8,8 @@ In order, and nothing is created before the last step:
     GPUs      --gpu / --gpus / --gpu-plan: hpcshim's Plan, as binds, device
               nodes and variables (gpu.py)
     image     the store, or a pull (image.resolve)
-    spec      the image's config merged with the flags, checked (spec.build_spec)
+    create    the image's config merged with the flags, checked: config.json
+              and the engine's record (create.container_from)
     run       the record, the container's process, its end (lifecycle.run)
 """
 
@@ -17,7 +18,8 @@ from ..syscalls import Kernel, Narrator
 from . import lifecycle, rootless
 from .request import RunRequest
 from .resources import check_limits, limits_from_flags
-from .spec import build_spec
+from .create import container_from
+from .state import Layout
 
 
 def run_image(config, request: RunRequest) -> tuple[int | None, str]:
@@ -41,27 +43,11 @@ def run_image(config, request: RunRequest) -> tuple[int | None, str]:
     device_flags, device_binds = request.device, []
     if rootless.active() and device_flags:
         device_flags, device_binds = (), rootless.device_binds(kernel, device_flags)
-    spec = build_spec(
-        resolve(config, request.image), image_ref=request.image, command=request.command,
-        entrypoint=request.entrypoint,
-        # the GPU plan's variables first: the user's -e comes later and wins
-        env=(*gpu.env, *request.env) if gpu is not None else request.env,
-        env_files=request.env_file, workdir=request.workdir, user=request.user,
-        hostname=request.hostname, volumes=request.volume, tmpfs=request.tmpfs,
-        mount=request.mount, read_only=request.read_only, cap_add=request.cap_add,
-        cap_drop=request.cap_drop, privileged=request.privileged,
-        security_opt=request.security_opt, network=request.network, tty=request.tty,
-        interactive=request.interactive, detach=request.detach,
-        auto_remove=request.auto_remove, name=request.name, init=request.init,
-        binds=(gpu.binds if gpu is not None else []) + device_binds,
-        devices=gpu.devices if gpu is not None else (), device=device_flags,
-        publish=request.publish, publish_all=request.publish_all, limits=limits,
-        add_host=request.add_host, dns=request.dns, ipc=request.ipc,
-        shm_size=request.shm_size, pid=request.pid, ulimit=request.ulimit,
-        label=request.label, volumes_dir=config.root / "volumes")
-    if gpu is not None:
-        spec.env = gpu.with_library_path(spec.env)
-    return lifecycle.run(config, spec, kernel)
+    engine, container_config = container_from(
+        resolve(config, request.image), request.replace(device=device_flags),
+        Layout.of(config).containers, gpu=gpu, limits=limits, device_binds=device_binds,
+        volumes_dir=config.root / "volumes")
+    return lifecycle.run(config, engine, container_config, kernel)
 
 
 def _gpu_injection(kernel, mode: str | None, plan_file: str | None, gpus: str | None):

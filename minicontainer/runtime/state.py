@@ -2,11 +2,16 @@
 
 Layout (docs/ARCHITECTURE.md, "State on disk"):
 
-    ROOT/containers/<id>/       survives a reboot
-        config.json             the ContainerSpec and the name (written last:
-                                the directory is renamed into place whole)
-        bundle-config.json      the OCI config.json its last start ran (bundle.py),
-                                for `minict inspect --bundle`
+    ROOT/containers/<id>/       survives a reboot; an OCI bundle
+        config.json             the container, in the OCI runtime spec's words,
+                                as the engine made it (create.py, bundle.py)
+        container.json          its name, and what the engine keeps that
+                                config.json has no field for (EngineRecord)
+                                (both written before the directory is renamed
+                                into place whole)
+        bundle-config.json      the config.json its last start ran (bundle.for_start:
+                                with the network namespace, cgroup...), for
+                                `minict inspect --bundle`
         upper/ work/            the container's overlayfs upper and work dirs
         merged/                 mount point of its root (mounted only inside
                                 the container's own mount namespace)
@@ -49,7 +54,7 @@ from .. import idmap
 from ..errors import BadArgument, ContainerNotFound, ContainerStateError, NameInUse, RunFailed
 from ..fsutil import atomic_write
 from .process import is_alive, start_time
-from .spec import ContainerSpec
+from .engine_record import EngineRecord
 
 
 @dataclass
@@ -75,11 +80,13 @@ class Layout:
 
 @dataclass
 class Record:
-    """One container as stored: its spec plus where its files are."""
+    """One container as stored: its config.json, the engine's record, and
+    where its files are."""
     id: str
     name: str
     created: str            # RFC 3339, see now()
-    spec: ContainerSpec
+    engine: EngineRecord
+    config: dict = field(repr=False)   # its config.json, as made (bundle.config_of)
     dir: Path               # ROOT/containers/<id>
     layout: Layout = field(repr=False)
 
@@ -195,16 +202,20 @@ def names_lock(layout: Layout) -> Lock:
 # ---- records ----------------------------------------------------------------------------
 
 def _load_record(layout: Layout, directory: Path) -> Record | None:
-    data = read_json(directory / "config.json")
+    data = read_json(directory / "container.json")
     if not data:
         return None
+    config = read_json(directory / "config.json")
     try:
-        spec = ContainerSpec.from_dict(data["spec"])
+        engine = EngineRecord.from_dict(data["engine"])
     except (KeyError, TypeError) as exc:
         raise ContainerStateError(f"container record {directory} is damaged ({exc})",
                                   "remove it with minict rm -f, or run minict cleanup") from None
-    return Record(id=data["id"], name=data["name"], created=data["created"], spec=spec,
-                  dir=directory, layout=layout)
+    if not isinstance(config, dict) or not isinstance(config.get("process"), dict):
+        raise ContainerStateError(f"container record {directory} has no config.json",
+                                  "remove it with minict rm -f, or run minict cleanup")
+    return Record(id=data["id"], name=data["name"], created=data["created"], engine=engine,
+                  config=config, dir=directory, layout=layout)
 
 
 def list_records(layout: Layout) -> list[Record]:
@@ -239,38 +250,42 @@ def find(layout: Layout, ref: str) -> Record:
     raise ContainerNotFound(f"no such container: {ref}", "see minict ps -a for the containers there are")
 
 
-def create_record(layout: Layout, spec, files: dict[str, bytes]) -> tuple[Record, Lock]:
-    """Make a container's directory and claim it: returns the record and
-    the owner lock (held). The name is checked and the directory renamed
-    into place under the names lock, so two runs cannot take one name."""
+def create_record(layout: Layout, engine: EngineRecord, config: dict,
+                  files: dict[str, bytes]) -> tuple[Record, Lock]:
+    """Make a container's directory (config.json, container.json and
+    `files`) and claim it: returns the record and the owner lock (held).
+    The name is checked and the directory renamed into place under the
+    names lock, so two runs cannot take one name."""
     layout.create()
     with names_lock(layout):
         taken = {r.name for r in list_records(layout)}
-        name = spec.name or _fresh_name(taken)
+        name = engine.name or _fresh_name(taken)
         if name in taken:
             raise NameInUse(f"the container name {name!r} is already in use",
                             f"remove that container with minict rm {name}, or choose another --name")
-        spec.name = name
-        final = layout.containers / spec.id
-        tmp = layout.containers / f".tmp-{spec.id}"
+        engine.name = name
+        final = layout.containers / engine.id
+        tmp = layout.containers / f".tmp-{engine.id}"
         tmp.mkdir()
         for sub in ("upper", "work", "merged"):
             (tmp / sub).mkdir()
         for filename, data in files.items():
             (tmp / filename).write_bytes(data)
-        record = {"id": spec.id, "name": name, "created": now(), "spec": spec.to_dict()}
-        write_json(tmp / "config.json", record, durable=not spec.auto_remove)
-        lock = Lock.acquire(layout.locks / f"{spec.id}.lock", blocking=False)
+        write_json(tmp / "config.json", config, durable=not engine.auto_remove)
+        record = {"id": engine.id, "name": name, "created": now(), "engine": engine.to_dict()}
+        write_json(tmp / "container.json", record, durable=not engine.auto_remove)
+        lock = Lock.acquire(layout.locks / f"{engine.id}.lock", blocking=False)
         os.rename(tmp, final)
         return _load_record(layout, final), lock
 
 
-def save_spec(record: Record) -> None:
-    """Write a changed spec back into the record (`minict update`'s limits).
-    The caller holds the names lock; the rename makes it all-or-nothing."""
-    data = read_json(record.dir / "config.json")
-    data["spec"] = record.spec.to_dict()
-    write_json(record.dir / "config.json", data, durable=True)
+def save_engine_record(record: Record) -> None:
+    """Write a changed engine record back (`minict update`'s limits: the
+    next start writes them into the config.json it runs). The caller holds
+    the names lock; the rename makes it all-or-nothing."""
+    data = read_json(record.dir / "container.json")
+    data["engine"] = record.engine.to_dict()
+    write_json(record.dir / "container.json", data, durable=True)
 
 
 def remove_record(record: Record) -> None:
@@ -415,7 +430,7 @@ def containers_using_image(config, image_id: str) -> list[str]:
     """Names of the containers (any state) made from image `image_id`:
     `minict rmi` must not delete an image a container's overlay still needs."""
     layout = Layout.of(config)
-    return [r.name for r in list_records(layout) if r.spec.image_id == image_id]
+    return [r.name for r in list_records(layout) if r.engine.image_id == image_id]
 
 
 # ---- names -------------------------------------------------------------------------------

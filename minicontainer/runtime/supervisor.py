@@ -74,12 +74,12 @@ def _remove_if_unowned(record) -> None:
 
 def _supervise(kernel, record, lock, report_write, new: bool) -> None:
     """The supervisor's whole life. Never returns."""
-    spec = record.spec
+    terminal = record.config["process"]["terminal"]    # -t: the output goes to the pty
     null = os.open("/dev/null", os.O_RDWR)
     kernel.redirect_stdio(null, (0,), "The supervisor reads nothing from the terminal")
     log_fd = os.open(record.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
     try:
-        started = launch(kernel, record, log_fd=None if spec.tty else log_fd,
+        started = launch(kernel, record, log_fd=None if terminal else log_fd,
                          close_early=(report_write, lock.fd))
     except BaseException as exc:   # noqa: B902 - report anything, then tidy up
         message = exc.message if isinstance(exc, MinictError) else f"{type(exc).__name__}: {exc}"
@@ -127,7 +127,7 @@ def finish(record, code: int | None, lock: state.Lock, error: str | None = None,
         # Still end it (record the exit, or remove an --rm container) and let
         # go: `minict cleanup` retries the cgroup.
         oom, error = None, error or f"its cgroup could not be removed: {exc.one_line()}"
-    if record.spec.auto_remove:
+    if record.engine.auto_remove:
         # --rm: the record goes now, so how it ended is not written first.
         # (Should the removal fail, `minict cleanup` removes what is left:
         # an --rm container is never kept.)

@@ -68,8 +68,8 @@ class UserNet:
                 "bridge": "", "veth": "", "ports": [p._asdict() for p in self.ports]}
 
 
-def wanted(spec) -> bool:
-    return spec.network == NAME
+def wanted(engine) -> bool:
+    return engine.network == NAME
 
 
 def program() -> str:
@@ -83,14 +83,14 @@ def program() -> str:
 def prepare(record) -> UserNet | None:
     """Before the container's process exists: check the program and the
     host ports (-p; PortInUse before anything is made)."""
-    spec = record.spec
-    if not wanted(spec):
+    engine = record.engine
+    if not wanted(engine):
         return None
     if os.geteuid() == 0:
         raise BadArgument(f"--network {NAME} is for minict without root",
                           "as root use the default bridge network")
     program()
-    return UserNet(spec.id, [claim(mapping) for mapping in spec.ports])
+    return UserNet(engine.id, [claim(mapping) for mapping in engine.ports])
 
 
 def start(kernel: sc.Kernel, net: UserNet, pid: int, log_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from minicontainer.cgroups import device_program
 from minicontainer.cgroups.devices import (DEFAULT_RULES, DeviceRule, apply_v1, check_access,
                                            rules_for)
-from minicontainer.runtime.spec import DeviceNode
+from minicontainer.runtime.flags import DeviceNode
 from tests.helpers import ebpf
 
 pytestmark = pytest.mark.unit

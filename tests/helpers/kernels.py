@@ -46,8 +46,9 @@ class TreeKernel(sc.RecordingKernel):
 def build_root(kernel, spec, record_dir: str, root: str, *, nodev: bool = False,
                shm: int | None = None, own_cgroup: bool = False) -> None:
     """What `minict run`'s init mounts in the new root before pivot_root,
-    for `spec` (its mounts and devices as the engine writes them into
-    config.json: runtime/bundle.py), on `kernel`. `shm`: --ipc container:'s
+    for `spec` (an EngineRecord's fields, with the binds and tmpfs the
+    flags asked for: its mounts and devices as the engine writes them into
+    config.json, runtime/bundle.py), on `kernel`. `shm`: --ipc container:'s
     detached /dev/shm (an fd; it is closed)."""
     from minicontainer.oci import init
     from minicontainer.runtime import bundle, child
@@ -56,8 +57,8 @@ def build_root(kernel, spec, record_dir: str, root: str, *, nodev: bool = False,
         if not os.path.exists(path):
             open(path, "w").close()
     config = {"root": {"path": root},
-              "mounts": bundle.mounts_of(spec, record_dir, own_cgroup),
-              "linux": {"devices": bundle.devices_of(spec)}}
+              "mounts": bundle.mounts_of(spec, record_dir, spec.binds, spec.tmpfs, own_cgroup),
+              "linux": {"devices": bundle.devices_of(spec.devices)}}
     engine = child.MinictRun(spec, record_dir, nodev=nodev)
     engine.shm = shm
     init.build_root(kernel, config, record_dir, nodev, engine)

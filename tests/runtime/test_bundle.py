@@ -15,7 +15,7 @@ from minicontainer.cgroups.limits import DeviceRate, Limits, limits_from_cli
 from minicontainer.oci import cgroup as oci_cgroup
 from minicontainer.oci import config as oci_config, init
 from minicontainer.runtime import bundle
-from minicontainer.runtime.spec import ContainerSpec
+from minicontainer.runtime.engine_record import EngineRecord
 
 pytestmark = pytest.mark.root
 
@@ -81,13 +81,16 @@ def test_inspect_bundle_says_what_the_flags_became(mt):
     assert "keyctl" in denied and "unshare" in denied
 
 
+def engine_record(**fields) -> EngineRecord:
+    return EngineRecord(**{"id": "0" * 64, "image_ref": "busybox", "image_id": "sha256:x",
+                           "layer_dirs": [], **fields})
+
+
 def test_limits_become_resources():
     """(Limits need cgroup v2, which this host's minict run refuses: the
-    translation itself is checked on a spec.)"""
-    spec = ContainerSpec(id="0" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=[],
-                         argv=["true"], env=[], limits=Limits(memory=64 << 20, pids_limit=20,
-                                                               cpus=1.5).to_dict())
-    resources = bundle.resources_of(spec)
+    translation itself is checked on an engine record.)"""
+    engine = engine_record(limits=Limits(memory=64 << 20, pids_limit=20, cpus=1.5).to_dict())
+    resources = bundle.resources_of(engine)
     assert resources["memory"] == {"limit": 64 << 20}
     assert resources["pids"] == {"limit": 20}
     assert resources["cpu"] == {"quota": 150000, "period": 100000}
@@ -120,10 +123,8 @@ def test_inspect_bundle_shows_the_config_that_ran(mt):
 
 
 def test_namespaces_the_engine_holds_are_named_by_path_and_a_user_one_comes_first():
-    spec = ContainerSpec(id="0" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=[],
-                         argv=["true"], env=[], ipc="container:donor")
     joined = {"network": "/proc/42/fd/7", "ipc": "/proc/42/fd/8"}
-    namespaces = bundle.namespaces_of(spec, joined, user=True)
+    namespaces = bundle.namespaces_of(engine_record(ipc="container:donor"), joined, user=True)
     assert namespaces == [{"type": "user"}, {"type": "pid"}, {"type": "mount"},
                           {"type": "uts"}, {"type": "cgroup"},
                           {"type": "ipc", "path": "/proc/42/fd/8"},
@@ -162,10 +163,9 @@ def test_exec_takes_its_process_from_the_config_json_the_container_runs(monkeypa
     capabilities as confined when it started, rlimits), with the command,
     -e, -w and -t of the exec (runtime/exec.py process_for)."""
     from minicontainer.runtime import exec as minict_exec
-    spec = ContainerSpec(id="0" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=[],
-                         argv=["sleep", "60"], env=["PATH=/bin", "A=1"], workdir="/srv", tty=True,
-                         capabilities=["CAP_CHOWN", "CAP_KILL"], uid=0)
-    ran = bundle.process_of(spec, (24, 80))
+    ran = dict(bundle.process_of(args=["sleep", "60"], env=["PATH=/bin", "A=1"], cwd="/srv",
+                                 uid=0, gid=0, capabilities=["CAP_CHOWN", "CAP_KILL"],
+                                 terminal=True), consoleSize={"height": 24, "width": 80})
     monkeypatch.setattr(minict_exec, "size_of", lambda fd: (50, 132))
     proc = minict_exec.process_for(ran, ["id"], tty=False, env=("A=2", "B=3"), workdir=None)
     assert proc["args"] == ["id"] and proc["cwd"] == "/srv" and proc["terminal"] is False
@@ -177,3 +177,33 @@ def test_exec_takes_its_process_from_the_config_json_the_container_runs(monkeypa
     assert as_user["capabilities"] == {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": [],
                                        "permitted": []}
     assert as_user["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [27]}
+
+
+def test_each_start_adds_what_only_it_knows_to_the_saved_config(tmp_path):
+    """bundle.for_start: the saved config.json is not changed; the copy for
+    the runtime gets the joined namespaces, the cgroup (and its mount),
+    the limits as they are now, the console size, and without a device
+    controller no CAP_MKNOD."""
+    engine = engine_record(limits=Limits(pids_limit=5).to_dict())
+    process = bundle.process_of(args=["sh"], env=[], cwd="/", uid=0, gid=0, terminal=True,
+                                capabilities=["CAP_CHOWN", "CAP_MKNOD"])
+    saved = bundle.config_of(engine, process, hostname="h", read_only=False, binds=(), tmpfs=(),
+                             labels={}, record_dir=str(tmp_path))
+    before = json.dumps(saved)
+    engine.limits = Limits(pids_limit=9).to_dict()           # minict update, since
+    ran = bundle.for_start(saved, engine, cgroups_path="/minict/" + "0" * 64,
+                           console_size=(40, 100), joined={"network": "/proc/1/fd/3"},
+                           nodev=True)
+    assert json.dumps(saved) == before
+    assert ran["linux"]["cgroupsPath"] == "/minict/" + "0" * 64
+    destinations = [m["destination"] for m in ran["mounts"]]
+    assert destinations.index("/sys/fs/cgroup") == destinations.index("/sys") + 1
+    assert ran["linux"]["resources"]["pids"] == {"limit": 9}
+    assert {"type": "network", "path": "/proc/1/fd/3"} in ran["linux"]["namespaces"]
+    assert ran["process"]["consoleSize"] == {"height": 40, "width": 100}
+    assert all("CAP_MKNOD" not in caps for caps in ran["process"]["capabilities"].values())
+    plain = bundle.for_start(saved, engine)
+    assert "cgroupsPath" not in plain["linux"] and "/sys/fs/cgroup" not in \
+        [m["destination"] for m in plain["mounts"]]
+    assert "CAP_MKNOD" in plain["process"]["capabilities"]["bounding"]
+    assert bundle.asked_mounts(ran) == [] and bundle.labels_of(ran) == {}

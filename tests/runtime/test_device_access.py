@@ -14,7 +14,8 @@ from minicontainer.cgroups.devices import rules_for
 from minicontainer.errors import BadArgument, CgroupUnavailable, UnsupportedConfig
 from minicontainer.oci import cgroup as oci_cgroup
 from minicontainer.runtime import bundle, device_access
-from minicontainer.runtime.spec import Bind, ContainerSpec, DeviceNode, Tmpfs, parse_device
+from minicontainer.runtime.engine_record import EngineRecord
+from minicontainer.runtime.flags import Bind, DeviceNode, Tmpfs, parse_device
 from tests.cgroups.fakes import fake_root
 from tests.helpers.kernels import TreeKernel, build_root
 
@@ -23,10 +24,20 @@ pytestmark = pytest.mark.unit
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_MKNOD", "CAP_KILL"]
 
 
-def spec(**changes) -> ContainerSpec:
-    base = dict(id="a" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=["/l/0"],
-                argv=["true"], env=[], capabilities=DEFAULT_CAPS)
-    return ContainerSpec(**{**base, **changes})
+def spec(**changes) -> EngineRecord:
+    base = dict(id="a" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=["/l/0"])
+    return EngineRecord(**{**base, **changes})
+
+
+def capabilities_at_start(engine, mechanism) -> list:
+    """The bounding set config.json gives the runtime at a start whose device
+    rules `mechanism` holds (bundle.for_start: no CAP_MKNOD for nodev)."""
+    process = bundle.process_of(args=["true"], env=[], cwd="/", uid=0, gid=0,
+                                capabilities=DEFAULT_CAPS)
+    saved = bundle.config_of(engine, process, hostname="h", read_only=False, binds=(),
+                             tmpfs=(), labels={}, record_dir="/r")
+    ran = bundle.for_start(saved, engine, nodev=mechanism == device_access.NODEV)
+    return ran["process"]["capabilities"]["bounding"]
 
 
 def narration() -> tuple[sc.Kernel, list[str]]:
@@ -55,9 +66,9 @@ def test_a_cgroup_means_the_ebpf_program_the_runtime_attaches(monkeypatch):
     assert rules[2] == "allow c 1:3 rwm /dev/null" and rules[-1] == "allow b 7:0 rw /dev/loop0"
     assert len(rules) == 12
     linux = {"resources": bundle.resources_of(spec(devices=[loop])),
-             "devices": bundle.devices_of(spec(devices=[loop]))}
+             "devices": bundle.devices_of([loop])}
     assert assemble(oci_cgroup.device_rules_of(linux)) == assemble(rules_for([loop]))
-    assert device_access.confine(spec(), guard.mechanism).capabilities == DEFAULT_CAPS
+    assert capabilities_at_start(spec(), guard.mechanism) == DEFAULT_CAPS
 
 
 def test_the_runtime_attaches_the_program_to_the_cgroup_it_makes(monkeypatch, tmp_path):
@@ -68,7 +79,7 @@ def test_the_runtime_attaches_the_program_to_the_cgroup_it_makes(monkeypatch, tm
     loop = DeviceNode("/dev/loop0", "b", 7, 0, access="rw")
     config = {"linux": {"cgroupsPath": "/minict/" + "a" * 64,
                         "resources": bundle.resources_of(spec(devices=[loop])),
-                        "devices": bundle.devices_of(spec(devices=[loop]))}}
+                        "devices": bundle.devices_of([loop])}}
     kernel, _ = narration()
     cgroup = oci_cgroup.prepare(kernel, config, "a" * 64, within=root)
     assert cgroup.path == root / "minict" / ("a" * 64) and cgroup.path.is_dir()
@@ -97,7 +108,7 @@ def test_no_cgroup_means_no_mknod_and_nodev(monkeypatch):
     assert guard.mechanism == device_access.NODEV and guard.nodev
     assert any(line.startswith("No device controller (the container has no cgroup v2 cgroup)")
                for line in lines)
-    assert device_access.confine(spec(), guard.mechanism).capabilities == ["CAP_CHOWN", "CAP_KILL"]
+    assert capabilities_at_start(spec(), guard.mechanism) == ["CAP_CHOWN", "CAP_KILL"]
 
 
 @pytest.mark.parametrize("has_cgroup", [True, False])
@@ -106,7 +117,7 @@ def test_privileged_keeps_everything(monkeypatch, has_cgroup):
     kernel, _ = narration()
     guard = device_access.plan(kernel, spec(privileged=True), has_cgroup)
     assert guard.mechanism == device_access.PRIVILEGED and not guard.nodev
-    assert device_access.confine(spec(), guard.mechanism).capabilities == DEFAULT_CAPS
+    assert capabilities_at_start(spec(), guard.mechanism) == DEFAULT_CAPS
     linux = {"resources": bundle.resources_of(spec(privileged=True))}
     assert oci_cgroup.device_rules_of(linux) is None          # no program to attach
 
@@ -138,12 +149,6 @@ def test_a_v1_setting_that_is_no_devices_hierarchy_is_refused(monkeypatch, tmp_p
     with pytest.raises(CgroupUnavailable, match="is not a cgroup v1 devices hierarchy"):
         device_access.plan(sc.RecordingKernel(), spec(), has_cgroup=False)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_exec_of_an_old_record_is_treated_as_unguarded():
-    """A record without the field was started before minict had a device
-    controller: `minict exec` then drops CAP_MKNOD too (exec.py)."""
-    assert "CAP_MKNOD" not in device_access.confine(spec(), device_access.NODEV).capabilities
 
 
 def test_inspect_describes_each_mechanism():

@@ -22,7 +22,7 @@ from minicontainer import syscalls as sc
 from minicontainer.cgroups.device_program import assemble
 from minicontainer.cgroups.devices import rules_for
 from minicontainer.runtime import capabilities as caps
-from minicontainer.runtime.spec import DeviceNode
+from minicontainer.runtime.flags import DeviceNode
 from tests.conftest import _cgroup2_usable
 from tests.helpers.images import Entry, ImageBuilder, tar_from_dir, tar_of
 from tests.runtime.conftest import Minict, container_dirs, mount_table

@@ -1,4 +1,4 @@
-"""The seeds' `docker run` flags, parsed (runtime/docker_flags.py and spec.build_spec):
+"""The seeds' `docker run` flags, parsed (runtime/docker_flags.py and create.py):
 what each accepts, and the one line each bad value gets."""
 
 import resource
@@ -8,7 +8,10 @@ import pytest
 
 from minicontainer.errors import BadArgument
 from minicontainer.runtime import docker_flags as flags
-from minicontainer.runtime.spec import ContainerSpec, build_spec, parse_volume
+from minicontainer.runtime.create import container_from
+from minicontainer.runtime.engine_record import EngineRecord
+from minicontainer.runtime.flags import parse_volume
+from minicontainer.runtime.request import RunRequest
 from minicontainer.image.store import Image
 
 pytestmark = pytest.mark.unit
@@ -125,7 +128,7 @@ def test_named_volumes_live_in_the_store(tmp_path):
     bind = parse_volume("data:/data:ro", tmp_path / "volumes")
     assert (bind.source, bind.destination, bind.readonly) == \
         (str(tmp_path / "volumes" / "data" / "_data"), "/data", True)
-    assert not (tmp_path / "volumes").exists()     # made by build_spec, once all flags passed
+    assert not (tmp_path / "volumes").exists()     # made by create.py, once all flags passed
     with pytest.raises(BadArgument, match="invalid volume name '../etc'"):
         parse_volume("../etc:/x", tmp_path / "volumes")
 
@@ -158,7 +161,7 @@ def test_bad_gpus(value):
                                               f"--gpus N")
 
 
-# ---- build_spec: the flags together -----------------------------------------------------------
+# ---- create.py: the flags together ------------------------------------------------------------
 
 def image(tmp_path, labels=None) -> Image:
     layer = tmp_path / "layer"
@@ -169,26 +172,33 @@ def image(tmp_path, labels=None) -> Image:
                  diff_ids=[], layer_dirs=[layer])
 
 
-def spec_of(tmp_path, **options) -> ContainerSpec:
-    return build_spec(image(tmp_path, {"org.opencontainers.image.title": "probe", "a": "image"}),
-                      image_ref="probe", volumes_dir=tmp_path / "volumes", **options)
+def made(tmp_path, **options):
+    """(EngineRecord, config.json) as create.py makes them from the flags."""
+    return container_from(image(tmp_path, {"org.opencontainers.image.title": "probe",
+                                           "a": "image"}),
+                          RunRequest(image="probe", **options), tmp_path / "containers",
+                          volumes_dir=tmp_path / "volumes")
 
 
-def test_build_spec_takes_every_seed_flag(tmp_path):
-    spec = spec_of(tmp_path, ipc="shareable", shm_size="1g", pid="host",
-                   ulimit=("nofile=100:200", "stack=8388608", "nofile=300:400"),
-                   add_host=("db:10.0.0.5",), dns=("9.9.9.9",), label=("a=run", "b=2"),
-                   mount=("type=volume,source=v,target=/v", "type=tmpfs,target=/t"))
-    assert (spec.ipc, spec.shm_size, spec.pid_mode) == ("shareable", 1 << 30, "host")
+def test_create_takes_every_seed_flag(tmp_path):
+    engine, container = made(tmp_path, ipc="shareable", shm_size="1g", pid="host",
+                             ulimit=("nofile=100:200", "stack=8388608", "nofile=300:400"),
+                             add_host=("db:10.0.0.5",), dns=("9.9.9.9",), label=("a=run", "b=2"),
+                             mount=("type=volume,source=v,target=/v", "type=tmpfs,target=/t"))
+    assert (engine.ipc, engine.shm_size, engine.pid_mode) == ("shareable", 1 << 30, "host")
     # a later --ulimit for the same resource wins
-    assert [tuple(u) for u in spec.ulimits] == [("nofile", 300, 400), ("stack", 8388608, 8388608)]
-    assert spec.extra_hosts == ["db:10.0.0.5"] and spec.dns == ["9.9.9.9"]
-    assert spec.labels == {"org.opencontainers.image.title": "probe", "a": "run", "b": "2"}
-    assert [b.destination for b in spec.binds] == ["/v"]
+    assert [(r["type"], r["soft"], r["hard"]) for r in container["process"]["rlimits"]] == \
+        [("RLIMIT_NOFILE", 300, 400), ("RLIMIT_STACK", 8388608, 8388608)]
+    assert engine.extra_hosts == ["db:10.0.0.5"] and engine.dns == ["9.9.9.9"]
+    labels = {k: v for k, v in container["annotations"].items() if not k.startswith("org.minict")}
+    assert labels == {"org.opencontainers.image.title": "probe", "a": "run", "b": "2"}
+    mounts = {m["destination"]: m for m in container["mounts"]}
+    assert mounts["/v"]["source"] == str(tmp_path / "volumes" / "v" / "_data")
     assert (tmp_path / "volumes" / "v" / "_data").is_dir()
-    assert [t.destination for t in spec.tmpfs] == ["/t"]
-    again = ContainerSpec.from_dict(spec.to_dict())
-    assert again == spec
+    assert mounts["/t"]["type"] == "tmpfs"
+    assert mounts["/dev/shm"]["options"][-1] == f"size={1 << 20}k"
+    assert {"type": "pid"} not in container["linux"]["namespaces"]
+    assert EngineRecord.from_dict(engine.to_dict()) == engine
 
 
 @pytest.mark.parametrize("options, words", [
@@ -204,6 +214,6 @@ def test_build_spec_takes_every_seed_flag(tmp_path):
 ])
 def test_flags_refused_together(tmp_path, options, words):
     with pytest.raises(BadArgument) as caught:
-        spec_of(tmp_path, **{"volumes": options.pop("volume", ()), **options})
+        made(tmp_path, **options)
     assert words in caught.value.one_line()
     assert not (tmp_path / "volumes").exists()    # a refused run makes no volume

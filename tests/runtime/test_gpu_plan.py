@@ -25,7 +25,7 @@ from hpcshim.plan import DeviceNode as PlanDevice
 from hpcshim.plan import Library, Plan
 from minicontainer.errors import BadGpuPlan
 from minicontainer.runtime.gpu import injection_from, with_library_path
-from minicontainer.runtime.spec import Bind, DeviceNode
+from minicontainer.runtime.flags import Bind, DeviceNode
 from tests.hpcshim.drivertree import (DRIVER_VERSION, LIB64_DIR, LibraryStore, build_driver_tree,
                                      compile_library)
 from tests.runtime.conftest import MINICT, Minict, container_dirs, mount_table
@@ -448,5 +448,5 @@ def test_a_run_without_gpu_flags_imports_no_gpu_code(gmt):
     assert result.returncode == 0, result.stderr[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")]
-    assert "minicontainer.runtime.spec" in imported                         # the log is really there
+    assert "minicontainer.runtime.create" in imported                       # the log is really there
     assert not [m for m in imported if m.startswith("hpcshim") or m == "minicontainer.runtime.gpu"]

@@ -9,7 +9,11 @@ import pytest
 
 from minicontainer.config import Config
 from minicontainer.runtime import lifecycle
-from minicontainer.runtime.spec import Bind, DeviceNode, build_spec
+from minicontainer.runtime.create import container_from
+from minicontainer.runtime.flags import Bind, DeviceNode
+from minicontainer.runtime.gpu import GpuInjection
+from minicontainer.runtime.request import RunRequest
+from minicontainer.runtime.state import Layout
 from minicontainer.image.store import Store
 from minicontainer.syscalls import Kernel
 from tests.runtime.conftest import container_dirs, mount_table
@@ -26,19 +30,20 @@ def test_binds_and_device_nodes_from_a_plan(image_root, tmp_path, capfd):
     (tools / "nvidia-smi").chmod(0o755)
     config = Config(root=image_root, state=tmp_path / "state")
     image = Store(image_root).resolve("busybox")
-    spec = build_spec(
-        image, image_ref="busybox", auto_remove=True,
+    plan = GpuInjection(
         binds=[Bind(str(library), "/usr/lib/x86_64-linux-gnu/libnvidia-fake.so.1", True),
                Bind(str(tools), "/usr/local/nvidia/bin", True)],
         devices=[DeviceNode("/dev/nvidia0", "c", 195, 0, 0o666),
                  DeviceNode("/dev/dri/card0", "c", 226, 0, 0o660, gid=44)],
-        env=["NVIDIA_VISIBLE_DEVICES=0"],
-        command=("sh", "-c", "stat -c '%n %t:%T %a %g' /dev/nvidia0 /dev/dri/card0; "
-                             "cat /usr/lib/x86_64-linux-gnu/libnvidia-fake.so.1; "
-                             "/usr/local/nvidia/bin/nvidia-smi; echo $NVIDIA_VISIBLE_DEVICES; "
-                             "echo x >> /usr/lib/x86_64-linux-gnu/libnvidia-fake.so.1 || echo RO"))
+        env=["NVIDIA_VISIBLE_DEVICES=0"], ld_library_path=[])
+    request = RunRequest(image="busybox", auto_remove=True, command=(
+        "sh", "-c", "stat -c '%n %t:%T %a %g' /dev/nvidia0 /dev/dri/card0; "
+                    "cat /usr/lib/x86_64-linux-gnu/libnvidia-fake.so.1; "
+                    "/usr/local/nvidia/bin/nvidia-smi; echo $NVIDIA_VISIBLE_DEVICES; "
+                    "echo x >> /usr/lib/x86_64-linux-gnu/libnvidia-fake.so.1 || echo RO"))
+    engine, container = container_from(image, request, Layout.of(config).containers, gpu=plan)
     mounts = mount_table()
-    code, _ = lifecycle.run(config, spec, Kernel())
+    code, _ = lifecycle.run(config, engine, container, Kernel())
     out = capfd.readouterr().out.splitlines()
     assert code == 0
     assert out[:2] == ["/dev/nvidia0 c3:0 666 0", "/dev/dri/card0 e2:0 660 44"]
@@ -48,5 +53,5 @@ def test_binds_and_device_nodes_from_a_plan(image_root, tmp_path, capfd):
     layers = [p / "fs" for p in (image_root / "layers").iterdir()]
     assert not any((layer / "usr/local/nvidia").exists() for layer in layers)
     assert mount_table() == mounts
-    assert not any(spec.id in str(p) for p in container_dirs(image_root))
+    assert not any(engine.id in str(p) for p in container_dirs(image_root))
     assert os.listdir(tmp_path / "state" / "containers") == []

@@ -1,6 +1,6 @@
 """runtime/resources.py, the runtime's side of cgroups, against fake
 cgroup trees (the VM tier runs it against the kernel's): what cleanup may
-remove, what inspect shows, and that the flags reach the spec."""
+remove, what inspect shows, and that the flags reach the engine's record."""
 
 import pytest
 
@@ -36,7 +36,7 @@ def test_release_removes_the_cgroup_once(tmp_path):
 def test_flags_with_no_value_are_no_limits_and_are_taken_out():
     flags = {"name": "x", **{name: None for name in RESOURCE_FLAGS}, "device_read_bps": ()}
     assert resources.limits_from_flags(flags) is None
-    assert flags == {"name": "x"}     # what is left goes to build_spec
+    assert flags == {"name": "x"}     # what is left goes to create.py
 
 
 def test_host_config_speaks_dockers_inspect_fields(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from minicontainer import syscalls as sc
 from minicontainer.errors import RunFailed
 from minicontainer.runtime import command, devices, mounts, rootfs
-from minicontainer.runtime.spec import Bind, DeviceNode, Tmpfs
+from minicontainer.runtime.flags import Bind, DeviceNode, Tmpfs
 from tests.helpers.kernels import TreeKernel, build_root, where
 
 pytestmark = pytest.mark.unit

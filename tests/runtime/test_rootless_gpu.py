@@ -27,7 +27,7 @@ from hpcshim.plan import DeviceNode as PlanDevice
 from hpcshim.plan import Library, Plan
 from minicontainer.errors import BadGpuPlan
 from minicontainer.runtime.gpu import injection_from
-from minicontainer.runtime.spec import Bind
+from minicontainer.runtime.flags import Bind
 from tests.helpers.images import busybox_image
 from tests.hpcshim.drivertree import (
     DRIVER_VERSION,

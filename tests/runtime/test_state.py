@@ -10,7 +10,8 @@ import pytest
 from minicontainer.config import Config
 from minicontainer.errors import BadArgument, ContainerNotFound, NameInUse
 from minicontainer.runtime import recovery, state
-from minicontainer.runtime.spec import ContainerSpec, new_container_id
+from minicontainer.runtime.engine_record import EngineRecord
+from minicontainer.runtime.flags import new_container_id
 
 pytestmark = pytest.mark.unit
 
@@ -20,13 +21,19 @@ def config(tmp_path) -> Config:
     return Config(root=tmp_path / "root", state=tmp_path / "state")
 
 
-def new_spec(name=None, image_id="sha256:" + "a" * 64, auto_remove=False) -> ContainerSpec:
-    return ContainerSpec(id=new_container_id(), image_ref="busybox", image_id=image_id,
-                         layer_dirs=[], argv=["true"], env=[], name=name, auto_remove=auto_remove)
+def new_engine_record(name=None, image_id="sha256:" + "a" * 64,
+                      auto_remove=False) -> EngineRecord:
+    return EngineRecord(id=new_container_id(), image_ref="busybox", image_id=image_id,
+                        layer_dirs=[], name=name, auto_remove=auto_remove)
+
+
+CONFIG = {"ociVersion": "1.0.2", "process": {"args": ["true"], "env": [], "cwd": "/"},
+          "hostname": "h"}
 
 
 def create(config, **kw):
-    record, lock = state.create_record(state.Layout.of(config), new_spec(**kw), {"hostname": b"h\n"})
+    record, lock = state.create_record(state.Layout.of(config), new_engine_record(**kw), CONFIG,
+                                       {"hostname": b"h\n"})
     return record, lock
 
 
@@ -157,15 +164,16 @@ def test_oom_kill_is_kept_in_the_exit_record(config):
     lock.release()
 
 
-def test_save_spec_keeps_changed_limits(config):
+def test_save_engine_record_keeps_changed_limits(config):
     record, lock = create(config, name="web")
     layout = state.Layout.of(config)
-    record.spec.limits = {"memory": 128 << 20, "devices": []}
+    record.engine.limits = {"memory": 128 << 20, "devices": []}
     with state.names_lock(layout):
-        state.save_spec(record)
+        state.save_engine_record(record)
     again = state.find(layout, "web")
-    assert again.spec.limits == {"memory": 128 << 20, "devices": []}
-    assert again.spec.resource_limits().memory == 128 << 20
+    assert again.engine.limits == {"memory": 128 << 20, "devices": []}
+    assert again.engine.resource_limits().memory == 128 << 20
+    assert again.config == CONFIG                       # the config.json it was made with
     assert (again.id, again.name, again.created) == (record.id, record.name, record.created)
     lock.release()
 

@@ -12,23 +12,23 @@ from minicontainer.errors import BadArgument, RunFailed
 from minicontainer.runtime import capabilities as caps
 from minicontainer.oci import process
 from minicontainer.runtime import bundle, syscall_filter
-from minicontainer.runtime.spec import ContainerSpec
+from minicontainer.runtime.engine_record import EngineRecord
 
 pytestmark = pytest.mark.unit
 
 
-def spec_with(**fields) -> ContainerSpec:
-    base = dict(id="0" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=[],
-                argv=["true"], env=[], capabilities=caps.DOCKER_DEFAULT)
-    return ContainerSpec(**{**base, **fields})
+def spec_with(capabilities=caps.DOCKER_DEFAULT, **fields):
+    """(an EngineRecord with `fields`, the process's capabilities)"""
+    base = dict(id="0" * 64, image_ref="busybox", image_id="sha256:x", layer_dirs=[])
+    return EngineRecord(**{**base, **fields}), capabilities
 
 
-def narrated_install(spec) -> tuple[sc.RecordingKernel, list[str]]:
+def narrated_install(made) -> tuple[sc.RecordingKernel, list[str]]:
     """The one way a container's filter is loaded: the plan as config.json's
     linux.seccomp (runtime/bundle.py), loaded by the runtime (oci/process.py)."""
     r, w = os.pipe()
     kernel = sc.RecordingKernel(sc.Narrator(True, fd=w))
-    process.load_seccomp(kernel, bundle.security_of(spec).get("seccomp"))
+    process.load_seccomp(kernel, bundle.security_of(*made).get("seccomp"))
     os.close(w)
     with os.fdopen(r) as f:
         return kernel, f.read().splitlines()
