@@ -127,8 +127,6 @@ def _enable_controllers(cgroup_dir: Path, controllers: set[str], explain: Explai
                                 detect.UNIFIED_FIX) from None
 
 
-
-
 def _evacuate_root(root: Path, explain: Explain) -> None:
     """Move the processes of a non-top <root> into the leaf <root>/init.
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .. import syscalls as sc
 from ..errors import ContainerExists, ContainerStateError, RunFailed, UnsupportedConfig
+from ..runtime import capabilities
 from ..runtime.command import error_from_child, read_all
 from ..idmap import clone_into_namespaces
 from . import cgroup as cgroups, config as config_file, hooks, idmaps, init, process, state
@@ -97,14 +98,13 @@ def _without_mknod(kernel, process: dict) -> None:
     """No device controller enforces resources.devices here: the nodes the
     runtime makes in /dev are the only openable ones (every other mount is
     nodev, init.py). CAP_MKNOD would let the container make more in /dev,
-    so it goes from every set (runtime/device_access.py does the same for
-    minict run)."""
+    so it goes from every set (runtime/bundle.py for_start does the same
+    for minict run)."""
     sets = process.get("capabilities", {})
     if any("CAP_MKNOD" in names for names in sets.values()):
         kernel.explain("No device controller here: CAP_MKNOD is taken away, so no device node "
                        "but the runtime's own can be made and opened")
-        process["capabilities"] = {name: [c for c in names if c != "CAP_MKNOD"]
-                                   for name, names in sets.items()}
+        process["capabilities"] = capabilities.without("CAP_MKNOD", sets)
 
 
 def fork_init(kernel, config, body) -> int:

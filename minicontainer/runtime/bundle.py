@@ -33,7 +33,7 @@ import os
 from ..cgroups.devices import rules_for
 from ..cgroups.limits import CPU_PERIOD_US, cpus_to_quota
 from .mounts import MASKED_PATHS, READONLY_PATHS
-from . import syscall_filter
+from . import capabilities, syscall_filter
 
 OCI_VERSION = "1.0.2"
 RLIM_INFINITY = 2**64 - 1   # the spec's rlimits are uint64; --ulimit writes -1
@@ -92,8 +92,7 @@ def for_start(saved: dict, engine, *, cgroups_path: str | None = None, id_map=No
     if process["terminal"]:
         process.update(console_size_of(console_size))
     if nodev:
-        process["capabilities"] = {kind: [c for c in caps if c != "CAP_MKNOD"]
-                                   for kind, caps in process["capabilities"].items()}
+        process["capabilities"] = capabilities.without("CAP_MKNOD", process["capabilities"])
         linux.update(security_of(engine, process["capabilities"]["bounding"]))
     return config
 

@@ -70,6 +70,13 @@ def resolve(cap_add=(), cap_drop=(), privileged: bool = False) -> list[str]:
     return sorted(caps, key=NUMBERS.__getitem__)
 
 
+def without(name: str, sets: dict) -> dict:
+    """process.capabilities' sets with `name` taken out of every one (CAP_MKNOD
+    where no device controller guards the container: runtime/bundle.py
+    for_start, oci/create.py)."""
+    return {kind: [c for c in names if c != name] for kind, names in sets.items()}
+
+
 def mask(names) -> int:
     """The bit mask /proc/PID/status shows for a set of capability names."""
     value = 0
