@@ -11,6 +11,12 @@ An engine starts its runtime three times for every container (create,
 start, delete), and importing click costs more than runc's whole run
 (bench/start): the standard library's parser starts in a fraction of it.
 
+Each command imports only the part of minicontainer/oci it uses (dispatch):
+podman runs create, start and delete for every container, and a Python
+program's start-up is mostly its imports. `state`, `start`, `kill` and
+`delete` (oci/lifecycle.py) never load what only `create` needs (init,
+mounts, seccomp, cgroup limits: oci/create.py).
+
 Errors are one line on stderr (and, with --log, a line in the log file in
 --log-format, which is where conmon and containerd's shim look for them),
 with the exit code of the error's class (minicontainer/errors.py).
@@ -24,7 +30,7 @@ import time
 from pathlib import Path
 
 from .errors import BadArgument, MinictError, UnsupportedConfig
-from .oci import create as creation, defaults, exec as execution, lifecycle, state
+from .oci import lifecycle, state
 from .runtime.command import parse_signal
 from .syscalls import Kernel, Narrator
 
@@ -126,17 +132,20 @@ class Session:
 
 
 def dispatch(args, s: Session) -> int:
-    """One library call per command; returns the exit code."""
+    """One library call per command; returns the exit code. A command that
+    needs more than oci/lifecycle.py and oci/state.py imports it here."""
     k, root, name = s.kernel, s.root, args.command
     if name == "create":
+        from .oci import create as creation   # (per command: see the docstring)
         creation.create(k, root, args.id, args.bundle, pid_file=args.pid_file,
                         console_socket=args.console_socket, preserve_fds=args.preserve_fds)
     elif name == "start":
-        creation.start(k, root, args.id)
+        lifecycle.start(k, root, args.id)
     elif name == "run":
-        return lifecycle.run(k, root, args.id, args.bundle, detach=args.detach,
-                             pid_file=args.pid_file, console_socket=args.console_socket,
-                             preserve_fds=args.preserve_fds)
+        from .oci import create as creation   # (per command)
+        return creation.run(k, root, args.id, args.bundle, detach=args.detach,
+                            pid_file=args.pid_file, console_socket=args.console_socket,
+                            preserve_fds=args.preserve_fds)
     elif name == "state":
         print(json.dumps(state.oci_state(root, state.load(root, args.id)), indent=2))
     elif name == "kill":
@@ -145,6 +154,7 @@ def dispatch(args, s: Session) -> int:
         if not (args.force and not (root / args.id / "state.json").exists()):
             lifecycle.delete(k, root, args.id, args.force)   # runc: --force of none succeeds
     elif name == "exec":
+        from .oci import exec as execution   # (per command)
         if not args.process and not args.args:
             raise BadArgument("exec needs --process FILE or a command", "e.g. exec ID sh -c ps")
         proc = execution.process_of(state.load(root, args.id), args.process, args.args,
@@ -157,18 +167,22 @@ def dispatch(args, s: Session) -> int:
               "\n".join(["PID\tCMD", *(f"{pid}\t{command}" for pid, command in rows)]))
     elif name == "list":
         print_list(lifecycle.list_rows(root), args.format, args.quiet)
-    elif name == "spec":
+    elif name in ("spec", "features"):
+        from .oci import defaults   # (per command)
+        if name == "features":
+            print(json.dumps(defaults.features(), indent=2))
+            return 0
         path = Path(args.bundle) / "config.json"
         if path.exists():
             raise BadArgument(f"{path} exists already", "remove it first, or give another --bundle")
         path.write_text(json.dumps(defaults.default_spec(args.rootless), indent=2) + "\n")
-    elif name == "features":
-        print(json.dumps(defaults.features(), indent=2))
-    elif name in ("pause", "resume"):
-        lifecycle.freeze(k, root, args.id, name == "pause")
-    elif name == "update":
-        text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
-        lifecycle.update(k, root, args.id, text)
+    elif name in ("pause", "resume", "update"):
+        from .oci import cgroup as cgroups   # (per command)
+        if name == "update":
+            text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
+            cgroups.update(k, root, args.id, text)
+        else:
+            cgroups.freeze(k, root, args.id, name == "pause")
     return 0
 
 

@@ -189,6 +189,22 @@ def test_minict_oci_starts_without_click():
     assert out.strip() == "False"
 
 
+
+def test_minict_oci_s_later_steps_import_none_of_create_s_modules(tmp_path):
+    """An engine runs start, state, kill and delete once per container each:
+    they load none of what only create needs (oci_cli.py, oci/lifecycle.py)."""
+    only_create = ("minicontainer.oci.create", "minicontainer.oci.init", "minicontainer.oci.mounts",
+                   "minicontainer.oci.seccomp", "minicontainer.cgroups.limits", "subprocess")
+    for command in (["state", "c1"], ["start", "c1"], ["kill", "c1", "KILL"], ["delete", "c1"]):
+        code = ("import sys\nfrom minicontainer.oci_cli import main\n"
+                f"try:\n    main(['--root', {str(tmp_path)!r}, *{command!r}])\n"
+                "except SystemExit:\n    pass\n"
+                f"print([m for m in {only_create!r} if m in sys.modules])")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=REPO)
+        assert "c1 does not exist" in out.stderr   # it ran the command
+        assert out.stdout.strip() == "[]", command
+
 def imports_in_functions(tree, source: str) -> list[tuple[int, str]]:
     """(line, text) of each import inside a function, and whether it has its reason."""
     lines = source.split("\n")

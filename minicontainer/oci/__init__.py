@@ -11,16 +11,18 @@ container name and no network: only the bundle and its state directory.
   seccomp.py    linux.seccomp (the spec's profile format) -> a libseccomp filter
   state.py      ROOT/ID/state.json and exec.fifo; the status read from the kernel
   create.py     create: the state dir, the cgroup, init forked into its namespaces;
-                start: exec.fifo opened, init released into execve
+                run: create, start, wait, delete
   init.py       the container's side, from fork to execve (mounts, devices, pivot_root,
                 masked paths, the console socket, waiting on exec.fifo)
   mounts.py     config.json mounts (flags, propagation, data; binds) and linux.devices
   process.py    rlimits, oomScoreAdj, user, capability sets, seccomp, cwd, execve
   idmaps.py     linux.uidMappings/gidMappings of a new user namespace
-  cgroup.py     cgroupsPath and resources, on cgroup v2 (minicontainer/cgroups writes)
+  cgroup.py     cgroupsPath and resources, on cgroup v2 (minicontainer/cgroups writes);
+                pause/resume, update
   hooks.py      prestart, createRuntime, createContainer, startContainer, poststart,
                 poststop
-  lifecycle.py  kill, delete, run, ps, pause/resume, update, list
+  lifecycle.py  start (exec.fifo opened: init goes on to execve), kill, delete, ps, list:
+                the steps after create, which import none of create's modules
   exec.py       exec: another process in a running container
   defaults.py   `spec` (runc's starting config.json) and `features`
 """

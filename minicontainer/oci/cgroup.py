@@ -11,6 +11,8 @@ this module only turns the spec's words into its Limits.
   none                 /sys/fs/cgroup/minict-oci/ID
   "slice:prefix:name"  systemd's form: refused (no --systemd-cgroup here)
 
+`pause`, `resume` and `update` act on that cgroup only, so they are here too.
+
 On a host whose controllers are held by cgroup v1 (this project's CI
 machine) there is no cgroup v2 tree to use, and minict never writes to v1.
 Then the container gets no cgroup; a limit it asked for is refused with one
@@ -19,7 +21,9 @@ runtime/device_access.py keeps minict's own device rules without a device
 controller: every mount but the runtime's /dev is nodev (init.py).
 """
 
+import json
 import os
+import time
 from pathlib import Path
 
 from .. import syscalls as sc
@@ -27,7 +31,8 @@ from ..cgroups import devices as device_rules
 from ..cgroups.device_program import assemble
 from ..cgroups.hierarchy import DEFAULT_ROOT, Cgroup
 from ..cgroups.limits import UNLIMITED, DeviceRate, Limits, cpu_shares_to_weight
-from ..errors import CgroupUnavailable, UnsupportedConfig
+from ..errors import BadArgument, CgroupUnavailable, ContainerStateError, UnsupportedConfig
+from . import config as config_file, state
 
 OWN_SUBTREE = "minict-oci"
 
@@ -163,3 +168,41 @@ def prepare(kernel: sc.Kernel, config: dict, container_id: str, *,
         cgroup.destroy()
         raise
     return cgroup
+
+
+def freeze(kernel: sc.Kernel, root: Path, container_id: str, frozen: bool) -> None:
+    """pause / resume: the cgroup v2 freezer (cgroup.freeze)."""
+    record = state.load(root, container_id)
+    if not record.cgroup:
+        raise CgroupUnavailable(f"container {container_id} has no cgroup to freeze",
+                                "pause and resume need a cgroup v2 host (the VM: vagrant up)")
+    current = state.status(root, record)
+    if current not in ("running", "paused"):
+        raise ContainerStateError(f"container {container_id} is {current}",
+                                  "pause and resume take a running container")
+    path = Path(record.cgroup) / "cgroup.freeze"
+    kernel.explain(f"{'Freeze' if frozen else 'Thaw'} every process of the cgroup",
+                   f"write {path} \"{int(frozen)}\"")
+    path.write_text("1" if frozen else "0")
+    for _ in range(1000):
+        if state.status(root, record) == ("paused" if frozen else "running"):
+            return
+        time.sleep(0.001)
+
+
+def update(kernel: sc.Kernel, root: Path, container_id: str, resources_text: str) -> None:
+    """update --resources FILE: new linux.resources limits for a running container."""
+    record = state.load(root, container_id)
+    try:
+        resources = json.loads(resources_text)
+    except ValueError as exc:
+        raise BadArgument(f"--resources is not JSON: {exc}",
+                          "give linux.resources as JSON, e.g. {\"pids\": {\"limit\": 10}}") \
+            from None
+    config_file.check_resources(resources)
+    limits = limits_of(resources)
+    if not record.cgroup:
+        raise CgroupUnavailable(f"container {container_id} has no cgroup to update",
+                                "update needs a cgroup v2 host (the VM: vagrant up)")
+    if limits is not None:
+        Cgroup(Path(record.cgroup), kernel.explain).apply(limits)

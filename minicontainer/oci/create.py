@@ -1,4 +1,5 @@
-"""`create` and `start`: a bundle becomes a waiting process, then the command.
+"""`create`: a bundle becomes a process waiting for `start` (and `run`:
+create, start, wait, delete).
 
 runc splits starting a container in two so that an engine can do its own
 work in between (podman and containerd plug in the network, read the pid,
@@ -22,22 +23,24 @@ create, from this side (init.py is the other):
    exits, and init, waiting on exec.fifo, is the engine's to start.
 If anything fails, init is killed and reaped, and the cgroup, the state
 directory and the fifo go: nothing is left half made.
+
+`start` (oci/lifecycle.py) is a separate, small step: it opens exec.fifo.
 """
 
 import json
 import os
 import signal
 import socket
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import syscalls as sc
-from ..errors import ContainerExists, ContainerStateError, RunFailed, UnsupportedConfig
+from ..errors import ContainerExists, RunFailed, UnsupportedConfig
 from ..runtime import capabilities
-from ..runtime.command import error_from_child, read_all
+from ..runtime.command import error_from_child, exit_code_of, read_all
 from ..idmap import clone_into_namespaces
-from . import cgroup as cgroups, config as config_file, hooks, idmaps, init, process, state
+from . import cgroup as cgroups, config as config_file, hooks, idmaps, init, lifecycle
+from . import process, state
 
 READY_TIMEOUT = 60   # seconds create waits for init to report (a hook may take long)
 
@@ -55,6 +58,7 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
                               f"delete it first: minict-oci delete {container_id}") from None
     record = state.Record(id=container_id, bundle=bundle,
                           annotations=config.get("annotations", {}),
+                          hooks=config.get("hooks", {}),
                           rootfs=os.path.realpath(os.path.join(bundle, config["root"]["path"])),
                           created=datetime.now(timezone.utc).isoformat())
     cgroup, pid = None, 0
@@ -184,8 +188,8 @@ def _follow_init(config: dict, record: state.Record, ch: init.Channels) -> None:
         said = ch.parent_sync.recv(1)
         if said == b"m":
             creating = _state_of(record, "creating")
-            hooks.run(config, "prestart", creating)
-            hooks.run(config, "createRuntime", creating)
+            hooks.run(config.get("hooks", {}), "prestart", creating)
+            hooks.run(config.get("hooks", {}), "createRuntime", creating)
             ch.parent_sync.sendall(json.dumps(creating).encode() + b"\n")
             said = ch.parent_sync.recv(1)
     except socket.timeout:
@@ -214,32 +218,39 @@ def _kill_and_reap(kernel, pid: int) -> None:
         pass
 
 
-def start(kernel: sc.Kernel, root: Path, container_id: str) -> state.Record:
-    """Release a created container into its command."""
-    record = state.load(root, container_id)
-    current = state.status(root, record)
-    if current != "created":
-        raise ContainerStateError(f"container {container_id} is {current}, not created",
-                                  "start takes a container that create made")
-    config = config_file.load(Path(record.bundle))
-    fifo = state.fifo_path(root, container_id)
-    kernel.explain(f"Open {fifo} for reading: the container's init, blocked opening it for "
-                   f"writing, goes on to execve", f"open(\"{fifo}\", O_RDONLY|O_NONBLOCK)")
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def run(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, detach=False,
+        pid_file=None, console_socket=None, preserve_fds: int = 0) -> int:
+    """create + start; without --detach, wait for the command, delete the
+    container and return its exit code (128+N if signal N ended it)."""
+    record = create(kernel, root, container_id, bundle, pid_file=pid_file,
+                    console_socket=console_socket, preserve_fds=preserve_fds)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
+        lifecycle.start(kernel, root, container_id)
+    except BaseException:
+        lifecycle.delete(kernel, root, container_id, force=True)
+        raise
+    if detach:
+        return 0
+    forward = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+               signal.SIGUSR2, signal.SIGWINCH)
+    previous = {sig: signal.signal(sig, lambda n, _f: _forward(kernel, record.pid, n))
+                for sig in forward}
+    try:
         while True:
             try:
-                if os.read(fd, 1):
-                    break
-            except BlockingIOError:
-                pass
-            if not state.alive(record) or time.monotonic() > deadline:
-                raise RunFailed(f"container {container_id} did not start",
-                                "its init is gone: minict-oci delete it")
-            time.sleep(0.001)
+                _, status = os.waitpid(record.pid, 0)
+                break
+            except InterruptedError:
+                continue
     finally:
-        os.close(fd)
-        fifo.unlink(missing_ok=True)
-    hooks.run(config, "poststart", state.oci_state(root, record), warn_only=True)
-    return record
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    lifecycle.delete(kernel, root, container_id, force=True)
+    return exit_code_of(status)
+
+
+def _forward(kernel, pid: int, number: int) -> None:
+    try:
+        kernel.kill(pid, number, f"Forward {signal.Signals(number).name} to the container")
+    except ProcessLookupError:
+        pass

@@ -20,30 +20,37 @@ that edits the container from outside while it is being created.
 """
 
 import json
-import subprocess
 import sys
 
 from ..errors import RunFailed
 
 
-def run(config: dict, moment: str, state: dict, warn_only: bool = False) -> None:
-    for hook in config.get("hooks", {}).get(moment, []):
-        argv = hook.get("args") or [hook["path"]]
-        env = dict(item.split("=", 1) for item in hook.get("env", []))
-        try:
-            result = subprocess.run(argv, executable=hook["path"], env=env,
-                                    input=json.dumps(state).encode(), capture_output=True,
-                                    timeout=hook.get("timeout"), check=False)
-            failed = result.returncode != 0 and (
-                f"exited with {result.returncode}: "
-                f"{result.stderr.decode(errors='replace').strip()[:200]}")
-        except subprocess.TimeoutExpired:
-            failed = f"did not finish within its timeout of {hook['timeout']} s"
-        except OSError as exc:
-            failed = f"could not be started: {exc.strerror}"
+def run(hooks: dict, moment: str, state: dict, warn_only: bool = False) -> None:
+    """Run config.json's `hooks[moment]`, in order, each given `state` on stdin."""
+    for hook in hooks.get(moment, []):
+        failed = _run_one(hook, state)
         if failed:
             message = f"{moment} hook {hook['path']} {failed}"
             if warn_only:
                 print(f"minict-oci: warning: {message}", file=sys.stderr)
                 continue
             raise RunFailed(message, "fix the hook, or remove it from config.json")
+
+
+def _run_one(hook: dict, state: dict) -> str:
+    """Why the hook failed ("" when it did not)."""
+    import subprocess   # here: most containers have no hooks, and each step pays its imports
+    argv = hook.get("args") or [hook["path"]]
+    env = dict(item.split("=", 1) for item in hook.get("env", []))
+    try:
+        result = subprocess.run(argv, executable=hook["path"], env=env,
+                                input=json.dumps(state).encode(), capture_output=True,
+                                timeout=hook.get("timeout"), check=False)
+    except subprocess.TimeoutExpired:
+        return f"did not finish within its timeout of {hook['timeout']} s"
+    except OSError as exc:
+        return f"could not be started: {exc.strerror}"
+    if result.returncode != 0:
+        return (f"exited with {result.returncode}: "
+                f"{result.stderr.decode(errors='replace').strip()[:200]}")
+    return ""

@@ -164,7 +164,7 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
         state_line = _read_line(ch.child_sync)
         if not state_line:
             os._exit(125)
-        hooks.run(config, "createContainer", json.loads(state_line))
+        hooks.run(config.get("hooks", {}), "createContainer", json.loads(state_line))
 
     rootfs.pivot(kernel, root)
     if config.get("hostname"):
@@ -196,7 +196,7 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
     if ch.fifo is not None:
         _wait_for_start(ch.fifo)
     if state_line is not None:
-        hooks.run(config, "startContainer", json.loads(state_line) | {"status": "running"})
+        hooks.run(config.get("hooks", {}), "startContainer", json.loads(state_line) | {"status": "running"})
     process.last_steps(kernel, proc, linux.get("seccomp"),
                        {ch.error_write, *range(3, 3 + preserve_fds)})
     engine.exec(kernel, proc, path, ch.error_write)

@@ -1,23 +1,27 @@
-"""After start: kill, delete, run (create + start + wait), ps, pause,
-resume and update, as runc's commands of the same names.
+"""After create: start, kill, delete, ps and list, as runc's commands of
+the same names.
+
+These are the steps an engine takes once per container besides create
+(podman: create, start, delete), so this module imports no more than they
+need: no init, mounts, seccomp or cgroup limits (oci/create.py has those;
+oci/cgroup.py has pause, resume and update). The hooks start and delete
+run are the ones create checked and kept in state.json.
 
 A created or running container's processes are found the most precise way
 there is: its cgroup's cgroup.procs when it has a cgroup, else every
 process in its PID namespace (the same /proc/PID/ns/pid link as its init).
 """
 
-import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 from .. import syscalls as sc
-from ..errors import BadArgument, CgroupUnavailable, ContainerRunning, ContainerStateError
-from ..runtime.command import exit_code_of
-from . import cgroup as cgroups, config as config_file, create as creation, hooks, state
+from ..errors import ContainerRunning, ContainerStateError, RunFailed
+from . import hooks, state
 
+START_TIMEOUT = 60   # seconds start waits for init to open exec.fifo
 STOP_WAIT = 10   # seconds delete --force waits for the processes to go
 
 
@@ -40,6 +44,36 @@ def processes(record: state.Record) -> list[int]:
                 except OSError:
                     continue
     return sorted(found, key=lambda p: (p != record.pid, p))
+
+
+def start(kernel: sc.Kernel, root: Path, container_id: str) -> state.Record:
+    """Release a created container into its command."""
+    record = state.load(root, container_id)
+    current = state.status(root, record)
+    if current != "created":
+        raise ContainerStateError(f"container {container_id} is {current}, not created",
+                                  "start takes a container that create made")
+    fifo = state.fifo_path(root, container_id)
+    kernel.explain(f"Open {fifo} for reading: the container's init, blocked opening it for "
+                   f"writing, goes on to execve", f"open(\"{fifo}\", O_RDONLY|O_NONBLOCK)")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if os.read(fd, 1):
+                    break
+            except BlockingIOError:
+                pass
+            if not state.alive(record) or time.monotonic() > deadline:
+                raise RunFailed(f"container {container_id} did not start",
+                                "its init is gone: minict-oci delete it")
+            time.sleep(0.001)
+    finally:
+        os.close(fd)
+        fifo.unlink(missing_ok=True)
+    hooks.run(record.hooks, "poststart", state.oci_state(root, record), warn_only=True)
+    return record
 
 
 def kill(kernel: sc.Kernel, root: Path, container_id: str, sig: int, every: bool = False) -> None:
@@ -75,52 +109,11 @@ def delete(kernel: sc.Kernel, root: Path, container_id: str, force: bool = False
         while state.alive(record) and time.monotonic() < deadline:
             time.sleep(0.01)
     if record.cgroup and os.path.isdir(record.cgroup):
-        cgroups.Cgroup(Path(record.cgroup), kernel.explain).destroy()
+        from ..cgroups.hierarchy import Cgroup   # only a container with a cgroup needs it
+        Cgroup(Path(record.cgroup), kernel.explain).destroy()
     final = state.oci_state(root, record) | {"status": "stopped"}
     state.remove(root, container_id)
-    try:
-        config = config_file.load(Path(record.bundle))
-    except Exception:   # noqa: BLE001 - the bundle may be gone already: no hooks to run
-        return
-    hooks.run(config, "poststop", final, warn_only=True)
-
-
-def run(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, detach=False,
-        pid_file=None, console_socket=None, preserve_fds: int = 0) -> int:
-    """create + start; without --detach, wait for the command, delete the
-    container and return its exit code (128+N if signal N ended it)."""
-    record = creation.create(kernel, root, container_id, bundle, pid_file=pid_file,
-                             console_socket=console_socket, preserve_fds=preserve_fds)
-    try:
-        creation.start(kernel, root, container_id)
-    except BaseException:
-        delete(kernel, root, container_id, force=True)
-        raise
-    if detach:
-        return 0
-    forward = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-               signal.SIGUSR2, signal.SIGWINCH)
-    previous = {sig: signal.signal(sig, lambda n, _f: _forward(kernel, record.pid, n))
-                for sig in forward}
-    try:
-        while True:
-            try:
-                _, status = os.waitpid(record.pid, 0)
-                break
-            except InterruptedError:
-                continue
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    delete(kernel, root, container_id, force=True)
-    return exit_code_of(status)
-
-
-def _forward(kernel, pid: int, number: int) -> None:
-    try:
-        kernel.kill(pid, number, f"Forward {signal.Signals(number).name} to the container")
-    except ProcessLookupError:
-        pass
+    hooks.run(record.hooks, "poststop", final, warn_only=True)
 
 
 def ps_rows(root: Path, container_id: str) -> list[tuple[int, str]]:
@@ -136,44 +129,6 @@ def ps_rows(root: Path, container_id: str) -> list[tuple[int, str]]:
     return rows
 
 
-def freeze(kernel: sc.Kernel, root: Path, container_id: str, frozen: bool) -> None:
-    """pause / resume: the cgroup v2 freezer (cgroup.freeze)."""
-    record = state.load(root, container_id)
-    if not record.cgroup:
-        raise CgroupUnavailable(f"container {container_id} has no cgroup to freeze",
-                                "pause and resume need a cgroup v2 host (the VM: vagrant up)")
-    current = state.status(root, record)
-    if current not in ("running", "paused"):
-        raise ContainerStateError(f"container {container_id} is {current}",
-                                  "pause and resume take a running container")
-    path = Path(record.cgroup) / "cgroup.freeze"
-    kernel.explain(f"{'Freeze' if frozen else 'Thaw'} every process of the cgroup",
-                   f"write {path} \"{int(frozen)}\"")
-    path.write_text("1" if frozen else "0")
-    for _ in range(1000):
-        if state.status(root, record) == ("paused" if frozen else "running"):
-            return
-        time.sleep(0.001)
-
-
-def update(kernel: sc.Kernel, root: Path, container_id: str, resources_text: str) -> None:
-    """update --resources FILE: new linux.resources limits for a running container."""
-    record = state.load(root, container_id)
-    try:
-        resources = json.loads(resources_text)
-    except ValueError as exc:
-        raise BadArgument(f"--resources is not JSON: {exc}",
-                          "give linux.resources as JSON, e.g. {\"pids\": {\"limit\": 10}}") \
-            from None
-    config_file.check_resources(resources)
-    limits = cgroups.limits_of(resources)
-    if not record.cgroup:
-        raise CgroupUnavailable(f"container {container_id} has no cgroup to update",
-                                "update needs a cgroup v2 host (the VM: vagrant up)")
-    if limits is not None:
-        cgroups.Cgroup(Path(record.cgroup), kernel.explain).apply(limits)
-
-
 def list_rows(root: Path) -> list[dict]:
     rows = []
     for container_id in state.all_ids(root):
@@ -183,8 +138,3 @@ def list_rows(root: Path) -> list[dict]:
             continue
         rows.append(state.oci_state(root, record))
     return rows
-
-
-def print_json(value) -> None:
-    json.dump(value, sys.stdout)
-    sys.stdout.write("\n")

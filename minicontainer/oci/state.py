@@ -5,7 +5,7 @@ so everything a later step needs is on disk, in the state directory
 (`--root`, default /run/minict-oci; a tmpfs, so a reboot forgets it):
 
     ROOT/ID/state.json   pid (and its start time), bundle, annotations,
-                         cgroup, created: written once create succeeded
+                         cgroup, created, hooks: written once create succeeded
     ROOT/ID/exec.fifo    the named pipe the created container waits on;
                          `start` reads it, and removes it
 
@@ -55,6 +55,8 @@ class Record:
     annotations: dict = field(default_factory=dict)
     cgroup: str | None = None           # the container's cgroup v2 directory, if it has one
     rootfs: str = ""
+    hooks: dict = field(default_factory=dict)   # config.json's, as create checked them:
+                                                # start and delete run these, not the bundle's
 
     def directory(self, root: Path) -> Path:
         return Path(root) / self.id

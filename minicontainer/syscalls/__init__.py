@@ -33,7 +33,8 @@ The package, youki's syscall/ shape:
     flags.py      the kernel's constants, and how C spells a bit mask
     libc.py       the C library through ctypes
     bpf.py        bpf(2): the device filter, and reading back what is attached
-    queries.py    read-only questions (kernel version, a link, iptables rules...): not narrated
+    queries.py    read-only questions (kernel version, a link...): not narrated
+    programs.py   the programs it runs (newuidmap, iptables), and iptables' rules
 """
 
 from .api import KernelApi
@@ -56,8 +57,8 @@ from .flags import (  # the constants, as sc.CLONE_NEWNS, sc.MS_BIND...
 from .linux import Kernel
 from .optional import prctl
 from .narrator import CallbackNarrator, Narrator
-from .queries import (has_mount_setattr, in_bounding_set, iptables_path, iptables_rules,
-                      kernel_version, link_exists)
+from .programs import iptables_path, iptables_rules
+from .queries import has_mount_setattr, in_bounding_set, kernel_version, link_exists
 from .recording import Call, RecordingKernel
 
 __all__ = [

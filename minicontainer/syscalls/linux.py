@@ -15,7 +15,6 @@ import os
 import resource
 import signal
 import struct
-import subprocess
 
 from baselib import inroot
 
@@ -30,7 +29,7 @@ from .flags import (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, AT_EMPTY_PATH, AT_FDCW
 from .libc import check, libc, path_arg
 from .narrator import Narrator
 from .optional import netlink, prctl
-from .queries import iptables_path
+from .programs import iptables_path, run_program
 
 
 class Kernel(KernelApi):
@@ -60,7 +59,7 @@ class Kernel(KernelApi):
                                       None, None, None, None), "clone", clone_flags_text(flags))
 
     def _do_write_id_map(self, argv):
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        result = run_program(argv)
         if result.returncode != 0:
             raise OSError(errno.EPERM, (result.stderr.strip().splitlines() or ["no message"])[-1])
 
@@ -123,8 +122,7 @@ class Kernel(KernelApi):
             f.write(value)
 
     def _do_firewall(self, table, action, rule):
-        result = subprocess.run([iptables_path(), "-w", "-t", table, action, *rule],
-                                capture_output=True, text=True)
+        result = run_program([iptables_path(), "-w", "-t", table, action, *rule])
         if result.returncode != 0:
             raise OSError(errno.EINVAL, f"iptables -t {table} {action} {' '.join(rule)}: "
                                         f"{result.stderr.strip()}")

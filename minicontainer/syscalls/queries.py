@@ -1,13 +1,10 @@
 """Read-only questions to the kernel: they change nothing, so they are not
-narrated (the kernel's version, a link, iptables' rules, whether a call
-exists, a capability in the bounding set)."""
+narrated (the kernel's version, a link, whether a call exists, a
+capability in the bounding set; iptables' rules: programs.py)."""
 
 import ctypes
 import errno
 import os
-import shutil
-import socket
-import subprocess
 
 from .flags import SYS_MOUNT_SETATTR
 from .libc import libc
@@ -23,31 +20,16 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
         return (0, 0)
 
 
-def iptables_path() -> str:
-    """iptables from the system's sbin directories (a user's PATH may lack them)."""
-    return shutil.which("iptables", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") \
-        or "iptables"
-
-
 def link_exists(ifname: str) -> bool:
     """Is there a network interface `ifname` in our network namespace? (read
     only; asked with an ioctl, which answers for the namespace we are in,
     unlike /sys/class/net, which shows the one /sys was mounted in)"""
+    import socket   # only the network code asks (why here: programs.py)
     try:
         socket.if_nametoindex(ifname)
         return True
     except OSError:
         return False
-
-
-def iptables_rules(table: str, chain: str) -> str:
-    """`iptables -S CHAIN` of `table` (read only); "" when the chain does not exist."""
-    try:
-        result = subprocess.run([iptables_path(), "-w", "-t", table, "-S", chain],
-                                capture_output=True, text=True)
-    except FileNotFoundError:
-        return ""   # no iptables here: no rules of minict's either
-    return result.stdout if result.returncode == 0 else ""
 
 
 def has_mount_setattr() -> bool:

@@ -5,7 +5,7 @@ is tested without root and without touching the machine.
 """
 
 import os
-from typing import NamedTuple
+from collections import namedtuple
 
 from baselib import inroot
 
@@ -13,11 +13,9 @@ from .api import KernelApi
 from .narrator import Narrator
 
 
-class Call(NamedTuple):
+class Call(namedtuple("Call", "name args")):
     """One primitive call a RecordingKernel received: its name (mount, mkdir...)
-    and its arguments, as the real primitive would have got them."""
-    name: str
-    args: tuple
+    and its arguments (a tuple), as the real primitive would have got them."""
 
 
 class RecordingKernel(KernelApi):

@@ -157,6 +157,26 @@ def test_hooks_run_at_their_moments_with_the_state(bundle, tmp_path):
                for s in states)
 
 
+
+def test_start_and_delete_run_the_hooks_create_checked(bundle, tmp_path):
+    """create keeps the checked hooks in state.json: a bundle changed after
+    create does not change what start and delete run (runc keeps its config
+    in its state too)."""
+    log = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho \"$1\" >> {log}\n")
+    hook.chmod(0o755)
+    bundle.config["hooks"] = {moment: [{"path": str(hook), "args": ["hook.sh", moment]}]
+                              for moment in ("poststart", "poststop")}
+    bundle.process("sleep", "5")
+    bundle.oci("create", "-b", str(bundle.path), "c1", check=True)
+    bundle.config["hooks"] = {"poststart": [{"path": "/bin/false"}],
+                              "poststop": [{"path": "/bin/false"}]}
+    bundle.oci("start", "c1", check=True)
+    result = bundle.oci("delete", "--force", "c1", check=True)
+    assert log.read_text().split() == ["poststart", "poststop"]
+    assert "warning" not in result.stderr
+
 def test_a_failing_hook_fails_create_and_leaves_nothing(bundle, tmp_path):
     bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
     result = bundle.oci("create", "-b", str(bundle.path), "c1")
