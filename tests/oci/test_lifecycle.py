@@ -186,6 +186,32 @@ def test_spec_writes_a_config_that_runs(bundle, tmp_path):
     assert again.returncode == 27 and "exists already" in again.stderr
 
 
+
+def test_spec_rootless_is_the_command_s_flag_not_the_global_one(bundle, tmp_path):
+    """The global --rootless (runc's, default "auto") and spec's own --rootless
+    share a name: spec's wins, set or not (oci_cli.parse)."""
+    for flags, user_namespace in (([], False), (["--rootless"], True)):
+        target = tmp_path / f"spec{len(flags)}"
+        target.mkdir()
+        bundle.oci("--rootless", "true", "spec", *flags, "-b", str(target), check=True)
+        namespaces = json.loads((target / "config.json").read_text())["linux"]["namespaces"]
+        assert any(ns["type"] == "user" for ns in namespaces) == user_namespace
+
+
+def test_usage_errors_are_one_line_naming_what_is_wrong(bundle):
+    """Only the command that runs gets its parser (oci_cli.py): the help still
+    lists every command, and each usage error is one line, exit 2."""
+    listed = bundle.oci("--help", check=True).stdout
+    for name in ("create", "start", "run", "state", "kill", "delete", "exec", "ps", "list",
+                 "spec", "features", "pause", "resume", "update"):
+        assert f"\n  {name} " in listed
+    for argv, says in ((["bogus"], "invalid choice: 'bogus'"), (["create"], "required: ID"),
+                       (["kill", "--every", "c1"], "unrecognized arguments: --every"),
+                       ([], "required: COMMAND")):
+        result = bundle.oci(*argv)
+        assert result.returncode == 2 and says in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+
 def test_systemd_cgroups_are_refused_in_one_line(bundle):
     for flags in (["--systemd-cgroup"], ["--cgroup-manager", "systemd"]):
         result = bundle.oci(*flags, "state", "c1")
