@@ -5,6 +5,10 @@ What a SIGKILL of a minict process can leave, and what is done about it
 
 - `.tmp-<id>` / `.rm-<id>` directories (a create or a remove cut short):
   deleted;
+- a container directory an older minict wrote (its config.json held a
+  "spec", and there is no container.json; none before December 2026):
+  nothing can start, list or remove it now, so once no minict process owns
+  it, it is deleted;
 - a record whose owner died (its owner lock is free) but whose runtime
   file says it runs: if the container's PID 1 is somehow still alive it is
   killed (its owner is gone, so nobody would ever record its end); the
@@ -49,12 +53,10 @@ def recover(config) -> list[str]:
         for entry in _entries(layout.containers):
             if entry.name.startswith((".tmp-", ".rm-")):
                 ours.add(entry.name.split("-", 1)[1])
-                try:
-                    state.remove_container_tree(layout, str(entry))
-                    done.append(f"removed unfinished container directory {entry.name}")
-                except OSError as exc:
-                    done.append(f"could not remove unfinished container directory "
-                                f"{entry.name}: {exc.strerror}")
+                done.append(_remove_directory(layout, entry, "unfinished container directory"))
+            elif not (entry / "container.json").exists() and (entry / "config.json").exists():
+                ours.add(entry.name)
+                done += _remove_older_format(layout, entry)
         records = state.list_records(layout)
         owned = set()    # ids whose owner is alive: not ours to touch
         for record in records:
@@ -89,6 +91,28 @@ def recover(config) -> list[str]:
                 path.unlink(missing_ok=True)
                 lock.release()
     return done
+
+
+def _remove_directory(layout, entry, what: str, why: str = "") -> str:
+    try:
+        state.remove_container_tree(layout, str(entry))
+        return f"removed {what} {entry.name}{why}"
+    except OSError as exc:
+        return f"could not remove {what} {entry.name}: {exc.strerror}"
+
+
+def _remove_older_format(layout, entry) -> list[str]:
+    """A container an older minict made (no container.json): removed, unless
+    the minict process that ran it is still alive (it holds its owner lock)."""
+    lock = state.Lock.acquire(layout.locks / f"{entry.name}.lock", blocking=False)
+    if lock is None:
+        return [f"left container directory {entry.name[:12]} (an older minict's) alone: the "
+                f"minict process that runs it is alive; run cleanup again once it has ended"]
+    try:
+        return [_remove_directory(layout, entry, "container directory",
+                                  " (an older minict's: nothing can run it now)")]
+    finally:
+        lock.release()
 
 
 def _entries(directory, suffix: str = "") -> list:

@@ -1,6 +1,7 @@
 """SIGKILL of minict at any moment, and many runs in a row: afterwards
 `cleanup` and `ps` tell the truth, and no mount, process or state is left."""
 
+import fcntl
 import json
 import os
 import random
@@ -90,6 +91,31 @@ def test_cleanup_kills_a_container_whose_owner_vanished(fresh_mt):
     mt.out("cleanup")
     assert container_dirs(mt.root) == []
 
+
+
+def test_cleanup_removes_an_older_minict_s_container_directory(fresh_mt):
+    """A record from before container.json (its config.json held a "spec")
+    is invisible to ps and rm: cleanup removes it, once no minict process
+    owns it (its owner lock is free)."""
+    mt = fresh_mt
+    mt.out("run", "--name", "current", "busybox", "true")
+    old = mt.root / "containers" / ("a" * 64)
+    (old / "upper" / "etc").mkdir(parents=True)
+    (old / "upper" / "etc" / "made-inside").write_text("from the container\n")
+    (old / "config.json").write_text(json.dumps({"spec": {"image": "busybox", "args": ["sh"]}}))
+    lock_path = mt.state / "locks" / f"{'a' * 64}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    owner = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(owner, fcntl.LOCK_EX)   # as its (older) minict process would hold it
+    assert "left container directory aaaaaaaaaaaa" in mt.out("cleanup")
+    assert (old / "upper" / "etc" / "made-inside").exists()
+    os.close(owner)
+    assert f"removed container directory {'a' * 64} (an older minict's" in mt.out("cleanup")
+    assert not old.exists()
+    row = json.loads(mt.out("ps", "-a", "--format", "json"))
+    assert row["Names"] == "current"   # a current record is left as it was
+    mt.out("rm", "current")
+    assert container_dirs(mt.root) == []
 
 # A real atomic_write, stopped between writing its temp file and renaming it
 # over the record, so that the test can SIGKILL it at exactly that moment
