@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import syscalls as sc
-from ..errors import NetworkSetupFailed
+from ..errors import ContainerStateError, NetworkSetupFailed
 from ..network import config as networks
 from ..network import firewall, ipam
 from ..network.config import Network
@@ -231,15 +231,15 @@ def hosts_entries(layout, root: Path, network: Network) -> list[tuple[str, str, 
     on `network`."""
     entries = []
     for address, container_id in ipam.holders(root, network).items():
-        directory = layout.containers / container_id
-        record, config = (state.read_json(directory / name)
-                          for name in ("container.json", "config.json"))
-        if not record or not config:
+        try:
+            record = state.load_record(layout, layout.containers / container_id)
+        except ContainerStateError:
+            continue   # a damaged record: its peers' files go on without it
+        if record is None:
             continue
-        names = " ".join(dict.fromkeys(n for n in (record.get("name"), config.get("hostname"),
+        names = " ".join(dict.fromkeys(n for n in (record.name, record.config.get("hostname"),
                                                    container_id[:12]) if n))
-        entries.append((address, names, container_id,
-                        record.get("engine", {}).get("extra_hosts") or []))
+        entries.append((address, names, container_id, record.engine.extra_hosts))
     return entries
 
 

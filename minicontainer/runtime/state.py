@@ -201,7 +201,9 @@ def names_lock(layout: Layout) -> Lock:
 
 # ---- records ----------------------------------------------------------------------------
 
-def _load_record(layout: Layout, directory: Path) -> Record | None:
+def load_record(layout: Layout, directory: Path) -> Record | None:
+    """The record in `directory` (None: not a container's, or an older
+    minict's); ContainerStateError when it is damaged."""
     data = read_json(directory / "container.json")
     if not data:
         return None
@@ -226,7 +228,7 @@ def list_records(layout: Layout) -> list[Record]:
         if entry.name.startswith("."):
             continue   # .tmp-* (being created) and .rm-* (being removed)
         try:
-            record = _load_record(layout, entry)
+            record = load_record(layout, entry)
         except ContainerStateError:
             continue
         if record:
@@ -276,7 +278,7 @@ def create_record(layout: Layout, engine: EngineRecord, config: dict,
         write_json(tmp / "container.json", record, durable=not engine.auto_remove)
         lock = Lock.acquire(layout.locks / f"{engine.id}.lock", blocking=False)
         os.rename(tmp, final)
-        return _load_record(layout, final), lock
+        return load_record(layout, final), lock
 
 
 def save_engine_record(record: Record) -> None:
