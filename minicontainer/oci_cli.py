@@ -127,8 +127,8 @@ def parse(argv=None) -> argparse.Namespace:
     """The global flags, then the command's arguments (which win a name both
     have: spec's --rootless)."""
     args = parser().parse_args(argv)
-    return argparse.Namespace(**(vars(args) | vars(command_parser(args.command).parse_args(
-        args.arguments))))
+    own = command_parser(args.command).parse_args(args.arguments)
+    return argparse.Namespace(**(vars(args) | vars(own)))
 
 
 class Session:
