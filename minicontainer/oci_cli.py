@@ -191,22 +191,22 @@ def dispatch(args, s: Session) -> int:
               "\n".join(["PID\tCMD", *(f"{pid}\t{command}" for pid, command in rows)]))
     elif name == "list":
         print_list(lifecycle.list_rows(root), args.format, args.quiet)
-    elif name in ("spec", "features"):
+    elif name == "spec":
         from .oci import defaults   # (per command)
-        if name == "features":
-            print(json.dumps(defaults.features(), indent=2))
-            return 0
         path = Path(args.bundle) / "config.json"
         if path.exists():
             raise BadArgument(f"{path} exists already", "remove it first, or give another --bundle")
         path.write_text(json.dumps(defaults.default_spec(args.rootless), indent=2) + "\n")
-    elif name in ("pause", "resume", "update"):
+    elif name == "features":
+        from .oci import defaults   # (per command)
+        print(json.dumps(defaults.features(), indent=2))
+    elif name in ("pause", "resume"):
         from .oci import cgroup as cgroups   # (per command)
-        if name == "update":
-            text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
-            cgroups.update(k, root, args.id, text)
-        else:
-            cgroups.freeze(k, root, args.id, name == "pause")
+        cgroups.freeze(k, root, args.id, name == "pause")
+    elif name == "update":
+        from .oci import cgroup as cgroups   # (per command)
+        text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
+        cgroups.update(k, root, args.id, text)
     return 0
 
 

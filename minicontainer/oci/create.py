@@ -84,7 +84,7 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
             cgroup.add_pid(pid)
         os.write(channels.go_write, b"g")
         os.close(channels.go_write)
-        _follow_init(config, record, channels)
+        _follow_init(record, channels)
         state.save(root, record)
         if pid_file:
             state.write_pid_file(pid_file, pid)
@@ -181,15 +181,15 @@ def _clone_into_user_namespace(kernel, config, pid_ns, body) -> int:
     return pid
 
 
-def _follow_init(config: dict, record: state.Record, ch: init.Channels) -> None:
+def _follow_init(record: state.Record, ch: init.Channels) -> None:
     """Steps 4 and 5: answer init until it is ready, or report its failure."""
     ch.parent_sync.settimeout(READY_TIMEOUT)
     try:
         said = ch.parent_sync.recv(1)
         if said == b"m":
             creating = _state_of(record, "creating")
-            hooks.run(config.get("hooks", {}), "prestart", creating)
-            hooks.run(config.get("hooks", {}), "createRuntime", creating)
+            hooks.run(record.hooks, "prestart", creating)
+            hooks.run(record.hooks, "createRuntime", creating)
             ch.parent_sync.sendall(json.dumps(creating).encode() + b"\n")
             said = ch.parent_sync.recv(1)
     except socket.timeout:

@@ -196,7 +196,8 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
     if ch.fifo is not None:
         _wait_for_start(ch.fifo)
     if state_line is not None:
-        hooks.run(config.get("hooks", {}), "startContainer", json.loads(state_line) | {"status": "running"})
+        hooks.run(config.get("hooks", {}), "startContainer",
+                  json.loads(state_line) | {"status": "running"})
     process.last_steps(kernel, proc, linux.get("seccomp"),
                        {ch.error_write, *range(3, 3 + preserve_fds)})
     engine.exec(kernel, proc, path, ch.error_write)
