@@ -25,7 +25,8 @@ PRIVATE_MARK = "BENCH_PRIVATE_NAMESPACES"
 def in_private_namespaces() -> None:
     """Re-run this script under `unshare --mount --net` (once), bring up the
     new network namespace's loopback, then remount every cgroup filesystem
-    read-only in the private mount namespace."""
+    read-only in the private mount namespace (and move a hybrid host's v2
+    tree out of crun's sight)."""
     if os.environ.get(PRIVATE_MARK) != "1":
         os.execvpe("unshare", ["unshare", "--mount", "--net", "--propagation", "private",
                                sys.executable, *sys.argv], dict(os.environ, **{PRIVATE_MARK: "1"}))
@@ -37,10 +38,14 @@ def in_private_namespaces() -> None:
             subprocess.run(["mount", "-o", "remount,bind,ro", target], check=True)
     # crun refuses to run at all on a "hybrid" host (v1 controllers plus a
     # cgroup2 at /sys/fs/cgroup/unified), even with its cgroup manager off:
-    # hide that cgroup2 behind an empty read-only tmpfs.
+    # move that cgroup2 out of its sight, to /mnt/cgroup2 on a tmpfs of this
+    # namespace's own. It stays mounted (read-only), as the v2 tree is on any
+    # host: minict-oci binds it for a container that has no cgroup namespace
+    # (oci/mounts.py), where hidden it would have to mount a new one.
     if "/sys/fs/cgroup/unified" in targets:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "none", "/sys/fs/cgroup/unified"],
-                       check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "none", "/mnt"], check=True)
+        os.mkdir("/mnt/cgroup2")
+        subprocess.run(["mount", "--move", "/sys/fs/cgroup/unified", "/mnt/cgroup2"], check=True)
 
 
 def summary(name: str, times: list[float]) -> dict:

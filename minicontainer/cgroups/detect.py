@@ -20,6 +20,7 @@ Controllers". Everything takes the paths as arguments so tests can use a
 temp dir with fake files.
 """
 
+import os
 from pathlib import Path
 
 from ..errors import CgroupUnavailable
@@ -50,6 +51,36 @@ def is_real_root(root: Path) -> bool:
     scope, has one: it is an ordinary cgroup that merely looks like "/".
     """
     return not (Path(root) / "cgroup.type").exists()
+
+
+def whole_hierarchy_mountpoint(mountinfo: Path = Path("/proc/self/mountinfo")) -> str | None:
+    """Where this process sees the whole cgroup v2 hierarchy mounted
+    (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), or None.
+
+    Only a mount of the hierarchy's top counts (mountinfo's root field "/"
+    and, at the path, the top cgroup itself: is_real_root), and only one
+    the path still leads to: a mount hidden under another (a tmpfs over it)
+    is in mountinfo too, but its device is not the one found at the path.
+    """
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        # ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER-OPTIONS
+        fields, _, filesystem = line.partition(" - ")
+        fields = fields.split()
+        if len(fields) < 5 or filesystem.split()[:1] != ["cgroup2"] or fields[3] != "/":
+            continue
+        point = fields[4].replace("\\040", " ")   # mountinfo escapes spaces as \040
+        major, minor = (int(n) for n in fields[2].split(":"))
+        try:
+            found = os.stat(point).st_dev == os.makedev(major, minor)
+        except OSError:
+            continue
+        if found and is_real_root(Path(point)):
+            return point
+    return None
 
 
 def _read_proc_cgroups(proc: Path) -> dict[str, tuple[int, bool]] | None:

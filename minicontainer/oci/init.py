@@ -216,8 +216,10 @@ def build_root(kernel, config: dict, bundle: str, nodev: bool, engine: Engine) -
                      | rootfs.preserved_flags(root), None,
                      "No device controller here: device nodes in the rootfs cannot be opened "
                      "(only the runtime's own /dev)")
+    cgroup_namespace = any(ns["type"] == "cgroup"
+                           for ns in config.get("linux", {}).get("namespaces", []))
     for mount in config.get("mounts", []):
-        mounts.make_mount(kernel, root, bundle, mount, nodev)
+        mounts.make_mount(kernel, root, bundle, mount, nodev, cgroup_namespace)
     # In a user namespace mknod is refused: the host's nodes are bound instead.
     mounts.make_devices(kernel, root, config.get("linux", {}).get("devices", []),
                         bind_host=in_user_namespace())

@@ -22,6 +22,7 @@ import os
 import shutil
 
 from .. import syscalls as sc
+from ..cgroups.detect import whole_hierarchy_mountpoint
 from ..errors import RunFailed
 from ..runtime import devices as default_devices
 from ..runtime.rootfs import bind_mount, mountpoint, path_in_root, preserved_flags
@@ -66,22 +67,37 @@ class Options:
         self.data = ",".join(data) or None
 
 
-def make_mount(kernel: sc.Kernel, root: str, bundle: str, mount: dict, nodev: bool) -> None:
+def make_mount(kernel: sc.Kernel, root: str, bundle: str, mount: dict, nodev: bool,
+               cgroup_namespace: bool = False) -> None:
     """One entry of config.json's mounts, inside `root` (before pivot_root).
     `nodev`: no device controller guards the container, so nothing but the
-    runtime's own /dev may hold openable device nodes (runtime/device_access.py)."""
+    runtime's own /dev may hold openable device nodes (runtime/device_access.py).
+    `cgroup_namespace`: the container has one of its own (linux.namespaces)."""
     options = Options(mount.get("options", []))
     kind = mount.get("type") or ("bind" if options.bind else "")
     destination = os.path.normpath(mount["destination"])
     source = mount.get("source") or kind
-    if options.bind or kind == "bind":
+    hierarchy = None
+    if kind == "cgroup" and not cgroup_namespace and not options.bind and options.data is None:
+        hierarchy = whole_hierarchy_mountpoint()
+    if hierarchy is not None:
+        # In the host's cgroup namespace a new cgroup2 mount would show what
+        # this bind shows (the whole tree), but mounting it there also
+        # resets the tree's system-wide mount options (nsdelegate,
+        # memory_recursiveprot: cgroup-v2.rst, "Mounting") to its own, for
+        # every cgroup on the host (runc issue 5258), and waits out an RCU
+        # grace period.
+        kernel.explain(f"No cgroup namespace of its own: the cgroup v2 tree at {hierarchy} is "
+                       f"bound at {destination}, not mounted anew")
+        _bind(kernel, root, bundle, hierarchy, destination, options, nodev)
+    elif options.bind or kind == "bind":
         _bind(kernel, root, bundle, source, destination, options, nodev)
     else:
         openable = destination in ("/dev", "/dev/pts")   # the runtime's own device nodes
         flags = options.flags | (sc.MS_NODEV if nodev and not openable else 0)
         if kind == "cgroup":
-            # A cgroup v1 host gets the unified hierarchy all the same (in its
-            # own cgroup namespace it shows only the container's part).
+            # In its own cgroup namespace the container sees only its part of
+            # the tree. (A cgroup v1 host gets the unified hierarchy all the same.)
             kind, source = "cgroup2", "cgroup2"
         below = _hold_image_directory(root, destination) if options.copy_up else None
         fallback = False

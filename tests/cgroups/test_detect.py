@@ -1,5 +1,6 @@
 """Is cgroup v2 usable, and if not, one line naming the cause and the fix."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,34 @@ def test_this_machine_agrees_with_the_test_tiers():
         message, hint = problem
         assert "cgroup v1 hierarchy" in message or "no cgroup v2 hierarchy" in message, message
         assert "unified_cgroup_hierarchy" in hint
+
+
+def _mountinfo_line(mount_id, point: Path, root="/", fstype="cgroup2", dev=None, shown=None):
+    dev = os.stat(point).st_dev if dev is None else dev
+    escaped = str(shown or point).replace(" ", "\\040")
+    return (f"{mount_id} 1 {os.major(dev)}:{os.minor(dev)} {root} {escaped} rw,nosuid - "
+            f"{fstype} {fstype} rw\n")
+
+
+def test_the_whole_hierarchy_is_found_where_the_path_still_leads_to_it(tmp_path):
+    """minict-oci binds this for a container without a cgroup namespace
+    (oci/mounts.py): a hidden mount, a subtree or a namespace's root is not it."""
+    top = tmp_path / "with space" / "cgroup"
+    top.mkdir(parents=True)
+    (top / "cgroup.controllers").write_text("memory pids\n")
+    nested = tmp_path / "ns-root"
+    nested.mkdir()
+    (nested / "cgroup.controllers").write_text("")
+    (nested / "cgroup.type").write_text("domain\n")   # a cgroup namespace's root has one
+    mountinfo = tmp_path / "mountinfo"
+    hidden = os.stat(top).st_dev + 1                     # a tmpfs mounted over it, say
+    mountinfo.write_text(_mountinfo_line(20, tmp_path, fstype="ext4")
+                         + _mountinfo_line(21, top, dev=hidden)
+                         + _mountinfo_line(22, top, root="/system.slice")
+                         + _mountinfo_line(23, nested)
+                         + _mountinfo_line(24, top, fstype="tmpfs")
+                         + _mountinfo_line(25, top, shown=tmp_path / "gone"))
+    assert detect.whole_hierarchy_mountpoint(mountinfo) is None
+    mountinfo.write_text(mountinfo.read_text() + _mountinfo_line(26, top))
+    assert detect.whole_hierarchy_mountpoint(mountinfo) == str(top)
+    assert detect.whole_hierarchy_mountpoint(tmp_path / "no-such-file") is None

@@ -58,7 +58,9 @@ def build_root(kernel, spec, record_dir: str, root: str, *, nodev: bool = False,
             open(path, "w").close()
     config = {"root": {"path": root},
               "mounts": bundle.mounts_of(spec, record_dir, spec.binds, spec.tmpfs, own_cgroup),
-              "linux": {"devices": bundle.devices_of(spec.devices)}}
+              "linux": {"devices": bundle.devices_of(spec.devices),
+                        # minict run's containers always have one (bundle.namespaces_of)
+                        "namespaces": [{"type": "cgroup"}]}}
     engine = child.MinictRun(spec, record_dir, nodev=nodev)
     engine.shm = shm
     init.build_root(kernel, config, record_dir, nodev, engine)

@@ -3,6 +3,7 @@ real kernel with a cgroup v2 tree): linux.resources limits, cgroupsPath,
 the device filter, pause/resume, update, and kill --all through
 cgroup.procs. Each test checks its own cgroup, and that delete removes it."""
 
+import ctypes
 import json
 import os
 import stat
@@ -101,3 +102,41 @@ def test_kill_all_finds_the_processes_in_the_cgroup(bundle):
              what="an empty cgroup")
     bundle.oci("delete", "c1", check=True)
     assert not cgroup.exists()
+
+
+def _tree_options() -> str:
+    """The cgroup v2 tree's superblock options (mountinfo's last field)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(CGROUP_ROOT):
+            return fields[-1]
+    raise AssertionError("no mount at /sys/fs/cgroup")
+
+
+def test_a_container_without_a_cgroup_namespace_leaves_the_tree_s_options_alone(bundle):
+    """nsdelegate (like memory_recursiveprot) is one option for the whole
+    host, and a new cgroup2 mount in the host's cgroup namespace resets it
+    to its own (cgroup-v2.rst, "Mounting"). minict-oci binds the tree
+    instead: the container sees it all, the host keeps its options."""
+    assert not any(ns["type"] == "cgroup" for ns in bundle.config["linux"]["namespaces"])
+    before = _tree_options()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def remount(options: str) -> None:
+        if libc.mount(None, str(CGROUP_ROOT).encode(), None, 32, options.encode()) != 0:  # MS_REMOUNT
+            raise OSError(ctypes.get_errno(), f"remount {CGROUP_ROOT} {options}")
+
+    remount(before + ",nsdelegate")
+    try:
+        assert "nsdelegate" in _tree_options()
+        bundle.process("sh", "-c", "cat /sys/fs/cgroup/cgroup.controllers; "
+                                   "grep ' /sys/fs/cgroup ' /proc/self/mountinfo")
+        result = bundle.run()
+        assert result.returncode == 0, result.stderr
+        controllers, mount = result.stdout.splitlines()
+        assert "memory" in controllers.split()                 # the whole tree, at its top
+        assert mount.split()[5].startswith("ro,")               # read-only, as config.json asks
+        assert "nsdelegate" in _tree_options()
+    finally:
+        remount(before)
+    assert _tree_options() == before
