@@ -91,7 +91,18 @@ def load(root: Path, container_id: str) -> Record:
     except ValueError:
         raise ContainerNotFound(f"container {container_id} has a damaged state file {path}",
                                 f"minict-oci delete --force {container_id}") from None
+    if "hooks" not in data:
+        # Written by a minict-oci from before state.json kept the hooks: it
+        # would have read them from the bundle at start and delete, so do that.
+        data["hooks"] = _bundle_hooks(data.get("bundle", ""))
     return Record(**data)
+
+
+def _bundle_hooks(bundle: str) -> dict:
+    try:
+        return json.loads((Path(bundle) / "config.json").read_text()).get("hooks") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def all_ids(root: Path) -> list[str]:

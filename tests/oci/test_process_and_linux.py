@@ -177,6 +177,23 @@ def test_start_and_delete_run_the_hooks_create_checked(bundle, tmp_path):
     assert log.read_text().split() == ["poststart", "poststop"]
     assert "warning" not in result.stderr
 
+
+def test_a_container_from_before_state_json_kept_hooks_runs_the_bundle_s(bundle, tmp_path):
+    """state.json written by an older minict-oci has no hooks: delete runs
+    the bundle's poststop hooks, as that minict-oci would have."""
+    log = tmp_path / "hooks.log"
+    bundle.config["hooks"] = {"poststop": [{"path": "/bin/sh",
+                                            "args": ["sh", "-c", f"echo poststop >> {log}"]}]}
+    bundle.process("sleep", "5")
+    bundle.oci("create", "-b", str(bundle.path), "c1", check=True)
+    state_file = bundle.state_root / "c1" / "state.json"
+    older = json.loads(state_file.read_text())
+    del older["hooks"]
+    state_file.write_text(json.dumps(older))
+    bundle.oci("delete", "--force", "c1", check=True)
+    assert log.read_text().split() == ["poststop"]
+
+
 def test_a_failing_hook_fails_create_and_leaves_nothing(bundle, tmp_path):
     bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
     result = bundle.oci("create", "-b", str(bundle.path), "c1")
