@@ -97,7 +97,8 @@ def make_mount(kernel: sc.Kernel, root: str, bundle: str, mount: dict, nodev: bo
         flags = options.flags | (sc.MS_NODEV if nodev and not openable else 0)
         if kind == "cgroup":
             # In its own cgroup namespace the container sees only its part of
-            # the tree. (A cgroup v1 host gets the unified hierarchy all the same.)
+            # the tree; without one (and no tree here to bind) all of it, as
+            # runc mounts it. A cgroup v1 host gets the unified hierarchy too.
             kind, source = "cgroup2", "cgroup2"
         below = _hold_image_directory(root, destination) if options.copy_up else None
         fallback = False
