@@ -48,6 +48,23 @@ def test_root_maps_a_range_of_ids(open_bundle):
     bundle.oci("delete", "--force", "c1", check=True)
 
 
+def test_in_a_user_namespace_the_cgroup_mount_binds_the_host_s_tree(open_bundle):
+    """Without a cgroup namespace, a new cgroup2 mount is refused in a user
+    namespace (it is the host's tree); the bind of it is not (oci/mounts.py)."""
+    bundle = open_bundle
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/sys"]
+    del bundle.config["linux"]["resources"]
+    bundle.process("sh", "-c", "cat /sys/fs/cgroup/cgroup.controllers >/dev/null && echo read; "
+                               "grep ' /sys/fs/cgroup ' /proc/self/mountinfo")
+    result = bundle.run()
+    assert result.returncode == 0, result.stderr
+    read, mount = result.stdout.splitlines()
+    assert read == "read" and mount.split()[5].startswith("ro,") and " - cgroup2 " in mount
+
+
 @pytest.mark.skipif(user_namespaces_allowed() is not None, reason="no unprivileged user namespaces")
 def test_a_user_runs_the_rootless_spec(busybox_rootfs):
     base = Path(tempfile.mkdtemp(prefix="minict-oci-rootless-"))
