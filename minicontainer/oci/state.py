@@ -25,7 +25,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import BadArgument, ContainerNotFound
+from ..errors import BadArgument, ContainerNotFound, MinictError
 
 def default_root() -> Path:
     """/run/minict-oci for root; for a user, $XDG_RUNTIME_DIR/minict-oci (as runc)."""
@@ -99,9 +99,12 @@ def load(root: Path, container_id: str) -> Record:
 
 
 def _bundle_hooks(bundle: str) -> dict:
+    """The bundle's hooks, checked as create checks them; none if the
+    bundle is gone or its config.json no longer passes."""
+    from . import config as config_file   # here: start and delete need it for old records only
     try:
-        return json.loads((Path(bundle) / "config.json").read_text()).get("hooks") or {}
-    except (OSError, ValueError, AttributeError):
+        return config_file.load(Path(bundle)).get("hooks", {})
+    except MinictError:
         return {}
 
 

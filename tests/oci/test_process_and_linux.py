@@ -192,6 +192,15 @@ def test_a_container_from_before_state_json_kept_hooks_runs_the_bundle_s(bundle,
     state_file.write_text(json.dumps(older))
     bundle.oci("delete", "--force", "c1", check=True)
     assert log.read_text().split() == ["poststop"]
+    # A bundle changed since into one create would refuse (a hook with no
+    # path): no hooks are run from it, and delete still removes the container.
+    bundle.oci("create", "-b", str(bundle.path), "c1", check=True)
+    state_file.write_text(json.dumps({k: v for k, v in json.loads(state_file.read_text()).items()
+                                      if k != "hooks"}))
+    bundle.config["hooks"] = {"poststop": [{"args": ["sh"]}]}
+    bundle.oci("delete", "--force", "c1", check=True)
+    assert log.read_text().split() == ["poststop"]
+    assert not (bundle.state_root / "c1").exists()
 
 
 def test_a_failing_hook_fails_create_and_leaves_nothing(bundle, tmp_path):
