@@ -33,6 +33,10 @@ APT_PACKAGES=(
     uidmap slirp4netns
     # the cgroup v2 VM test tier: a Debian kernel booted by virtme-ng under QEMU
     qemu-system-x86 linux-image-amd64
+    # the OCI runtime-tools validator (Go sources: the library behind
+    # oci-runtime-tool validate, and the runtime spec's JSON schemas), which the
+    # tests build to check minict-oci's configs (tests/helpers/runtime_tools.py)
+    golang-go golang-github-opencontainers-runtime-tools-dev
     # a real single-node Slurm for the GPU-selection tests; ruby to check the Vagrantfile
     slurm-wlm munge ruby
     # the workload tier: the ML image's Debian base (scripts/ml-image.sh), and the

@@ -9,6 +9,7 @@ container name and no network: only the bundle and its state directory.
                 line naming the field, before anything is made
   fields.py     each value's JSON type checked, the field named in the error
   seccomp.py    linux.seccomp (the spec's profile format) -> a libseccomp filter
+  sysctl.py     linux.sysctl: only the keys a namespace of the container's own keeps
   state.py      ROOT/ID/state.json and exec.fifo; the status read from the kernel
   create.py     create: the state dir, the cgroup, init forked into its namespaces;
                 run: create, start, wait, delete

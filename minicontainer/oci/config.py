@@ -30,6 +30,7 @@ from ..errors import BadConfig, UnsupportedConfig
 from ..runtime.capabilities import NUMBERS as CAPABILITY_NUMBERS
 from . import fields
 from .seccomp import check as check_seccomp
+from .sysctl import check as check_sysctl
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup")
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
@@ -182,6 +183,13 @@ def check_process(process) -> None:
                             f"use {', '.join(CAPABILITY_SETS)}")
         for i, cap in enumerate(fields.a_list(values, f"process.capabilities.{name}")):
             _capability(cap, f"process.capabilities.{name}[{i}]")
+    # capset(2) refuses an effective capability that is not permitted. (An
+    # ambient one that is not also inheritable is skipped, not refused, as
+    # runc does: runc's own default config has three.)
+    for cap in caps.get("effective", []):
+        if cap not in caps.get("permitted", []):
+            raise BadConfig(f"process.capabilities.effective: {cap} is not in the permitted set",
+                            "the kernel keeps effective within permitted: add it there too")
     seen = set()
     for i, limit in enumerate(fields.a_list(process.get("rlimits", []), "process.rlimits")):
         where = f"process.rlimits[{i}]"
@@ -284,10 +292,15 @@ def _check_linux(linux, config: dict) -> None:
     if any(ns.get("type") == "user" and ns.get("path") for ns in linux.get("namespaces", [])):
         raise UnsupportedConfig("config.json: linux.namespaces: joining a user namespace by path "
                                 "is not supported by minict-oci", "give mappings for a new one")
+    paths = set()
     for i, dev in enumerate(fields.a_list(linux.get("devices", []), "linux.devices")):
         where = f"linux.devices[{i}]"
         fields.an_object(dev, where)
-        fields.absolute(fields.a_string(dev.get("path"), f"{where}.path", required=True), f"{where}.path")
+        path = fields.a_string(dev.get("path"), f"{where}.path", required=True)
+        fields.absolute(path, f"{where}.path")
+        if os.path.normpath(path) in paths:
+            raise BadConfig(f"{where}.path: {path} is given twice", "give each device once")
+        paths.add(os.path.normpath(path))
         if fields.a_string(dev.get("type"), f"{where}.type", required=True) not in ("c", "b", "u", "p"):
             raise BadConfig(f"{where}.type must be c, b, u or p", "")
         for key in ("major", "minor"):
@@ -303,7 +316,8 @@ def _check_linux(linux, config: dict) -> None:
     if fields.a_string(linux.get("rootfsPropagation", ""), "linux.rootfsPropagation") not in PROPAGATIONS:
         raise BadConfig(f"linux.rootfsPropagation {linux['rootfsPropagation']!r} is not a "
                         f"propagation", f"use one of {', '.join(p for p in PROPAGATIONS if p)}")
-    fields.string_map(linux.get("sysctl", {}), "linux.sysctl")
+    check_sysctl(fields.string_map(linux.get("sysctl", {}), "linux.sysctl"),
+                 linux.get("namespaces", []))
     if linux.get("seccomp") is not None:
         check_seccomp(linux["seccomp"])
     if linux.get("personality") is not None:

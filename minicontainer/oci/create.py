@@ -69,6 +69,7 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
         cgroup = cgroups.prepare(kernel, config, container_id)
         record.cgroup = str(cgroup.path) if cgroup else None
         process.preload(config.get("linux", {}).get("seccomp"))
+        hooks.preload(config.get("hooks", {}))
         channels = init.Channels()
         if console_socket:
             channels.console = init.connect_console(console_socket)

@@ -149,7 +149,7 @@ def join_and_exec(kernel, seccomp, proc, init_pid: int, namespaces, ch: init.Cha
     process.limits_and_score(kernel, proc)
     path = process.resolve_command(proc)
     joiner.stdio(kernel, proc, ch)
-    process.identity_and_capabilities(kernel, proc, die_with_owner=joiner.die_with_owner)
+    process.identity_and_capabilities(kernel, proc, seccomp, die_with_owner=joiner.die_with_owner)
     if ch.child_sync is not None:
         ch.child_sync.sendall(b"r")
         ch.child_sync.close()

@@ -70,6 +70,8 @@ def absolute(path: str, where: str) -> None:
                         "give a path starting with /")
 
 
-def string_map(value, where: str) -> None:
-    for key, item in an_object(value, where).items():
+def string_map(value, where: str) -> dict:
+    mapping = an_object(value, where)
+    for key, item in mapping.items():
         a_string(item, f"{where}.{key}")
+    return mapping

@@ -37,6 +37,14 @@ def run(hooks: dict, moment: str, state: dict, warn_only: bool = False) -> None:
             raise RunFailed(message, "fix the hook, or remove it from config.json")
 
 
+def preload(hooks: dict) -> None:
+    """startContainer hooks run in the container, after pivot_root, where
+    the host's files (Python's own library included) are out of reach:
+    import now what running them takes."""
+    if hooks.get("startContainer"):
+        import subprocess  # noqa: F401 (here: loaded before pivot_root, for _run_one)
+
+
 def _run_one(hook: dict, state: dict) -> str:
     """Why the hook failed ("" when it did not)."""
     import subprocess   # here: most containers have no hooks, and each step pays its imports

@@ -187,7 +187,7 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
     if proc.get("terminal"):
         console(kernel, ch.console, proc.get("consoleSize"))
     engine.stdio(kernel, bool(proc.get("terminal")))
-    process.identity_and_capabilities(kernel, proc, engine.die_with_owner)
+    process.identity_and_capabilities(kernel, proc, linux.get("seccomp"), engine.die_with_owner)
 
     if ch.child_sync is not None:
         ch.child_sync.sendall(b"r")           # create writes the state and exits

@@ -201,14 +201,15 @@ def make_devices(kernel: sc.Kernel, root: str, devices: list, bind_host: bool) -
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if os.path.lexists(path):
             os.unlink(path)
-        if bind_host:
+        if bind_host and node["type"] != "p":     # (a fifo needs no privilege to make)
             kernel.write_file(path, b"", 0o666, f"Mount point for {node['path']}")
             kernel.mount(node["path"], path, None, sc.MS_BIND, None,
                          f"Bind the host's {node['path']} (no mknod in a user namespace)")
             continue
         kind = "p" if node["type"] == "p" else ("b" if node["type"] == "b" else "c")
         kernel.mknod(path, kind, node.get("major", 0), node.get("minor", 0),
-                     node.get("fileMode", 0o666) & 0o7777, f"Create {node['path']} (linux.devices)",
+                     # (the permission bits only: a set-id device node, as in runc, is not made)
+                     node.get("fileMode", 0o666) & 0o777, f"Create {node['path']} (linux.devices)",
                      uid=node.get("uid", 0), gid=node.get("gid", 0))
     for name, target in default_devices.LINKS:
         link = os.path.join(dev, name)

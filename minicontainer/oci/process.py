@@ -14,7 +14,10 @@ and why:
    inheritable set let programs with file capabilities gain them), then
    the ambient ones (which a non-root command keeps across execve);
 5. no_new_privs, then the seccomp filter (loading one needs no_new_privs
-   or CAP_SYS_ADMIN, and it must come last: it may forbid the calls above);
+   or CAP_SYS_ADMIN, and it comes as late as it can: it may forbid the
+   calls above). Without noNewPrivileges the filter is loaded before step
+   2 instead, while CAP_SYS_ADMIN is still held, as runc does; it must
+   then allow what follows (setuid, capset, execve...);
 6. every inherited fd above 2 closed, then the working directory, checked
    to be inside the root (CVE-2024-21626).
 """
@@ -73,10 +76,13 @@ def limits_and_score(kernel: sc.Kernel, process: dict) -> None:
                           "process.oomScoreAdj: how willing the OOM killer is to pick us")
 
 
-def identity_and_capabilities(kernel: sc.Kernel, process: dict,
+def identity_and_capabilities(kernel: sc.Kernel, process: dict, seccomp_config,
                               die_with_owner: bool = False) -> None:
-    """`die_with_owner`: minict run's container dies with its minict, and
+    """Steps 2-5 (the filter here only without noNewPrivileges: see step 5).
+    `die_with_owner`: minict run's container dies with its minict, and
     changing user clears that signal, so it is set again."""
+    if not process.get("noNewPrivileges"):
+        load_seccomp(kernel, seccomp_config, "while CAP_SYS_ADMIN is held (no no_new_privs)")
     sets = process.get("capabilities", {})
     numbers = {name: [caps.NUMBERS[c] for c in sets.get(name, [])] for name in
                ("bounding", "effective", "permitted", "inheritable", "ambient")}
@@ -114,19 +120,21 @@ def identity_and_capabilities(kernel: sc.Kernel, process: dict,
         kernel.set_no_new_privs("process.noNewPrivileges: execve can never grant privileges")
 
 
-def load_seccomp(kernel: sc.Kernel, seccomp_config: dict | None) -> None:
+def load_seccomp(kernel: sc.Kernel, seccomp_config: dict | None, when: str) -> None:
     if not seccomp_config:
         kernel.explain("No linux.seccomp in the config: no system call filter")
         return
     built, unknown, summary = profile.build(import_library(), seccomp_config)
     if unknown:
         kernel.explain(f"This libseccomp does not know {', '.join(unknown)}: left out")
-    kernel.load_seccomp(built, summary, "Load linux.seccomp, the engine's system call filter")
+    kernel.load_seccomp(built, summary, f"Load linux.seccomp, the engine's system call filter, "
+                                        f"{when}")
 
 
 def last_steps(kernel: sc.Kernel, process: dict, seccomp_config, keep_fds: set[int]) -> None:
-    """Steps 5-6, then the caller execs."""
-    load_seccomp(kernel, seccomp_config)
+    """The end of step 5 and step 6, then the caller execs."""
+    if process.get("noNewPrivileges"):
+        load_seccomp(kernel, seccomp_config, "last (no_new_privs is set)")
     keep = set(keep_fds) | ({kernel.narrator.fd} if kernel.narrator.enabled else set())
     security.close_inherited_fds(kernel, keep)
     security.enter_workdir(kernel, process.get("cwd", "/"))

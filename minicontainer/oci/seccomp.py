@@ -93,6 +93,9 @@ def build(seccomp, profile: dict):
     default = profile["defaultAction"]
     built = seccomp.SyscallFilter(defaction=_built_action(seccomp, default,
                                                           profile.get("defaultErrnoRet")))
+    # libseccomp would set no_new_privs itself on loading; whether the
+    # process gets it is process.noNewPrivileges's to say (process.py).
+    built.set_attr(seccomp.Attr.CTL_NNP, 0)
     native = seccomp.Arch()
     for arch in profile.get("architectures") or []:
         wanted = getattr(seccomp.Arch, ARCHES[arch], None)

@@ -7,9 +7,15 @@ recording.py the test double.
 import os
 import shlex
 import signal
+import stat
 
 from .flags import BPF_LICENSE, MNT_DETACH, MNT_FORCE, clone_flags_text, flags_text
 from .narrator import Narrator
+
+
+# config.json's device types ("c", "b", "p") -> mknod's file type, and its name in C
+NODE_TYPES = {"c": (stat.S_IFCHR, "S_IFCHR"), "b": (stat.S_IFBLK, "S_IFBLK"),
+              "p": (stat.S_IFIFO, "S_IFIFO")}
 
 
 def c_arg(value):
@@ -208,17 +214,18 @@ class KernelApi:
 
     def mknod(self, path, kind: str, major: int, minor: int, mode: int, why: str,
               uid: int = 0, gid: int = 0) -> None:
-        type_bits = {"c": 0o020000, "b": 0o060000}[kind]
-        self.explain(why, f"mknod({c_arg(path)}, S_IF{'CHR' if kind == 'c' else 'BLK'}|{mode:#o}, "
-                          f"makedev({major}, {minor}))")
-        self._do_mknod(path, type_bits | mode, os.makedev(major, minor), mode, uid, gid)
+        type_bits, type_name = NODE_TYPES[kind]
+        device = 0 if kind == "p" else os.makedev(major, minor)    # a fifo has no device
+        self.explain(why, f"mknod({c_arg(path)}, {type_name}|{mode:#o}, "
+                          f"{'0' if kind == 'p' else f'makedev({major}, {minor})'})")
+        self._do_mknod(path, type_bits | mode, device, mode, uid, gid)
 
     def mknod_at(self, dir_fd: int, name: str, kind: str, major: int, minor: int, mode: int,
                  why: str) -> None:
         """mknod(2) of `name` in the directory `dir_fd` holds (a layer's device
         node or whiteout): never a path looked up from the top again."""
-        type_bits = {"c": 0o020000, "b": 0o060000}[kind]
-        self.explain(why, f"mknodat({dir_fd}, {c_arg(name)}, S_IF{'CHR' if kind == 'c' else 'BLK'}|{mode:#o}, "
+        type_bits, type_name = NODE_TYPES[kind]
+        self.explain(why, f"mknodat({dir_fd}, {c_arg(name)}, {type_name}|{mode:#o}, "
                           f"makedev({major}, {minor}))")
         self._do_mknod_at(dir_fd, name, type_bits | mode, os.makedev(major, minor))
 

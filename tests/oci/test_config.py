@@ -59,6 +59,13 @@ MALFORMED = [
     ("linux.maskedPaths", ["proc/kcore"], "linux.maskedPaths[0]"),
     ("linux.devices", [{"path": "/dev/x", "type": "q", "major": 1, "minor": 1}],
      "linux.devices[0].type"),
+    ("linux.devices", [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3},
+                       {"path": "/dev/./x", "type": "c", "major": 1, "minor": 5}],
+     "linux.devices[1].path"),
+    ("process.capabilities.effective", ["CAP_SYS_ADMIN"], "process.capabilities.effective"),
+    ("linux.sysctl", {"kernel.core_pattern": "|/tmp/x"}, "linux.sysctl kernel.core_pattern"),
+    ("linux.sysctl", {"vm.overcommit_memory": "1"}, "linux.sysctl vm.overcommit_memory"),
+    ("linux.sysctl", {"kernel.hostname": "x"}, "linux.sysctl kernel.hostname"),
     ("linux.rootfsPropagation", "sideways", "linux.rootfsPropagation"),
     ("linux.resources.devices", [{"allow": "no"}], "linux.resources.devices[0].allow"),
     ("linux.resources.memory", {"limit": "1g"}, "linux.resources.memory.limit"),
@@ -83,6 +90,37 @@ def test_malformed_fields_are_named(spec, tmp_path, path, value, named):
         checked(edit(spec, path, value), tmp_path)
     assert named in caught.value.message
     assert "\n" not in caught.value.one_line()
+    assert caught.value.exit_code == 80
+
+
+SYSCTLS = [
+    # (the namespaces, the key, whether it is the container's own)
+    (["network"], "net.ipv4.ip_forward", True),
+    (["network"], "net/ipv4/ip_forward", True),        # runc's other spelling
+    (["ipc"], "kernel.shmmax", True),
+    (["ipc"], "fs.mqueue.msg_max", True),
+    (["uts"], "kernel.domainname", True),
+    (["ipc", "uts"], "net.ipv4.ip_forward", False),    # the host's network namespace
+    (["network", "uts"], "kernel.msgmax", False),      # the host's IPC namespace
+    (["network"], "kernel.domainname", False),         # the host's UTS namespace
+    ([{"type": "network", "path": "/proc/self/ns/net"}], "net.ipv4.ip_forward", False),
+]
+
+
+@pytest.mark.parametrize("namespaces, key, own", SYSCTLS)
+def test_a_sysctl_is_set_only_in_a_namespace_the_host_does_not_share(spec, tmp_path, namespaces,
+                                                                     key, own):
+    """Otherwise the container's write would change the host's value (runc's rule)."""
+    spec["linux"]["namespaces"] = [{"type": "mount"}] + [
+        kind if isinstance(kind, dict) else {"type": kind} for kind in namespaces]
+    spec["linux"]["sysctl"] = {key: "1"}
+    spec.pop("hostname", None)
+    if own:
+        checked(spec, tmp_path)
+        return
+    with pytest.raises(BadConfig) as caught:
+        checked(spec, tmp_path)
+    assert f"linux.sysctl {key} needs a" in caught.value.message
     assert caught.value.exit_code == 80
 
 

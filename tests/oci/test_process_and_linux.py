@@ -50,11 +50,21 @@ def test_capability_sets_are_as_listed(bundle):
     assert int(fields["CapAmb"], 16) == mask(["CAP_KILL"])
 
 
-def test_no_new_privileges(bundle):
-    assert inside(bundle, "grep NoNewPrivs /proc/self/status",
-                  noNewPrivileges=True).split() == ["NoNewPrivs:", "1"]
-    assert inside(bundle, "grep NoNewPrivs /proc/self/status",
-                  noNewPrivileges=False).split() == ["NoNewPrivs:", "0"]
+@pytest.mark.parametrize("user", [0, 1000])
+@pytest.mark.parametrize("with_filter", [False, True], ids=["no-seccomp", "seccomp"])
+def test_no_new_privileges(bundle, with_filter, user):
+    """Only process.noNewPrivileges sets no_new_privs: a seccomp filter does
+    not (libseccomp would, by default). Without it the filter is loaded
+    while CAP_SYS_ADMIN is held, so a command run as any user has it too."""
+    if with_filter:
+        bundle.config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO"}]}
+    script = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\t'"
+    filtered = "Seccomp:2" if with_filter else "Seccomp:0"
+    for wanted in (True, False):
+        out = inside(bundle, script, noNewPrivileges=wanted, user={"uid": user, "gid": user})
+        assert out.split() == [f"NoNewPrivs:{int(wanted)}", filtered], (wanted, out)
 
 
 def test_rlimits_and_oom_score(bundle):
@@ -93,10 +103,16 @@ def test_readonly_root_and_mounts(bundle, tmp_path):
 
 
 def test_devices_are_made(bundle):
-    bundle.config["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10,
-                                          "minor": 229, "fileMode": 0o620, "uid": 0, "gid": 5}]
-    out = inside(bundle, "stat -c '%t:%T %a %g' /dev/fuse /dev/null")
-    assert out.split("\n")[:2] == ["a:e5 620 5", "1:3 666 0"]
+    bundle.config["linux"]["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o620,
+         "uid": 0, "gid": 5},
+        {"path": "/dev/pipe", "type": "p", "fileMode": 0o660},       # a fifo: no device
+        {"path": "/dev/nothing", "type": "c", "major": 1, "minor": 3, "fileMode": 0o4755}]
+    out = inside(bundle, "stat -c '%F %t:%T %a %g' /dev/fuse /dev/null /dev/pipe /dev/nothing")
+    assert out.split("\n")[:4] == ["character special file a:e5 620 5",
+                                   "character special file 1:3 666 0",
+                                   "fifo 0:0 660 0",
+                                   "character special file 1:3 755 0"]   # never set-uid
 
 
 def test_joining_a_network_namespace_by_path(bundle, tmp_path):
@@ -281,3 +297,14 @@ def test_container_side_hooks(bundle, tmp_path):
     assert json.loads(state_line)["id"] == "c1"
     assert out.split("\n")[:2] == ["hooked", hook_mnt]   # the same mount namespace
     assert hook_mnt != os.readlink("/proc/self/ns/mnt")
+
+
+def test_a_start_container_hook_alone_runs(bundle):
+    """It runs after pivot_root, where the host's Python library is out of
+    sight: what running a hook takes was loaded before (no createContainer
+    hook loaded it here)."""
+    rootfs = Path(bundle.config["root"]["path"])
+    (rootfs / "start.sh").write_text("#!/bin/sh\necho started > /start-hook-ran\n")
+    (rootfs / "start.sh").chmod(0o755)
+    bundle.config["hooks"] = {"startContainer": [{"path": "/start.sh"}]}
+    assert inside(bundle, "cat /start-hook-ran").strip() == "started"

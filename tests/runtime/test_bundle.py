@@ -16,6 +16,7 @@ from minicontainer.oci import cgroup as oci_cgroup
 from minicontainer.oci import config as oci_config, init
 from minicontainer.runtime import bundle
 from minicontainer.runtime.engine_record import EngineRecord
+from tests.helpers.runtime_tools import findings, validator  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.root
 
@@ -79,6 +80,35 @@ def test_inspect_bundle_says_what_the_flags_became(mt):
     # NET_ADMIN held: unshare/setns stay denied (they need SYS_ADMIN), mount too
     denied = config["linux"]["seccomp"]["syscalls"][0]["names"]
     assert "keyctl" in denied and "unshare" in denied
+
+
+VALIDATED_FLAGS = {
+    **FLAGS,
+    # (a label becomes an annotation under the user's own key, which the
+    # spec, like Docker's docs for labels, asks to be a reverse domain name)
+    "tmpfs-label-workdir": ["--tmpfs", "/scratch:size=1m", "--label", "org.example.course=101",
+                            "-w", "/work", "-e", "X=1"],
+    "volume-device": ["-v", "/etc/hostname:/data/hostname:ro",
+                      "--device", "/dev/null:/dev/nothing"],
+}
+
+
+@pytest.mark.parametrize("flags", VALIDATED_FLAGS.values(), ids=VALIDATED_FLAGS.keys())
+def test_the_engine_s_bundles_pass_the_runtime_tools_validator(validator, mt, tmp_path, flags):
+    """What the engine gave minict-oci's create (the config its start ran,
+    kept beside the container's merged root), checked by the OCI
+    runtime-tools validator on the host that runs it."""
+    mt.out("run", "-d", "--name", "held", "--network", "none", "--hostname", "probe", *flags,
+           "busybox", "sleep", "60")
+    try:
+        config = json.loads(mt.out("inspect", "--bundle", "held"))[0]
+        container_dir = Path(config["root"]["path"]).parent
+        ran = container_dir / "bundle-config.json"          # runtime/state.py
+        assert json.loads(ran.read_text()) == config
+        found = findings(validator, container_dir, ran)
+    finally:
+        mt("rm", "-f", "held")
+    assert found == []
 
 
 def engine_record(**fields) -> EngineRecord:

@@ -28,7 +28,7 @@ def narrated_install(made) -> tuple[sc.RecordingKernel, list[str]]:
     linux.seccomp (runtime/bundle.py), loaded by the runtime (oci/process.py)."""
     r, w = os.pipe()
     kernel = sc.RecordingKernel(sc.Narrator(True, fd=w))
-    process.load_seccomp(kernel, bundle.security_of(*made).get("seccomp"))
+    process.load_seccomp(kernel, bundle.security_of(*made).get("seccomp"), "last")
     os.close(w)
     with os.fdopen(r) as f:
         return kernel, f.read().splitlines()
