@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import runtime_tools
 from tests.helpers.busybox import build_busybox_rootfs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,6 +79,12 @@ def pytest_collection_modifyitems(config, items):
 def busybox_rootfs(tmp_path_factory) -> Path:
     """A read-only-by-convention busybox rootfs shared by the whole session."""
     return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture(scope="session")
+def oci_validator(tmp_path_factory) -> str:
+    """The OCI runtime-tools validator, built (tests/helpers/runtime_tools.py)."""
+    return runtime_tools.build(tmp_path_factory.mktemp("validate-bundle"))
 
 
 @pytest.fixture

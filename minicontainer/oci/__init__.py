@@ -10,6 +10,7 @@ container name and no network: only the bundle and its state directory.
   fields.py     each value's JSON type checked, the field named in the error
   seccomp.py    linux.seccomp (the spec's profile format) -> a libseccomp filter
   sysctl.py     linux.sysctl: only the keys a namespace of the container's own keeps
+  resources.py  linux.resources checked: the limits cgroup.py sets, the others refused
   state.py      ROOT/ID/state.json and exec.fifo; the status read from the kernel
   create.py     create: the state dir, the cgroup, init forked into its namespaces;
                 run: create, start, wait, delete

@@ -16,6 +16,9 @@ Two kinds of "no", each one line naming the field:
   (AppArmor, SELinux labels, Intel RDT...). It refuses rather than ignore:
   a container started without the confinement its engine asked for is
   worse than one that does not start.
+A field that no version of the spec names is a warning, not a "no": the
+spec says runtimes MUST ignore unknown properties (config.md,
+"Extensibility").
 
 The result is plain dictionaries, checked: the spec's own names are the
 clearest ones a student can look up.
@@ -23,12 +26,13 @@ clearest ones a student can look up.
 
 import json
 import os
-import re
+import sys
 from pathlib import Path
 
 from ..errors import BadConfig, UnsupportedConfig
 from ..runtime.capabilities import NUMBERS as CAPABILITY_NUMBERS
 from . import fields
+from .resources import check as check_resources
 from .seccomp import check as check_seccomp
 from .sysctl import check as check_sysctl
 
@@ -65,21 +69,6 @@ UNSUPPORTED = {
     "zos": "z/OS containers are not supported",
 }
 
-# Limits in linux.resources that minict-oci does not set (refused when
-# asked), and values that ask nothing (cgroup v2 is always hierarchical).
-NOT_DONE = {"kernel": "kernel memory limits are not supported (gone in cgroup v2)",
-            "kernelTCP": "kernel TCP memory limits are not supported",
-            "swappiness": "swappiness is not supported (cgroup v1 only)",
-            "disableOOMKiller": "disabling the OOM killer is not supported",
-            "realtimeRuntime": "real-time CPU limits are not supported",
-            "realtimePeriod": "real-time CPU limits are not supported",
-            "burst": "CPU burst is not supported", "mems": "cpuset.mems is not supported",
-            "idle": "SCHED_IDLE cgroups are not supported"}
-HARMLESS = {("useHierarchy", True), ("disableOOMKiller", False), ("checkBeforeUpdate", False),
-            ("checkBeforeUpdate", True), ("mems", ""), ("idle", 0)}
-BLOCK_IO_DONE = ("throttleReadBpsDevice", "throttleWriteBpsDevice")   # io.max's rbps, wbps
-UNIFIED_DONE = ("cpu.weight",)     # what minict run's --cpu-weight writes
-
 # What minict-oci reads, for `features` (and the checks below).
 KNOWN_TOP = {"ociVersion", "root", "process", "hostname", "mounts", "hooks", "annotations",
              "linux", "domainname", "solaris", "windows", "vm", "zos"}
@@ -104,7 +93,7 @@ def load(bundle: Path) -> dict:
 
 def check(config, bundle: Path) -> dict:
     fields.an_object(config, "config.json")
-    _only_known(config, KNOWN_TOP, "")
+    _warn_of_unknown(config, KNOWN_TOP, "")
     _refuse_unsupported(config)
     fields.a_string(config.get("ociVersion"), "ociVersion", required=True)
     if not config["ociVersion"].startswith("1."):
@@ -122,11 +111,15 @@ def check(config, bundle: Path) -> dict:
     return config
 
 
-def _only_known(part: dict, known: set, prefix: str) -> None:
+def _warn_of_unknown(part: dict, known: set, prefix: str) -> None:
+    """A field no runtime spec names is ignored, as the spec requires
+    (config.md, "Extensibility": runtimes MUST NOT generate an error), but
+    not silently. (A field it names that minict-oci does not do is refused:
+    UNSUPPORTED.)"""
     for key in part:
         if key not in known:
-            raise UnsupportedConfig(f"config.json: unknown field {prefix}{key}",
-                                    "minict-oci reads the OCI runtime spec 1.x fields only")
+            print(f"minict-oci: warning: config.json: unknown field {prefix}{key} ignored",
+                  file=sys.stderr)
 
 
 def _refuse_unsupported(config: dict) -> None:
@@ -253,7 +246,7 @@ def _check_hooks(hooks) -> None:
 
 def _check_linux(linux, config: dict) -> None:
     fields.an_object(linux, "linux")
-    _only_known(linux, KNOWN_LINUX, "linux.")
+    _warn_of_unknown(linux, KNOWN_LINUX, "linux.")
     kinds = set()
     for i, ns in enumerate(fields.a_list(linux.get("namespaces", []), "linux.namespaces")):
         where = f"linux.namespaces[{i}]"
@@ -327,60 +320,3 @@ def _check_linux(linux, config: dict) -> None:
         if personality.get("flags"):
             raise UnsupportedConfig("config.json: linux.personality.flags are not supported by "
                                     "minict-oci", "remove them")
-
-
-def check_resources(resources) -> None:
-    fields.an_object(resources, "linux.resources")
-    for i, rule in enumerate(fields.a_list(resources.get("devices", []), "linux.resources.devices")):
-        where = f"linux.resources.devices[{i}]"
-        fields.an_object(rule, where)
-        fields.a_bool(rule.get("allow"), f"{where}.allow", required=True)
-        if rule.get("type", "a") not in ("a", "c", "b"):
-            raise BadConfig(f"{where}.type must be a, c or b", "")
-        access = rule.get("access", "rwm")
-        if not isinstance(access, str) or not re.fullmatch(r"[rwm]{1,3}", access):
-            raise BadConfig(f"{where}.access {access!r} is not letters from rwm", "")
-        for key in ("major", "minor"):
-            if rule.get(key) is not None:
-                fields.an_int(rule[key], f"{where}.{key}")
-    for group, keys in (("memory", ("limit", "reservation", "swap")),
-                        ("cpu", ("shares", "quota", "period")), ("pids", ("limit",))):
-        values = fields.an_object(resources.get(group, {}), f"linux.resources.{group}")
-        for key, value in values.items():
-            where = f"linux.resources.{group}.{key}"
-            if value is None or (key, value) in HARMLESS:
-                continue
-            if key in keys:
-                fields.an_int(value, where)
-            elif group == "cpu" and key == "cpus":
-                fields.a_string(value, where)
-            elif key in NOT_DONE:
-                raise UnsupportedConfig(f"config.json: {where}: {NOT_DONE[key]} by minict-oci",
-                                        f"remove {where}")
-            else:
-                raise BadConfig(f"{where} is not a field of the spec", "")
-    _check_block_io(resources.get("blockIO", {}))
-    unified = fields.an_object(resources.get("unified", {}), "linux.resources.unified")
-    for key, value in unified.items():
-        where = f"linux.resources.unified.{key}"
-        if key not in UNIFIED_DONE:
-            raise UnsupportedConfig(f"config.json: {where}: of the raw cgroup v2 files minict-oci "
-                                    f"writes only {', '.join(UNIFIED_DONE)}", f"remove {where}")
-        if not (isinstance(value, str) and value.isdigit()):
-            raise BadConfig(f"{where} {value!r} is not a number in a string", "")
-
-
-def _check_block_io(block_io) -> None:
-    """Of blockIO, the bytes-per-second throttles (io.max); the rest is refused by name."""
-    block_io = fields.an_object(block_io, "linux.resources.blockIO")
-    for key, value in block_io.items():
-        where = f"linux.resources.blockIO.{key}"
-        if value in (None, [], 0):
-            continue
-        if key not in BLOCK_IO_DONE:
-            raise UnsupportedConfig(f"config.json: {where}: of blockIO minict-oci does only "
-                                    f"{' and '.join(BLOCK_IO_DONE)}", f"remove {where}")
-        for i, entry in enumerate(fields.a_list(value, where)):
-            fields.an_object(entry, f"{where}[{i}]")
-            for field in ("major", "minor", "rate"):
-                fields.an_int(entry.get(field), f"{where}[{i}].{field}", required=True)

@@ -9,13 +9,15 @@ in its cgroup). It then follows config.json, one step at a time:
     -> config.json's mounts, in order; linux.devices and the default nodes
     -> tell create "mounted"; create runs the prestart and createRuntime
        hooks; then createContainer hooks, here
-    -> pivot_root; hostname; sysctl; maskedPaths; readonlyPaths; root.readonly
+    -> pivot_root; hostname; sysctl; maskedPaths; readonlyPaths;
+       root.readonly; a shared or unbindable rootfsPropagation
     -> loopback up, personality, rlimits, oomScoreAdj
     -> the pty to --console-socket (process.terminal)
-    -> user, groups, capabilities, no_new_privs
+    -> user, groups, capabilities, no_new_privs (without noNewPrivileges,
+       the seccomp filter first: loading it then needs CAP_SYS_ADMIN)
     -> tell create "ready" (create exits: the container is "created")
     -> wait on exec.fifo until `minict-oci start` opens it
-    -> startContainer hooks; seccomp; close fds; cwd; execve
+    -> startContainer hooks; seccomp (with no_new_privs); close fds; cwd; execve
 
 Until "ready", a failure goes to create as one JSON line on the error
 pipe (close-on-exec: end-of-file there means execve happened) and
@@ -154,8 +156,12 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
     namespaces = linux.get("namespaces", [])
     enter_namespaces(kernel, namespaces, born_at_fork(namespaces))
     propagation = linux.get("rootfsPropagation", "")
-    kernel.mount(None, "/", None, sc.MS_REC | PROPAGATION[propagation], None,
-                 f"Make every mount {_propagation_name(propagation)}, so what we mount stays ours")
+    # Shared or unbindable come after pivot_root (the kernel refuses to pivot
+    # onto a shared mount, and an unbindable one cannot be bound): until
+    # then every mount is private, as with no rootfsPropagation at all.
+    before = propagation if propagation in ("slave", "rslave") else "rprivate"
+    kernel.mount(None, "/", None, sc.MS_REC | PROPAGATION[before], None,
+                 f"Make every mount {_propagation_name(before)}, so what we mount stays ours")
     root = build_root(kernel, config, bundle, nodev, engine)
 
     state_line = None
@@ -176,6 +182,10 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
     process.prepare_cwd(kernel, proc)         # (made before the root may turn read-only)
     if config["root"].get("readonly"):
         rootfs.remount_root_readonly(kernel)
+    if propagation not in ("", before, "private"):     # (after the binds above)
+        recursive = sc.MS_REC if propagation.startswith("r") else 0
+        kernel.mount(None, "/", None, recursive | PROPAGATION[propagation], None,
+                     f"linux.rootfsPropagation: make the container's root {propagation}")
     if any(ns["type"] == "network" and not ns.get("path") for ns in linux.get("namespaces", [])):
         kernel.link_up("lo", "Bring up loopback in the new network namespace (it starts down)")
     if linux.get("personality"):

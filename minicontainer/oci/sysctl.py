@@ -24,7 +24,8 @@ from ..errors import BadConfig
 IPC_KEYS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
             "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 PROC_NAMES = {"network": "net", "ipc": "ipc", "uts": "uts"}   # /proc/PID/ns/NAME
-KEPT_PER_NAMESPACE = "net.*, fs.mqueue.*, kernel.domainname and the IPC limits (kernel.msg*, kernel.sem, kernel.shm*)"
+KEPT_PER_NAMESPACE = ("net.*, fs.mqueue.*, kernel.domainname and the IPC limits "
+                      "(kernel.msg*, kernel.sem, kernel.shm*)")
 
 
 def namespace_of(key: str) -> str | None:

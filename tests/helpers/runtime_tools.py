@@ -5,8 +5,9 @@ library behind `oci-runtime-tool validate`, packaged by Debian
 program in validate_bundle/, which the session builds first (Go's own build
 cache makes later sessions quick).
 
-Use the `validator` fixture (import it into the test module) and
-`findings(validator, BUNDLE)` / `findings(validator, "--state", FILE)`."""
+tests/conftest.py's `oci_validator` fixture is the program, built;
+`findings(oci_validator, BUNDLE)` / `findings(oci_validator, "--state", FILE)`
+what it says."""
 
 import os
 import shutil
@@ -29,11 +30,12 @@ ACCEPTED = (
 )
 
 
-@pytest.fixture(scope="session")
-def validator(tmp_path_factory) -> str:
-    if not shutil.which("go") or not Path(GOPATH, "src/github.com/opencontainers/runtime-tools").is_dir():
+def build(directory: Path) -> str:
+    """validate_bundle/main.go built into `directory`; its path."""
+    sources = Path(GOPATH, "src/github.com/opencontainers/runtime-tools")
+    if not shutil.which("go") or not sources.is_dir():
         pytest.fail("Go or Debian's runtime-tools sources are missing: run ./scripts/setup.sh")
-    program = tmp_path_factory.mktemp("validate-bundle") / "validate-bundle"
+    program = directory / "validate-bundle"
     env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH)
     built = subprocess.run(["go", "build", "-o", str(program), "main.go"], cwd=SOURCE, env=env,
                            capture_output=True, text=True, timeout=600)

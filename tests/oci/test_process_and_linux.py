@@ -308,3 +308,31 @@ def test_a_start_container_hook_alone_runs(bundle):
     (rootfs / "start.sh").chmod(0o755)
     bundle.config["hooks"] = {"startContainer": [{"path": "/start.sh"}]}
     assert inside(bundle, "cat /start-hook-ran").strip() == "started"
+
+
+PROPAGATION_SEEN = {
+    # rootfsPropagation -> the root's optional mountinfo field; what a bind of
+    # "/" shows of a tmpfs mounted at /tmp after it (runtime-tools' check)
+    "shared": ("shared:", "x"),
+    "rshared": ("shared:", "x"),
+    "private": ("-", ""),
+    "slave": ("", ""),              # master:N when the host's mount is shared, else "-"
+    "unbindable": ("unbindable", "mount: mounting / on /mnt/b failed: Invalid argument"),
+    "runbindable": ("unbindable", "mount: mounting / on /mnt/b failed: Invalid argument"),
+}
+
+
+@pytest.mark.parametrize("propagation", PROPAGATION_SEEN)
+def test_the_root_s_propagation(bundle, propagation):
+    """pivot_root refuses a shared root, and an unbindable one cannot be
+    bound: those two are given to the root once it is one."""
+    for name in ("bounding", "effective", "permitted"):
+        bundle.config["process"]["capabilities"][name].append("CAP_SYS_ADMIN")
+    bundle.config["root"]["readonly"] = False
+    bundle.config["linux"]["rootfsPropagation"] = propagation
+    out = inside(bundle, "awk '$5 == \"/\" {print $7}' /proc/self/mountinfo; mkdir -p /mnt/b; "
+                         "mount --bind / /mnt/b 2>&1 | tail -1; mount -t tmpfs t /tmp; "
+                         "touch /tmp/x; ls /mnt/b/tmp 2>/dev/null; true").split("\n")
+    field, seen = PROPAGATION_SEEN[propagation]
+    assert out[0].startswith(field), out
+    assert "\n".join(out[1:]).strip() == seen, out

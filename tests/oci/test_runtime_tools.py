@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.runtime_tools import findings, validator  # noqa: F401 (a fixture)
+from tests.helpers.runtime_tools import findings
 from tests.helpers.waiting import wait_for
 from .conftest import MINICT_OCI
 
@@ -31,13 +31,13 @@ def spec_of(runtime: str, directory: Path, *flags) -> Path:
 
 
 @pytest.mark.parametrize("flags", [[], ["--rootless"]], ids=["default", "rootless"])
-def test_minict_oci_spec_gets_no_finding_runc_s_own_spec_does_not(validator, tmp_path, flags):
-    ours = findings(validator, spec_of(MINICT_OCI, tmp_path / "ours", *flags))
-    runc_s = findings(validator, spec_of("runc", tmp_path / "runc", *flags))
+def test_minict_oci_spec_gets_no_finding_runc_s_own_spec_does_not(oci_validator, tmp_path, flags):
+    ours = findings(oci_validator, spec_of(MINICT_OCI, tmp_path / "ours", *flags))
+    runc_s = findings(oci_validator, spec_of("runc", tmp_path / "runc", *flags))
     assert set(ours) <= set(runc_s), set(ours) - set(runc_s)
 
 
-def test_state_answers_match_the_spec_s_state_schema(validator, bundle, tmp_path):
+def test_state_answers_match_the_spec_s_state_schema(oci_validator, bundle, tmp_path):
     bundle.process("sleep", "60")
     bundle.oci("create", "-b", str(bundle.path), "c1", check=True)
     answers = {"created": bundle.oci("state", "c1", check=True).stdout}
@@ -49,7 +49,7 @@ def test_state_answers_match_the_spec_s_state_schema(validator, bundle, tmp_path
     for status, answer in answers.items():
         assert json.loads(answer)["status"] == status
         (tmp_path / f"{status}.json").write_text(answer)
-        assert findings(validator, "--state", tmp_path / f"{status}.json") == [], status
+        assert findings(oci_validator, "--state", tmp_path / f"{status}.json") == [], status
 
 
 def _with(path: str, value):
@@ -114,7 +114,7 @@ INVALID = {
 
 
 @pytest.mark.parametrize("change", INVALID.values(), ids=INVALID.keys())
-def test_what_the_validator_calls_invalid_minict_oci_refuses(validator, bundle, change):
+def test_what_the_validator_calls_invalid_minict_oci_refuses(oci_validator, bundle, change):
     config = copy.deepcopy(bundle.config)
     bundle.path.mkdir()                 # the conventional layout: bundle/rootfs
     shutil.move(config["root"]["path"], bundle.path / "rootfs")
@@ -122,7 +122,7 @@ def test_what_the_validator_calls_invalid_minict_oci_refuses(validator, bundle, 
     change(config)
     bundle.config = config
     bundle.write()
-    assert findings(validator, bundle.path, cwd=bundle.path), "the validator finds it valid"
+    assert findings(oci_validator, bundle.path, cwd=bundle.path), "the validator finds it valid"
     refused = bundle.oci("create", "-b", str(bundle.path), "c1")
     assert refused.returncode == 80, refused
     assert refused.stderr.count("\n") == 1, refused.stderr

@@ -16,7 +16,7 @@ from minicontainer.oci import cgroup as oci_cgroup
 from minicontainer.oci import config as oci_config, init
 from minicontainer.runtime import bundle
 from minicontainer.runtime.engine_record import EngineRecord
-from tests.helpers.runtime_tools import findings, validator  # noqa: F401 (a fixture)
+from tests.helpers.runtime_tools import findings
 
 pytestmark = pytest.mark.root
 
@@ -94,7 +94,7 @@ VALIDATED_FLAGS = {
 
 
 @pytest.mark.parametrize("flags", VALIDATED_FLAGS.values(), ids=VALIDATED_FLAGS.keys())
-def test_the_engine_s_bundles_pass_the_runtime_tools_validator(validator, mt, tmp_path, flags):
+def test_the_engine_s_bundles_pass_the_runtime_tools_validator(oci_validator, mt, tmp_path, flags):
     """What the engine gave minict-oci's create (the config its start ran,
     kept beside the container's merged root), checked by the OCI
     runtime-tools validator on the host that runs it."""
@@ -105,7 +105,7 @@ def test_the_engine_s_bundles_pass_the_runtime_tools_validator(validator, mt, tm
         container_dir = Path(config["root"]["path"]).parent
         ran = container_dir / "bundle-config.json"          # runtime/state.py
         assert json.loads(ran.read_text()) == config
-        found = findings(validator, container_dir, ran)
+        found = findings(oci_validator, container_dir, ran)
     finally:
         mt("rm", "-f", "held")
     assert found == []
