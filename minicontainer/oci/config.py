@@ -69,6 +69,14 @@ UNSUPPORTED = {
     "zos": "z/OS containers are not supported",
 }
 
+# Mount options (runtime spec 1.1) minict-oci does not do: refused, where a
+# filesystem's data string would hide them (oci/mounts.py does the others).
+UNSUPPORTED_MOUNT_OPTIONS = {
+    **dict.fromkeys(("idmap", "ridmap"), "id-mapped mounts are not supported"),
+    **dict.fromkeys(("ratime", "rnoatime", "rrelatime", "rnorelatime", "rstrictatime",
+                     "rnostrictatime", "rdiratime", "rnodiratime"),
+                    "recursive atime options are not supported (atime options are)")}
+
 # What minict-oci reads, for `features` (and the checks below).
 KNOWN_TOP = {"ociVersion", "root", "process", "hostname", "mounts", "hooks", "annotations",
              "linux", "domainname", "solaris", "windows", "vm", "zos"}
@@ -218,6 +226,9 @@ def _check_mount(mount, where: str) -> None:
     fields.a_string(mount.get("source"), f"{where}.source")
     for i, option in enumerate(fields.a_list(mount.get("options", []), f"{where}.options")):
         fields.a_string(option, f"{where}.options[{i}]")
+        if option in UNSUPPORTED_MOUNT_OPTIONS:
+            raise UnsupportedConfig(f"config.json: {where}.options: {option}: "
+                                    f"{UNSUPPORTED_MOUNT_OPTIONS[option]}", f"remove {option}")
     for key in ("uidMappings", "gidMappings"):
         if mount.get(key):
             raise UnsupportedConfig(f"config.json: {where}.{key}: id-mapped mounts are not "

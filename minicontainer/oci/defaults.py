@@ -76,7 +76,7 @@ def features() -> dict:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(config_file.HOOK_NAMES),
-        "mountOptions": sorted(set(mounts.FLAGS) | set(mounts.PROPAGATION)
+        "mountOptions": sorted(set(mounts.FLAGS) | set(mounts.RECURSIVE) | set(mounts.PROPAGATION)
                                | mounts.RUNTIME_OPTIONS),
         "linux": {
             "namespaces": list(config_file.NAMESPACE_TYPES),

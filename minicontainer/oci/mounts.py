@@ -37,7 +37,19 @@ FLAGS = {"ro": (sc.MS_RDONLY, True), "rw": (sc.MS_RDONLY, False),
          "atime": (sc.MS_NOATIME, False), "nodiratime": (sc.MS_NODIRATIME, True),
          "diratime": (sc.MS_NODIRATIME, False), "relatime": (sc.MS_RELATIME, True),
          "norelatime": (sc.MS_RELATIME, False), "strictatime": (sc.MS_STRICTATIME, True),
-         "nostrictatime": (sc.MS_STRICTATIME, False), "remount": (sc.MS_REMOUNT, True)}
+         "nostrictatime": (sc.MS_STRICTATIME, False), "remount": (sc.MS_REMOUNT, True),
+         "nosymfollow": (sc.MS_NOSYMFOLLOW, True), "symfollow": (sc.MS_NOSYMFOLLOW, False),
+         "lazytime": (sc.MS_LAZYTIME, True), "nolazytime": (sc.MS_LAZYTIME, False),
+         "iversion": (sc.MS_I_VERSION, True), "noiversion": (sc.MS_I_VERSION, False),
+         "silent": (sc.MS_SILENT, True), "loud": (sc.MS_SILENT, False), "defaults": (0, True)}
+# The recursive ones (runtime spec 1.1): the flag on the mount and on every
+# mount below it, which only mount_setattr(2) with AT_RECURSIVE can give.
+RECURSIVE = {"rro": (sc.MOUNT_ATTR_RDONLY, True), "rrw": (sc.MOUNT_ATTR_RDONLY, False),
+             "rnosuid": (sc.MOUNT_ATTR_NOSUID, True), "rsuid": (sc.MOUNT_ATTR_NOSUID, False),
+             "rnodev": (sc.MOUNT_ATTR_NODEV, True), "rdev": (sc.MOUNT_ATTR_NODEV, False),
+             "rnoexec": (sc.MOUNT_ATTR_NOEXEC, True), "rexec": (sc.MOUNT_ATTR_NOEXEC, False),
+             "rnosymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, True),
+             "rsymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, False)}
 PROPAGATION = {"private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
                "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
                "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
@@ -50,14 +62,19 @@ class Options:
     """One mount's options, sorted into mount(2)'s three places."""
 
     def __init__(self, options):
-        self.flags, self.propagation, data = 0, 0, []
+        self.flags, self.propagation, data = 0, [], []
+        self.attr_set = self.attr_clr = 0           # the recursive flags (RECURSIVE)
         self.bind = self.recursive = self.copy_up = False
         for option in options:
             if option in FLAGS:
                 bit, on = FLAGS[option]
                 self.flags = self.flags | bit if on else self.flags & ~bit
+            elif option in RECURSIVE:
+                bit, on = RECURSIVE[option]
+                self.attr_set = self.attr_set | bit if on else self.attr_set & ~bit
+                self.attr_clr = self.attr_clr & ~bit if on else self.attr_clr | bit
             elif option in PROPAGATION:
-                self.propagation |= PROPAGATION[option]
+                self.propagation.append(PROPAGATION[option])   # one call each
             elif option in ("bind", "rbind"):
                 self.bind, self.recursive = True, self.recursive or option == "rbind"
             elif option == "tmpcopyup":
@@ -119,6 +136,7 @@ def make_mount(kernel: sc.Kernel, root: str, bundle: str, mount: dict, nodev: bo
                        nodev=bool(flags & sc.MS_NODEV))
         if below is not None:
             _copy_up(kernel, root, destination, below)
+    _set_recursive(kernel, root, destination, options, nodev)
     _propagate(kernel, root, destination, options)
 
 
@@ -159,10 +177,25 @@ def _bind(kernel, root, bundle, source, destination, options: Options, nodev: bo
                          f"Give the bind at {destination} its flags")
 
 
+def _set_recursive(kernel, root, destination, options: Options, nodev: bool) -> None:
+    clear = options.attr_clr
+    if nodev and clear & sc.MOUNT_ATTR_NODEV:
+        kernel.explain(f"No device controller here: {destination} stays nodev (rdev ignored)")
+        clear &= ~sc.MOUNT_ATTR_NODEV
+    if not (options.attr_set or clear):
+        return
+    if not sc.has_mount_setattr():
+        raise RunFailed(f"mount options for {destination}: the recursive ones (rro, rnosuid...) "
+                        f"need Linux 5.12's mount_setattr(2)", "use ro, nosuid... instead")
+    with mountpoint(kernel, root, destination, _is_directory(root, destination)) as target:
+        kernel.set_tree_attributes(target, options.attr_set, clear,
+                                   f"The recursive options of {destination}: every mount in it")
+
+
 def _propagate(kernel, root, destination, options: Options) -> None:
-    if options.propagation:
+    for propagation in options.propagation:
         with mountpoint(kernel, root, destination, _is_directory(root, destination)) as target:
-            kernel.mount(None, target, None, options.propagation, None,
+            kernel.mount(None, target, None, propagation, None,
                          f"Set the propagation of {destination}")
 
 

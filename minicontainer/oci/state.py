@@ -40,8 +40,10 @@ OCI_VERSION = "1.0.2"
 
 
 def valid_id(container_id: str) -> bool:
-    """runc's rule: letters, digits, and _ + - . (no slash: it is a directory name)."""
-    return re.fullmatch(r"[\w+.-]+", container_id or "") is not None and container_id not in (".", "..")
+    """runc's rule: ASCII letters, digits, and _ + - . (no slash: it is a
+    directory name)."""
+    return (re.fullmatch(r"[\w+.-]+", container_id or "", re.ASCII) is not None
+            and container_id not in (".", ".."))
 
 
 @dataclass
@@ -170,6 +172,10 @@ def oci_state(root: Path, record: Record) -> dict:
 def write_pid_file(path: str, pid: int) -> None:
     """--pid-file, whole or not at all: the engine may read it as soon as it exists."""
     temporary = f"{path}.minict-oci.tmp"
-    with open(temporary, "w") as f:
-        f.write(str(pid))
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as f:
+            f.write(str(pid))
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise BadArgument(f"--pid-file {path}: {exc.strerror}",
+                          "give a file in a directory that exists") from None

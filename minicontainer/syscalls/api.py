@@ -9,7 +9,8 @@ import shlex
 import signal
 import stat
 
-from .flags import BPF_LICENSE, MNT_DETACH, MNT_FORCE, clone_flags_text, flags_text
+from .flags import (BPF_LICENSE, MNT_DETACH, MNT_FORCE, MOUNT_ATTR_NAMES, clone_flags_text,
+                    flags_text)
 from .narrator import Narrator
 
 
@@ -159,6 +160,16 @@ class KernelApi:
                      f'MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_SYMLINKS)')
         self.explain(why, "; ".join(steps))
         self._do_bind_with_attributes(source, target, readonly, nodev)
+
+    def set_tree_attributes(self, target, attr_set: int, attr_clr: int, why: str) -> None:
+        """Set and clear flags (MOUNT_ATTR_*) of the mount at `target` and of
+        every mount below it: config.json's recursive options (rro,
+        rnosuid...), which a remount cannot give (it changes one mount).
+        Needs Linux 5.12 (has_mount_setattr)."""
+        self.explain(why, f"mount_setattr(AT_FDCWD, {c_arg(target)}, AT_RECURSIVE, "
+                          f"{{attr_set={flags_text(attr_set, MOUNT_ATTR_NAMES)}, "
+                          f"attr_clr={flags_text(attr_clr, MOUNT_ATTR_NAMES)}}})")
+        self._do_set_tree_attributes(target, attr_set, attr_clr)
 
     def clone_mount(self, source, why: str) -> int:
         """A copy of the mount at `source` (not its submounts), detached and

@@ -149,6 +149,9 @@ class Kernel(KernelApi):
         finally:
             os.close(tree)
 
+    def _do_set_tree_attributes(self, target, attr_set, attr_clr):
+        _mount_setattr(AT_FDCWD, attr_set, recursive=True, path=target, attr_clr=attr_clr)
+
     def _do_clone_mount(self, source):
         return check(libc().syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD),
                                       path_arg(source), ctypes.c_uint(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
@@ -328,13 +331,17 @@ class Kernel(KernelApi):
         os.execve(path, argv, dict(e.split("=", 1) for e in env))
 
 
-def _mount_setattr(tree: int, attributes: int, recursive: bool) -> None:
+def _mount_setattr(tree: int, attributes: int, recursive: bool, path=None,
+                   attr_clr: int = 0) -> None:
+    """On the mount `tree` (a file descriptor), or on the one at `path`
+    when `tree` is AT_FDCWD."""
     # struct mount_attr: attr_set, attr_clr, propagation, userns_fd (all u64)
-    attr = ctypes.create_string_buffer(struct.pack("=QQQQ", attributes, 0, 0, 0), 32)
-    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    check(libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(tree), b"",
+    attr = ctypes.create_string_buffer(struct.pack("=QQQQ", attributes, attr_clr, 0, 0), 32)
+    flags = (AT_EMPTY_PATH if path is None else 0) | (AT_RECURSIVE if recursive else 0)
+    check(libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(tree),
+                           b"" if path is None else path_arg(path),
                            ctypes.c_uint(flags), attr, ctypes.c_size_t(32)),
-           "mount_setattr", tree, flags_text(attributes, MOUNT_ATTR_NAMES))
+           "mount_setattr", path or tree, flags_text(attributes, MOUNT_ATTR_NAMES))
 
 
 def _max_fd() -> int:

@@ -87,6 +87,8 @@ class RecordingKernel(KernelApi):
         self._record("mount", source, target, fstype, flags, data)
     def _do_bind_with_attributes(self, source, target, readonly, nodev):
         self._record("bind_with_attributes", source, target, readonly, nodev)
+    def _do_set_tree_attributes(self, target, attr_set, attr_clr):
+        self._record("set_tree_attributes", target, attr_set, attr_clr)
     def _do_umount2(self, target, flags): self._record("umount2", target, flags)
     def _do_pivot_root(self, new_root, put_old): self._record("pivot_root", new_root, put_old)
     def _do_chdir(self, path): self._record("chdir", path)

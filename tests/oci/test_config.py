@@ -141,6 +141,8 @@ UNSUPPORTED = [
     ("windows", {"layerFolders": []}),
     ("linux.namespaces", [{"type": "uts"}, {"type": "user", "path": "/proc/self/ns/user"}]),
     ("linux.namespaces", [{"type": "uts"}, {"type": "time"}]),
+    ("mounts.0.options", ["ridmap"]),
+    ("mounts.0.options", ["rnoatime"]),
 ]
 
 

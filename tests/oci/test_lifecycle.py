@@ -252,3 +252,19 @@ def test_features_and_version(bundle):
     assert features["ociVersionMax"].startswith("1.") and "poststop" in features["hooks"]
     version = bundle.oci("--version", check=True).stdout
     assert version.startswith("minict-oci version") and "spec: 1.0" in version
+
+
+def test_a_pid_file_that_cannot_be_written_is_one_line_and_leaves_nothing(bundle, tmp_path):
+    result = bundle.oci("create", "-b", str(bundle.path), "--pid-file",
+                        str(tmp_path / "no-such-dir" / "pid"), "c1")
+    assert result.returncode == 27, result.stderr
+    assert result.stderr.count("\n") == 1 and "--pid-file" in result.stderr
+    assert not (bundle.state_root / "c1").exists()
+
+
+@pytest.mark.parametrize("container_id", ["é", "a/b", ".."])
+def test_an_id_runc_would_refuse_is_refused(bundle, container_id):
+    """runc's rule: ASCII letters, digits and _ + - . only."""
+    result = bundle.oci("create", "-b", str(bundle.path), container_id)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1, result
+    assert not bundle.state_root.exists() or os.listdir(bundle.state_root) == []

@@ -336,3 +336,34 @@ def test_the_root_s_propagation(bundle, propagation):
     field, seen = PROPAGATION_SEEN[propagation]
     assert out[0].startswith(field), out
     assert "\n".join(out[1:]).strip() == seen, out
+
+
+def test_recursive_mount_options_reach_every_mount_below(bundle, tmp_path):
+    """rro (runtime spec 1.1: mount_setattr with AT_RECURSIVE) makes the
+    mounts under a bind read-only too; ro, like a remount, only its top.
+    nosymfollow is a flag, not the filesystem's data; two propagation
+    options are two calls, in order."""
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "sub", str(data / "sub")],
+                   check=True)
+    try:
+        bundle.config["mounts"] += [
+            {"destination": "/rro", "type": "bind", "source": str(data),
+             "options": ["rbind", "rro"]},
+            {"destination": "/ro", "type": "bind", "source": str(data),
+             "options": ["rbind", "ro"]},
+            {"destination": "/nofollow", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosymfollow", "size=1m", "rprivate", "shared"]}]
+        out = inside(bundle, "touch /rro/sub/x 2>&1 | grep -c Read-only; "
+                             "touch /ro/sub/y && echo writable; "
+                             "touch /ro/z 2>&1 | grep -c Read-only; "
+                             "ln -s /etc/hostname /nofollow/link; "
+                             "cat /nofollow/link >/dev/null 2>&1 || echo not-followed; "
+                             "awk '$5 == \"/nofollow\" {print $6, $7}' /proc/self/mountinfo")
+    finally:
+        subprocess.run(["umount", str(data / "sub")], check=True)
+    lines = out.split("\n")
+    assert lines[:4] == ["1", "writable", "1", "not-followed"], out
+    options, optional = lines[4].split()
+    assert "nosymfollow" in options.split(",") and optional.startswith("shared:"), lines[4]
