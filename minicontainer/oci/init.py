@@ -203,13 +203,12 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
         ch.child_sync.sendall(b"r")           # create writes the state and exits
         ch.child_sync.close()
         ready[0] = True
-    if ch.fifo is not None:
-        _wait_for_start(ch.fifo)
+    started = _wait_for_start(ch.fifo) if ch.fifo is not None else None
     if state_line is not None:
         hooks.run(config.get("hooks", {}), "startContainer",
                   json.loads(state_line) | {"status": "running"})
     process.last_steps(kernel, proc, linux.get("seccomp"),
-                       {ch.error_write, *range(3, 3 + preserve_fds)})
+                       {ch.error_write, started, *range(3, 3 + preserve_fds)} - {None})
     engine.exec(kernel, proc, path, ch.error_write)
 
 
@@ -299,13 +298,15 @@ def console(kernel, console_socket: socket.socket, size, bind_console: bool = Tr
         os.close(peer)
 
 
-def _wait_for_start(fifo: int) -> None:
-    """Block until `start` opens exec.fifo for reading, then tell it we are off.
-    The fifo was opened O_PATH before pivot_root; /proc/self/fd reopens it."""
+def _wait_for_start(fifo: int) -> int:
+    """Block until `start` opens exec.fifo for reading, then tell it we are
+    off. The fifo was opened O_PATH before pivot_root; /proc/self/fd
+    reopens it. The end we write to stays open (close-on-exec) until
+    execve: start waits for its end-of-file to run the poststart hooks."""
     fd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
-    os.close(fd)
     os.close(fifo)
+    return fd
 
 
 def _read_line(sock: socket.socket) -> bytes:

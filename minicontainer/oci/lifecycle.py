@@ -58,14 +58,20 @@ def start(kernel: sc.Kernel, root: Path, container_id: str) -> state.Record:
                    f"writing, goes on to execve", f"open(\"{fifo}\", O_RDONLY|O_NONBLOCK)")
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
+        # Init writes "0", then keeps its end open (close-on-exec) through the
+        # startContainer hooks: end-of-file means the command was exec'd (or
+        # init is gone), and only then may poststart run (as runc's start).
+        deadline, off = time.monotonic() + START_TIMEOUT, False
         while True:
             try:
-                if os.read(fd, 1):
+                data = os.read(fd, 1)
+                if data:
+                    off = True
+                elif off:
                     break
             except BlockingIOError:
                 pass
-            if not state.alive(record) or time.monotonic() > deadline:
+            if not off and (not state.alive(record) or time.monotonic() > deadline):
                 raise RunFailed(f"container {container_id} did not start",
                                 "its init is gone: minict-oci delete it")
             time.sleep(0.001)

@@ -172,6 +172,20 @@ def test_hooks_run_at_their_moments_with_the_state(bundle, tmp_path):
     assert all(s["id"] == "c1" and s["annotations"] == {"org.example/course": "containers 101"}
                for s in states)
 
+def test_poststart_runs_once_the_command_is_exec_d(bundle, tmp_path):
+    """The spec: after the user-specified process is executed. A slow
+    startContainer hook (in the container, before execve) would otherwise
+    let poststart see init, not the command."""
+    log = tmp_path / "poststart.log"
+    hook = tmp_path / "poststart.sh"
+    hook.write_text("#!/bin/sh\nread -r state\n"
+                    "pid=$(echo \"$state\" | sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/')\n"
+                    f"cat /proc/$pid/comm > {log}\n")
+    hook.chmod(0o755)
+    bundle.config["hooks"] = {"startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.5"]}],
+                              "poststart": [{"path": str(hook)}]}
+    inside(bundle, "sleep 1")
+    assert log.read_text() == "sleep\n"
 
 
 def test_start_and_delete_run_the_hooks_create_checked(bundle, tmp_path):
