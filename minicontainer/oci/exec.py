@@ -147,6 +147,7 @@ def join_and_exec(kernel, seccomp, proc, init_pid: int, namespaces, ch: init.Cha
     kernel.chdir("/", "Stand at the container's root")
     proc = joiner.in_container(kernel, proc)
     process.limits_and_score(kernel, proc)
+    proc = process.with_home(proc)
     path = process.resolve_command(proc)
     joiner.stdio(kernel, proc, ch)
     process.identity_and_capabilities(kernel, proc, seccomp, die_with_owner=joiner.die_with_owner)

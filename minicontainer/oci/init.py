@@ -193,6 +193,7 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
         kernel.set_personality(sc.PER_LINUX32 if domain == "LINUX32" else sc.PER_LINUX, domain,
                                "linux.personality")
     process.limits_and_score(kernel, proc)
+    proc = process.with_home(proc)
     path = process.resolve_command(proc)
     if proc.get("terminal"):
         console(kernel, ch.console, proc.get("consoleSize"))

@@ -20,9 +20,12 @@ and why:
    then allow what follows (setuid, capset, execve...);
 6. every inherited fd above 2 closed, then the working directory, checked
    to be inside the root (CVE-2024-21626).
+Before step 2 the command is looked up, with HOME added to its env when
+config.json gives none (with_home, as runc does).
 """
 
 import os
+from pathlib import Path
 
 from .. import syscalls as sc
 from ..errors import RunFailed
@@ -31,6 +34,7 @@ from ..runtime import security
 from ..runtime.command import find_command
 from ..runtime.docker_flags import ULIMITS
 from ..runtime.syscall_filter import import_library
+from ..runtime.users import resolve_user
 from . import seccomp as profile
 
 # RLIMIT_NAME -> its number (<asm-generic/resource.h>; RLIMIT_LOCKS is
@@ -47,6 +51,18 @@ def preload(seccomp_config: dict | None) -> None:
     sc.prctl()
     if seccomp_config:
         import_library()
+
+
+def with_home(process: dict) -> dict:
+    """The process with HOME in its env, as runc gives it: when config.json
+    sets none, the home of process.user.uid in the container's
+    /etc/passwd, or "/" (shells and many programs expect one). Called once
+    the container's root is the root, so the file is the container's."""
+    env = process.get("env", [])
+    if any(item.startswith("HOME=") for item in env):
+        return process
+    home = resolve_user(str(process.get("user", {}).get("uid", 0)), [Path("/")]).home
+    return {**process, "env": [*env, f"HOME={home}"]}
 
 
 def resolve_command(process: dict) -> str:

@@ -118,11 +118,11 @@ def test_exec_runs_in_the_container_s_namespaces(bundle):
     result = bundle.oci("exec", "c1", "sh", "-c", "hostname; cat /proc/1/cmdline; exit 3")
     assert result.returncode == 3
     assert result.stdout.startswith("minict\nsleep")
-    process = dict(bundle.config["process"], args=["sh", "-c", "echo $X:$(id -u)"],
+    process = dict(bundle.config["process"], args=["sh", "-c", "echo $X:$(id -u):$HOME"],
                    env=["PATH=/bin", "X=from-file"], user={"uid": 1000, "gid": 1000})
     (bundle.path / "process.json").write_text(json.dumps(process))
     result = bundle.oci("exec", "--process", str(bundle.path / "process.json"), "c1")
-    assert result.stdout == "from-file:1000\n", result.stderr
+    assert result.stdout == "from-file:1000:/home/student\n", result.stderr
     bundle.oci("delete", "--force", "c1", check=True)
     reaped(pid)
 

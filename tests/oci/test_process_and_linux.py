@@ -32,6 +32,18 @@ def test_env_cwd_and_user(bundle):
     assert out.split("\n")[:5] == ["hi", "/made/by/runtime", "1000", "1000", "1000 100"]
 
 
+@pytest.mark.parametrize("uid, env, home", [
+    (1000, ["PATH=/bin"], "/home/student"),         # the container's /etc/passwd
+    (4242, ["PATH=/bin"], "/"),                     # a uid it does not list
+    (1000, ["PATH=/bin", "HOME=/given"], "/given"),  # the config's own wins
+])
+def test_home_is_the_user_s_when_the_config_sets_none(bundle, uid, env, home):
+    """As runc: a shell, and many programs, expect HOME."""
+    out = inside(bundle, "echo $HOME; env | grep -c ^HOME=", env=env,
+                 user={"uid": uid, "gid": uid})
+    assert out.split("\n")[:2] == [home, "1"]
+
+
 def test_umask(bundle):
     assert inside(bundle, "umask", user={"uid": 0, "gid": 0, "umask": 0o077}).strip() == "0077"
 
