@@ -32,7 +32,7 @@ from pathlib import Path
 from .errors import BadArgument, MinictError, UnsupportedConfig
 from .oci import lifecycle, state
 from .runtime.command import parse_signal
-from .syscalls import Kernel, Narrator
+from .syscalls import JsonNarrator, Kernel, Narrator
 
 VERSION = "minict-oci version 0.1\nspec: " + state.OCI_VERSION
 
@@ -72,9 +72,16 @@ COMMANDS = {   # name: (what it does, its arguments)
               (["--tty", "-t"], {"action": "store_true"}),
               (["--detach", "-d"], {"action": "store_true"}), PID_FILE, CONSOLE,
               (["--env", "-e"], {"action": "append", "default": []}), (["--cwd"], {}), PRESERVE,
+              (["--user", "-u"], {"metavar": "UID[:GID]"}),
+              (["--additional-gids", "-g"], {"action": "append", "type": int, "default": []}),
+              (["--cap", "-c"], {"action": "append", "default": []}),
+              (["--no-new-privs"], {"action": "store_true"}),
+              (["--ignore-paused"], {"action": "store_true", "help": "accepted"}),
+              *[([flag], {"help": "refused: not supported"})
+                for flag in ("--apparmor", "--process-label", "--cgroup")],
               CONTAINER, (["args"], {"nargs": argparse.REMAINDER})]),
-    "ps": ("the container's processes (host pids)", [FORMAT, CONTAINER,
-                                                     (["ps_args"], {"nargs": "*"})]),
+    "ps": ("the container's processes (host pids): ps -ef's lines, or ps ID PS-OPTIONS...",
+           [FORMAT, CONTAINER, (["ps_args"], {"nargs": argparse.REMAINDER})]),
     "list": ("every container in --root", [FORMAT, (["--quiet", "-q"], {"action": "store_true"})]),
     "spec": ("write a starting config.json (as `runc spec`)",
              [BUNDLE, (["--rootless"], {"action": "store_true"})]),
@@ -137,10 +144,11 @@ class Session:
     def __init__(self, args):
         self.root = Path(args.root) if args.root else state.default_root()
         self.log, self.log_format = args.log, args.log_format
-        fd = None
+        fd, narrator = None, Narrator
         if args.debug and args.log:
             fd = os.open(args.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self.kernel = Kernel(Narrator(bool(args.debug or args.explain), fd))
+            narrator = JsonNarrator if args.log_format == "json" else Narrator
+        self.kernel = Kernel(narrator(bool(args.debug or args.explain), fd))
 
     def write_log(self, level: str, message: str) -> None:
         if not self.log:
@@ -181,14 +189,21 @@ def dispatch(args, s: Session) -> int:
         from .oci import exec as execution   # (per command)
         if not args.process and not args.args:
             raise BadArgument("exec needs --process FILE or a command", "e.g. exec ID sh -c ps")
+        for flag in ("apparmor", "process_label", "cgroup"):
+            if getattr(args, flag):
+                raise UnsupportedConfig(f"exec --{flag.replace('_', '-')} is not supported by "
+                                        f"minict-oci", f"drop --{flag.replace('_', '-')}")
         proc = execution.process_of(state.load(root, args.id), args.process, args.args,
-                                    tty=args.tty, env=args.env, cwd=args.cwd)
+                                    tty=args.tty, env=args.env, cwd=args.cwd, user=args.user,
+                                    additional_gids=args.additional_gids, caps=args.cap,
+                                    no_new_privs=args.no_new_privs)
         return execution.exec_in(k, root, args.id, proc, detach=args.detach,
-                                 pid_file=args.pid_file, console_socket=args.console_socket)
+                                 pid_file=args.pid_file, console_socket=args.console_socket,
+                                 preserve_fds=args.preserve_fds)
     elif name == "ps":
-        rows = lifecycle.ps_rows(root, args.id)
-        print(json.dumps([pid for pid, _ in rows]) if args.format == "json" else
-              "\n".join(["PID\tCMD", *(f"{pid}\t{command}" for pid, command in rows)]))
+        ps_args = args.ps_args[1:] if args.ps_args[:1] == ["--"] else args.ps_args
+        print(json.dumps(lifecycle.ps_pids(root, args.id)) if args.format == "json" else
+              lifecycle.ps_table(root, args.id, ps_args))
     elif name == "list":
         print_list(lifecycle.list_rows(root), args.format, args.quiet)
     elif name == "spec":

@@ -287,7 +287,7 @@ show exec lesson ps </dev/null
 check "inside, the command is PID 1" "sleep 600" \
       "$(oci exec lesson ps -o pid,args </dev/null | awk '$1 == 1 {print $2, $3}')"
 show ps lesson
-check "ps lists it by its host pid" "$pid" "$(oci ps lesson | awk 'NR == 2 {print $1}')"
+check "ps lists it by its host pid" "$pid" "$(oci ps lesson | awk 'NR == 2 {print $2}')"
 show list
 
 step "4. kill, delete: PID 1 of a PID namespace gets only the signals it handles"

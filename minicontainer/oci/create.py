@@ -71,8 +71,8 @@ def create(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, pid
         process.preload(config.get("linux", {}).get("seccomp"))
         hooks.preload(config.get("hooks", {}))
         channels = init.Channels()
-        if console_socket:
-            channels.console = init.connect_console(console_socket)
+        channels.console = init.console_for(bool(config["process"].get("terminal")),
+                                            console_socket)
         channels.fifo = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         nodev = cgroup is None and cgroups.device_rules_of(config.get("linux", {})) is not None
         if nodev:
@@ -252,6 +252,6 @@ def run(kernel: sc.Kernel, root: Path, container_id: str, bundle: str, *, detach
 
 def _forward(kernel, pid: int, number: int) -> None:
     try:
-        kernel.kill(pid, number, f"Forward {signal.Signals(number).name} to the container")
+        kernel.kill(pid, number, f"Forward {sc.signal_name(number)} to the container")
     except ProcessLookupError:
         pass

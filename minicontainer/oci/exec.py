@@ -21,7 +21,7 @@ import signal
 from pathlib import Path
 
 from .. import syscalls as sc
-from ..errors import BadConfig, ContainerStateError
+from ..errors import BadArgument, BadConfig, ContainerStateError, MinictError
 from ..runtime import security
 from ..runtime.command import error_from_child, exec_process, exit_code_of, read_all
 from . import config as config_file, init, process, state
@@ -31,9 +31,10 @@ JOINED = [("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_N
 
 
 def process_of(record: state.Record, process_file: str | None, args, *, tty=False, env=(),
-               cwd=None) -> dict:
+               cwd=None, user=None, additional_gids=(), caps=(), no_new_privs=False) -> dict:
     """The new process: --process FILE as it is, or the container's own
-    process with args (and -t, -e, --cwd) changed."""
+    process with args (and runc's -t, -e, --cwd, -u, -g, --cap and
+    --no-new-privs) changed."""
     if process_file:
         try:
             proc = json.loads(Path(process_file).read_text())
@@ -46,12 +47,32 @@ def process_of(record: state.Record, process_file: str | None, args, *, tty=Fals
         proc["env"] = proc.get("env", []) + list(env)
         if cwd:
             proc["cwd"] = cwd
+        if user is not None or additional_gids:
+            proc["user"] = _user_of(user, additional_gids, proc.get("user", {}))
+        for cap in caps:              # as runc's --cap: bounding, effective and permitted
+            name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
+            sets = proc["capabilities"] = dict(proc.get("capabilities", {}))
+            for kind in ("bounding", "effective", "permitted"):
+                sets[kind] = [*sets.get(kind, []), name]
+        if no_new_privs:
+            proc["noNewPrivileges"] = True
     config_file.check_process(proc)
     return proc
 
 
+def _user_of(given: str | None, additional_gids, user: dict) -> dict:
+    """-u UID[:GID] (numbers, as runc takes them; the GID is 0 if not given)
+    and -g GID..."""
+    if given is not None:
+        uid, _, gid = given.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise BadArgument(f"--user {given!r} is not UID[:GID]", "e.g. -u 1000:1000")
+        user = {"uid": int(uid), "gid": int(gid or 0)}
+    return {**user, **({"additionalGids": list(additional_gids)} if additional_gids else {})}
+
+
 def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, detach=False,
-            pid_file=None, console_socket=None) -> int:
+            pid_file=None, console_socket=None, preserve_fds: int = 0) -> int:
     record = state.load(root, container_id)
     if state.status(root, record) not in ("running", "created"):
         raise ContainerStateError(f"container {container_id} is not running",
@@ -67,8 +88,7 @@ def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, det
     seccomp = config.get("linux", {}).get("seccomp")
     process.preload(seccomp)
     channels = init.Channels()
-    if console_socket:
-        channels.console = init.connect_console(console_socket)
+    channels.console = init.console_for(bool(proc.get("terminal")), console_socket)
     kernel.setns(pid_ns, sc.CLONE_NEWPID, "Children forked from now on are born in the "
                                           "container's PID namespace",
                  what=f"/proc/{record.pid}/ns/pid")
@@ -76,7 +96,8 @@ def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, det
     pid = kernel.fork("Fork the process that joins the container")
     if pid == 0:
         init.main_with(channels, lambda ready: join_and_exec(kernel, seccomp, proc, record.pid,
-                                                             namespaces, channels, ready))
+                                                             namespaces, channels, ready,
+                                                             preserve_fds=preserve_fds))
     for _, _, fd in namespaces:
         os.close(fd)
     channels.parent_side()
@@ -92,7 +113,13 @@ def exec_in(kernel: sc.Kernel, root: Path, container_id: str, proc: dict, *, det
         os.waitpid(pid, 0)
         raise error_from_child(failure)
     if pid_file:
-        state.write_pid_file(pid_file, pid)
+        try:
+            state.write_pid_file(pid_file, pid)
+        except MinictError:
+            # the engine cannot know of the process without it: none is left
+            kernel.kill(pid, signal.SIGKILL, "exec: the pid file was not written: end the process")
+            os.waitpid(pid, 0)
+            raise
     if detach:
         return 0
     while True:
@@ -129,7 +156,7 @@ class Joiner:
 
 
 def join_and_exec(kernel, seccomp, proc, init_pid: int, namespaces, ch: init.Channels, ready,
-                  joiner: Joiner | None = None) -> None:
+                  joiner: Joiner | None = None, preserve_fds: int = 0) -> None:
     """The forked child: wait for "go", join the namespaces (mount last: after
     it the host's paths are gone), then the process's identity and the last
     steps, and exec. Never returns."""
@@ -156,5 +183,5 @@ def join_and_exec(kernel, seccomp, proc, init_pid: int, namespaces, ch: init.Cha
         ch.child_sync.close()
         ready[0] = True
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    process.last_steps(kernel, proc, seccomp, {ch.error_write})
+    process.last_steps(kernel, proc, seccomp, {ch.error_write, *range(3, 3 + preserve_fds)})
     exec_process(kernel, proc, path)

@@ -34,6 +34,7 @@ whose hooks do nothing for minict-oci. With no sync socket and no fifo
 
 import json
 import os
+import signal
 import socket
 
 from .. import syscalls as sc
@@ -41,7 +42,7 @@ from ..runtime import mounts as kernel_files
 from ..runtime import rootfs
 from ..idmap import in_user_namespace
 from ..runtime.command import exec_process, report_failure
-from ..errors import MinictError, RunFailed
+from ..errors import BadArgument, MinictError, RunFailed
 from . import hooks, mounts, process
 
 NEW = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
@@ -204,6 +205,8 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
         ch.child_sync.sendall(b"r")           # create writes the state and exits
         ch.child_sync.close()
         ready[0] = True
+    if ch.fifo is not None:
+        _end_on_signals()
     started = _wait_for_start(ch.fifo) if ch.fifo is not None else None
     if state_line is not None:
         hooks.run(config.get("hooks", {}), "startContainer",
@@ -299,6 +302,18 @@ def console(kernel, console_socket: socket.socket, size, bind_console: bool = Tr
         os.close(peer)
 
 
+def _end_on_signals() -> None:
+    """While it waits for start, init is PID 1 of its PID namespace, where
+    the kernel drops each signal it has no handler for (KILL and STOP
+    aside): `minict-oci kill ID` (TERM) of a created container would do
+    nothing. A handler for each signal that ends a process makes it end
+    init, as it would end runc's (Go's runtime handles them); execve gives
+    the command the defaults again (runtime/command.py umask_and_signals)."""
+    for number in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                   signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(number, lambda received, frame: os._exit(128 + received))
+
+
 def _wait_for_start(fifo: int) -> int:
     """Block until `start` opens exec.fifo for reading, then tell it we are
     off. The fifo was opened O_PATH before pivot_root; /proc/self/fd
@@ -318,6 +333,20 @@ def _read_line(sock: socket.socket) -> bytes:
             return b""
         data += chunk
     return data
+
+
+def console_for(terminal: bool, path: str | None) -> socket.socket | None:
+    """--console-socket, connected, when process.terminal asks for a pty:
+    the pty's master goes to the caller through it (runc's
+    docs/terminals.md). One without the other is refused, as runc does."""
+    if terminal and not path:
+        raise BadArgument("process.terminal is true, but no --console-socket was given: "
+                          "minict-oci hands the pty to its caller through one",
+                          "give --console-socket, or set terminal false (no -t)")
+    if path and not terminal:
+        raise BadArgument("--console-socket was given, but process.terminal is false",
+                          "drop --console-socket, or ask for a terminal (-t)")
+    return connect_console(path) if path else None
 
 
 def connect_console(path: str) -> socket.socket:

@@ -91,8 +91,7 @@ def kill(kernel: sc.Kernel, root: Path, container_id: str, sig: int, every: bool
     targets = processes(record) if every else [record.pid]
     for pid in targets:
         try:
-            kernel.kill(pid, sig, f"Send {signal.Signals(sig).name} to process {pid} of "
-                                  f"{container_id}")
+            kernel.kill(pid, sig, f"Send {sc.signal_name(sig)} to process {pid} of {container_id}")
         except ProcessLookupError:
             pass
 
@@ -122,17 +121,29 @@ def delete(kernel: sc.Kernel, root: Path, container_id: str, force: bool = False
     hooks.run(record.hooks, "poststop", final, warn_only=True)
 
 
-def ps_rows(root: Path, container_id: str) -> list[tuple[int, str]]:
-    record = state.load(root, container_id)
-    rows = []
-    for pid in processes(record):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        rows.append((pid, command))
-    return rows
+def ps_pids(root: Path, container_id: str) -> list[int]:
+    return processes(state.load(root, container_id))
+
+
+def ps_table(root: Path, container_id: str, ps_args: list[str]) -> str:
+    """What runc's ps prints: the host's `ps` (with `ps_args`, else -ef),
+    its header and the lines of the container's processes."""
+    import subprocess   # here: only ps runs a program
+    pids = set(ps_pids(root, container_id))
+    try:
+        shown = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RunFailed(f"ps {' '.join(ps_args or ['-ef'])} failed: "
+                        f"{getattr(exc, 'stderr', None) or exc}".strip(),
+                        "give ps options that print a PID column") from None
+    header = shown[0].split() if shown else []
+    if "PID" not in header:
+        raise RunFailed("ps printed no PID column", "give ps options that print one (-o pid,...)")
+    column = header.index("PID")
+    return "\n".join([shown[0], *(line for line in shown[1:] if len(line.split()) > column
+                                  and line.split()[column].isdigit()
+                                  and int(line.split()[column]) in pids)])
 
 
 def list_rows(root: Path) -> list[dict]:

@@ -19,6 +19,7 @@ import os
 import signal
 import stat
 
+from .. import syscalls as sc
 from ..errors import BadArgument, CommandNotExecutable, CommandNotFound, MinictError, RunFailed, UnknownUser
 
 
@@ -110,13 +111,17 @@ def umask_and_signals(umask: int = 0o022) -> None:
 
 def find_command(name: str, env: list[str]) -> str:
     """Resolve argv[0] the way a shell would, in the container's PATH.
-    docker's codes: 127 when not found, 126 when found but not executable."""
+    docker's codes: 127 when not found, 126 when found but not executable.
+    The messages hold runc's words ("executable file not found in $PATH",
+    "no such file or directory", "permission denied"): engines (podman)
+    read a runtime's error for them to choose those codes."""
     if "/" in name:
         if not os.path.exists(name):
-            raise CommandNotFound(f"{name}: no such file or directory in the container",
+            raise CommandNotFound(f"exec: {name}: no such file or directory in the container",
                                   "check the path, e.g. minict run IMAGE ls -l " + os.path.dirname(name))
         if os.path.isdir(name) or not os.access(name, os.X_OK):
-            raise CommandNotExecutable(f"{name} is not executable", "check its permissions")
+            raise CommandNotExecutable(f"exec: {name}: permission denied (not executable)",
+                                       "check its permissions")
         return name
     path_var = next((e[5:] for e in env if e.startswith("PATH=")), "")
     denied = None
@@ -131,8 +136,9 @@ def find_command(name: str, env: list[str]) -> str:
                 return candidate
             denied = candidate
     if denied:
-        raise CommandNotExecutable(f"{denied} is not executable", "check its permissions")
-    raise CommandNotFound(f"executable {name!r} not found in the container's PATH ({path_var})",
+        raise CommandNotExecutable(f"exec: {denied}: permission denied (not executable)",
+                                   "check its permissions")
+    raise CommandNotFound(f"exec: {name!r}: executable file not found in $PATH ({path_var})",
                           "check the command exists in the image")
 
 
@@ -165,6 +171,9 @@ def parse_signal(value) -> int:
     StopSignal, and runc's kill, take."""
     text = str(value).strip().upper()
     if text.isdigit():
+        if int(text) != 0 and int(text) not in signal.valid_signals():   # (0: is it alive?)
+            raise BadArgument(f"unknown signal {value!r}",
+                              f"signal numbers go from 1 to {int(signal.SIGRTMAX)}")
         return int(text)
     try:
         return int(signal.Signals[text if text.startswith("SIG") else "SIG" + text])
@@ -177,6 +186,6 @@ def forward_signal(kernel, pid: int, number: int) -> None:
     """Pass a signal minict (or the --init reaper) received on to the
     container's process (gone already: nothing to do)."""
     try:
-        kernel.kill(pid, number, f"Forward {signal.Signals(number).name} to the container")
+        kernel.kill(pid, number, f"Forward {sc.signal_name(number)} to the container")
     except ProcessLookupError:
         pass

@@ -39,7 +39,7 @@ The package, youki's syscall/ shape:
 
 from .api import KernelApi
 from .bpf import bpf_program_ids, bpf_program_info, cgroup_device_programs, load_bpf_program
-from .flags import clone_flags_text, flags_text
+from .flags import clone_flags_text, flags_text, signal_name
 from .flags import (  # the constants, as sc.CLONE_NEWNS, sc.MS_BIND...
     CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
     CLONE_NEWNET, CLONE_NAMES, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS,
@@ -56,14 +56,14 @@ from .flags import (  # the constants, as sc.CLONE_NEWNS, sc.MS_BIND...
 )
 from .linux import Kernel
 from .optional import prctl
-from .narrator import CallbackNarrator, Narrator
+from .narrator import CallbackNarrator, JsonNarrator, Narrator
 from .programs import iptables_path, iptables_rules
 from .queries import has_mount_setattr, in_bounding_set, kernel_version, link_exists
 from .recording import Call, RecordingKernel
 
 __all__ = [
     'KernelApi', 'bpf_program_ids', 'bpf_program_info', 'cgroup_device_programs',
-    'load_bpf_program', 'clone_flags_text', 'flags_text', 'CLONE_NEWNS', 'CLONE_NEWCGROUP',
+    'load_bpf_program', 'clone_flags_text', 'flags_text', 'signal_name', 'CLONE_NEWNS', 'CLONE_NEWCGROUP',
     'CLONE_NEWUTS', 'CLONE_NEWIPC', 'CLONE_NEWUSER', 'CLONE_NEWPID', 'CLONE_NEWNET',
     'CLONE_NAMES', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_NOEXEC', 'MS_SYNCHRONOUS',
     'MS_REMOUNT', 'MS_MANDLOCK', 'MS_DIRSYNC', 'MS_NOATIME', 'MS_NODIRATIME', 'MS_BIND',
@@ -78,7 +78,7 @@ __all__ = [
     'BPF_PROG_GET_FD_BY_ID', 'BPF_OBJ_GET_INFO_BY_FD', 'BPF_PROG_QUERY',
     'BPF_PROG_TYPE_CGROUP_DEVICE', 'BPF_CGROUP_DEVICE', 'BPF_F_ALLOW_MULTI', 'BPF_LICENSE',
     'SYS_BPF', 'SYS_CLONE', 'TIOCGPTN', 'TIOCSPTLCK', 'TIOCGPTPEER', 'TIOCGWINSZ',
-    'TIOCSWINSZ', 'PER_LINUX', 'PER_LINUX32', 'Kernel', 'prctl', 'CallbackNarrator', 'Narrator', 'has_mount_setattr',
+    'TIOCSWINSZ', 'PER_LINUX', 'PER_LINUX32', 'Kernel', 'prctl', 'CallbackNarrator', 'JsonNarrator', 'Narrator', 'has_mount_setattr',
     'in_bounding_set', 'iptables_path', 'iptables_rules', 'kernel_version', 'link_exists',
     'Call', 'RecordingKernel'
 ]

@@ -6,11 +6,10 @@ recording.py the test double.
 
 import os
 import shlex
-import signal
 import stat
 
 from .flags import (BPF_LICENSE, MNT_DETACH, MNT_FORCE, MOUNT_ATTR_NAMES, clone_flags_text,
-                    flags_text)
+                    flags_text, signal_name)
 from .narrator import Narrator
 
 
@@ -287,7 +286,7 @@ class KernelApi:
     def kill(self, pid: int, sig: int, why: str) -> None:
         """kill(2) by pid (ProcessLookupError if it is gone). For a process
         that may have been reaped and its pid reused, use a pidfd instead."""
-        self.explain(why, f"kill({pid}, {signal.Signals(sig).name})")
+        self.explain(why, f"kill({pid}, {signal_name(sig)})")
         self._do_kill(pid, sig)
 
     def become_foreground_job(self, why: str) -> None:
@@ -303,7 +302,7 @@ class KernelApi:
 
     def pidfd_send_signal(self, pidfd: int, sig: int, why: str, pid: int | None = None) -> None:
         shown = f"pidfd_open({pid})" if pid is not None else str(pidfd)
-        self.explain(why, f"pidfd_send_signal({shown}, {signal.Signals(sig).name})")
+        self.explain(why, f"pidfd_send_signal({shown}, {signal_name(sig)})")
         self._do_pidfd_send_signal(pidfd, sig)
 
     def setsid(self, why: str) -> None:
@@ -351,7 +350,7 @@ class KernelApi:
         self._do_prctl_value("set_dumpable", int(value))
 
     def set_pdeathsig(self, sig: int, why: str) -> None:
-        self.explain(why, f"prctl(PR_SET_PDEATHSIG, {signal.Signals(sig).name})")
+        self.explain(why, f"prctl(PR_SET_PDEATHSIG, {signal_name(sig)})")
         self._do_prctl_value("set_pdeathsig", sig)
 
     def setgroups(self, gids: list[int], why: str) -> None:

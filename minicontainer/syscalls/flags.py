@@ -4,6 +4,8 @@ The numbers come from the C headers named above each group; `flags_text`
 renders a bit mask as C would write it (MS_BIND|MS_REC), for the narration.
 """
 
+import signal
+
 CLONE_NEWNS = 0x00020000      # mount table
 CLONE_NEWCGROUP = 0x02000000  # cgroup root view
 CLONE_NEWUTS = 0x04000000     # hostname
@@ -135,3 +137,11 @@ def flags_text(flags: int, names=MS_NAMES) -> str:
 
 def clone_flags_text(flags: int) -> str:
     return flags_text(flags, sorted(CLONE_NAMES.items()))
+
+
+def signal_name(number: int) -> str:
+    """SIGTERM for 15; "signal 0" or "signal 40" for those with no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

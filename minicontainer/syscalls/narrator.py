@@ -1,6 +1,8 @@
 """Narration: the `[explain] <sentence>: <call>` lines of --explain."""
 
+import json
 import os
+import time
 from contextlib import contextmanager
 
 
@@ -51,6 +53,22 @@ class Narrator:
                 pass
         self.fd = None
         self.enabled = False
+
+
+class JsonNarrator(Narrator):
+    """The narration as JSON lines, {"level": "debug", "msg", "time"}: what
+    conmon and containerd's shim read from a runtime's --log when they ask
+    for --log-format json (minict-oci --debug)."""
+
+    def say(self, sentence: str, call: str | None = None) -> None:
+        if not self.enabled:
+            return
+        line = json.dumps({"level": "debug", "msg": f"{sentence}: {call}" if call else sentence,
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        try:
+            os.write(self.fd, (line + "\n").encode(errors="replace"))
+        except OSError:
+            pass
 
 
 class CallbackNarrator(Narrator):

@@ -188,6 +188,9 @@ def test_features_lists_what_config_accepts():
     assert shown["linux"]["cgroup"]["systemd"] is False
     assert "SCMP_ACT_ERRNO" in shown["linux"]["seccomp"]["actions"]
     assert "user" in shown["linux"]["namespaces"] and "time" not in shown["linux"]["namespaces"]
+    assert shown["linux"]["seccomp"]["supportedFlags"] == ["SECCOMP_FILTER_FLAG_LOG"]
+    assert shown["linux"]["mountExtensions"]["idmap"]["enabled"] is False
+    assert "rro" in shown["mountOptions"] and "nosymfollow" in shown["mountOptions"]
 
 
 def test_spec_is_runc_s_starting_config():
