@@ -201,12 +201,12 @@ def _init(kernel, config, bundle, ch: Channels, nodev, preserve_fds, ready, engi
     engine.stdio(kernel, bool(proc.get("terminal")))
     process.identity_and_capabilities(kernel, proc, linux.get("seccomp"), engine.die_with_owner)
 
+    if ch.fifo is not None:
+        _end_on_signals()                     # (before "ready": an engine may kill at once)
     if ch.child_sync is not None:
         ch.child_sync.sendall(b"r")           # create writes the state and exits
         ch.child_sync.close()
         ready[0] = True
-    if ch.fifo is not None:
-        _end_on_signals()
     started = _wait_for_start(ch.fifo) if ch.fifo is not None else None
     if state_line is not None:
         hooks.run(config.get("hooks", {}), "startContainer",
