@@ -49,11 +49,12 @@ def process_of(record: state.Record, process_file: str | None, args, *, tty=Fals
             proc["cwd"] = cwd
         if user is not None or additional_gids:
             proc["user"] = _user_of(user, additional_gids, proc.get("user", {}))
-        for cap in caps:              # as runc's --cap: bounding, effective and permitted
-            name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
+        if caps:                      # as runc's --cap: bounding, effective and permitted
+            names = [c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper()
+                     for c in caps]
             sets = proc["capabilities"] = dict(proc.get("capabilities", {}))
             for kind in ("bounding", "effective", "permitted"):
-                sets[kind] = [*sets.get(kind, []), name]
+                sets[kind] = [*sets.get(kind, []), *names]
         if no_new_privs:
             proc["noNewPrivileges"] = True
     config_file.check_process(proc)

@@ -129,21 +129,25 @@ def ps_table(root: Path, container_id: str, ps_args: list[str]) -> str:
     """What runc's ps prints: the host's `ps` (with `ps_args`, else -ef),
     its header and the lines of the container's processes."""
     import subprocess   # here: only ps runs a program
-    pids = set(ps_pids(root, container_id))
+    pids = {str(pid) for pid in ps_pids(root, container_id)}
+    command = ["ps", *(ps_args or ["-ef"])]
     try:
-        shown = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,
+        shown = subprocess.run(command, capture_output=True, text=True,
                                check=True).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise RunFailed(f"ps {' '.join(ps_args or ['-ef'])} failed: "
+        raise RunFailed(f"{' '.join(command)} failed: "
                         f"{getattr(exc, 'stderr', None) or exc}".strip(),
                         "give ps options that print a PID column") from None
     header = shown[0].split() if shown else []
     if "PID" not in header:
         raise RunFailed("ps printed no PID column", "give ps options that print one (-o pid,...)")
     column = header.index("PID")
-    return "\n".join([shown[0], *(line for line in shown[1:] if len(line.split()) > column
-                                  and line.split()[column].isdigit()
-                                  and int(line.split()[column]) in pids)])
+    kept = [shown[0]]
+    for line in shown[1:]:
+        fields = line.split()
+        if len(fields) > column and fields[column] in pids:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def list_rows(root: Path) -> list[dict]:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -15,6 +16,20 @@ from tests.helpers.waiting import wait_for
 from .conftest import MINICT_OCI, reaped
 
 pytestmark = pytest.mark.root
+
+
+@contextmanager
+def sleeping(bundle):
+    """A running container c1 (sleep 60), its init's pid; deleted and
+    reaped afterwards, as an engine would."""
+    bundle.process("sleep", "60")
+    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
+    init = bundle.state()["pid"]
+    try:
+        yield init
+    finally:
+        bundle.oci("delete", "--force", "c1", check=True)
+        reaped(init)
 
 
 def test_run_prints_and_returns_the_exit_code(bundle):
@@ -112,19 +127,15 @@ def test_unknown_container_is_one_line(bundle):
 
 
 def test_exec_runs_in_the_container_s_namespaces(bundle):
-    bundle.process("sleep", "60")
-    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
-    pid = bundle.state()["pid"]
-    result = bundle.oci("exec", "c1", "sh", "-c", "hostname; cat /proc/1/cmdline; exit 3")
-    assert result.returncode == 3
-    assert result.stdout.startswith("minict\nsleep")
-    process = dict(bundle.config["process"], args=["sh", "-c", "echo $X:$(id -u):$HOME"],
-                   env=["PATH=/bin", "X=from-file"], user={"uid": 1000, "gid": 1000})
-    (bundle.path / "process.json").write_text(json.dumps(process))
-    result = bundle.oci("exec", "--process", str(bundle.path / "process.json"), "c1")
-    assert result.stdout == "from-file:1000:/home/student\n", result.stderr
-    bundle.oci("delete", "--force", "c1", check=True)
-    reaped(pid)
+    with sleeping(bundle):
+        result = bundle.oci("exec", "c1", "sh", "-c", "hostname; cat /proc/1/cmdline; exit 3")
+        assert result.returncode == 3
+        assert result.stdout.startswith("minict\nsleep")
+        process = dict(bundle.config["process"], args=["sh", "-c", "echo $X:$(id -u):$HOME"],
+                       env=["PATH=/bin", "X=from-file"], user={"uid": 1000, "gid": 1000})
+        (bundle.path / "process.json").write_text(json.dumps(process))
+        result = bundle.oci("exec", "--process", str(bundle.path / "process.json"), "c1")
+        assert result.stdout == "from-file:1000:/home/student\n", result.stderr
 
 
 def test_exec_detach_writes_the_pid_file(bundle, tmp_path):
@@ -286,50 +297,38 @@ def test_kill_ends_a_created_container(bundle):
 @pytest.mark.parametrize("number, accepted", [("0", True), ("99", False)])
 def test_a_signal_number_is_checked(bundle, number, accepted):
     """0 asks only whether the container is there (as runc takes it)."""
-    bundle.process("sleep", "60")
-    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
-    pid = bundle.state()["pid"]
-    result = bundle.oci("kill", "c1", number)
-    assert (result.returncode == 0) == accepted, result.stderr
-    assert result.stderr.count("\n") == (0 if accepted else 1), result.stderr
-    assert bundle.state()["status"] == "running"
-    bundle.oci("delete", "--force", "c1", check=True)
-    reaped(pid)
+    with sleeping(bundle):
+        result = bundle.oci("kill", "c1", number)
+        assert (result.returncode == 0) == accepted, result.stderr
+        assert result.stderr.count("\n") == (0 if accepted else 1), result.stderr
+        assert bundle.state()["status"] == "running"
 
 
 def test_exec_passes_preserved_fds_and_keeps_no_process_it_cannot_report(bundle, tmp_path):
-    bundle.process("sleep", "60")
-    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
-    init = bundle.state()["pid"]
-    extra = tmp_path / "extra"
-    extra.write_text("through fd 3\n")
-    through = subprocess.run(["sh", "-c", f'exec 3<"{extra}"; exec "$@"', "sh", MINICT_OCI,
-                              "--root", str(bundle.state_root), "exec", "--preserve-fds", "1",
-                              "c1", "sh", "-c", "cat <&3"], capture_output=True, text=True,
-                             timeout=30, stdin=subprocess.DEVNULL)
-    assert through.stdout == "through fd 3\n", through.stderr
-    # a pid file that cannot be written: the engine would never know of the
-    # process, so none is left running
-    failed = bundle.oci("exec", "-d", "--pid-file", str(tmp_path / "missing" / "pid"), "c1",
-                        "sleep", "55")
-    assert failed.returncode == 27 and failed.stderr.count("\n") == 1, failed.stderr
-    ps = bundle.oci("exec", "c1", "ps", "-o", "args", check=True).stdout
-    assert "sleep 55" not in ps, ps
-    bundle.oci("delete", "--force", "c1", check=True)
-    reaped(init)
+    with sleeping(bundle):
+        extra = tmp_path / "extra"
+        extra.write_text("through fd 3\n")
+        through = subprocess.run(["sh", "-c", f'exec 3<"{extra}"; exec "$@"', "sh", MINICT_OCI,
+                                  "--root", str(bundle.state_root), "exec", "--preserve-fds", "1",
+                                  "c1", "sh", "-c", "cat <&3"], capture_output=True, text=True,
+                                 timeout=30, stdin=subprocess.DEVNULL)
+        assert through.stdout == "through fd 3\n", through.stderr
+        # a pid file that cannot be written: the engine would never know of the
+        # process, so none is left running
+        failed = bundle.oci("exec", "-d", "--pid-file", str(tmp_path / "missing" / "pid"), "c1",
+                            "sleep", "55")
+        assert failed.returncode == 27 and failed.stderr.count("\n") == 1, failed.stderr
+        ps = bundle.oci("exec", "c1", "ps", "-o", "args", check=True).stdout
+        assert "sleep 55" not in ps, ps
 
 
 @pytest.mark.parametrize("flags, terminal", [(["-t"], True), (["--console-socket", "/x"], False)])
 def test_a_terminal_and_a_console_socket_come_together(bundle, flags, terminal):
     """As runc: the pty goes to the caller through --console-socket."""
-    bundle.process("sleep", "60")
-    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
-    init = bundle.state()["pid"]
-    result = bundle.oci("exec", *flags, "c1", "true")
-    assert result.returncode == 27 and result.stderr.count("\n") == 1, result.stderr
-    assert "console-socket" in result.stderr
-    bundle.oci("delete", "--force", "c1", check=True)
-    reaped(init)
+    with sleeping(bundle):
+        result = bundle.oci("exec", *flags, "c1", "true")
+        assert result.returncode == 27 and result.stderr.count("\n") == 1, result.stderr
+        assert "console-socket" in result.stderr
     # create the same: process.terminal without a socket, or a socket without it
     bundle.config["process"]["terminal"] = terminal
     refused = bundle.oci("create", "-b", str(bundle.path), *([] if terminal else flags), "c2")
@@ -357,35 +356,27 @@ def test_a_missing_command_is_said_in_runc_s_words(bundle):
 
 
 def test_exec_takes_runc_s_process_flags(bundle):
-    bundle.process("sleep", "60")
-    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
-    init = bundle.state()["pid"]
-    out = bundle.oci("exec", "-u", "1000:1000", "-g", "100", "--no-new-privs", "c1", "sh", "-c",
-                     "id -u; id -G; grep NoNewPrivs /proc/self/status",
-                     check=True).stdout.split("\n")
-    assert out[:3] == ["1000", "1000 100", "NoNewPrivs:\t1"], out
-    effective = bundle.oci("exec", "--cap", "NET_ADMIN", "c1", "grep", "CapEff",
-                           "/proc/self/status", check=True).stdout.split()[1]
-    assert int(effective, 16) & (1 << 12)                  # CAP_NET_ADMIN (root keeps it)
-    for refused in (["--apparmor", "x"], ["--process-label", "x"], ["--cgroup", "x"]):
-        result = bundle.oci("exec", *refused, "c1", "true")
-        assert result.returncode == 81 and result.stderr.count("\n") == 1, result
-    bad_user = bundle.oci("exec", "-u", "student", "c1", "true")
-    assert bad_user.returncode == 27 and "UID[:GID]" in bad_user.stderr
-    bundle.oci("delete", "--force", "c1", check=True)
-    reaped(init)
+    with sleeping(bundle):
+        out = bundle.oci("exec", "-u", "1000:1000", "-g", "100", "--no-new-privs", "c1", "sh", "-c",
+                         "id -u; id -G; grep NoNewPrivs /proc/self/status",
+                         check=True).stdout.split("\n")
+        assert out[:3] == ["1000", "1000 100", "NoNewPrivs:\t1"], out
+        effective = bundle.oci("exec", "--cap", "NET_ADMIN", "c1", "grep", "CapEff",
+                               "/proc/self/status", check=True).stdout.split()[1]
+        assert int(effective, 16) & (1 << 12)                  # CAP_NET_ADMIN (root keeps it)
+        for refused in (["--apparmor", "x"], ["--process-label", "x"], ["--cgroup", "x"]):
+            result = bundle.oci("exec", *refused, "c1", "true")
+            assert result.returncode == 81 and result.stderr.count("\n") == 1, result
+        bad_user = bundle.oci("exec", "-u", "student", "c1", "true")
+        assert bad_user.returncode == 27 and "UID[:GID]" in bad_user.stderr
 
 
 def test_ps_prints_the_host_s_ps_lines_of_the_container(bundle):
     """As runc's ps: `ps -ef` (or the options given) filtered by pid."""
-    bundle.process("sleep", "60")
-    bundle.oci("run", "-d", "-b", str(bundle.path), "c1", check=True)
-    init = bundle.state()["pid"]
-    table = bundle.oci("ps", "c1", check=True).stdout.splitlines()
-    assert table[0].split()[:3] == ["UID", "PID", "PPID"] and len(table) == 2, table
-    assert table[1].split()[1] == str(init) and table[1].endswith("sleep 60")
-    own = bundle.oci("ps", "c1", "-o", "pid,args", check=True).stdout.splitlines()
-    assert [line.split() for line in own] == [["PID", "COMMAND"], [str(init), "sleep", "60"]]
-    assert bundle.oci("ps", "--format", "json", "c1", check=True).stdout.strip() == f"[{init}]"
-    bundle.oci("delete", "--force", "c1", check=True)
-    reaped(init)
+    with sleeping(bundle) as init:
+        table = bundle.oci("ps", "c1", check=True).stdout.splitlines()
+        assert table[0].split()[:3] == ["UID", "PID", "PPID"] and len(table) == 2, table
+        assert table[1].split()[1] == str(init) and table[1].endswith("sleep 60")
+        own = bundle.oci("ps", "c1", "-o", "pid,args", check=True).stdout.splitlines()
+        assert [line.split() for line in own] == [["PID", "COMMAND"], [str(init), "sleep", "60"]]
+        assert bundle.oci("ps", "--format", "json", "c1", check=True).stdout.strip() == f"[{init}]"
